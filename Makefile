@@ -1,0 +1,43 @@
+# Herald top-level entry points. Every target installs what is missing first.
+#   make run     build and start the broker on 127.0.0.1:9092 with data in ./data
+#   make test    build, run the whole suite, then the unit tests under ASan+UBSan
+#   make bench   benchmarks (bench/README.md)
+#   make asan    the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz    libFuzzer targets (clang-14), FUZZ_SECONDS each
+
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+CMAKE_FLAGS ?=
+
+.PHONY: deps build run test asan bench fuzz clean
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	./build/herald serve --listen 127.0.0.1:9092 --data-dir ./data
+
+test: build
+	cd build && ctest --output-on-failure -j $(JOBS) -LE asan-only
+	@$(MAKE) --no-print-directory asan
+
+asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L unit
+
+bench: build
+	bench/run.sh
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-asan build-fuzz build-debug
