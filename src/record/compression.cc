@@ -5,6 +5,7 @@
 #include <snappy.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <bit>
@@ -200,6 +201,9 @@ Result<void> zstd_decompress(ByteSpan in, Bytes& out, size_t cap) {
     ZSTD_outBuffer dst{out.data() + used, space, 0};
     size_t before = src.pos;
     size_t hint = ZSTD_decompressStream(dctx.get(), &dst, &src);
+    if (ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge) {
+      return corrupt(Compression::kZstd, fmt::format("frame window exceeds cap of {} bytes", cap));
+    }
     if (ZSTD_isError(hint)) return corrupt(Compression::kZstd, ZSTD_getErrorName(hint));
     used += dst.pos;
     if (used > cap) return over_cap(Compression::kZstd, cap);
