@@ -1,0 +1,818 @@
+#include "storage/partition_log.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "record/records.h"
+
+namespace herald::storage {
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+Result<void> verify_batches(const FileSlice& slice, const uint8_t* data) {
+  uint64_t pos = 0;
+  while (pos < slice.size) {
+    ByteSpan rest(data + pos, static_cast<size_t>(slice.size - pos));
+    auto h = record::parse_header(rest);
+    if (!h) {
+      return Error{Errc::kCorruption, fmt::format("{}: {} at byte {}", slice.file->path().string(),
+                                                  h.error().message, slice.position + pos)};
+    }
+    const uint64_t size = h->size_bytes();
+    if (size > rest.size()) {
+      return Error{Errc::kCorruption, fmt::format("{}: batch at byte {} runs past the slice",
+                                                  slice.file->path().string(), slice.position + pos)};
+    }
+    auto c = record::check_integrity(rest.subspan(0, static_cast<size_t>(size)));
+    if (!c) {
+      return Error{Errc::kCorruption, fmt::format("{}: {} at byte {}", slice.file->path().string(),
+                                                  c.error().message, slice.position + pos)};
+    }
+    pos += size;
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<void> read_slice_unchecked(const FileSlice& slice, uint8_t* dst) {
+  return slice.file->read_exact(slice.position, MutableByteSpan(dst, static_cast<size_t>(slice.size)));
+}
+
+Result<void> read_slice(const FileSlice& slice, uint8_t* dst) {
+  HERALD_TRY(read_slice_unchecked(slice, dst));
+  return verify_batches(slice, dst);
+}
+
+PartitionLog::PartitionLog(std::filesystem::path dir, LogConfig config, Flusher* flusher, FileSystem& fs,
+                           std::function<int64_t()> clock)
+    : dir_(std::move(dir)), fs_(fs), flusher_(flusher), clock_(std::move(clock)), config_(config) {
+  always_.store(config.flush_policy == FlushPolicy::kAlways);
+}
+
+Result<std::unique_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::path& dir, LogConfig config,
+                                                         Flusher* flusher, OpenOptions options) {
+  FileSystem& fs = options.fs != nullptr ? *options.fs : FileSystem::posix();
+  std::function<int64_t()> clock = options.clock ? std::move(options.clock) : std::function<int64_t()>(now_ms);
+  if (config.index_interval_bytes <= 0 || config.segment_bytes <= 0) {
+    return Error{Errc::kInvalidArgument, "index_interval_bytes and segment_bytes must be positive"};
+  }
+  std::unique_ptr<PartitionLog> log(new PartitionLog(dir, config, flusher, fs, std::move(clock)));
+  HERALD_TRY(fs.create_dirs(dir));
+  const int64_t t0 = mono_ns();
+  HERALD_TRY(log->recover());
+  HLOG_DEBUG("{}: opened in {:.1f} ms: offsets [{}, {}), {} segments", dir.string(), static_cast<double>(mono_ns() - t0) / 1e6,
+             log->log_start_offset(), log->log_end_offset(), log->segment_count());
+  if (flusher != nullptr) {
+    flusher->add(log.get(), config.flush_policy == FlushPolicy::kInterval ? config.flush_interval_ms : 0);
+  }
+  return log;
+}
+
+PartitionLog::~PartitionLog() {
+  auto r = close();
+  if (!r) HLOG_WARN("{}: close: {}", dir_.string(), r.error().to_string());
+}
+
+// ---------------------------------------------------------------- recovery
+
+Result<void> PartitionLog::finish_interrupted_swap() {
+  const auto marker = dir_ / kSwapMarkerName;
+  HERALD_ASSIGN_OR_RETURN(bool has_marker, fs_.exists(marker));
+  if (!has_marker) return ok();
+  HERALD_ASSIGN_OR_RETURN(Bytes bytes, fs_.read_all(marker));
+  auto bases = decode_swap_marker(bytes);
+  if (bases) {
+    HLOG_WARN("{}: finishing an interrupted compaction swap of {} segments", dir_.string(), bases->size());
+    for (int64_t base : *bases) {
+      for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+        const auto target = dir_ / segment_file_name(base, suffix);
+        auto cleaned = target;
+        cleaned += kCleanedSuffix;
+        HERALD_ASSIGN_OR_RETURN(bool has, fs_.exists(cleaned));
+        if (has) HERALD_TRY(fs_.rename(cleaned, target));
+      }
+    }
+    HERALD_TRY(fs_.sync_dir(dir_));
+  } else {
+    HLOG_ERROR("{}: ignoring unreadable compaction swap marker ({})", dir_.string(), bases.error().to_string());
+  }
+  HERALD_TRY(fs_.remove(marker));
+  return fs_.sync_dir(dir_);
+}
+
+Result<void> PartitionLog::recover() {
+  const LogConfig cfg = config();
+  HERALD_TRY(finish_interrupted_swap());
+  HERALD_ASSIGN_OR_RETURN(auto names, fs_.list_dir(dir_));
+  std::vector<int64_t> bases;
+  std::vector<std::string> index_files;
+  bool removed_any = false;
+  for (const auto& name : names) {
+    if (ends_with(name, ".tmp") || ends_with(name, kCleanedSuffix)) {
+      HERALD_TRY(fs_.remove(dir_ / name));  // an unfinished checkpoint or an uncommitted compaction
+      removed_any = true;
+    } else if (auto base = parse_segment_log_name(name)) {
+      bases.push_back(*base);
+    } else if (ends_with(name, kIndexSuffix) || ends_with(name, kTimeIndexSuffix)) {
+      index_files.push_back(name);
+    }
+  }
+  std::sort(bases.begin(), bases.end());
+  for (const auto& name : index_files) {  // orphans of a deleted segment
+    const std::string stem = name.substr(0, name.rfind('.'));
+    if (!parse_segment_log_name(stem + kLogSuffix) ||
+        !std::binary_search(bases.begin(), bases.end(), *parse_segment_log_name(stem + kLogSuffix))) {
+      HERALD_TRY(fs_.remove(dir_ / name));
+      removed_any = true;
+    }
+  }
+  HERALD_ASSIGN_OR_RETURN(std::optional<Checkpoint> cp, read_checkpoint(fs_, dir_));
+
+  for (int64_t base : bases) {
+    HERALD_ASSIGN_OR_RETURN(auto seg, Segment::open(fs_, dir_, base, cfg.index_interval_bytes));
+    segments_.emplace(base, std::move(seg));
+  }
+  if (segments_.empty()) {
+    const int64_t base = cp ? std::max<int64_t>(cp->log_start_offset, 0) : 0;
+    HERALD_ASSIGN_OR_RETURN(auto seg, Segment::create(fs_, dir_, base, cfg.index_interval_bytes));
+    segments_.emplace(base, seg);
+    HERALD_TRY(fs_.sync_dir(dir_));
+    seg->dir_entry_synced = true;
+    active_ = seg;
+    log_start_ = log_end_ = durable_ = recovery_point_ = base;
+    cleaner_offset_ = base;
+    return write_checkpoint_now(false);
+  }
+
+  auto last = segments_.rbegin()->second;
+  bool clean = cp && cp->clean && cp->active_base == last->base_offset() && cp->active_size == last->size();
+  if (clean) {
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, last->summary());
+    if (s.log_size != last->size() || s.next_offset != cp->log_end_offset) {
+      HLOG_WARN("{}: clean checkpoint disagrees with the active segment; recovering", dir_.string());
+      clean = false;
+    }
+  }
+  if (clean) {
+    log_end_ = cp->log_end_offset;
+  } else {
+    // Scan from the segment holding the recovery point (at least the last one).
+    int64_t rp = cp ? cp->recovery_point : segments_.begin()->first;
+    auto it = segments_.upper_bound(rp);
+    if (it != segments_.begin()) --it;
+    const int64_t t0 = mono_ns();
+    uint64_t scanned = 0;
+    std::vector<std::shared_ptr<Segment>> scanned_segments;
+    int64_t min_offset = it->first;
+    for (; it != segments_.end(); ++it) {
+      auto& seg = it->second;
+      HERALD_ASSIGN_OR_RETURN(ScanResult scan, seg->scan(min_offset));
+      scanned += scan.valid_bytes;
+      scanned_segments.push_back(seg);
+      if (scan.stop || scan.valid_bytes != scan.file_bytes) {
+        HLOG_WARN("{}: truncating {} at byte {} of {} ({})", dir_.string(), seg->path(kLogSuffix).filename().string(),
+                  scan.valid_bytes, scan.file_bytes, scan.stop ? scan.stop->to_string() : "");
+        HERALD_TRY(seg->truncate_to(scan.valid_bytes));
+        seg->set_index(std::move(scan.index));
+        // Nothing after the first invalid byte is trusted: drop later segments.
+        for (auto later = std::next(it); later != segments_.end(); ++later) {
+          HLOG_WARN("{}: deleting {} after the truncation point", dir_.string(),
+                    later->second->path(kLogSuffix).filename().string());
+          HERALD_TRY(later->second->remove_files());
+        }
+        segments_.erase(std::next(it), segments_.end());
+        removed_any = true;
+        break;
+      }
+      min_offset = scan.index.summary().next_offset;
+      seg->set_index(std::move(scan.index));
+    }
+    last = segments_.rbegin()->second;
+    // What survived the crash may sit only in the page cache: make it durable
+    // before it counts as such, and persist the indexes of closed segments.
+    for (auto& seg : scanned_segments) {
+      if (!segments_.count(seg->base_offset())) continue;
+      HERALD_TRY(seg->file()->sync());
+      seg->synced_size = seg->size();
+      if (seg != last) HERALD_TRY(seg->persist_index(true));
+    }
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, last->summary());
+    log_end_ = s.next_offset;
+    HLOG_INFO("{}: recovered {} bytes in {} segments in {:.1f} ms, log end {}", dir_.string(), scanned,
+              scanned_segments.size(), static_cast<double>(mono_ns() - t0) / 1e6, log_end_.load());
+  }
+  if (removed_any) HERALD_TRY(fs_.sync_dir(dir_));
+  active_ = last;
+  active_->synced_size = active_->size();
+  active_->dir_entry_synced = true;
+  if (active_->size() > 0) {
+    // segment.ms after a restart: the first batch's timestamp, never in the future.
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, active_->summary());
+    active_roll_ms_ = s.first_timestamp >= 0 ? std::min(s.first_timestamp, clock_()) : clock_();
+  }
+
+  int64_t start = segments_.begin()->first;
+  if (cp) start = std::max(start, cp->log_start_offset);
+  if (start > log_end_.load()) {
+    // The log start was raised past what survived (kInterval + crash): offsets are never reused.
+    HLOG_WARN("{}: log start {} beyond recovered end {}; starting a new segment there", dir_.string(), start,
+              log_end_.load());
+    HERALD_ASSIGN_OR_RETURN(auto seg, Segment::create(fs_, dir_, start, cfg.index_interval_bytes));
+    HERALD_TRY(fs_.sync_dir(dir_));
+    seg->dir_entry_synced = true;
+    segments_.emplace(start, seg);
+    active_ = seg;
+    log_end_ = start;
+  }
+  log_start_ = start;
+  durable_ = log_end_.load();
+  recovery_point_ = active_->base_offset();
+  cleaner_offset_ = cp ? std::max(cp->cleaner_offset, start) : start;
+  // Segments wholly below the log start (a crash between checkpoint and unlink).
+  std::vector<std::shared_ptr<Segment>> below;
+  for (auto it = segments_.begin(); it != segments_.end() && std::next(it) != segments_.end(); ++it) {
+    if (std::next(it)->first > start) break;
+    below.push_back(it->second);
+  }
+  for (auto& seg : below) {
+    HERALD_TRY(seg->remove_files());
+    segments_.erase(seg->base_offset());
+  }
+  if (!below.empty()) HERALD_TRY(fs_.sync_dir(dir_));
+  // From now on a crash must not trust the clean flag.
+  return write_checkpoint_now(false);
+}
+
+Result<void> PartitionLog::write_checkpoint_now(bool clean) {
+  Checkpoint c;
+  c.clean = clean;
+  {
+    std::lock_guard lock(append_mu_);
+    c.active_base = active_->base_offset();
+    c.active_size = active_->size();
+  }
+  std::lock_guard lock(checkpoint_mu_);
+  c.log_start_offset = log_start_.load();
+  c.log_end_offset = log_end_.load();
+  c.recovery_point = recovery_point_.load();
+  c.cleaner_offset = cleaner_offset_.load();
+  return write_checkpoint(fs_, dir_, c);
+}
+
+// ---------------------------------------------------------------- append
+
+Result<AppendInfo> PartitionLog::append(MutableByteSpan batch) {
+  HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, record::check_integrity(batch));
+  if (h.records_count <= 0 || h.last_offset_delta != h.records_count - 1) {
+    return Error{Errc::kCorruption, fmt::format("batch: records_count {} does not match last_offset_delta {}",
+                                                h.records_count, h.last_offset_delta)};
+  }
+  LogConfig cfg = config();
+  std::unique_lock lock(append_mu_);
+  if (closed_) return Error{Errc::kClosed, fmt::format("{}: log is closed", dir_.string())};
+  if (failed_.load()) return failure_;
+  const int64_t base = log_end_.load(std::memory_order_relaxed);
+  const uint64_t size = active_->size();
+  if (size > 0) {
+    bool roll = size + batch.size() > static_cast<uint64_t>(cfg.segment_bytes);
+    if (!roll) {
+      roll = (active_roll_ms_ >= 0 && clock_() - active_roll_ms_ > cfg.segment_ms) ||
+             base + h.last_offset_delta - active_->base_offset() > static_cast<int64_t>(UINT32_MAX) ||
+             size + batch.size() > UINT32_MAX;
+    }
+    if (roll) HERALD_TRY(roll_locked(base));
+  }
+  record::set_base_offset(batch, base);
+  record::set_partition_leader_epoch(batch, 0);
+  h.base_offset = base;
+  h.partition_leader_epoch = 0;
+  bool truncated_back = true;
+  auto w = active_->append(batch, h, &truncated_back);
+  if (!w) {
+    if (!truncated_back) {
+      failed_.store(true);
+      failure_ = Error{Errc::kIoError, fmt::format("{}: log failed: partial append could not be removed: {}",
+                                                   dir_.string(), w.error().to_string())};
+    }
+    return std::move(w).error();
+  }
+  if (active_roll_ms_ < 0) active_roll_ms_ = clock_();
+  log_end_.store(base + h.last_offset_delta + 1, std::memory_order_release);
+  lock.unlock();
+  if (flusher_ != nullptr && always_.load(std::memory_order_relaxed)) flusher_->notify(this);
+  return AppendInfo{base, base + h.last_offset_delta};
+}
+
+Result<void> PartitionLog::roll_locked(int64_t new_base) {
+  HERALD_ASSIGN_OR_RETURN(auto seg, Segment::create(fs_, dir_, new_base, config().index_interval_bytes));
+  {
+    std::unique_lock lock(segments_mu_);
+    segments_[new_base] = seg;
+  }
+  pending_seal_.push_back(active_);
+  active_ = std::move(seg);
+  active_roll_ms_ = -1;
+  return ok();
+}
+
+// ---------------------------------------------------------------- durability
+
+void PartitionLog::flusher_sync() {
+  auto r = sync_now();
+  if (!r) HLOG_ERROR("{}: background sync: {}", dir_.string(), r.error().to_string());
+}
+
+Result<void> PartitionLog::flush() { return sync_now(); }
+
+Result<void> PartitionLog::sync_now() {
+  std::lock_guard sync_lock(sync_mu_);
+  if (failed_.load()) {
+    std::lock_guard lock(append_mu_);
+    return failure_;
+  }
+  int64_t target;
+  std::vector<std::shared_ptr<Segment>> segs;
+  std::vector<uint64_t> sizes;
+  {
+    std::lock_guard lock(append_mu_);
+    target = log_end_.load();
+    segs = pending_seal_;
+    segs.push_back(active_);
+  }
+  for (auto& s : segs) sizes.push_back(s->size());  // never below what `target` covers
+  auto fail = [&](Error e) -> Error {
+    Error f{Errc::kIoError, fmt::format("{}: log failed: {}", dir_.string(), e.to_string())};
+    {
+      std::lock_guard lock(append_mu_);
+      if (!failed_.load()) {
+        failure_ = f;
+        failed_.store(true);
+      }
+    }
+    fail_waiters(f);
+    return f;
+  };
+  bool need_dir_sync = false;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    if (segs[i]->synced_size < sizes[i]) {
+      auto r = segs[i]->file()->sync();
+      if (!r) return fail(std::move(r).error());
+      segs[i]->synced_size = sizes[i];
+    }
+    need_dir_sync |= !segs[i]->dir_entry_synced;
+  }
+  if (need_dir_sync) {
+    auto r = fs_.sync_dir(dir_);
+    if (!r) return fail(std::move(r).error());
+    for (auto& s : segs) s->dir_entry_synced = true;
+  }
+  if (target > durable_.load()) {
+    durable_.store(target, std::memory_order_release);
+  }
+  fire_waiters(durable_.load());
+
+  // Seal rolled segments: their data is synced; persist their indexes, then
+  // move the recovery point past them.
+  if (segs.size() > 1) {
+    size_t sealed = 0;
+    for (size_t i = 0; i + 1 < segs.size(); ++i) {
+      auto r = segs[i]->persist_index(true);
+      if (!r) {
+        HLOG_WARN("{}: could not persist index of {}: {}", dir_.string(), segs[i]->base_offset(),
+                  r.error().to_string());
+        break;
+      }
+      ++sealed;
+    }
+    if (sealed > 0) {
+      {
+        std::lock_guard lock(append_mu_);
+        pending_seal_.erase(pending_seal_.begin(), pending_seal_.begin() + static_cast<ptrdiff_t>(sealed));
+        recovery_point_ = pending_seal_.empty() ? active_->base_offset() : pending_seal_.front()->base_offset();
+      }
+      auto r = write_checkpoint_now(false);
+      if (!r) HLOG_WARN("{}: checkpoint: {}", dir_.string(), r.error().to_string());
+    }
+  }
+  return ok();
+}
+
+void PartitionLog::fire_waiters(int64_t durable) {
+  std::vector<std::function<void(Result<void>)>> ready;
+  {
+    std::lock_guard lock(waiters_mu_);
+    auto end = waiters_.lower_bound(durable);
+    for (auto it = waiters_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    waiters_.erase(waiters_.begin(), end);
+  }
+  for (auto& done : ready) done(ok());
+}
+
+void PartitionLog::fail_waiters(const Error& e) {
+  std::multimap<int64_t, std::function<void(Result<void>)>> failed;
+  {
+    std::lock_guard lock(waiters_mu_);
+    failed.swap(waiters_);
+  }
+  for (auto& [offset, done] : failed) done(e);
+}
+
+void PartitionLog::wait_durable(int64_t offset, std::function<void(Result<void>)> done) {
+  if (!always_.load(std::memory_order_relaxed)) {
+    done(ok());
+    return;
+  }
+  std::optional<Error> err;
+  {
+    std::lock_guard lock(waiters_mu_);
+    if (failed_.load()) {
+      err = Error{Errc::kIoError, fmt::format("{}: log failed; offset {} is not durable", dir_.string(), offset)};
+    } else if (durable_.load(std::memory_order_acquire) <= offset) {
+      waiters_.emplace(offset, std::move(done));
+      return;
+    }
+  }
+  if (err) {
+    done(*err);
+  } else {
+    done(ok());
+  }
+}
+
+int64_t PartitionLog::log_start_offset() const { return log_start_.load(std::memory_order_acquire); }
+int64_t PartitionLog::log_end_offset() const { return log_end_.load(std::memory_order_acquire); }
+int64_t PartitionLog::durable_offset() const { return durable_.load(std::memory_order_acquire); }
+int64_t PartitionLog::high_watermark() const {
+  return always_.load(std::memory_order_relaxed) ? durable_offset() : log_end_offset();
+}
+
+Result<void> PartitionLog::close() {
+  std::lock_guard maintenance(maintenance_mu_);
+  {
+    std::lock_guard lock(append_mu_);
+    if (closed_) return ok();
+    closed_ = true;
+  }
+  if (flusher_ != nullptr) flusher_->remove(this);
+  auto r = sync_now();
+  Result<void> result;
+  if (!r) {
+    result = r;
+  } else {
+    std::shared_ptr<Segment> active;
+    {
+      std::lock_guard lock(append_mu_);
+      active = active_;
+    }
+    auto p = active->persist_index(true);
+    if (!p) {
+      result = p;
+    } else {
+      bool all_sealed;
+      {
+        std::lock_guard lock(append_mu_);
+        all_sealed = pending_seal_.empty();
+        if (all_sealed) recovery_point_ = active_->base_offset();
+      }
+      auto c = write_checkpoint_now(all_sealed);
+      if (!c) result = c;
+    }
+  }
+  fail_waiters(Error{Errc::kClosed, fmt::format("{}: log closed", dir_.string())});
+  return result;
+}
+
+// ---------------------------------------------------------------- config
+
+void PartitionLog::set_config(const LogConfig& config) {
+  {
+    std::lock_guard lock(config_mu_);
+    config_ = config;
+  }
+  always_.store(config.flush_policy == FlushPolicy::kAlways);
+  {
+    std::shared_lock lock(segments_mu_);
+    for (auto& [base, seg] : segments_) seg->set_index_interval(config.index_interval_bytes);
+  }
+  if (flusher_ != nullptr) {
+    flusher_->set_interval(this, config.flush_policy == FlushPolicy::kInterval ? config.flush_interval_ms : 0);
+  }
+  if (!always_.load()) fire_waiters(INT64_MAX);
+}
+
+LogConfig PartitionLog::config() const {
+  std::lock_guard lock(config_mu_);
+  return config_;
+}
+
+uint64_t PartitionLog::size_bytes() const {
+  std::shared_lock lock(segments_mu_);
+  uint64_t total = 0;
+  for (const auto& [base, seg] : segments_) total += seg->size();
+  return total;
+}
+
+size_t PartitionLog::segment_count() const {
+  std::shared_lock lock(segments_mu_);
+  return segments_.size();
+}
+
+PartitionLog::SegmentMap PartitionLog::snapshot() const {
+  std::shared_lock lock(segments_mu_);
+  return segments_;
+}
+
+std::vector<std::shared_ptr<Segment>> PartitionLog::persisted_closed_segments() const {
+  const int64_t rp = recovery_point_.load();
+  std::vector<std::shared_ptr<Segment>> out;
+  std::shared_lock lock(segments_mu_);
+  for (auto it = segments_.begin(); it != segments_.end() && std::next(it) != segments_.end(); ++it) {
+    if (it->first >= rp) break;
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- reads
+
+namespace {
+
+// The segment holding `offset` (greatest base <= offset), else the first.
+std::shared_ptr<Segment> floor_segment(const std::map<int64_t, std::shared_ptr<Segment>>& m, int64_t offset) {
+  if (m.empty()) return nullptr;
+  auto it = m.upper_bound(offset);
+  if (it != m.begin()) --it;
+  return it->second;
+}
+
+}  // namespace
+
+Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_t max_offset) const {
+  const int64_t start = log_start_offset();
+  const int64_t end = log_end_offset();
+  if (offset < start || offset > end) {
+    return Error{Errc::kOutOfRange,
+                 fmt::format("{}: offset {} outside [{}, {}]", dir_.string(), offset, start, end)};
+  }
+  ReadResult out;
+  if (offset == end || offset >= max_offset) return out;
+
+  auto next_segment = [this](int64_t after) -> std::shared_ptr<Segment> {
+    std::shared_lock lock(segments_mu_);
+    auto it = segments_.upper_bound(after);
+    return it == segments_.end() ? nullptr : it->second;
+  };
+  std::shared_ptr<Segment> seg;
+  {
+    std::shared_lock lock(segments_mu_);
+    seg = floor_segment(segments_, offset);
+  }
+  if (offset < log_start_offset()) {  // retention ran meanwhile
+    return Error{Errc::kOutOfRange, fmt::format("{}: offset {} below log start", dir_.string(), offset)};
+  }
+  bool first_segment = true;
+  bool done = false;
+  int64_t prev_last = -1;
+  while (seg && !done) {
+    const uint64_t seg_end = seg->size();
+    BatchHeaderReader headers(*seg, seg_end);
+    uint64_t pos = 0;
+    if (first_segment && offset > seg->base_offset()) {
+      HERALD_ASSIGN_OR_RETURN(pos, seg->lookup(offset));
+    }
+    first_segment = false;
+    FileSlice* slice = nullptr;
+    while (pos < seg_end) {
+      HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
+      if (h.base_offset < seg->base_offset() || h.base_offset <= prev_last) {
+        return Error{Errc::kCorruption, fmt::format("{}: batch at byte {} has offset {} out of sequence",
+                                                    seg->file()->path().string(), pos, h.base_offset)};
+      }
+      prev_last = h.last_offset();
+      const uint64_t size = h.size_bytes();
+      if (h.last_offset() < offset) {  // before the requested offset
+        pos += size;
+        continue;
+      }
+      if (h.base_offset >= max_offset || (out.total_bytes > 0 && out.total_bytes + size > max_bytes)) {
+        done = true;
+        break;
+      }
+      if (slice == nullptr) {
+        out.slices.push_back(FileSlice{seg->file(), pos, 0});
+        slice = &out.slices.back();
+      }
+      slice->size += size;
+      out.total_bytes += size;
+      pos += size;
+      if (out.total_bytes >= max_bytes) {
+        done = true;
+        break;
+      }
+    }
+    if (!done) seg = next_segment(seg->base_offset());
+  }
+  return out;
+}
+
+Result<void> PartitionLog::for_each_batch(int64_t from,
+                                          const std::function<void(const record::BatchHeader&)>& fn) const {
+  from = std::max(from, log_start_offset());
+  auto segs = snapshot();
+  auto first = floor_segment(segs, from);
+  if (!first) return ok();
+  for (auto it = segs.find(first->base_offset()); it != segs.end(); ++it) {
+    const auto& seg = it->second;
+    const uint64_t seg_end = seg->size();
+    BatchHeaderReader headers(*seg, seg_end);
+    uint64_t pos = 0;
+    if (from > seg->base_offset()) {
+      HERALD_ASSIGN_OR_RETURN(pos, seg->lookup(from));
+    }
+    while (pos < seg_end) {
+      HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
+      if (h.last_offset() >= from) fn(h);
+      pos += h.size_bytes();
+    }
+  }
+  return ok();
+}
+
+Result<std::optional<TimestampOffset>> PartitionLog::find_in_batch_for_timestamp(const Segment& seg, uint64_t pos,
+                                                                                 const record::BatchHeader& h,
+                                                                                 int64_t ts) const {
+  const int64_t start = log_start_offset();
+  if (h.timestamp_type() == record::TimestampType::kLogAppendTime) {
+    return std::optional<TimestampOffset>(TimestampOffset{h.max_timestamp, std::max(h.base_offset, start)});
+  }
+  Bytes batch(h.size_bytes());
+  FileSlice slice{seg.file(), pos, batch.size()};
+  HERALD_TRY(read_slice(slice, batch.data()));
+  Bytes scratch;
+  std::optional<TimestampOffset> found;
+  HERALD_TRY(record::for_each_record(batch, scratch, [&](const record::Record& r) -> Result<void> {
+    const int64_t t = h.base_timestamp + r.timestamp_delta;
+    const int64_t o = h.base_offset + r.offset_delta;
+    if (!found && t >= ts && o >= start) found = TimestampOffset{t, o};
+    return ok();
+  }));
+  return found;
+}
+
+Result<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(int64_t ts) const {
+  const int64_t start = log_start_offset();
+  auto segs = snapshot();
+  auto first = floor_segment(segs, start);
+  if (!first) return std::optional<TimestampOffset>();
+  for (auto it = segs.find(first->base_offset()); it != segs.end(); ++it) {
+    const auto& seg = it->second;
+    const uint64_t seg_end = seg->size();
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, seg->summary());
+    if (s.max_timestamp < ts) continue;
+    HERALD_ASSIGN_OR_RETURN(int64_t from, seg->lookup_time(ts));
+    from = std::max(from, start);
+    HERALD_ASSIGN_OR_RETURN(uint64_t pos, seg->lookup(from));
+    BatchHeaderReader headers(*seg, seg_end);
+    while (pos < seg_end) {
+      HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
+      if (h.last_offset() >= start && h.max_timestamp >= ts) {
+        HERALD_ASSIGN_OR_RETURN(auto found, find_in_batch_for_timestamp(*seg, pos, h, ts));
+        if (found) return found;
+      }
+      pos += h.size_bytes();
+    }
+  }
+  return std::optional<TimestampOffset>();
+}
+
+std::optional<TimestampOffset> PartitionLog::max_timestamp() const {
+  const int64_t start = log_start_offset();
+  auto segs = snapshot();
+  std::shared_ptr<Segment> best_seg;
+  SegmentSummary best;
+  for (const auto& [base, seg] : segs) {
+    auto s = seg->summary();
+    if (!s || s->log_size == 0 || s->next_offset <= start) continue;
+    if (!best_seg || s->max_timestamp > best.max_timestamp) {
+      best = *s;
+      best_seg = seg;
+    }
+  }
+  if (!best_seg || best.max_timestamp < 0) return std::nullopt;
+  // Find the exact record inside the batch that holds the maximum.
+  auto exact = [&]() -> Result<std::optional<TimestampOffset>> {
+    HERALD_ASSIGN_OR_RETURN(uint64_t pos, best_seg->lookup(best.max_timestamp_batch));
+    BatchHeaderReader headers(*best_seg, best_seg->size());
+    while (pos < headers.end()) {
+      HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
+      if (h.base_offset == best.max_timestamp_batch) {
+        return find_in_batch_for_timestamp(*best_seg, pos, h, best.max_timestamp);
+      }
+      pos += h.size_bytes();
+    }
+    return std::optional<TimestampOffset>();
+  };
+  auto r = exact();
+  if (r && *r) return **r;
+  return TimestampOffset{best.max_timestamp, std::max(best.max_timestamp_batch, start)};
+}
+
+// ---------------------------------------------------------------- deletion
+
+Result<void> PartitionLog::delete_segments(const std::vector<std::shared_ptr<Segment>>& doomed,
+                                           int64_t new_log_start) {
+  const int64_t old_start = log_start_.load();
+  if (new_log_start > old_start) {
+    log_start_.store(new_log_start);
+    auto c = write_checkpoint_now(false);
+    if (!c) {
+      log_start_.store(old_start);
+      return c;
+    }
+  }
+  if (doomed.empty()) return ok();
+  {
+    std::unique_lock lock(segments_mu_);
+    for (const auto& seg : doomed) segments_.erase(seg->base_offset());
+  }
+  for (const auto& seg : doomed) {
+    HLOG_INFO("{}: deleting segment {}", dir_.string(), seg->base_offset());
+    auto r = seg->remove_files();
+    if (!r) HLOG_WARN("{}: {}", dir_.string(), r.error().to_string());  // deleted again at next open
+  }
+  return fs_.sync_dir(dir_);
+}
+
+Result<int64_t> PartitionLog::delete_records_before(int64_t offset) {
+  std::lock_guard maintenance(maintenance_mu_);
+  if (offset == -1) offset = high_watermark();
+  if (offset < 0 || offset > log_end_offset()) {
+    return Error{Errc::kOutOfRange, fmt::format("{}: delete records before {}: log end is {}", dir_.string(),
+                                                offset, log_end_offset())};
+  }
+  if (offset <= log_start_offset()) return log_start_offset();
+  auto closed = persisted_closed_segments();
+  std::vector<std::shared_ptr<Segment>> doomed;
+  auto segs = snapshot();
+  for (const auto& seg : closed) {
+    auto next = segs.upper_bound(seg->base_offset());
+    if (next == segs.end() || next->first > offset) break;
+    doomed.push_back(seg);
+  }
+  HERALD_TRY(delete_segments(doomed, offset));
+  return log_start_offset();
+}
+
+Result<void> PartitionLog::apply_retention(int64_t now) {
+  std::lock_guard maintenance(maintenance_mu_);
+  const LogConfig cfg = config();
+  auto closed = persisted_closed_segments();
+  auto segs = snapshot();
+  const int64_t start = log_start_offset();
+  std::vector<std::shared_ptr<Segment>> doomed;
+  size_t i = 0;
+  // Segments wholly below the log start (left by delete_records_before while unsealed).
+  for (; i < closed.size(); ++i) {
+    auto next = segs.upper_bound(closed[i]->base_offset());
+    if (next == segs.end() || next->first > start) break;
+    doomed.push_back(closed[i]);
+  }
+  if (cfg.delete_retention && cfg.retention_ms >= 0) {
+    for (; i < closed.size(); ++i) {
+      HERALD_ASSIGN_OR_RETURN(SegmentSummary s, closed[i]->summary());
+      if (s.max_timestamp >= now - cfg.retention_ms) break;
+      doomed.push_back(closed[i]);
+    }
+  }
+  if (cfg.delete_retention && cfg.retention_bytes >= 0) {
+    int64_t diff = static_cast<int64_t>(size_bytes()) - cfg.retention_bytes;
+    for (const auto& seg : doomed) diff -= static_cast<int64_t>(seg->size());
+    for (; i < closed.size(); ++i) {
+      const auto size = static_cast<int64_t>(closed[i]->size());
+      if (diff - size < 0) break;
+      diff -= size;
+      doomed.push_back(closed[i]);
+    }
+  }
+  if (doomed.empty()) return ok();
+  auto next = segs.upper_bound(doomed.back()->base_offset());
+  const int64_t new_start = std::max(start, next->first);
+  return delete_segments(doomed, new_start);
+}
+
+Result<void> PartitionLog::remove(const std::filesystem::path& dir, FileSystem* fs_opt) {
+  FileSystem& fs = fs_opt != nullptr ? *fs_opt : FileSystem::posix();
+  HERALD_ASSIGN_OR_RETURN(auto names, fs.list_dir(dir));
+  for (const auto& name : names) HERALD_TRY(fs.remove(dir / name));
+  HERALD_TRY(fs.remove_dir(dir));
+  return fs.sync_dir(dir.parent_path());
+}
+
+}  // namespace herald::storage

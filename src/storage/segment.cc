@@ -1,0 +1,270 @@
+#include "storage/segment.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace herald::storage {
+
+std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
+  return fmt::format("{:020d}{}", base_offset, suffix);
+}
+
+std::optional<int64_t> parse_segment_log_name(std::string_view name) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() != 20 + kSuffix.size() || name.substr(20) != kSuffix) return std::nullopt;
+  int64_t v = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    const char c = name[i];
+    if (c < '0' || c > '9') return std::nullopt;
+    if (v > (INT64_MAX - (c - '0')) / 10) return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+Segment::Segment(FileSystem& fs, std::filesystem::path dir, int64_t base_offset, std::shared_ptr<File> file,
+                 uint64_t size, int32_t index_interval)
+    : fs_(fs),
+      dir_(std::move(dir)),
+      base_offset_(base_offset),
+      file_(std::move(file)),
+      size_(size),
+      index_interval_(index_interval) {}
+
+Result<std::shared_ptr<Segment>> Segment::create(FileSystem& fs, const std::filesystem::path& dir,
+                                                 int64_t base_offset, int32_t index_interval) {
+  HERALD_ASSIGN_OR_RETURN(auto file, fs.open(dir / segment_file_name(base_offset, kLogSuffix), OpenMode::kTruncate));
+  std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(file), 0, index_interval));
+  seg->index_.emplace(base_offset);
+  return seg;
+}
+
+Result<std::shared_ptr<Segment>> Segment::open(FileSystem& fs, const std::filesystem::path& dir,
+                                               int64_t base_offset, int32_t index_interval) {
+  HERALD_ASSIGN_OR_RETURN(auto file, fs.open(dir / segment_file_name(base_offset, kLogSuffix), OpenMode::kReadWrite));
+  HERALD_ASSIGN_OR_RETURN(uint64_t size, file->size());
+  std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(file), size, index_interval));
+  seg->synced_size = size;
+  seg->dir_entry_synced = true;
+  return seg;
+}
+
+std::filesystem::path Segment::path(std::string_view suffix) const {
+  return dir_ / segment_file_name(base_offset_, suffix);
+}
+
+Result<void> Segment::append(ByteSpan batch, const record::BatchHeader& h, bool* truncated_back) {
+  *truncated_back = true;
+  const uint64_t pos = size_.load(std::memory_order_relaxed);
+  auto w = file_->write_at(pos, batch);
+  if (!w) {
+    auto t = file_->truncate(pos);
+    if (!t) {
+      *truncated_back = false;
+      HLOG_ERROR("{}: could not truncate back a failed append: {}", file_->path().string(), t.error().to_string());
+    }
+    return w;
+  }
+  {
+    std::lock_guard lock(index_mu_);
+    HERALD_CHECK(index_.has_value(), "append to segment {} without an index", base_offset_);
+    index_->on_batch(h, pos, index_interval_.load(std::memory_order_relaxed));
+  }
+  size_.store(pos + batch.size(), std::memory_order_release);
+  return ok();
+}
+
+Result<void> Segment::truncate_to(uint64_t size) {
+  HERALD_TRY(file_->truncate(size));
+  HERALD_TRY(file_->sync());
+  size_.store(size, std::memory_order_release);
+  synced_size = std::min(synced_size, size);
+  std::lock_guard lock(index_mu_);
+  index_.reset();
+  return ok();
+}
+
+Result<void> Segment::load_index_locked() const {
+  if (index_) return ok();
+  const uint64_t size = this->size();
+  auto o = fs_.read_all(path(kIndexSuffix));
+  auto t = o ? fs_.read_all(path(kTimeIndexSuffix)) : Result<Bytes>(o.error());
+  if (o && t) {
+    auto idx = SegmentIndex::decode(*o, *t, base_offset_);
+    if (idx && idx->summary().log_size == size) {
+      index_.emplace(std::move(*idx));
+      return ok();
+    }
+    HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(),
+              idx ? fmt::format("describes {} bytes, log has {}", idx->summary().log_size, size)
+                  : idx.error().to_string());
+  } else {
+    HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(),
+              (o ? t.error() : o.error()).to_string());
+  }
+  HERALD_ASSIGN_OR_RETURN(ScanResult scan, this->scan(base_offset_));
+  if (scan.stop || scan.valid_bytes != size) {
+    // A closed segment that does not check out: index what is valid and let
+    // reads past that point fail with kCorruption (BatchHeaderReader / read_slice).
+    HLOG_ERROR("{}: corrupt at byte {} of {}: {}", path(kLogSuffix).string(), scan.valid_bytes, size,
+               scan.stop ? scan.stop->to_string() : "size changed");
+    index_.emplace(std::move(scan.index));
+    return ok();
+  }
+  index_.emplace(std::move(scan.index));
+  // Best effort: a rebuilt index is written back so the next start is fast.
+  Bytes ob = index_->encode_offset_index();
+  Bytes tb = index_->encode_time_index();
+  auto w1 = fs_.atomic_write(path(kIndexSuffix), ob);
+  auto w2 = w1 ? fs_.atomic_write(path(kTimeIndexSuffix), tb) : w1;
+  if (!w2) HLOG_WARN("{}: could not write rebuilt index: {}", path(kLogSuffix).string(), w2.error().to_string());
+  return ok();
+}
+
+Result<void> Segment::ensure_index() const {
+  std::lock_guard lock(index_mu_);
+  return load_index_locked();
+}
+
+Result<SegmentSummary> Segment::summary() const {
+  std::lock_guard lock(index_mu_);
+  HERALD_TRY(load_index_locked());
+  return index_->summary();
+}
+
+Result<uint64_t> Segment::lookup(int64_t offset) const {
+  std::lock_guard lock(index_mu_);
+  HERALD_TRY(load_index_locked());
+  return index_->lookup(offset);
+}
+
+Result<int64_t> Segment::lookup_time(int64_t ts) const {
+  std::lock_guard lock(index_mu_);
+  HERALD_TRY(load_index_locked());
+  return index_->lookup_time(ts);
+}
+
+void Segment::set_index(SegmentIndex index) {
+  std::lock_guard lock(index_mu_);
+  index_.emplace(std::move(index));
+}
+
+void Segment::set_cleaned_at(int64_t ms) {
+  std::lock_guard lock(index_mu_);
+  if (index_) index_->mutable_summary().cleaned_at_ms = ms;
+}
+
+void Segment::set_index_interval(int32_t interval) { index_interval_.store(interval, std::memory_order_relaxed); }
+
+Result<void> Segment::persist_index(bool sync) const {
+  Bytes ob, tb;
+  {
+    std::lock_guard lock(index_mu_);
+    HERALD_CHECK(index_.has_value(), "persist_index of segment {} without an index", base_offset_);
+    ob = index_->encode_offset_index();
+    tb = index_->encode_time_index();
+  }
+  // Written in place, not via rename: a torn index fails its CRC or its
+  // log_size check and is rebuilt from the log, which is the source of truth.
+  for (auto [suffix, bytes] : {std::pair<const char*, const Bytes*>{kIndexSuffix, &ob}, {kTimeIndexSuffix, &tb}}) {
+    HERALD_ASSIGN_OR_RETURN(auto f, fs_.open(path(suffix), OpenMode::kTruncate));
+    HERALD_TRY(f->write_at(0, *bytes));
+    if (sync) HERALD_TRY(f->sync());
+  }
+  return ok();
+}
+
+Result<ScanResult> Segment::scan(int64_t min_offset) const {
+  ScanResult out{SegmentIndex(base_offset_), 0, 0, std::nullopt};
+  HERALD_ASSIGN_OR_RETURN(out.file_bytes, file_->size());
+  const uint64_t end = out.file_bytes;
+  const int32_t interval = index_interval_.load(std::memory_order_relaxed);
+  constexpr size_t kChunk = size_t{1} << 20;
+  Bytes buf;
+  uint64_t buf_pos = 0;  // file position of buf[0]
+  auto ensure = [&](uint64_t pos, uint64_t n) -> Result<void> {
+    if (pos >= buf_pos && pos + n <= buf_pos + buf.size()) return ok();
+    const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(n, kChunk), end - pos);
+    buf.resize(want);
+    HERALD_TRY(file_->read_exact(pos, MutableByteSpan(buf.data(), want)));
+    buf_pos = pos;
+    return ok();
+  };
+  uint64_t pos = 0;
+  int64_t next_min = std::max(min_offset, base_offset_);
+  auto stop = [&](Errc code, std::string why) {
+    out.stop = Error{code, fmt::format("{}: {} at byte {}", path(kLogSuffix).string(), why, pos)};
+  };
+  while (pos < end) {
+    if (end - pos < record::kBatchHeaderSize) {
+      stop(Errc::kTruncated, "partial batch header");
+      break;
+    }
+    HERALD_TRY(ensure(pos, record::kBatchHeaderSize));
+    auto h = record::parse_header(ByteSpan(buf.data() + (pos - buf_pos), record::kBatchHeaderSize));
+    if (!h) {
+      stop(h.error().code, h.error().message);
+      break;
+    }
+    const uint64_t size = h->size_bytes();
+    if (size > end - pos) {
+      stop(Errc::kTruncated, fmt::format("batch of {} bytes runs past the end", size));
+      break;
+    }
+    HERALD_TRY(ensure(pos, size));
+    auto checked = record::check_integrity(ByteSpan(buf.data() + (pos - buf_pos), size));
+    if (!checked) {
+      stop(checked.error().code, checked.error().message);
+      break;
+    }
+    if (h->base_offset < next_min || h->last_offset_delta < 0 ||
+        h->last_offset() - base_offset_ > static_cast<int64_t>(UINT32_MAX)) {
+      stop(Errc::kCorruption, fmt::format("batch offsets {}..{} out of sequence (expected >= {})", h->base_offset,
+                                          h->last_offset(), next_min));
+      break;
+    }
+    out.index.on_batch(*h, pos, interval);
+    next_min = h->last_offset() + 1;
+    pos += size;
+  }
+  out.valid_bytes = pos;
+  return out;
+}
+
+Result<void> Segment::remove_files() const {
+  for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+    auto r = fs_.remove(path(suffix));
+    if (!r && r.error().code != Errc::kNotFound) return r;
+  }
+  return ok();
+}
+
+Result<record::BatchHeader> BatchHeaderReader::at(uint64_t position) {
+  auto corrupt = [&](std::string why) {
+    return Error{Errc::kCorruption,
+                 fmt::format("{}: {} at byte {}", segment_.file()->path().string(), why, position)};
+  };
+  if (position + record::kBatchHeaderSize > end_) return corrupt("batch header runs past the end");
+  if (position < buf_pos_ || position + record::kBatchHeaderSize > buf_pos_ + buf_len_) {
+    // Big batches: read just the header. Small ones: a window covering several.
+    const size_t window = last_batch_size_ >= 2048 ? 64 : sizeof(buf_);
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(window, end_ - position));
+    HERALD_ASSIGN_OR_RETURN(size_t n, segment_.file()->read_at(position, MutableByteSpan(buf_, want)));
+    if (n < record::kBatchHeaderSize) return corrupt("short read of batch header");
+    buf_pos_ = position;
+    buf_len_ = n;
+  }
+  auto h = record::parse_header(ByteSpan(buf_ + (position - buf_pos_), record::kBatchHeaderSize));
+  if (!h) return corrupt(h.error().message);
+  if (h->magic != record::kMagicV2) return corrupt(fmt::format("magic {}", h->magic));
+  if (h->size_bytes() > end_ - position) return corrupt("batch runs past the end of the segment");
+  if (h->last_offset_delta < 0) return corrupt("negative last offset delta");
+  last_batch_size_ = h->size_bytes();
+  return h;
+}
+
+}  // namespace herald::storage
