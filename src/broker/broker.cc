@@ -1,0 +1,181 @@
+#include "broker/broker.h"
+
+#include <asio/experimental/as_tuple.hpp>
+
+#include <cstdlib>
+#include <random>
+
+#include "broker/broker_impl.h"
+#include "broker/server/connection.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+namespace herald::broker {
+namespace fs = std::filesystem;
+namespace {
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr const char* kVersion = "0.1.0";
+}  // namespace
+
+BrokerImpl::~BrokerImpl() { stop(); }
+
+Result<void> BrokerImpl::load_cluster_id() {
+  fs::path path = config_.data_dir / "cluster_id";
+  if (auto raw = read_whole_file(path); raw) {
+    cluster_id_.assign(raw->begin(), raw->end());
+    return ok();
+  }
+  // 22 characters of URL-safe base64 over 16 random bytes, as Kafka's cluster ids look.
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::random_device rd;
+  for (int i = 0; i < 22; ++i) cluster_id_.push_back(kAlphabet[rd() % 64]);
+  return atomic_write_file(path, as_bytes(cluster_id_));
+}
+
+Result<void> BrokerImpl::start() {
+  int64_t t0 = mono_ns();
+  if (config_.ephemeral) {
+    std::string tmpl = (fs::temp_directory_path() / "herald-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return Error{Errc::kIoError, "mkdtemp failed"};
+    config_.data_dir = tmpl;
+  }
+  std::error_code ec;
+  fs::create_directories(config_.data_dir, ec);
+  if (ec) return Error{Errc::kIoError, fmt::format("data dir {}: {}", config_.data_dir.string(), ec.message())};
+  HERALD_TRY(load_cluster_id());
+
+  flusher_ = std::make_unique<storage::Flusher>();
+  HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get()));
+  HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids"));
+  int64_t recovery_ms = (mono_ns() - t0) / 1000000;
+
+  io_ = std::make_unique<asio::io_context>(config_.threads);
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.listen_host, ec), config_.listen_port);
+  if (ec) return Error{Errc::kInvalidArgument, fmt::format("listen address '{}': {}", config_.listen_host, ec.message())};
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(*io_);
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(ep, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{Errc::kIoError, fmt::format("listen on {}:{}: {}", config_.listen_host, config_.listen_port, ec.message())};
+  }
+  port_ = acceptor_->local_endpoint().port();
+  advertised_host_ = config_.advertised_host.empty()
+                         ? (config_.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config_.listen_host)
+                         : config_.advertised_host;
+
+  asio::co_spawn(*io_, accept_loop(), asio::detached);
+  asio::co_spawn(*io_, maintenance_loop(), asio::detached);
+  for (int i = 0; i < std::max(1, config_.threads); ++i) {
+    threads_.emplace_back([this] { io_->run(); });
+  }
+  started_ = true;
+  HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, config_.listen_host, port_,
+            config_.data_dir.string(), topics_->list().size(), recovery_ms);
+  return ok();
+}
+
+asio::awaitable<void> BrokerImpl::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(*io_), use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+      HLOG_WARN("accept: {}", ec.message());
+      continue;
+    }
+    auto conn = std::make_shared<Connection>(*this, std::move(socket));
+    register_connection(conn);
+    conn->start();
+  }
+}
+
+asio::awaitable<void> BrokerImpl::maintenance_loop() {
+  asio::steady_timer timer(*io_);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(config_.maintenance_interval_ms));
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;
+    // Retention and compaction do file I/O: keep them off the network threads' critical path
+    // by running them here, one sweep at a time.
+    topics_->run_maintenance(now_ms());
+  }
+}
+
+void BrokerImpl::register_connection(const std::shared_ptr<Connection>& c) {
+  std::lock_guard lock(conn_mu_);
+  connections_.insert(c);
+}
+
+void BrokerImpl::unregister_connection(Connection* c) {
+  std::lock_guard lock(conn_mu_);
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    auto sp = it->lock();
+    if (!sp || sp.get() == c) {
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void BrokerImpl::stop() {
+  {
+    std::lock_guard lock(stop_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  if (started_) {
+    asio::post(*io_, [this] {
+      std::error_code ec;
+      acceptor_->close(ec);
+    });
+    {
+      std::lock_guard lock(conn_mu_);
+      for (auto& w : connections_) {
+        if (auto c = w.lock()) c->close();
+      }
+    }
+    // Give in-flight handlers a moment to finish, then stop the threads.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    io_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  if (topics_) topics_->close();
+  io_.reset();  // destroys suspended handler frames while topics and flusher still exist
+  acceptor_.reset();
+  topics_.reset();
+  flusher_.reset();
+  if (config_.ephemeral) {
+    std::error_code ec;
+    fs::remove_all(config_.data_dir, ec);
+  }
+  if (started_) HLOG_INFO("herald stopped");
+  {
+    std::lock_guard lock(stop_mu_);
+    done_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+void BrokerImpl::wait() {
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait(lock, [this] { return done_; });
+}
+
+Result<std::unique_ptr<Broker>> Broker::start(BrokerConfig config) {
+  auto impl = std::make_unique<BrokerImpl>(std::move(config));
+  HERALD_TRY(impl->start());
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+Broker::Broker(std::unique_ptr<BrokerImpl> impl) : impl_(std::move(impl)) {}
+Broker::~Broker() { stop(); }
+uint16_t Broker::port() const { return impl_->port(); }
+const fs::path& Broker::data_dir() const { return impl_->config().data_dir; }
+void Broker::wait() { impl_->wait(); }
+void Broker::stop() { impl_->stop(); }
+
+}  // namespace herald::broker

@@ -1,0 +1,72 @@
+// BrokerImpl: what request handlers see of the broker (internal header).
+// Owns, in destruction order: the io_context and its threads, the topic
+// catalogue, the group coordinator, the flusher.
+#pragma once
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/config.h"
+#include "broker/producer_state/producer_id_allocator.h"
+#include "broker/topics/topic_manager.h"
+#include "storage/flusher.h"
+
+namespace herald::broker {
+
+class Connection;
+
+class BrokerImpl {
+ public:
+  explicit BrokerImpl(BrokerConfig config) : config_(std::move(config)) {}
+  ~BrokerImpl();
+
+  Result<void> start();
+  void stop();
+  void wait();
+
+  const BrokerConfig& config() const { return config_; }
+  uint16_t port() const { return port_; }
+  const std::string& advertised_host() const { return advertised_host_; }
+  const std::string& cluster_id() const { return cluster_id_; }
+  TopicManager& topics() { return *topics_; }
+  ProducerIdAllocator& producer_ids() { return *producer_ids_; }
+  asio::io_context& io() { return *io_; }
+
+  void register_connection(const std::shared_ptr<Connection>& c);
+  void unregister_connection(Connection* c);
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> maintenance_loop();
+  Result<void> load_cluster_id();
+
+  BrokerConfig config_;
+  std::unique_ptr<storage::Flusher> flusher_;
+  std::unique_ptr<TopicManager> topics_;
+  std::unique_ptr<ProducerIdAllocator> producer_ids_;
+  std::unique_ptr<asio::io_context> io_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+  std::string advertised_host_;
+  std::string cluster_id_;
+
+  std::mutex conn_mu_;
+  std::set<std::weak_ptr<Connection>, std::owner_less<std::weak_ptr<Connection>>> connections_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopped_ = false;
+  bool done_ = false;
+  bool started_ = false;
+};
+
+}  // namespace herald::broker

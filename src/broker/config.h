@@ -1,0 +1,34 @@
+// BrokerConfig: every setting of `herald serve`, with its default. The CLI
+// fills it from herald.toml, HERALD_* environment variables and flags (in that
+// order of increasing precedence); tests and embedders fill it directly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "broker/topics/topic_config.h"
+
+namespace herald::broker {
+
+struct BrokerConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 9092;           // 0 = pick an ephemeral port (see Broker::port())
+  std::string advertised_host;           // empty = listen_host (or 127.0.0.1 for 0.0.0.0)
+  std::filesystem::path data_dir = "./data";
+  bool ephemeral = false;                // temporary data dir removed at stop
+  int32_t node_id = 0;
+  int threads = 2;                       // network threads
+  bool auto_create_topics = true;        // auto.create.topics.enable
+  int32_t default_partitions = 1;        // num.partitions
+  int32_t socket_request_max_bytes = 104857600;
+  int32_t offsets_topic_partitions = 50; // offsets.topic.num.partitions
+  int32_t group_min_session_timeout_ms = 6000;
+  int32_t group_max_session_timeout_ms = 1800000;
+  int32_t group_initial_rebalance_delay_ms = 3000;
+  int64_t offsets_retention_ms = -1;     // -1: committed offsets never expire while the topic exists
+  int64_t maintenance_interval_ms = 30000;  // retention/compaction sweep
+  TopicConfig topic_defaults;            // log.* defaults for new topics
+};
+
+}  // namespace herald::broker

@@ -1,0 +1,43 @@
+// CreatePartitions: grows a topic to a new total partition count.
+#include "broker/broker_impl.h"
+#include "broker/handlers/error_mapping.h"
+#include "broker/handlers/handlers.h"
+
+namespace herald::broker {
+
+using protocol::ErrorCode;
+
+asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::handle(
+    RequestContext& ctx, protocol::CreatePartitionsRequest req) {
+  protocol::CreatePartitionsResponse resp;
+  std::map<std::string, int> seen;
+  for (const auto& t : req.topics) seen[t.name]++;
+  for (const auto& t : req.topics) {
+    auto& out = resp.results.emplace_back();
+    out.name = t.name;
+    if (seen[t.name] > 1) {
+      out.error_code = code(ErrorCode::kInvalidRequest);
+      out.error_message = "topic listed more than once";
+      continue;
+    }
+    if (t.assignments && !t.assignments->empty()) {
+      out.error_code = code(ErrorCode::kInvalidReplicaAssignment);
+      out.error_message = "manual replica assignment is not supported";
+      continue;
+    }
+    auto topic = ctx.broker.topics().find(t.name);
+    if (!topic) {
+      out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
+      continue;
+    }
+    auto r = ctx.broker.topics().add_partitions(t.name, t.count, req.validate_only);
+    if (!r) {
+      out.error_code = code(r.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidPartitions
+                                                                     : to_error_code(r.error().code));
+      out.error_message = r.error().message;
+    }
+  }
+  co_return resp;
+}
+
+}  // namespace herald::broker

@@ -1,0 +1,84 @@
+// CreateTopics: validates names, partition counts, replication factor (1 or
+// -1 on one node) and configs; validate_only checks without creating.
+#include "broker/broker_impl.h"
+#include "broker/handlers/error_mapping.h"
+#include "broker/handlers/handlers.h"
+
+namespace herald::broker {
+
+using protocol::ErrorCode;
+
+asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(RequestContext& ctx,
+                                                                           protocol::CreateTopicsRequest req) {
+  protocol::CreateTopicsResponse resp;
+  auto& b = ctx.broker;
+  std::map<std::string, int> seen;
+  for (const auto& t : req.topics) seen[t.name]++;
+  for (const auto& t : req.topics) {
+    auto& out = resp.topics.emplace_back();
+    out.name = t.name;
+    auto set_error = [&](ErrorCode e, std::string msg) {
+      out.error_code = code(e);
+      out.error_message = std::move(msg);
+    };
+    if (seen[t.name] > 1) {
+      set_error(ErrorCode::kInvalidRequest, "topic listed more than once");
+      continue;
+    }
+    if (!valid_topic_name(t.name)) {
+      set_error(ErrorCode::kInvalidTopicException, fmt::format("invalid topic name '{}'", t.name));
+      continue;
+    }
+    if (t.replication_factor != 1 && t.replication_factor != -1) {
+      set_error(ErrorCode::kInvalidReplicationFactor, "Herald is one node: replication factor must be 1");
+      continue;
+    }
+    if (!t.assignments.empty()) {
+      set_error(ErrorCode::kInvalidReplicaAssignment, "manual replica assignment is not supported");
+      continue;
+    }
+    int32_t partitions = t.num_partitions == -1 ? b.config().default_partitions : t.num_partitions;
+    if (partitions <= 0) {
+      set_error(ErrorCode::kInvalidPartitions, fmt::format("invalid partition count {}", t.num_partitions));
+      continue;
+    }
+    std::map<std::string, std::string> configs;
+    bool bad = false;
+    for (const auto& c : t.configs) {
+      if (!c.value) continue;
+      configs[c.name] = *c.value;
+    }
+    if (bad) continue;
+    auto created = b.topics().create(t.name, partitions, configs, req.validate_only);
+    if (!created) {
+      const auto& e = created.error();
+      ErrorCode ec = e.code == Errc::kAlreadyExists  ? ErrorCode::kTopicAlreadyExists
+                     : e.code == Errc::kOutOfRange   ? ErrorCode::kInvalidPartitions
+                     : e.code == Errc::kNotFound     ? ErrorCode::kInvalidConfig
+                     : e.code == Errc::kInvalidArgument ? ErrorCode::kInvalidConfig
+                                                     : to_error_code(e.code);
+      set_error(ec, e.message);
+      continue;
+    }
+    const Topic& topic = **created;
+    out.error_code = 0;
+    out.topic_id = topic.id();
+    out.num_partitions = partitions;
+    out.replication_factor = 1;
+    if (ctx.version() >= 5) {
+      auto& cfgs = out.configs.emplace();
+      TopicConfig tc = topic.config();
+      for (const auto& def : topic_config_defs()) {
+        auto& c = cfgs.emplace_back();
+        c.name = std::string(def.name);
+        c.value = tc.get(def.name);
+        c.read_only = def.read_only;
+        c.config_source = tc.overrides.count(std::string(def.name)) ? 1 : 5;
+        c.is_sensitive = false;
+      }
+    }
+  }
+  co_return resp;
+}
+
+}  // namespace herald::broker

@@ -1,0 +1,81 @@
+// The request-handler framework: what a handler gets (RequestContext), how
+// handlers are listed (one type list; ApiVersions is computed from it), and
+// the table the connection dispatches through.
+//
+// A handler is a struct:
+//   struct HeartbeatHandler {
+//     using Request = protocol::HeartbeatRequest;
+//     using Response = protocol::HeartbeatResponse;
+//     static constexpr int16_t kMinVersion = 0, kMaxVersion = 4;
+//     static asio::awaitable<Response> handle(RequestContext& ctx, Request req);
+//   };
+// Its handle() lives in handlers/<api_name>.cc.
+#pragma once
+
+#include <asio.hpp>
+
+#include <optional>
+#include <span>
+#include <string>
+
+#include "common/bytes.h"
+#include "common/result.h"
+#include "protocol/header.h"
+
+namespace herald::broker {
+
+class BrokerImpl;
+
+struct RequestContext {
+  BrokerImpl& broker;
+  protocol::RequestHeader header;
+  std::string peer_host;         // "/127.0.0.1", as DescribeGroups shows it
+  asio::any_io_executor executor;  // the connection's strand: resume here after waiting
+  bool suppress_response = false;  // Produce with acks=0 sets it: no response is sent
+  int16_t version() const { return header.api_version; }
+};
+
+// Outcome of one request: a complete response frame (size prefix included),
+// no response (acks=0), or "close the connection" with the reason to log.
+struct HandlerOutcome {
+  std::optional<Bytes> frame;
+  std::string close_reason;  // non-empty: log it and close the connection
+};
+
+struct HandlerEntry {
+  int16_t api_key;
+  int16_t min_version;
+  int16_t max_version;
+  std::string_view name;
+  asio::awaitable<HandlerOutcome> (*run)(RequestContext& ctx, ByteSpan body);
+};
+
+// Every API the broker serves, sorted by api key.
+std::span<const HandlerEntry> handler_table();
+const HandlerEntry* find_handler(int16_t api_key);
+
+// Encodes a response frame: i32 size, response header, body.
+template <class Response>
+Bytes encode_response(const RequestContext& ctx, const Response& resp) {
+  Writer w(256);
+  w.put_i32(0);
+  protocol::encode_response_header(w, ctx.header.api_key, ctx.header.api_version, ctx.header.correlation_id);
+  resp.encode(w, ctx.header.api_version);
+  w.put_i32_at(0, static_cast<int32_t>(w.size() - 4));
+  return w.take();
+}
+
+template <class H>
+asio::awaitable<HandlerOutcome> run_handler(RequestContext& ctx, ByteSpan body) {
+  Reader in(body);
+  auto req = H::Request::decode(in, ctx.version());
+  if (!req) {
+    co_return HandlerOutcome{std::nullopt, fmt::format("undecodable {} v{}: {}", H::Request::kName,
+                                                       ctx.version(), req.error().to_string())};
+  }
+  auto resp = co_await H::handle(ctx, std::move(*req));
+  if (ctx.suppress_response) co_return HandlerOutcome{};
+  co_return HandlerOutcome{encode_response(ctx, resp), {}};
+}
+
+}  // namespace herald::broker

@@ -1,0 +1,41 @@
+// Every request handler the broker serves: one struct per Kafka API, its
+// handle() in handlers/<api>.cc. The table in handlers.cc lists them; the
+// ApiVersions response is computed from that table, never kept by hand.
+#pragma once
+
+#include "broker/handlers/handler.h"
+#include "protocol/messages.h"
+
+namespace herald::broker {
+
+#define HERALD_HANDLER(NAME, MIN, MAX)                                        \
+  struct NAME##Handler {                                                      \
+    using Request = protocol::NAME##Request;                                  \
+    using Response = protocol::NAME##Response;                                \
+    static constexpr int16_t kMinVersion = MIN, kMaxVersion = MAX;            \
+    static asio::awaitable<Response> handle(RequestContext& ctx, Request req); \
+  }
+
+// Version ranges: kafka-protocol.md section 2.1, "advertise" column.
+HERALD_HANDLER(Produce, 0, 11);
+HERALD_HANDLER(Fetch, 4, 12);
+HERALD_HANDLER(ListOffsets, 0, 9);
+HERALD_HANDLER(Metadata, 0, 12);
+HERALD_HANDLER(ApiVersions, 0, 4);
+HERALD_HANDLER(CreateTopics, 2, 7);
+HERALD_HANDLER(DeleteTopics, 1, 6);
+HERALD_HANDLER(DeleteRecords, 0, 2);
+HERALD_HANDLER(InitProducerId, 0, 5);
+HERALD_HANDLER(OffsetForLeaderEpoch, 2, 4);
+HERALD_HANDLER(DescribeConfigs, 1, 4);
+HERALD_HANDLER(AlterConfigs, 0, 2);
+HERALD_HANDLER(CreatePartitions, 0, 3);
+HERALD_HANDLER(IncrementalAlterConfigs, 0, 1);
+HERALD_HANDLER(DescribeCluster, 0, 1);
+
+#undef HERALD_HANDLER
+
+// ApiVersions answers versions it does not support itself (kafka-protocol.md section 4).
+asio::awaitable<HandlerOutcome> run_api_versions(RequestContext& ctx, ByteSpan body);
+
+}  // namespace herald::broker

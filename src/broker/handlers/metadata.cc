@@ -1,0 +1,77 @@
+// Metadata: this node as the only broker, controller and leader of every
+// partition; auto-creates unknown topics when allowed (v0-3 always, v4+ when
+// the request asks) and auto.create.topics.enable is on.
+#include "broker/broker_impl.h"
+#include "broker/handlers/error_mapping.h"
+#include "broker/handlers/handlers.h"
+#include "broker/handlers/topic_util.h"
+
+namespace herald::broker {
+
+using protocol::ErrorCode;
+using MetaTopic = protocol::MetadataResponse::MetadataResponseTopic;
+
+namespace {
+
+void fill_topic(MetaTopic& out, const Topic& topic, int32_t node_id) {
+  out.error_code = code(ErrorCode::kNone);
+  out.name = topic.name();
+  out.topic_id = topic.id();
+  out.is_internal = topic.internal();
+  for (const auto& p : topic.partitions()) {
+    auto& op = out.partitions.emplace_back();
+    op.error_code = code(ErrorCode::kNone);
+    op.partition_index = p->index;
+    op.leader_id = node_id;
+    op.leader_epoch = 0;
+    op.replica_nodes = {node_id};
+    op.isr_nodes = {node_id};
+  }
+}
+
+}  // namespace
+
+asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestContext& ctx, protocol::MetadataRequest req) {
+  auto& b = ctx.broker;
+  const int32_t node = b.config().node_id;
+  protocol::MetadataResponse resp;
+  auto& br = resp.brokers.emplace_back();
+  br.node_id = node;
+  br.host = b.advertised_host();
+  br.port = b.port();
+  resp.cluster_id = b.cluster_id();
+  resp.controller_id = node;
+
+  const bool all = !req.topics || (ctx.version() == 0 && req.topics->empty());
+  if (all) {
+    for (const auto& t : b.topics().list()) fill_topic(resp.topics.emplace_back(), *t, node);
+    co_return resp;
+  }
+  const bool may_create = b.config().auto_create_topics && (ctx.version() < 4 || req.allow_auto_topic_creation);
+  for (const auto& rt : *req.topics) {
+    auto& out = resp.topics.emplace_back();
+    std::string name = topic_name_of(rt.name);
+    out.name = name;
+    if (!valid_topic_name(name)) {
+      out.error_code = code(ErrorCode::kInvalidTopicException);
+      continue;
+    }
+    auto topic = b.topics().find(name);
+    if (!topic && may_create) {
+      auto created = b.topics().create(name, b.config().default_partitions, {});
+      if (created) {
+        topic = *created;
+      } else if (created.error().code == Errc::kAlreadyExists) {
+        topic = b.topics().find(name);
+      }
+    }
+    if (!topic) {
+      out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
+      continue;
+    }
+    fill_topic(out, *topic, node);
+  }
+  co_return resp;
+}
+
+}  // namespace herald::broker

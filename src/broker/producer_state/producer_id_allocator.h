@@ -1,0 +1,30 @@
+// Hands out idempotent-producer ids that are never reused, across crashes:
+// ids are reserved in blocks, and the end of the block is made durable
+// (atomic file replace) before any id of it is handed out.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+
+#include "common/result.h"
+
+namespace herald::broker {
+
+class ProducerIdAllocator {
+ public:
+  static constexpr int64_t kBlockSize = 1000;
+  // Loads `path` (format: version u8 = 1, next_block_start i64, crc32c u32).
+  static Result<std::unique_ptr<ProducerIdAllocator>> open(std::filesystem::path path);
+  Result<int64_t> next();
+
+ private:
+  explicit ProducerIdAllocator(std::filesystem::path path) : path_(std::move(path)) {}
+  Result<void> persist(int64_t block_end);
+  std::filesystem::path path_;
+  std::mutex mu_;
+  int64_t next_ = 0;       // guarded by mu_
+  int64_t block_end_ = 0;  // guarded by mu_; ids < block_end_ are reserved on disk
+};
+
+}  // namespace herald::broker

@@ -1,0 +1,144 @@
+#include "broker/server/connection.h"
+
+#include <asio/experimental/as_tuple.hpp>
+
+#include "broker/broker_impl.h"
+#include "broker/handlers/handler.h"
+#include "common/log.h"
+
+namespace herald::broker {
+namespace {
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+}  // namespace
+
+Connection::Connection(BrokerImpl& broker, asio::ip::tcp::socket socket)
+    : broker_(broker),
+      socket_(std::move(socket)),
+      writer_wake_(socket_.get_executor()),
+      reader_wake_(socket_.get_executor()) {
+  std::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? "/unknown" : "/" + ep.address().to_string();
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() { broker_.unregister_connection(this); }
+
+void Connection::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+}
+
+void Connection::close() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close_now({}); });
+}
+
+void Connection::close_now(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  if (!reason.empty()) HLOG_WARN("closing connection from {}: {}", peer_, reason);
+  std::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  writer_wake_.cancel();
+  reader_wake_.cancel();
+}
+
+asio::awaitable<void> Connection::read_loop() {
+  auto self = shared_from_this();
+  const auto max_bytes = broker_.config().socket_request_max_bytes;
+  for (;;) {
+    while (queue_.size() >= kMaxInFlight && !closed_) {
+      reader_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await reader_wake_.async_wait(use_nothrow);
+    }
+    if (closed_) break;
+    uint8_t size_be[4];
+    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(size_be), use_nothrow);
+    if (ec) break;  // peer closed: nothing to answer
+    int32_t size = static_cast<int32_t>(load_be32(size_be));
+    if (size < 8 || size > max_bytes) {
+      close_now(fmt::format("invalid frame length {} (socket.request.max.bytes {})", size, max_bytes));
+      break;
+    }
+    auto frame = std::make_shared<Bytes>(static_cast<size_t>(size));
+    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(*frame), use_nothrow);
+    if (ec2) {
+      if (!closed_) close_now(fmt::format("truncated frame: {}", ec2.message()));
+      break;
+    }
+    auto slot = std::make_shared<Slot>();
+    queue_.push_back(slot);
+    asio::co_spawn(socket_.get_executor(), process(slot, std::move(frame)), asio::detached);
+  }
+  read_done_ = true;
+  writer_wake_.cancel();
+}
+
+asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::shared_ptr<Bytes> frame) {
+  auto self = shared_from_this();
+  Reader in(*frame);
+  auto header = protocol::decode_request_header(in);
+  HandlerOutcome out;
+  if (!header) {
+    out.close_reason = fmt::format("bad request header: {}", header.error().to_string());
+  } else if (const HandlerEntry* h = find_handler(header->api_key); h == nullptr) {
+    out.close_reason = fmt::format("unknown api key {}", header->api_key);
+  } else if ((header->api_version < h->min_version || header->api_version > h->max_version) &&
+             header->api_key != 18 /* ApiVersions answers UNSUPPORTED_VERSION itself */) {
+    out.close_reason = fmt::format("unsupported version {} of {} (supported {}-{})", header->api_version, h->name,
+                                   h->min_version, h->max_version);
+  } else {
+    RequestContext ctx{broker_, std::move(*header), peer_, socket_.get_executor()};
+    try {
+      out = co_await h->run(ctx, in.rest());
+    } catch (const std::exception& e) {
+      out.close_reason = fmt::format("internal error in {}: {}", h->name, e.what());
+      HLOG_ERROR("{}", out.close_reason);
+    }
+  }
+  if (!out.close_reason.empty()) {
+    close_now(out.close_reason);
+    co_return;
+  }
+  slot->frame = std::move(out.frame);
+  slot->ready = true;
+  writer_wake_.cancel();
+}
+
+asio::awaitable<void> Connection::write_loop() {
+  auto self = shared_from_this();
+  std::vector<std::shared_ptr<Slot>> batch;
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    batch.clear();
+    buffers.clear();
+    while (!queue_.empty() && queue_.front()->ready) {
+      auto s = std::move(queue_.front());
+      queue_.pop_front();
+      if (s->frame) {
+        buffers.emplace_back(asio::buffer(*s->frame));
+        batch.push_back(std::move(s));
+      }
+      reader_wake_.cancel();
+    }
+    if (closed_) co_return;
+    if (!buffers.empty()) {
+      auto [ec, n] = co_await asio::async_write(socket_, buffers, use_nothrow);
+      if (ec) {
+        close_now({});
+        co_return;
+      }
+      continue;
+    }
+    if (read_done_ && queue_.empty()) {
+      close_now({});
+      co_return;
+    }
+    writer_wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await writer_wake_.async_wait(use_nothrow);
+  }
+}
+
+}  // namespace herald::broker

@@ -1,0 +1,57 @@
+// Connection: one client socket. A reader coroutine reads size-prefixed
+// frames and starts one handler coroutine per request; a writer coroutine
+// sends the responses strictly in request order (Kafka's per-connection
+// ordering), batching consecutive ready responses into one write.
+//
+// Everything runs on the connection's strand (the socket's executor). The
+// Connection is owned by its coroutines through shared_from_this(); the
+// broker keeps only a weak_ptr for shutdown.
+//
+// Malformed input (negative or oversized length, undecodable header, unknown
+// API key, unsupported version) is logged and closes this connection only.
+#pragma once
+
+#include <asio.hpp>
+
+#include <deque>
+#include <optional>
+#include <memory>
+#include <string>
+
+#include "common/bytes.h"
+
+namespace herald::broker {
+
+class BrokerImpl;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(BrokerImpl& broker, asio::ip::tcp::socket socket);
+  ~Connection();
+  void start();
+  // Closes the socket (from any thread).
+  void close();
+
+ private:
+  struct Slot {
+    bool ready = false;
+    std::optional<Bytes> frame;  // nullopt: nothing to send (acks=0)
+  };
+  asio::awaitable<void> read_loop();
+  asio::awaitable<void> write_loop();
+  asio::awaitable<void> process(std::shared_ptr<Slot> slot, std::shared_ptr<Bytes> frame);
+  void close_now(const std::string& reason);
+
+  static constexpr size_t kMaxInFlight = 64;
+
+  BrokerImpl& broker_;
+  asio::ip::tcp::socket socket_;
+  std::string peer_;
+  asio::steady_timer writer_wake_;
+  asio::steady_timer reader_wake_;
+  std::deque<std::shared_ptr<Slot>> queue_;
+  bool read_done_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace herald::broker

@@ -1,0 +1,166 @@
+#include "broker/topics/topic_config.h"
+
+#include <charconv>
+#include <vector>
+
+namespace herald::broker {
+namespace {
+
+Result<int64_t> parse_long(std::string_view name, std::string_view v, int64_t min, int64_t max) {
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", name, v)};
+  }
+  if (out < min || out > max) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [{}, {}]", name, out, min, max)};
+  }
+  return out;
+}
+
+constexpr int64_t kMaxLong = INT64_MAX;
+constexpr int64_t kMaxInt = INT32_MAX;
+
+// name, type, doc, read-only; the apply/get logic is in set()/get() below.
+constexpr ConfigDef kDefs[] = {
+    {"cleanup.policy", ConfigType::kList,
+     "delete: drop old segments by retention; compact: keep the latest record per key; or both", false},
+    {"retention.ms", ConfigType::kLong, "Delete closed segments older than this (-1 = keep forever)", false},
+    {"retention.bytes", ConfigType::kLong, "Delete oldest closed segments beyond this size per partition (-1 = unlimited)", false},
+    {"segment.bytes", ConfigType::kInt, "Roll to a new segment file at this size", false},
+    {"segment.ms", ConfigType::kLong, "Roll to a new segment file after this time", false},
+    {"max.message.bytes", ConfigType::kInt, "Largest record batch accepted, in bytes", false},
+    {"delete.retention.ms", ConfigType::kLong, "How long compaction keeps tombstones", false},
+    {"min.compaction.lag.ms", ConfigType::kLong, "Records younger than this are not compacted", false},
+    {"message.timestamp.type", ConfigType::kString, "CreateTime or LogAppendTime", false},
+    {"message.timestamp.before.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the past", false},
+    {"message.timestamp.after.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the future", false},
+    {"flush.policy", ConfigType::kString,
+     "always: acks=all is answered after fdatasync (group commit); interval: sync every flush.ms", false},
+    {"flush.ms", ConfigType::kLong, "Sync interval when flush.policy=interval", false},
+    {"index.interval.bytes", ConfigType::kInt, "Bytes of log between offset index entries", false},
+    {"compression.type", ConfigType::kString, "Batches are stored as the producer sent them (producer)", true},
+    {"min.insync.replicas", ConfigType::kInt, "Always 1: Herald is one node", true},
+};
+
+}  // namespace
+
+std::span<const ConfigDef> topic_config_defs() { return kDefs; }
+
+const ConfigDef* find_topic_config(std::string_view name) {
+  for (const auto& d : kDefs) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
+  const ConfigDef* def = find_topic_config(name);
+  if (def == nullptr) return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
+  if (name == "cleanup.policy") {
+    bool compact = false, del = false;
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t end = v.find(',', start);
+      if (end == std::string_view::npos) end = v.size();
+      auto item = v.substr(start, end - start);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (item == "compact") {
+        compact = true;
+      } else if (item == "delete") {
+        del = true;
+      } else {
+        return Error{Errc::kInvalidArgument, fmt::format("cleanup.policy: '{}' is not delete or compact", item)};
+      }
+      start = end + 1;
+    }
+    log.compact = compact;
+    log.delete_retention = del;
+  } else if (name == "retention.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.retention_ms, parse_long(name, v, -1, kMaxLong));
+  } else if (name == "retention.bytes") {
+    HERALD_ASSIGN_OR_RETURN(log.retention_bytes, parse_long(name, v, -1, kMaxLong));
+  } else if (name == "segment.bytes") {
+    HERALD_ASSIGN_OR_RETURN(log.segment_bytes, parse_long(name, v, 14, kMaxInt));
+  } else if (name == "segment.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.segment_ms, parse_long(name, v, 1, kMaxLong));
+  } else if (name == "max.message.bytes") {
+    HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, 0, kMaxInt));
+    max_message_bytes = static_cast<int32_t>(x);
+  } else if (name == "delete.retention.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.delete_retention_ms, parse_long(name, v, 0, kMaxLong));
+  } else if (name == "min.compaction.lag.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.min_compaction_lag_ms, parse_long(name, v, 0, kMaxLong));
+  } else if (name == "message.timestamp.type") {
+    if (v == "CreateTime") {
+      log_append_time = false;
+    } else if (v == "LogAppendTime") {
+      log_append_time = true;
+    } else {
+      return Error{Errc::kInvalidArgument, fmt::format("message.timestamp.type: '{}'", v)};
+    }
+  } else if (name == "message.timestamp.before.max.ms") {
+    HERALD_ASSIGN_OR_RETURN(timestamp_before_max_ms, parse_long(name, v, 0, kMaxLong));
+  } else if (name == "message.timestamp.after.max.ms") {
+    HERALD_ASSIGN_OR_RETURN(timestamp_after_max_ms, parse_long(name, v, 0, kMaxLong));
+  } else if (name == "flush.policy") {
+    if (v == "always") {
+      log.flush_policy = storage::FlushPolicy::kAlways;
+    } else if (v == "interval") {
+      log.flush_policy = storage::FlushPolicy::kInterval;
+    } else {
+      return Error{Errc::kInvalidArgument, fmt::format("flush.policy: '{}' is not always or interval", v)};
+    }
+  } else if (name == "flush.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.flush_interval_ms, parse_long(name, v, 1, kMaxLong));
+  } else if (name == "index.interval.bytes") {
+    HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, 0, kMaxInt));
+    log.index_interval_bytes = static_cast<int32_t>(x);
+  } else if (name == "compression.type") {
+    if (v != "producer") {
+      return Error{Errc::kInvalidArgument, "compression.type: only 'producer' (store batches as sent) is supported"};
+    }
+  } else if (name == "min.insync.replicas") {
+    if (v != "1") return Error{Errc::kInvalidArgument, "min.insync.replicas: Herald is one node, only 1 is valid"};
+  }
+  overrides[std::string(name)] = std::string(v);
+  return ok();
+}
+
+Result<void> TopicConfig::reset(std::string_view name, const TopicConfig& defaults) {
+  if (find_topic_config(name) == nullptr) {
+    return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
+  }
+  auto value = defaults.get(name);
+  auto saved = overrides;
+  if (value) HERALD_TRY(set(name, *value));
+  saved.erase(std::string(name));
+  overrides = std::move(saved);
+  return ok();
+}
+
+std::optional<std::string> TopicConfig::get(std::string_view name) const {
+  if (name == "cleanup.policy") {
+    if (log.compact && log.delete_retention) return "compact,delete";
+    return log.compact ? "compact" : "delete";
+  }
+  if (name == "retention.ms") return std::to_string(log.retention_ms);
+  if (name == "retention.bytes") return std::to_string(log.retention_bytes);
+  if (name == "segment.bytes") return std::to_string(log.segment_bytes);
+  if (name == "segment.ms") return std::to_string(log.segment_ms);
+  if (name == "max.message.bytes") return std::to_string(max_message_bytes);
+  if (name == "delete.retention.ms") return std::to_string(log.delete_retention_ms);
+  if (name == "min.compaction.lag.ms") return std::to_string(log.min_compaction_lag_ms);
+  if (name == "message.timestamp.type") return log_append_time ? "LogAppendTime" : "CreateTime";
+  if (name == "message.timestamp.before.max.ms") return std::to_string(timestamp_before_max_ms);
+  if (name == "message.timestamp.after.max.ms") return std::to_string(timestamp_after_max_ms);
+  if (name == "flush.policy") return log.flush_policy == storage::FlushPolicy::kAlways ? "always" : "interval";
+  if (name == "flush.ms") return std::to_string(log.flush_interval_ms);
+  if (name == "index.interval.bytes") return std::to_string(log.index_interval_bytes);
+  if (name == "compression.type") return "producer";
+  if (name == "min.insync.replicas") return "1";
+  return std::nullopt;
+}
+
+}  // namespace herald::broker

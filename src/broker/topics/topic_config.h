@@ -1,0 +1,54 @@
+// Topic-level configuration: Kafka's config names, types, defaults and
+// validation, declared once in a table (topic_config.cc) that DescribeConfigs,
+// CreateTopics, IncrementalAlterConfigs and the CLI all read.
+//
+//   TopicConfig cfg;                                    // broker defaults
+//   HERALD_TRY(cfg.set("retention.ms", "86400000"));    // validates and applies
+//   storage::LogConfig log = cfg.log;                   // what the partition logs use
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "storage/log_config.h"
+
+namespace herald::broker {
+
+enum class ConfigType : int8_t {  // DescribeConfigs config_type
+  kUnknown = 0, kBoolean = 1, kString = 2, kInt = 3, kShort = 4, kLong = 5, kDouble = 6, kList = 7,
+};
+
+struct TopicConfig {
+  storage::LogConfig log;
+  int32_t max_message_bytes = 1048588;
+  bool log_append_time = false;                  // message.timestamp.type=LogAppendTime
+  int64_t timestamp_before_max_ms = INT64_MAX;   // message.timestamp.before.max.ms
+  int64_t timestamp_after_max_ms = 3600000;      // message.timestamp.after.max.ms
+  std::map<std::string, std::string> overrides;  // dynamic (per-topic) values as set by users
+
+  // Validates `value` for `name` and applies it; records it in overrides.
+  // kNotFound for an unknown name, kInvalidArgument for a bad value.
+  Result<void> set(std::string_view name, std::string_view value);
+  // Reverts `name` to the broker default (`defaults`).
+  Result<void> reset(std::string_view name, const TopicConfig& defaults);
+  // Current value of `name` as Kafka prints it.
+  std::optional<std::string> get(std::string_view name) const;
+};
+
+struct ConfigDef {
+  std::string_view name;
+  ConfigType type;
+  std::string_view doc;
+  bool read_only;
+};
+
+// Every topic config Herald knows, in a stable order.
+std::span<const ConfigDef> topic_config_defs();
+const ConfigDef* find_topic_config(std::string_view name);
+
+}  // namespace herald::broker

@@ -1,0 +1,340 @@
+#include "broker/topics/topic_manager.h"
+
+#include <nlohmann/json.hpp>
+
+#include <random>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+namespace herald::broker {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kProducerExpirationMs = 86400000;  // producer.id.expiration.ms
+
+TopicId random_topic_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  TopicId id{};
+  for (;;) {
+    uint64_t a = rng(), b = rng();
+    for (int i = 0; i < 8; ++i) {
+      id[static_cast<size_t>(i)] = static_cast<uint8_t>(a >> (8 * i));
+      id[static_cast<size_t>(8 + i)] = static_cast<uint8_t>(b >> (8 * i));
+    }
+    if (std::any_of(id.begin(), id.end(), [](uint8_t x) { return x != 0; })) return id;
+  }
+}
+
+std::string hex(const TopicId& id) {
+  std::string s;
+  for (uint8_t b : id) s += fmt::format("{:02x}", b);
+  return s;
+}
+
+std::optional<TopicId> unhex(const std::string& s) {
+  if (s.size() != 32) return std::nullopt;
+  TopicId id{};
+  for (size_t i = 0; i < 16; ++i) {
+    unsigned v = 0;
+    if (std::sscanf(s.c_str() + 2 * i, "%2x", &v) != 1) return std::nullopt;
+    id[i] = static_cast<uint8_t>(v);
+  }
+  return id;
+}
+
+fs::path snapshot_path(const fs::path& topic_dir, int32_t index) {
+  return topic_dir / fmt::format("{}.producers", index);
+}
+
+}  // namespace
+
+DataNotifier::Id DataNotifier::add(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  Id id = next_++;
+  waiters_.emplace(id, std::move(fn));
+  return id;
+}
+
+void DataNotifier::remove(Id id) {
+  std::lock_guard lock(mu_);
+  waiters_.erase(id);
+}
+
+void DataNotifier::notify_all() {
+  std::map<Id, std::function<void()>> fire;
+  {
+    std::lock_guard lock(mu_);
+    fire.swap(waiters_);
+  }
+  for (auto& [id, fn] : fire) fn();
+}
+
+int32_t Topic::partition_count() const {
+  std::lock_guard lock(mu_);
+  return static_cast<int32_t>(partitions_.size());
+}
+
+std::shared_ptr<Partition> Topic::partition(int32_t index) const {
+  std::lock_guard lock(mu_);
+  if (index < 0 || static_cast<size_t>(index) >= partitions_.size()) return nullptr;
+  return partitions_[static_cast<size_t>(index)];
+}
+
+std::vector<std::shared_ptr<Partition>> Topic::partitions() const {
+  std::lock_guard lock(mu_);
+  return partitions_;
+}
+
+TopicConfig Topic::config() const {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
+bool valid_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_dir, TopicConfig defaults,
+                                                         storage::Flusher* flusher) {
+  std::error_code ec;
+  fs::create_directories(data_dir / "topics", ec);
+  if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", (data_dir / "topics").string(), ec.message())};
+  std::unique_ptr<TopicManager> mgr(new TopicManager(data_dir, std::move(defaults), flusher));
+  for (const auto& entry : fs::directory_iterator(data_dir / "topics")) {
+    if (!entry.is_directory()) continue;
+    if (!fs::exists(entry.path() / "topic.json")) {
+      // A create that crashed before its metadata was written: nothing was acknowledged.
+      HLOG_WARN("removing incomplete topic directory {}", entry.path().string());
+      fs::remove_all(entry.path(), ec);
+      continue;
+    }
+    HERALD_ASSIGN_OR_RETURN(auto topic, mgr->load_topic(entry.path()));
+    mgr->topics_.emplace(topic->name(), std::move(topic));
+  }
+  return mgr;
+}
+
+TopicManager::~TopicManager() { close(); }
+
+Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& topic_dir, int32_t index,
+                                                                const TopicConfig& config) {
+  auto p = std::make_shared<Partition>();
+  p->index = index;
+  HERALD_ASSIGN_OR_RETURN(p->log, storage::PartitionLog::open(topic_dir / std::to_string(index), config.log, flusher_));
+  // Rebuild idempotent-producer state: snapshot from the last clean shutdown, then the batches after it.
+  int64_t from = p->log->log_start_offset();
+  if (auto snap = read_whole_file(snapshot_path(topic_dir, index)); snap) {
+    if (auto upto = p->producers.decode_snapshot(*snap); upto && *upto <= p->log->log_end_offset()) {
+      from = std::max(from, *upto);
+    } else {
+      p->producers = ProducerStateTable{};
+    }
+  }
+  int64_t now = now_ms();
+  HERALD_TRY(p->log->for_each_batch(from, [&](const record::BatchHeader& h) {
+    if (h.producer_id >= 0 && h.base_offset >= from) {
+      p->producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(), h.base_offset,
+                          h.last_offset(), h.max_timestamp > 0 ? std::min(h.max_timestamp, now) : now);
+    }
+  }));
+  p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+  return p;
+}
+
+Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
+  HERALD_ASSIGN_OR_RETURN(Bytes raw, read_whole_file(dir / "topic.json"));
+  json meta = json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded() || !meta.contains("name") || !meta.contains("partitions")) {
+    return Error{Errc::kCorruption, fmt::format("{}: unreadable topic metadata", (dir / "topic.json").string())};
+  }
+  TopicConfig config = defaults_;
+  for (auto& [k, v] : meta.value("configs", json::object()).items()) {
+    if (auto r = config.set(k, v.get<std::string>()); !r) {
+      HLOG_WARN("topic {}: ignoring stored config: {}", dir.filename().string(), r.error().message);
+    }
+  }
+  auto id = unhex(meta.value("id", std::string()));
+  if (!id) return Error{Errc::kCorruption, fmt::format("{}: bad topic id", dir.string())};
+  auto topic = std::make_shared<Topic>(meta["name"].get<std::string>(), *id, meta.value("internal", false), config);
+  int32_t n = meta["partitions"].get<int32_t>();
+  for (int32_t i = 0; i < n; ++i) {
+    HERALD_ASSIGN_OR_RETURN(auto p, open_partition(dir, i, config));
+    topic->partitions_.push_back(std::move(p));
+  }
+  return topic;
+}
+
+Result<void> TopicManager::write_meta(const Topic& topic) {
+  json meta;
+  meta["name"] = topic.name();
+  meta["id"] = hex(topic.id());
+  meta["internal"] = topic.internal();
+  {
+    std::lock_guard lock(topic.mu_);
+    meta["partitions"] = topic.partitions_.size();
+    meta["configs"] = topic.config_.overrides;
+  }
+  std::string s = meta.dump(2);
+  return atomic_write_file(topic_dir(topic.name()) / "topic.json", as_bytes(s));
+}
+
+std::shared_ptr<Topic> TopicManager::find(std::string_view name) const {
+  std::shared_lock lock(mu_);
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Topic>> TopicManager::list() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::shared_ptr<Topic>> out;
+  out.reserve(topics_.size());
+  for (const auto& [name, t] : topics_) out.push_back(t);
+  return out;
+}
+
+Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int32_t partitions,
+                                                    const std::map<std::string, std::string>& configs,
+                                                    bool validate_only, bool internal) {
+  if (!valid_topic_name(name)) {
+    return Error{Errc::kInvalidArgument, fmt::format("invalid topic name '{}': use 1-249 of [a-zA-Z0-9._-]", name)};
+  }
+  if (partitions <= 0 || partitions > 100000) {
+    return Error{Errc::kOutOfRange, fmt::format("invalid partition count {}", partitions)};
+  }
+  TopicConfig config = defaults_;
+  config.overrides.clear();
+  for (const auto& [k, v] : configs) HERALD_TRY(config.set(k, v));
+  std::lock_guard admin(admin_mu_);
+  if (find(name)) return Error{Errc::kAlreadyExists, fmt::format("topic '{}' already exists", name)};
+  if (validate_only) return std::make_shared<Topic>(name, TopicId{}, internal, config);
+
+  auto topic = std::make_shared<Topic>(name, random_topic_id(), internal, config);
+  fs::path dir = topic_dir(name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", dir.string(), ec.message())};
+  for (int32_t i = 0; i < partitions; ++i) {
+    auto p = open_partition(dir, i, config);
+    if (!p) {
+      fs::remove_all(dir, ec);
+      return std::move(p).error();
+    }
+    topic->partitions_.push_back(std::move(*p));
+  }
+  if (auto r = write_meta(*topic); !r) {
+    for (auto& p : topic->partitions_) (void)p->log->close();
+    fs::remove_all(dir, ec);
+    return r.error();
+  }
+  {
+    std::unique_lock lock(mu_);
+    topics_.emplace(name, topic);
+  }
+  HLOG_INFO("created topic {} with {} partitions", name, partitions);
+  return topic;
+}
+
+Result<void> TopicManager::remove(const std::string& name) {
+  std::lock_guard admin(admin_mu_);
+  std::shared_ptr<Topic> topic;
+  {
+    std::unique_lock lock(mu_);
+    auto it = topics_.find(name);
+    if (it == topics_.end()) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
+    topic = it->second;
+    topics_.erase(it);
+  }
+  fs::path dir = topic_dir(name);
+  // Metadata first: after a crash mid-delete the directory has no topic.json and is swept at start.
+  std::error_code ec;
+  fs::remove(dir / "topic.json", ec);
+  (void)fsync_dir(dir);
+  for (auto& p : topic->partitions()) (void)p->log->close();
+  fs::remove_all(dir, ec);
+  (void)fsync_dir(dir.parent_path());
+  HLOG_INFO("deleted topic {}", name);
+  return ok();
+}
+
+Result<void> TopicManager::add_partitions(const std::string& name, int32_t total, bool validate_only) {
+  std::lock_guard admin(admin_mu_);
+  auto topic = find(name);
+  if (!topic) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
+  int32_t current = topic->partition_count();
+  if (total <= current) {
+    return Error{Errc::kInvalidArgument,
+                 fmt::format("topic '{}' has {} partitions; the new count {} must be larger", name, current, total)};
+  }
+  if (total > 100000) return Error{Errc::kInvalidArgument, fmt::format("partition count {} too large", total)};
+  if (validate_only) return ok();
+  TopicConfig config = topic->config();
+  std::vector<std::shared_ptr<Partition>> added;
+  for (int32_t i = current; i < total; ++i) {
+    HERALD_ASSIGN_OR_RETURN(auto p, open_partition(topic_dir(name), i, config));
+    added.push_back(std::move(p));
+  }
+  {
+    std::lock_guard lock(topic->mu_);
+    for (auto& p : added) topic->partitions_.push_back(std::move(p));
+  }
+  return write_meta(*topic);
+}
+
+Result<void> TopicManager::set_config(const std::string& name, const TopicConfig& config) {
+  std::lock_guard admin(admin_mu_);
+  auto topic = find(name);
+  if (!topic) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
+  {
+    std::lock_guard lock(topic->mu_);
+    topic->config_ = config;
+    for (auto& p : topic->partitions_) p->log->set_config(config.log);
+  }
+  return write_meta(*topic);
+}
+
+void TopicManager::run_maintenance(int64_t now) {
+  for (auto& topic : list()) {
+    for (auto& p : topic->partitions()) {
+      if (auto r = p->log->apply_retention(now); !r) {
+        HLOG_ERROR("retention {}/{}: {}", topic->name(), p->index, r.error().to_string());
+      }
+      if (p->log->config().compact) {
+        if (auto r = p->log->compact(now); !r) {
+          HLOG_ERROR("compaction {}/{}: {}", topic->name(), p->index, r.error().to_string());
+        }
+      }
+      std::lock_guard lock(p->append_mu);
+      p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+    }
+  }
+}
+
+void TopicManager::close() {
+  std::unique_lock lock(mu_);
+  for (auto& [name, topic] : topics_) {
+    for (auto& p : topic->partitions()) {
+      if (auto r = p->log->close(); !r) {
+        HLOG_ERROR("closing {}/{}: {}", name, p->index, r.error().to_string());
+        continue;
+      }
+      std::lock_guard plock(p->append_mu);
+      Bytes snap = p->producers.encode_snapshot(p->log->log_end_offset());
+      if (auto r = atomic_write_file(snapshot_path(topic_dir(name), p->index), snap); !r) {
+        HLOG_WARN("producer snapshot {}/{}: {}", name, p->index, r.error().to_string());
+      }
+    }
+  }
+  topics_.clear();
+}
+
+}  // namespace herald::broker

@@ -1,0 +1,134 @@
+// TopicManager: the broker's catalogue of topics and their partition logs.
+//
+// Layout under the data dir (see docs/storage-format.md):
+//   topics/<name>/topic.json        id, partition count, config overrides (atomic rename)
+//   topics/<name>/<partition>/      one storage::PartitionLog per partition
+//
+// Thread-safety: every method may be called from any network thread. Topics
+// and partitions are handed out as shared_ptr so a request in flight keeps
+// them alive across a concurrent delete.
+//
+//   auto mgr = TopicManager::open(dir, defaults, &flusher);
+//   auto t = (*mgr)->create("orders", 3, {});
+//   auto p = (*t)->partition(0);
+//   p->log->append(batch);
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "broker/producer_state/producer_state.h"
+#include "broker/topics/topic_config.h"
+#include "common/result.h"
+#include "storage/partition_log.h"
+
+namespace herald::broker {
+
+using TopicId = std::array<uint8_t, 16>;
+
+// One-shot callbacks run when new data becomes readable on a partition
+// (its high watermark moves). Long-polling fetches register here.
+class DataNotifier {
+ public:
+  using Id = uint64_t;
+  Id add(std::function<void()> fn);
+  void remove(Id id);
+  void notify_all();
+
+ private:
+  std::mutex mu_;
+  Id next_ = 1;
+  std::map<Id, std::function<void()>> waiters_;
+};
+
+struct Partition {
+  int32_t index = 0;
+  std::unique_ptr<storage::PartitionLog> log;
+  // Serializes the idempotence check and the append that follows it.
+  std::mutex append_mu;
+  ProducerStateTable producers;  // guarded by append_mu
+  DataNotifier notifier;
+};
+
+class Topic {
+ public:
+  Topic(std::string name, TopicId id, bool internal, TopicConfig config)
+      : name_(std::move(name)), id_(id), internal_(internal), config_(std::move(config)) {}
+
+  const std::string& name() const { return name_; }
+  const TopicId& id() const { return id_; }
+  bool internal() const { return internal_; }
+  int32_t partition_count() const;
+  // Null when index is out of range.
+  std::shared_ptr<Partition> partition(int32_t index) const;
+  std::vector<std::shared_ptr<Partition>> partitions() const;
+  TopicConfig config() const;
+
+ private:
+  friend class TopicManager;
+  const std::string name_;
+  const TopicId id_;
+  const bool internal_;
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<Partition>> partitions_;  // guarded by mu_
+  TopicConfig config_;                                  // guarded by mu_
+};
+
+// Valid Kafka topic name: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
+bool valid_topic_name(std::string_view name);
+
+class TopicManager {
+ public:
+  // Opens every topic found under data_dir/topics. `flusher` must outlive the manager.
+  static Result<std::unique_ptr<TopicManager>> open(const std::filesystem::path& data_dir,
+                                                    TopicConfig defaults, storage::Flusher* flusher);
+  ~TopicManager();
+  TopicManager(const TopicManager&) = delete;
+  TopicManager& operator=(const TopicManager&) = delete;
+
+  std::shared_ptr<Topic> find(std::string_view name) const;
+  std::vector<std::shared_ptr<Topic>> list() const;
+  const TopicConfig& defaults() const { return defaults_; }
+
+  // Creates a topic. kAlreadyExists, kInvalidArgument (name, partitions, config: message says which).
+  // With validate_only nothing is written.
+  Result<std::shared_ptr<Topic>> create(const std::string& name, int32_t partitions,
+                                        const std::map<std::string, std::string>& configs,
+                                        bool validate_only = false, bool internal = false);
+  Result<void> remove(const std::string& name);
+  // Grows the topic to `total` partitions (kInvalidArgument if not larger).
+  Result<void> add_partitions(const std::string& name, int32_t total, bool validate_only);
+  // Applies a new set of overrides (already validated by the caller with TopicConfig::set/reset).
+  Result<void> set_config(const std::string& name, const TopicConfig& config);
+
+  // Retention and compaction on every partition (called periodically by the broker).
+  void run_maintenance(int64_t now_ms);
+  // Closes every log cleanly (flush + checkpoint) and writes producer-state snapshots.
+  void close();
+
+ private:
+  TopicManager(std::filesystem::path data_dir, TopicConfig defaults, storage::Flusher* flusher)
+      : data_dir_(std::move(data_dir)), defaults_(std::move(defaults)), flusher_(flusher) {}
+  Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
+  Result<std::shared_ptr<Partition>> open_partition(const std::filesystem::path& topic_dir, int32_t index,
+                                                    const TopicConfig& config);
+  Result<void> write_meta(const Topic& topic);
+  std::filesystem::path topic_dir(const std::string& name) const { return data_dir_ / "topics" / name; }
+
+  const std::filesystem::path data_dir_;
+  const TopicConfig defaults_;
+  storage::Flusher* const flusher_;
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::shared_ptr<Topic>, std::less<>> topics_;  // guarded by mu_
+  std::mutex admin_mu_;  // serializes create/remove/alter (they touch files)
+};
+
+}  // namespace herald::broker
