@@ -171,8 +171,21 @@ Result<void> PartitionLog::recover() {
     uint64_t scanned = 0;
     std::vector<std::shared_ptr<Segment>> scanned_segments;
     int64_t min_offset = it->first;
+    bool first_scanned = true;
     for (; it != segments_.end(); ++it) {
       auto& seg = it->second;
+      if (!first_scanned && seg->base_offset() != min_offset) {
+        // Segments at or above the recovery point were never compacted, so each
+        // starts where the previous one ends. A gap means the previous one lost
+        // its tail in the crash: nothing from here on is trusted.
+        HLOG_WARN("{}: segment {} does not follow the previous one (ends at {}); dropping it and later ones",
+                  dir_.string(), seg->base_offset(), min_offset);
+        for (auto later = it; later != segments_.end(); ++later) HERALD_TRY(later->second->remove_files());
+        segments_.erase(it, segments_.end());
+        removed_any = true;
+        break;
+      }
+      first_scanned = false;
       HERALD_ASSIGN_OR_RETURN(ScanResult scan, seg->scan(min_offset));
       scanned += scan.valid_bytes;
       scanned_segments.push_back(seg);
@@ -459,6 +472,7 @@ Result<void> PartitionLog::close() {
     std::lock_guard lock(append_mu_);
     if (closed_) return ok();
     closed_ = true;
+    if (!active_) return ok();  // open() failed before the log was usable
   }
   if (flusher_ != nullptr) flusher_->remove(this);
   auto r = sync_now();
