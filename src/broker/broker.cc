@@ -2,6 +2,8 @@
 
 #include <asio/experimental/as_tuple.hpp>
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <random>
 
@@ -35,6 +37,10 @@ Result<void> BrokerImpl::load_cluster_id() {
 
 Result<void> BrokerImpl::start() {
   int64_t t0 = mono_ns();
+  // Request frames and fetch buffers are up to a few MiB each; keep them on the heap instead of
+  // a fresh mmap (page faults + zeroing) per request.
+  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
   if (config_.ephemeral) {
     std::string tmpl = (fs::temp_directory_path() / "herald-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) return Error{Errc::kIoError, "mkdtemp failed"};

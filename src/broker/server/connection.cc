@@ -62,8 +62,8 @@ asio::awaitable<void> Connection::read_loop() {
       close_now(fmt::format("invalid frame length {} (socket.request.max.bytes {})", size, max_bytes));
       break;
     }
-    auto frame = std::make_shared<Bytes>(static_cast<size_t>(size));
-    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(*frame), use_nothrow);
+    auto frame = std::make_shared<Frame>(static_cast<size_t>(size));
+    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(frame->data.get(), frame->size), use_nothrow);
     if (ec2) {
       if (!closed_) close_now(fmt::format("truncated frame: {}", ec2.message()));
       break;
@@ -76,9 +76,9 @@ asio::awaitable<void> Connection::read_loop() {
   writer_wake_.cancel();
 }
 
-asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::shared_ptr<Bytes> frame) {
+asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::shared_ptr<Frame> frame) {
   auto self = shared_from_this();
-  Reader in(*frame);
+  Reader in(ByteSpan(frame->data.get(), frame->size));
   auto header = protocol::decode_request_header(in);
   HandlerOutcome out;
   if (!header) {

@@ -14,6 +14,7 @@
 #include <asio.hpp>
 
 #include <deque>
+#include <memory>
 #include <optional>
 #include <memory>
 #include <string>
@@ -39,7 +40,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
-  asio::awaitable<void> process(std::shared_ptr<Slot> slot, std::shared_ptr<Bytes> frame);
+  // A request frame; not zero-filled (it is read into straight away).
+  struct Frame {
+    explicit Frame(size_t n) : data(std::make_unique_for_overwrite<uint8_t[]>(n)), size(n) {}
+    std::unique_ptr<uint8_t[]> data;
+    size_t size;
+  };
+  asio::awaitable<void> process(std::shared_ptr<Slot> slot, std::shared_ptr<Frame> frame);
   void close_now(const std::string& reason);
 
   static constexpr size_t kMaxInFlight = 64;
