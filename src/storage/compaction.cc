@@ -1,9 +1,335 @@
+// Log compaction (cleanup.policy=compact): PartitionLog::compact.
+//
+// One pass:
+//   1. The dirty range: closed, persisted segments (below the recovery point,
+//      never the active one) from the cleaner offset on, as long as each is
+//      older than min_compaction_lag_ms. Stops early if the key map grows past
+//      kMaxMapBytes (the next pass continues).
+//   2. Key map: key -> offset of its latest record in the dirty range.
+//   3. Every closed segment from the log start to the end of the dirty range
+//      is filtered: a keyed record survives if the map has no newer offset
+//      for its key; a tombstone (null value) also survives unless it sits in a
+//      segment first cleaned more than delete_retention_ms ago. Batches whose
+//      records all survive are copied byte for byte; batches that lose some are
+//      re-encoded with BatchBuilder (same base offset, offset deltas,
+//      timestamps, headers, producer fields, codec and last_offset_delta);
+//      batches that lose all are dropped. Offsets never change: gaps appear.
+//   4. Changed segments are swapped in crash-safely (docs/storage-format.md
+//      section 6): write NNN.{log,index,timeindex}.cleaned, fdatasync them,
+//      fsync the directory, write the swap marker (the commit point), rename
+//      each .cleaned over its original, fsync the directory, delete the
+//      marker. open() finishes a swap whose marker exists and deletes
+//      .cleaned files without one, so a crash leaves the old or the new set.
+//   5. The in-memory segment map switches to the new files; readers holding
+//      a FileSlice of an old file keep reading it (it stays open).
+#include <fmt/format.h>
+
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "record/builder.h"
+#include "record/records.h"
 #include "storage/partition_log.h"
 
 namespace herald::storage {
+namespace {
 
-Result<CompactionStats> PartitionLog::compact(int64_t /*now_ms*/) {
-  return CompactionStats{};
+constexpr size_t kMaxMapBytes = size_t{64} << 20;
+constexpr size_t kIoChunk = size_t{1} << 20;
+
+// Sequential whole-batch reader over one segment (validates CRC).
+class BatchIterator {
+ public:
+  explicit BatchIterator(const Segment& seg) : seg_(seg), end_(seg.size()) {}
+
+  // Next whole batch, or an empty span at the end.
+  Result<ByteSpan> next(record::BatchHeader& h) {
+    if (pos_ >= end_) return ByteSpan();
+    HERALD_TRY(ensure(record::kBatchHeaderSize));
+    HERALD_ASSIGN_OR_RETURN(h, record::parse_header(ByteSpan(buf_.data() + (pos_ - buf_pos_), record::kBatchHeaderSize)));
+    const uint64_t size = h.size_bytes();
+    if (size > end_ - pos_) return corrupt("batch runs past the end");
+    HERALD_TRY(ensure(size));
+    ByteSpan batch(buf_.data() + (pos_ - buf_pos_), static_cast<size_t>(size));
+    auto checked = record::check_integrity(batch);
+    if (!checked) return corrupt(checked.error().message);
+    position_ = pos_;
+    pos_ += size;
+    return batch;
+  }
+  uint64_t position() const { return position_; }
+
+ private:
+  Error corrupt(const std::string& why) const {
+    return Error{Errc::kCorruption, fmt::format("{}: {} at byte {}", seg_.file()->path().string(), why, pos_)};
+  }
+  Result<void> ensure(uint64_t n) {
+    if (pos_ >= buf_pos_ && pos_ + n <= buf_pos_ + buf_.size()) return ok();
+    const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(n, kIoChunk), end_ - pos_);
+    buf_.resize(static_cast<size_t>(want));
+    HERALD_TRY(seg_.file()->read_exact(pos_, buf_));
+    buf_pos_ = pos_;
+    return ok();
+  }
+
+  const Segment& seg_;
+  const uint64_t end_;
+  uint64_t pos_ = 0;
+  uint64_t position_ = 0;
+  Bytes buf_;
+  uint64_t buf_pos_ = 0;
+};
+
+// Appends to a new file through a buffer.
+class BufferedWriter {
+ public:
+  explicit BufferedWriter(std::shared_ptr<File> f) : file_(std::move(f)) {}
+  Result<void> append(ByteSpan b) {
+    buf_.insert(buf_.end(), b.begin(), b.end());
+    if (buf_.size() >= kIoChunk) return flush();
+    return ok();
+  }
+  Result<void> flush() {
+    if (buf_.empty()) return ok();
+    HERALD_TRY(file_->write_at(written_, buf_));
+    written_ += buf_.size();
+    buf_.clear();
+    return ok();
+  }
+  uint64_t size() const { return written_ + buf_.size(); }
+
+ private:
+  std::shared_ptr<File> file_;
+  Bytes buf_;
+  uint64_t written_ = 0;
+};
+
+std::filesystem::path cleaned_path(const Segment& seg, const char* suffix) {
+  auto p = seg.path(suffix);
+  p += kCleanedSuffix;
+  return p;
+}
+
+struct CleanedSegment {
+  std::shared_ptr<Segment> old;
+  SegmentIndex index;
+  bool changed = false;
+};
+
+}  // namespace
+
+Result<CompactionStats> PartitionLog::compact(int64_t now) {
+  std::lock_guard maintenance(maintenance_mu_);
+  CompactionStats stats;
+  const LogConfig cfg = config();
+  if (!cfg.compact) return stats;
+  if (swap_incomplete_) {
+    return Error{Errc::kIoError, fmt::format("{}: an earlier compaction swap failed half-way; reopen the log to "
+                                             "finish it", dir_.string())};
+  }
+  const auto closed = persisted_closed_segments();
+  if (closed.empty()) return stats;
+  auto segs = snapshot();
+  auto end_of = [&](const std::shared_ptr<Segment>& s) { return segs.upper_bound(s->base_offset())->first; };
+
+  // 1 + 2. Dirty range and key map.
+  const int64_t cleaner = cleaner_offset_.load();
+  std::unordered_map<std::string, int64_t> latest;
+  size_t map_bytes = 0;
+  size_t first_dirty = closed.size();
+  size_t end_dirty = closed.size();
+  Bytes scratch;
+  for (size_t i = 0; i < closed.size(); ++i) {
+    if (end_of(closed[i]) <= cleaner) continue;
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, closed[i]->summary());
+    if (s.max_timestamp > now - cfg.min_compaction_lag_ms) {
+      end_dirty = i;
+      break;
+    }
+    if (first_dirty == closed.size()) first_dirty = i;
+    if (map_bytes > kMaxMapBytes && i > first_dirty) {
+      end_dirty = i;
+      break;
+    }
+    BatchIterator it(*closed[i]);
+    record::BatchHeader h;
+    for (;;) {
+      HERALD_ASSIGN_OR_RETURN(ByteSpan batch, it.next(h));
+      if (batch.empty()) break;
+      if (h.is_control()) continue;
+      HERALD_TRY(record::for_each_record(batch, scratch, [&](const record::Record& r) -> Result<void> {
+        if (!r.key) return ok();
+        const int64_t offset = h.base_offset + r.offset_delta;
+        auto [slot, inserted] = latest.try_emplace(std::string(as_string_view(*r.key)), offset);
+        if (inserted) {
+          map_bytes += r.key->size() + 64;
+        } else {
+          slot->second = offset;
+        }
+        return ok();
+      }));
+    }
+  }
+  if (first_dirty == closed.size()) end_dirty = first_dirty;  // nothing dirty
+  // Without dirty segments, a pass is still due if a cleaned segment holds
+  // tombstones whose delete_retention_ms has run out.
+  bool tombstones_due = false;
+  for (size_t i = 0; i < std::min(first_dirty, closed.size()); ++i) {
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, closed[i]->summary());
+    if (s.has_tombstones && s.cleaned_at_ms >= 0 && now - s.cleaned_at_ms >= cfg.delete_retention_ms) {
+      tombstones_due = true;
+    }
+  }
+  if (first_dirty == end_dirty && !tombstones_due) return stats;
+  const size_t range_end = std::max(end_dirty, std::min(first_dirty, closed.size()));
+
+  // 3. Filter every segment of [0, range_end).
+  std::vector<CleanedSegment> results;
+  auto discard_cleaned = [&](const Segment& seg) {
+    for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) (void)fs_.remove(cleaned_path(seg, suffix));
+  };
+  // Before the commit point an error leaves the old set: drop the .cleaned files.
+  bool committed = false;
+  struct Cleanup {
+    std::function<void()> fn;
+    ~Cleanup() { fn(); }
+  } cleanup{[&] {
+    if (committed) return;
+    for (size_t i = 0; i < range_end; ++i) discard_cleaned(*closed[i]);
+  }};
+  for (size_t i = 0; i < range_end; ++i) {
+    const auto& seg = closed[i];
+    const bool dirty = i >= first_dirty && i < end_dirty;
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary old_summary, seg->summary());
+    // The segment's tombstone clock starts the first time it is cleaned.
+    const int64_t cleaned_at = old_summary.cleaned_at_ms >= 0 ? old_summary.cleaned_at_ms : now;
+    const bool drop_tombstones = !dirty && old_summary.cleaned_at_ms >= 0 &&
+                                 now - old_summary.cleaned_at_ms >= cfg.delete_retention_ms;
+    HERALD_ASSIGN_OR_RETURN(auto out_file, fs_.open(cleaned_path(*seg, kLogSuffix), OpenMode::kTruncate));
+    BufferedWriter out(out_file);
+    CleanedSegment result{seg, SegmentIndex(seg->base_offset()), false};
+    bool kept_tombstones = false;
+    BatchIterator it(*seg);
+    record::BatchHeader h;
+    std::vector<record::Record> kept;
+    for (;;) {
+      HERALD_ASSIGN_OR_RETURN(ByteSpan batch, it.next(h));
+      if (batch.empty()) break;
+      ++stats.batches_read;
+      stats.bytes_before += batch.size();
+      bool all_kept = true;
+      kept.clear();
+      if (!h.is_control()) {
+        HERALD_ASSIGN_OR_RETURN(kept, record::decode_records(batch, scratch));
+        stats.records_read += kept.size();
+        const size_t before = kept.size();
+        std::erase_if(kept, [&](const record::Record& r) {
+          if (!r.key) return false;
+          auto f = latest.find(std::string(as_string_view(*r.key)));
+          if (f != latest.end() && f->second != h.base_offset + r.offset_delta) return true;  // superseded
+          if (!r.value && drop_tombstones) {
+            ++stats.tombstones_dropped;
+            return true;
+          }
+          return false;
+        });
+        all_kept = kept.size() == before;
+        stats.records_kept += kept.size();
+        for (const auto& r : kept) kept_tombstones |= (r.key && !r.value);
+      }
+      Bytes rebuilt;
+      ByteSpan write = batch;
+      if (!all_kept) {
+        result.changed = true;
+        if (kept.empty()) continue;  // the whole batch goes
+        record::BatchBuilder b(h.compression());
+        b.set_base_offset(h.base_offset)
+            .set_partition_leader_epoch(h.partition_leader_epoch)
+            .set_producer(h.producer_id, h.producer_epoch, h.base_sequence)
+            .set_transactional(h.is_transactional())
+            .set_last_offset_delta(h.last_offset_delta);
+        if (h.timestamp_type() == record::TimestampType::kLogAppendTime) b.set_log_append_time(h.max_timestamp);
+        for (const auto& r : kept) HERALD_TRY(b.add(r, h.base_timestamp));
+        HERALD_ASSIGN_OR_RETURN(rebuilt, b.build());
+        write = rebuilt;
+      }
+      HERALD_ASSIGN_OR_RETURN(record::BatchHeader wh, record::parse_header(write));
+      result.index.on_batch(wh, out.size(), cfg.index_interval_bytes);
+      HERALD_TRY(out.append(write));
+      stats.bytes_after += write.size();
+    }
+    auto& summary = result.index.mutable_summary();
+    summary.cleaned_at_ms = cleaned_at;
+    summary.has_tombstones = kept_tombstones;
+    if (!result.changed && (summary.cleaned_at_ms != old_summary.cleaned_at_ms ||
+                            summary.has_tombstones != old_summary.has_tombstones)) {
+      // Same records; only the tombstone clock changes: update the index in
+      // place (losing it to a crash just restarts the clock: conservative).
+      seg->set_index(result.index);
+      HERALD_TRY(seg->persist_index(true));
+    }
+    if (!result.changed) {
+      out_file.reset();
+      discard_cleaned(*seg);
+      continue;
+    }
+    HERALD_TRY(out.flush());
+    HERALD_TRY(out_file->sync());
+    for (auto [suffix, bytes] : {std::pair<const char*, Bytes>{kIndexSuffix, result.index.encode_offset_index()},
+                                 {kTimeIndexSuffix, result.index.encode_time_index()}}) {
+      HERALD_ASSIGN_OR_RETURN(auto f, fs_.open(cleaned_path(*seg, suffix), OpenMode::kTruncate));
+      HERALD_TRY(f->write_at(0, bytes));
+      HERALD_TRY(f->sync());
+    }
+    results.push_back(std::move(result));
+    ++stats.segments_cleaned;
+  }
+
+  // 4. Commit and swap.
+  if (!results.empty()) {
+    std::vector<int64_t> bases;
+    for (const auto& r : results) bases.push_back(r.old->base_offset());
+    HERALD_TRY(fs_.sync_dir(dir_));
+    auto marker = fs_.atomic_write(dir_ / kSwapMarkerName, encode_swap_marker(bases));  // commit point
+    if (!marker) {
+      // The marker may or may not be durable: only open() can tell which set wins.
+      (void)fs_.remove(dir_ / kSwapMarkerName);
+      HERALD_TRY(fs_.sync_dir(dir_));
+      return std::move(marker).error();
+    }
+    committed = true;
+    swap_incomplete_ = true;  // until the renames are done
+    for (const auto& r : results) {
+      for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+        HERALD_TRY(fs_.rename(cleaned_path(*r.old, suffix), r.old->path(suffix)));
+      }
+    }
+    HERALD_TRY(fs_.sync_dir(dir_));
+    // 5. Switch the in-memory map to the new files.
+    std::vector<std::shared_ptr<Segment>> fresh;
+    for (auto& r : results) {
+      HERALD_ASSIGN_OR_RETURN(auto seg, Segment::open(fs_, dir_, r.old->base_offset(), cfg.index_interval_bytes));
+      seg->set_index(std::move(r.index));
+      fresh.push_back(std::move(seg));
+    }
+    {
+      std::unique_lock lock(segments_mu_);
+      for (auto& seg : fresh) segments_[seg->base_offset()] = seg;
+    }
+    swap_incomplete_ = false;
+    HERALD_TRY(fs_.remove(dir_ / kSwapMarkerName));
+    HERALD_TRY(fs_.sync_dir(dir_));
+  }
+  if (end_dirty > first_dirty) {
+    cleaner_offset_.store(std::max(cleaner, end_of(closed[end_dirty - 1])));
+    HERALD_TRY(write_checkpoint_now(false));
+  }
+  HLOG_INFO("{}: compacted {} segments: {} of {} records kept, {} tombstones dropped, {} -> {} bytes", dir_.string(),
+            stats.segments_cleaned, stats.records_kept, stats.records_read, stats.tombstones_dropped,
+            stats.bytes_before, stats.bytes_after);
+  return stats;
 }
 
 }  // namespace herald::storage

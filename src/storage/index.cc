@@ -18,7 +18,7 @@ void put_header(uint8_t* p, const uint8_t magic[4], uint16_t entry_size, const S
                 uint32_t count) {
   std::memcpy(p, magic, 4);
   p[4] = kIndexVersion;
-  p[5] = 0;
+  p[5] = s.has_tombstones ? 1 : 0;
   store_be16(p + 6, entry_size);
   store_be64(p + 8, static_cast<uint64_t>(s.base_offset));
   store_be64(p + 16, static_cast<uint64_t>(s.next_offset));
@@ -52,7 +52,9 @@ Result<Parsed> parse(ByteSpan b, const uint8_t magic[4], uint16_t entry_size, co
     return Error{Errc::kCorruption, fmt::format("{}: unknown version {}", what, p[4])};
   }
   if (load_be16(p + 6) != entry_size) return Error{Errc::kCorruption, fmt::format("{}: bad entry size", what)};
+  if ((p[5] & ~1u) != 0) return Error{Errc::kCorruption, fmt::format("{}: unknown flags {}", what, p[5])};
   Parsed out;
+  out.summary.has_tombstones = (p[5] & 1) != 0;
   out.summary.base_offset = static_cast<int64_t>(load_be64(p + 8));
   out.summary.next_offset = static_cast<int64_t>(load_be64(p + 16));
   out.summary.log_size = load_be64(p + 24);

@@ -43,6 +43,7 @@ struct SegmentSummary {
   int64_t max_timestamp_batch = -1;  // base offset of the first batch with max_timestamp
   int64_t first_timestamp = -1;      // max_timestamp of the first batch (segment.ms)
   int64_t cleaned_at_ms = -1;        // first compaction of this segment (tombstone clock); -1 never
+  bool has_tombstones = false;       // compaction kept tombstones here (header flags bit 0)
 
   bool operator==(const SegmentSummary&) const = default;
 };

@@ -213,6 +213,7 @@ class PartitionLog final : private FlushTarget {
   std::atomic<bool> always_{true};
 
   std::mutex maintenance_mu_;
+  bool swap_incomplete_ = false;  // a compaction swap failed after its commit point; GUARDED_BY(maintenance_mu_)
   std::mutex sync_mu_;
 
   std::mutex append_mu_;
