@@ -1,0 +1,266 @@
+"""A deliberately small Kafka wire client for tests that need exact bytes:
+hand-built frames, raw Produce with a chosen batch, raw Fetch to look at the
+stored batch headers. Non-flexible request versions only (header v1).
+
+    c = kwire.Conn("127.0.0.1", port)
+    c.api_versions()                       -> {api_key: (min, max)}
+    c.metadata(["t"], auto_create=True)    -> {"t": (error, [partition ids])}
+    c.produce("t", 0, batch_bytes)         -> (error, base_offset, error_message)
+    c.list_offsets("t", 0, -1)             -> (error, timestamp, offset)
+    c.fetch("t", 0, offset)                -> (error, hwm, records_bytes)
+    build_batch([(key, value, headers)], compression=0) -> bytes (kafka-python's builder)
+    iter_batches(records_bytes)            -> [BatchHeader]
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+
+class ConnClosed(Exception):
+    pass
+
+
+# --- primitive encoders -----------------------------------------------------------
+
+def i8(v): return struct.pack(">b", v)
+def i16(v): return struct.pack(">h", v)
+def i32(v): return struct.pack(">i", v)
+def i64(v): return struct.pack(">q", v)
+
+
+def string(s):
+    if s is None:
+        return i16(-1)
+    b = s.encode() if isinstance(s, str) else s
+    return i16(len(b)) + b
+
+
+def bytes_(b):
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + bytes(b)
+
+
+def array(items, enc):
+    if items is None:
+        return i32(-1)
+    return i32(len(items)) + b"".join(enc(x) for x in items)
+
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.d = data
+        self.p = 0
+
+    def _take(self, n):
+        if self.p + n > len(self.d):
+            raise ValueError(f"short response: need {n} bytes at {self.p}, have {len(self.d) - self.p}")
+        v = self.d[self.p:self.p + n]
+        self.p += n
+        return v
+
+    def i8(self): return struct.unpack(">b", self._take(1))[0]
+    def i16(self): return struct.unpack(">h", self._take(2))[0]
+    def i32(self): return struct.unpack(">i", self._take(4))[0]
+    def i64(self): return struct.unpack(">q", self._take(8))[0]
+    def bool(self): return self.i8() != 0
+
+    def string(self):
+        n = self.i16()
+        return None if n < 0 else self._take(n).decode()
+
+    def bytes(self):
+        n = self.i32()
+        return None if n < 0 else self._take(n)
+
+    def array(self, dec):
+        n = self.i32()
+        return None if n < 0 else [dec(self) for _ in range(n)]
+
+
+def request_frame(api_key: int, api_version: int, correlation_id: int, body: bytes, client_id: str = "kwire") -> bytes:
+    """Size-prefixed request with header v1 (api_key, api_version, correlation_id, client_id)."""
+    payload = i16(api_key) + i16(api_version) + i32(correlation_id) + string(client_id) + body
+    return i32(len(payload)) + payload
+
+
+class Conn:
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.corr = 0
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _recv_exact(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnClosed(f"connection closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return bytes(buf)
+
+    def request(self, api_key: int, api_version: int, body: bytes) -> Reader:
+        self.corr += 1
+        self.sock.sendall(request_frame(api_key, api_version, self.corr, body))
+        size = struct.unpack(">i", self._recv_exact(4))[0]
+        data = self._recv_exact(size)
+        corr = struct.unpack(">i", data[:4])[0]
+        if corr != self.corr:
+            raise ValueError(f"correlation id {corr}, expected {self.corr}")
+        return Reader(data[4:])
+
+    # --- APIs -------------------------------------------------------------------
+    def api_versions(self) -> dict:
+        r = self.request(18, 0, b"")
+        err = r.i16()
+        if err:
+            raise ValueError(f"ApiVersions error {err}")
+        return {k: (lo, hi) for k, lo, hi in r.array(lambda r: (r.i16(), r.i16(), r.i16()))}
+
+    def metadata(self, topics, auto_create: bool = False) -> dict:
+        """Metadata v4 -> {topic: (error_code, [partition ids])}."""
+        body = array(topics, string) + i8(1 if auto_create else 0)
+        r = self.request(3, 4, body)
+        r.i32()  # throttle
+        r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))  # brokers
+        r.string()  # cluster id
+        r.i32()  # controller
+        out = {}
+
+        def part(r):
+            err, idx, leader = r.i16(), r.i32(), r.i32()
+            r.array(lambda r: r.i32())
+            r.array(lambda r: r.i32())
+            return idx
+
+        for err, name, internal, parts in r.array(lambda r: (r.i16(), r.string(), r.bool(), r.array(part))):
+            out[name] = (err, parts or [])
+        return out
+
+    def produce(self, topic: str, partition: int, records: bytes, acks: int = -1, timeout_ms: int = 10000,
+                version: int = 8):
+        """Produce v3..v8 with one partition -> (error_code, base_offset, error_message)."""
+        body = string(None) + i16(acks) + i32(timeout_ms) + array(
+            [topic], lambda t: string(t) + array([partition], lambda p: i32(p) + bytes_(records)))
+        r = self.request(0, version, body)
+
+        def part(r):
+            idx, err, base = r.i32(), r.i16(), r.i64()
+            r.i64()  # log_append_time
+            if version >= 5:
+                r.i64()  # log_start_offset
+            msg = None
+            if version >= 8:
+                r.array(lambda r: (r.i32(), r.string()))
+                msg = r.string()
+            return idx, err, base, msg
+
+        topics = r.array(lambda r: (r.string(), r.array(part)))
+        (_, parts), = topics
+        (_, err, base, msg), = parts
+        return err, base, msg
+
+    def list_offsets(self, topic: str, partition: int, timestamp: int):
+        """ListOffsets v1 -> (error_code, timestamp, offset)."""
+        body = i32(-1) + array([topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(timestamp)))
+        r = self.request(2, 1, body)
+        topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.i64(), r.i64()))))
+        (_, parts), = topics
+        (_, err, ts, off), = parts
+        return err, ts, off
+
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 64 << 20, max_wait_ms: int = 0):
+        """Fetch v4 (read_uncommitted) -> (error_code, high_watermark, records bytes)."""
+        body = i32(-1) + i32(max_wait_ms) + i32(0) + i32(max_bytes) + i8(0) + array(
+            [topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset) + i32(max_bytes)))
+        r = self.request(1, 4, body)
+        r.i32()  # throttle
+
+        def part(r):
+            idx, err, hwm, lso = r.i32(), r.i16(), r.i64(), r.i64()
+            r.array(lambda r: (r.i64(), r.i64()))
+            return idx, err, hwm, r.bytes()
+
+        topics = r.array(lambda r: (r.string(), r.array(part)))
+        (_, parts), = topics
+        (_, err, hwm, recs), = parts
+        return err, hwm, recs or b""
+
+    def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int = 10000):
+        """DeleteRecords v1 -> (error_code, low_watermark)."""
+        body = array([topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset))) + i32(timeout_ms)
+        r = self.request(21, 1, body)
+        r.i32()
+        topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i64(), r.i16()))))
+        (_, parts), = topics
+        (_, low, err), = parts
+        return err, low
+
+
+# --- record batches -------------------------------------------------------------
+
+@dataclass
+class BatchHeader:
+    base_offset: int
+    length: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    count: int
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & 0x07
+
+
+def iter_batches(data: bytes):
+    """Batch headers of every complete batch in a records blob."""
+    out = []
+    p = 0
+    while p + 61 <= len(data):
+        base, length = struct.unpack_from(">qi", data, p)
+        if p + 12 + length > len(data):
+            break  # partial trailing batch
+        (_, magic, crc, attrs, lod, bts, mts, pid, pep, bseq, cnt) = struct.unpack_from(">ibIhiqqqhii", data, p + 12)
+        out.append(BatchHeader(base, length, magic, crc, attrs, lod, bts, mts, pid, pep, bseq, cnt))
+        p += 12 + length
+    return out
+
+
+def build_batch(records, compression: int = 0, base_timestamp_ms: int | None = None) -> bytes:
+    """A valid magic-2 batch built by kafka-python's DefaultRecordBatchBuilder.
+    records: iterable of (key, value, headers[list of (str, bytes)])."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=compression, is_transactional=0,
+                                  producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+    ts = base_timestamp_ms if base_timestamp_ms is not None else int(time.time() * 1000)
+    for i, (k, v, hdrs) in enumerate(records):
+        if b.append(i, ts, k, v, hdrs or []) is None:
+            raise ValueError("batch builder refused a record")
+    return bytes(b.build())
+
+
+def crc32c(data: bytes) -> int:
+    from kafka.record.util import calc_crc32c
+    return calc_crc32c(data)
