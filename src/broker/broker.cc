@@ -56,10 +56,11 @@ Result<void> BrokerImpl::start() {
   HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids"));
   int64_t recovery_ms = (mono_ns() - t0) / 1000000;
 
-  io_ = std::make_unique<asio::io_context>(config_.threads);
+  const int threads = std::max(1, config_.threads);
+  for (int i = 0; i < threads; ++i) ios_.push_back(std::make_unique<asio::io_context>(1));
   asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.listen_host, ec), config_.listen_port);
   if (ec) return Error{Errc::kInvalidArgument, fmt::format("listen address '{}': {}", config_.listen_host, ec.message())};
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(*io_);
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(io());
   acceptor_->open(ep.protocol(), ec);
   if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_->bind(ep, ec);
@@ -72,10 +73,13 @@ Result<void> BrokerImpl::start() {
                          ? (config_.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config_.listen_host)
                          : config_.advertised_host;
 
-  asio::co_spawn(*io_, accept_loop(), asio::detached);
-  asio::co_spawn(*io_, maintenance_loop(), asio::detached);
-  for (int i = 0; i < std::max(1, config_.threads); ++i) {
-    threads_.emplace_back([this] { io_->run(); });
+  asio::co_spawn(io(), accept_loop(), asio::detached);
+  asio::co_spawn(io(), maintenance_loop(), asio::detached);
+  for (auto& ctx : ios_) {
+    threads_.emplace_back([c = ctx.get()] {
+      auto guard = asio::make_work_guard(*c);
+      c->run();
+    });
   }
   started_ = true;
   HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, config_.listen_host, port_,
@@ -85,7 +89,8 @@ Result<void> BrokerImpl::start() {
 
 asio::awaitable<void> BrokerImpl::accept_loop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(*io_), use_nothrow);
+    asio::io_context& target = *ios_[next_io_++ % ios_.size()];
+    auto [ec, socket] = co_await acceptor_->async_accept(target, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
       HLOG_WARN("accept: {}", ec.message());
@@ -98,7 +103,7 @@ asio::awaitable<void> BrokerImpl::accept_loop() {
 }
 
 asio::awaitable<void> BrokerImpl::maintenance_loop() {
-  asio::steady_timer timer(*io_);
+  asio::steady_timer timer(io());
   for (;;) {
     timer.expires_after(std::chrono::milliseconds(config_.maintenance_interval_ms));
     auto [ec] = co_await timer.async_wait(use_nothrow);
@@ -133,7 +138,7 @@ void BrokerImpl::stop() {
     stopped_ = true;
   }
   if (started_) {
-    asio::post(*io_, [this] {
+    asio::post(io(), [this] {
       std::error_code ec;
       acceptor_->close(ec);
     });
@@ -145,12 +150,12 @@ void BrokerImpl::stop() {
     }
     // Give in-flight handlers a moment to finish, then stop the threads.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    io_->stop();
+    for (auto& ctx : ios_) ctx->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
   if (topics_) topics_->close();
-  io_.reset();  // destroys suspended handler frames while topics and flusher still exist
+  ios_.clear();  // destroys suspended handler frames while topics and flusher still exist
   acceptor_.reset();
   topics_.reset();
   flusher_.reset();

@@ -1,5 +1,5 @@
 // BrokerImpl: what request handlers see of the broker (internal header).
-// Owns, in destruction order: the io_context and its threads, the topic
+// Owns, in destruction order: the io_contexts and their threads, the topic
 // catalogue, the group coordinator, the flusher.
 #pragma once
 
@@ -38,7 +38,8 @@ class BrokerImpl {
   const std::string& cluster_id() const { return cluster_id_; }
   TopicManager& topics() { return *topics_; }
   ProducerIdAllocator& producer_ids() { return *producer_ids_; }
-  asio::io_context& io() { return *io_; }
+  // The first network thread's context (timers and work that is not tied to a connection).
+  asio::io_context& io() { return *ios_.front(); }
 
   void register_connection(const std::shared_ptr<Connection>& c);
   void unregister_connection(Connection* c);
@@ -52,7 +53,10 @@ class BrokerImpl {
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<TopicManager> topics_;
   std::unique_ptr<ProducerIdAllocator> producer_ids_;
-  std::unique_ptr<asio::io_context> io_;
+  // One single-threaded io_context per network thread; each connection lives on one of them,
+  // so a request never hops between threads and needs no strand.
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  size_t next_io_ = 0;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;

@@ -17,26 +17,23 @@
 
 namespace herald::broker {
 
-// Resolves once every offset <= `offset` is durable (or the sync failed).
+// Completes with the result once every offset <= `offset` is durable (or the
+// sync failed). The completion runs on `ex`, the connection's executor.
+template <class Token>
+auto async_wait_durable(storage::PartitionLog& log, int64_t offset, asio::any_io_executor ex, Token&& token) {
+  return asio::async_initiate<Token, void(Result<void>)>(
+      [&log, offset, ex](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        log.wait_durable(offset, [h, ex](Result<void> r) {
+          asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+        });
+      },
+      token);
+}
+
 inline asio::awaitable<Result<void>> wait_durable(storage::PartitionLog& log, int64_t offset,
                                                   asio::any_io_executor ex) {
-  struct State {
-    explicit State(asio::any_io_executor e) : timer(e) {}
-    asio::steady_timer timer;
-    std::optional<Result<void>> result;
-  };
-  auto st = std::make_shared<State>(ex);
-  st->timer.expires_at(asio::steady_timer::time_point::max());
-  log.wait_durable(offset, [st, ex](Result<void> r) {
-    asio::post(ex, [st, r = std::move(r)]() mutable {
-      st->result = std::move(r);
-      st->timer.cancel();
-    });
-  });
-  while (!st->result) {
-    co_await st->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-  }
-  co_return std::move(*st->result);
+  co_return co_await async_wait_durable(log, offset, ex, asio::use_awaitable);
 }
 
 }  // namespace herald::broker

@@ -3,7 +3,7 @@
 // sends the responses strictly in request order (Kafka's per-connection
 // ordering), batching consecutive ready responses into one write.
 //
-// Everything runs on the connection's strand (the socket's executor). The
+// Everything runs on the connection's io_context (one thread). The
 // Connection is owned by its coroutines through shared_from_this(); the
 // broker keeps only a weak_ptr for shutdown.
 //
