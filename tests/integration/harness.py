@@ -96,11 +96,38 @@ def _kill_all():
 atexit.register(_kill_all)
 
 
+def pick_port() -> int:
+    """A port that is free now and below the ephemeral range (so outgoing connections never get it)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, lo - 12000), lo)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise Failure("no free port found below the ephemeral range")
+
+
 class Broker:
     """One herald broker process; the data dir survives restarts within a test."""
 
-    def __init__(self, herald: str, workdir: str, name: str = "broker", extra_args=(), env=None):
+    def __init__(self, herald: str, workdir: str, name: str = "broker", extra_args=(), env=None,
+                 sticky_port: bool = False):
+        """sticky_port: listen on one fixed free port (below the kernel's ephemeral range, so that no
+        client's own source port can take it while the broker is down) and keep it across restarts,
+        so that running clients reconnect to the restarted broker. Otherwise every start binds
+        127.0.0.1:0 and the port comes from --port-file."""
         self.herald = herald
+        self.sticky_port = pick_port() if sticky_port else None
         self.name = name
         self.dir = os.path.join(workdir, name)
         self.data_dir = os.path.join(self.dir, "data")
@@ -130,7 +157,8 @@ class Broker:
             os.unlink(self.port_file)
         except FileNotFoundError:
             pass
-        args = [self.herald, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+        listen = f"127.0.0.1:{self.sticky_port or 0}"
+        args = [self.herald, "serve", "--listen", listen, "--data-dir", self.data_dir,
                 "--port-file", self.port_file] + self.extra_args
         self.starts += 1
         with open(self.log_path, "ab") as lf:
@@ -243,8 +271,8 @@ class Harness:
         self.seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.rng = random.Random(self.seed)
 
-    def broker(self, name: str = "broker", extra_args=(), env=None) -> Broker:
-        b = Broker(self.herald, self.workdir, name, extra_args, env)
+    def broker(self, name: str = "broker", extra_args=(), env=None, sticky_port: bool = False) -> Broker:
+        b = Broker(self.herald, self.workdir, name, extra_args, env, sticky_port)
         self.brokers.append(b)
         return b
 
