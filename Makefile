@@ -32,6 +32,7 @@ asan: deps
 	  ctest --output-on-failure -j $(JOBS) -L unit
 
 bench: build
+	@scripts/install-deps bench
 	bench/run.sh
 
 fuzz: deps
