@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""integration_malformed: bad input costs one connection, never data.
+
+While a real client (confluent_kafka, acks=all) keeps producing in a
+background thread, raw sockets send:
+  - a non-Kafka protocol (an HTTP request), random bytes with an invalid
+    length prefix, and a random frame body (garbage header);
+  - a truncated frame (length 100, 10 bytes sent, then our write side closed);
+  - absurd length prefixes: 0x7fffffff, -1, INT32_MIN, 0..7, socket.request.max.bytes + 1;
+  - an unknown API key (999) in a valid frame; Metadata v99;
+  - 50 connections sending garbage at once.
+Each must get exactly that connection closed (recv returns b'' or a reset
+within a few seconds) with a broker log line saying why, while the broker keeps
+serving: a fresh connection gets ApiVersions answered and the background
+producer keeps getting acknowledgements. ApiVersions v99 instead gets an
+UNSUPPORTED_VERSION (35) answer and the connection stays usable.
+
+Then, with raw Produce requests (hand-built record batches):
+  - a batch with a bad CRC -> CORRUPT_MESSAGE (2), a truncated batch -> 2,
+    and nothing is written (high watermark and fetched data unchanged);
+  - a batch larger than the topic's max.message.bytes -> MESSAGE_TOO_LARGE (10)
+    (and the confluent producer gets MSG_SIZE_TOO_LARGE for such a message);
+  - an invalid topic name -> INVALID_TOPIC_EXCEPTION (17) from Metadata with
+    auto-creation; Produce to it -> 17 or UNKNOWN_TOPIC_OR_PARTITION (3, what
+    Kafka answers for any topic it does not have);
+  - an unknown partition / unknown topic -> UNKNOWN_TOPIC_OR_PARTITION (3).
+Finally every message the background producer got acknowledged is read back.
+"""
+import socket
+import struct
+import threading
+import time
+
+import harness
+import kwire
+from harness import Failure, log
+
+BG_TOPIC = "malformed-background"
+TARGET = "malformed-target"
+SMALL = "malformed-small-max"
+MAX_REQUEST = 104857600  # socket.request.max.bytes default
+
+
+class BackgroundProducer(threading.Thread):
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True)
+        from confluent_kafka import Producer
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                           "enable.idempotence": True, "logger": harness.confluent_quiet_logger()})
+        self.stop_ev = threading.Event()
+        self.sent = 0
+        self.acked = 0
+        self.errors = []
+        self.left = None
+
+    def dr(self, err, m):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.acked += 1
+
+    def run(self):
+        t0 = time.monotonic()
+        while not self.stop_ev.is_set():
+            due = int((time.monotonic() - t0) * 3000)  # ~3,000 msg/s
+            while self.sent < due:
+                self.p.produce(BG_TOPIC, b"bg-%08d" % self.sent, partition=0, on_delivery=self.dr)
+                self.sent += 1
+            self.p.poll(0.01)
+        self.left = self.p.flush(30)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(60)
+
+
+def expect_closed(sock, what, timeout=5.0):
+    """The broker must close this connection: recv gives b'' (or a reset) within timeout."""
+    sock.settimeout(timeout)
+    t0 = time.monotonic()
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return "EOF", time.monotonic() - t0
+            # A response to garbage would be wrong too: keep reading until close to report it.
+            raise Failure(f"{what}: broker answered {len(data)} bytes instead of closing")
+    except (ConnectionResetError, BrokenPipeError):
+        return "RST", time.monotonic() - t0
+    except socket.timeout:
+        raise Failure(f"{what}: connection still open {timeout}s later")
+    finally:
+        sock.close()
+
+
+def raw_conn(b):
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    return s
+
+
+def check_alive(h, b, bg, what):
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        apis = c.api_versions()
+    before = bg.acked
+    harness.wait_until(lambda: bg.acked > before, 10, f"background producer progress after {what}")
+    b.assert_alive()
+    return len(apis)
+
+
+def bad_input_cases(h, b, bg):
+    rng = h.rng
+
+    # Random bytes whose length prefix is invalid (seeded: reroll until negative or > max).
+    while True:
+        junk = bytes(rng.getrandbits(8) for _ in range(4096))
+        n = struct.unpack(">i", junk[:4])[0]
+        if n < 8 or n > MAX_REQUEST:
+            break
+    # A random frame body: valid small length, garbage header with an api key nobody serves.
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        served = set(c.api_versions())
+    while True:
+        body = bytes(rng.getrandbits(8) for _ in range(200))
+        if struct.unpack(">h", body[:2])[0] not in served:
+            break
+    api_key_of_body = struct.unpack(">h", body[:2])[0]
+
+    cases = [
+        # (name, bytes to send, half-close after sending, expected log text)
+        ("HTTP request instead of Kafka", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, "invalid frame length"),
+        (f"4 KiB of random bytes (length prefix {n})", junk, False, f"invalid frame length {n}"),
+        (f"random 200-byte frame body (api key {api_key_of_body})", struct.pack(">i", len(body)) + body, False,
+         "closing connection"),
+        ("truncated frame (length 100, 10 bytes, then EOF)", struct.pack(">i", 100) + b"\x00" * 10, True,
+         "truncated frame"),
+        ("length prefix 0x7fffffff", struct.pack(">I", 0x7FFFFFFF) + b"\x00" * 16, False,
+         "invalid frame length 2147483647"),
+        ("length prefix -1", struct.pack(">i", -1) + b"\x00" * 16, False, "invalid frame length -1"),
+        ("length prefix INT32_MIN", struct.pack(">I", 0x80000000), False, "invalid frame length -2147483648"),
+        ("length prefix 0", struct.pack(">i", 0), False, "invalid frame length 0"),
+        ("length prefix 7 (shorter than a header)", struct.pack(">i", 7) + b"\x00" * 7, False,
+         "invalid frame length 7"),
+        (f"length prefix socket.request.max.bytes+1", struct.pack(">i", MAX_REQUEST + 1), False,
+         f"invalid frame length {MAX_REQUEST + 1}"),
+        ("unknown API key 999 in a valid frame", kwire.request_frame(999, 0, 1, b""), False, "unknown api key 999"),
+        ("Metadata v99", kwire.request_frame(3, 99, 1, b"\x00\x00\x00\x00"), False, "unsupported version 99"),
+        ("Produce v99", kwire.request_frame(0, 99, 1, b"\x00"), False, "unsupported version 99"),
+        ("header with a client id longer than the frame", struct.pack(">i", 10) + struct.pack(">hhih", 18, 0, 1, 500),
+         False, "closing connection"),
+    ]
+    for name, data, half_close, needle in cases:
+        mark = b.log_size()
+        s = raw_conn(b)
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        how, dt = expect_closed(s, name)
+        line = b.wait_log(needle, timeout=5, after=mark)
+        napis = check_alive(h, b, bg, name)
+        h.check(True, f"{name}: connection closed ({how} after {dt * 1000:.0f} ms), log: "
+                      f"'{line.split('closing connection from ')[-1][:100]}'; broker still serves ({napis} APIs) and the producer "
+                      f"advances")
+
+    # A valid request, then garbage on the same connection: the answer comes, then the close.
+    s = raw_conn(b)
+    s.sendall(kwire.request_frame(18, 0, 7, b"") + struct.pack(">i", -5))
+    data = b""
+    s.settimeout(5)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout) as e:
+        if isinstance(e, socket.timeout):
+            raise Failure("ApiVersions + garbage: connection not closed within 5 s")
+    s.close()
+    h.check(len(data) >= 8 and struct.unpack(">i", data[4:8])[0] == 7,
+            "ApiVersions then a bad length on one connection: ApiVersions answered (corr 7), then closed",
+            f"got {data[:16]!r}")
+
+    # ApiVersions with an unknown version: answered with UNSUPPORTED_VERSION, connection kept.
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        # Request header v2 (ApiVersions v3+ is flexible, KIP-511): client id, then empty tagged fields;
+        # body as v3 (compact client software name/version, tagged fields). The answer is a v0 response.
+        r = c.request(18, 99, b"\x00" + b"\x01\x01\x00")
+        err = r.i16()
+        apis = r.array(lambda r: (r.i16(), r.i16(), r.i16()))
+        full = c.api_versions()  # same connection, v0
+        h.check(err == 35 and apis == [(18, *full[18])],
+                f"ApiVersions v99 -> UNSUPPORTED_VERSION (35) listing ApiVersions' own range {full[18]} (as Kafka "
+                f"does); the same connection then answers ApiVersions v0 ({len(full)} APIs)", f"error {err} {apis}")
+    with kwire.Conn("127.0.0.1", b.port) as c:  # the same without the tagged fields: a bad header, closed
+        mark = b.log_size()
+        c.sock.sendall(kwire.request_frame(18, 99, 1, b""))
+        how, dt = expect_closed(c.sock, "ApiVersions v99 with a v1 request header")
+        h.check(True, f"ApiVersions v99 without the flexible header's tagged fields: closed ({how}), log: "
+                      f"'{b.wait_log('closing connection', after=mark).split('closing connection from ')[-1]}'")
+
+    # Many bad connections at once.
+    mark = b.log_size()
+    socks = []
+    for i in range(50):
+        s = raw_conn(b)
+        s.sendall(struct.pack(">i", -1 - i))
+        socks.append(s)
+    closed = 0
+    for i, s in enumerate(socks):
+        expect_closed(s, f"concurrent bad connection {i}")
+        closed += 1
+    text = b.log_text()[mark:]
+    n_lines = sum(1 for l in text.splitlines() if "invalid frame length" in l)
+    check_alive(h, b, bg, "50 concurrent bad connections")
+    h.check(closed == 50 and n_lines == 50,
+            "50 concurrent garbage connections: all 50 closed, 50 log lines, broker and producer unaffected",
+            f"closed {closed}, log lines {n_lines}")
+
+
+def hwm(c, topic, partition=0):
+    err, ts, off = c.list_offsets(topic, partition, -1)
+    if err:
+        raise Failure(f"ListOffsets latest {topic}/{partition}: error {err}")
+    return off
+
+
+def produce_error_cases(h, b):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    fs = a.create_topics([NewTopic(TARGET, 1, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "10000"})],
+                         operation_timeout=10)
+    for f in fs.values():
+        f.result(timeout=15)
+
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        recs = [(b"k%d" % i, b"value-%d" % i * 10, [("h", b"x")]) for i in range(3)]
+        good = kwire.build_batch(recs)
+        err, base, msg = c.produce(TARGET, 0, good)
+        h.check(err == 0 and base == 0, "control: a hand-built valid batch is accepted at offset 0",
+                f"error {err} base {base} {msg}")
+        h.check_eq(hwm(c, TARGET), 3, "control: high watermark after 3 records")
+        _, _, stored_before = c.fetch(TARGET, 0, 0)
+
+        # Bad CRC: flip one byte of the last record (covered by the CRC).
+        bad = bytearray(good)
+        bad[-1] ^= 0x55
+        err, base, msg = c.produce(TARGET, 0, bytes(bad))
+        h.check_eq(err, 2, f"batch with a bad CRC -> CORRUPT_MESSAGE ({msg})")
+        # Bad CRC field itself.
+        bad2 = bytearray(good)
+        bad2[17:21] = struct.pack(">I", (kwire.crc32c(bytes(good[21:])) + 1) & 0xFFFFFFFF)
+        err, base, msg = c.produce(TARGET, 0, bytes(bad2))
+        h.check_eq(err, 2, f"batch whose CRC field is off by one -> CORRUPT_MESSAGE ({msg})")
+        # Truncated: the batch length says more than the request carries.
+        err, base, msg = c.produce(TARGET, 0, good[:-7])
+        h.check_eq(err, 2, f"truncated batch -> CORRUPT_MESSAGE ({msg})")
+        h.check_eq(hwm(c, TARGET), 3, "nothing written: high watermark unchanged")
+        err, hw, stored_after = c.fetch(TARGET, 0, 0)
+        h.check(err == 0 and stored_after == stored_before, "nothing written: fetched bytes unchanged")
+
+        # max.message.bytes = 10000 on SMALL.
+        ok_batch = kwire.build_batch([(b"k", b"v" * 5000, [])])
+        err, base, msg = c.produce(SMALL, 0, ok_batch)
+        h.check(err == 0, f"control: a {len(ok_batch)}-byte batch fits max.message.bytes=10000", f"error {err} {msg}")
+        big = kwire.build_batch([(b"k", b"v" * 20000, [])])
+        err, base, msg = c.produce(SMALL, 0, big)
+        h.check_eq(err, 10, f"a {len(big)}-byte batch over max.message.bytes=10000 -> MESSAGE_TOO_LARGE ({msg})")
+        h.check_eq(hwm(c, SMALL), 1, "nothing written: high watermark of the small topic unchanged")
+
+        # Invalid topic names.
+        for name in ["bad topic!", "a/b", "x" * 250, ".."]:
+            md = c.metadata([name], auto_create=True)
+            h.check_eq(md.get(name, (None,))[0], 17,
+                       f"Metadata (auto-create) for invalid topic name {name[:20]!r} -> INVALID_TOPIC_EXCEPTION")
+            err, base, msg = c.produce(name, 0, good)
+            h.check(err in (17, 3), f"Produce to invalid topic name {name[:20]!r} -> {err} "
+                                    f"({'INVALID_TOPIC_EXCEPTION' if err == 17 else 'UNKNOWN_TOPIC_OR_PARTITION'})",
+                    f"error {err} {msg}")
+
+        # Unknown partition / unknown topic.
+        err, base, msg = c.produce(TARGET, 5, good)
+        h.check_eq(err, 3, f"Produce to partition 5 of a 1-partition topic -> UNKNOWN_TOPIC_OR_PARTITION")
+        err, base, msg = c.produce("no-such-topic-xyz", 0, good)
+        h.check_eq(err, 3, "Produce to a topic that does not exist -> UNKNOWN_TOPIC_OR_PARTITION")
+        h.check("no-such-topic-xyz" not in c.metadata(None), "... and Produce did not create it")
+        h.check_eq(hwm(c, TARGET), 3, "target topic still holds exactly the 3 control records")
+
+    # The real client sees MESSAGE_TOO_LARGE as MSG_SIZE_TOO_LARGE for a too-large message.
+    from confluent_kafka import Producer, KafkaError
+    res = []
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "logger": harness.confluent_quiet_logger()})
+    p.produce(SMALL, b"z" * 30000, partition=0, on_delivery=lambda err, m: res.append(err))
+    p.produce(TARGET, b"fine", partition=0, on_delivery=lambda err, m: res.append(err))
+    h.check_eq(p.flush(30), 0, "confluent producer flushed")
+    h.check(res[0] is not None and res[0].code() == KafkaError.MSG_SIZE_TOO_LARGE and res[1] is None,
+            f"confluent producer: 30 KB message to max.message.bytes=10000 -> {res[0]}; other topic fine")
+    res.clear()
+    p.produce("bad topic!", b"x", on_delivery=lambda err, m: res.append(err))
+    p.flush(30)
+    h.check(res and res[0] is not None and res[0].code() in (KafkaError.TOPIC_EXCEPTION,
+                                                              KafkaError._UNKNOWN_TOPIC,
+                                                              KafkaError.UNKNOWN_TOPIC_OR_PART),
+            f"confluent producer: invalid topic name -> {res[0] if res else None}")
+
+
+def run(h):
+    b = h.broker().start()
+    bg = BackgroundProducer(b.bootstrap)
+    bg.start()
+    harness.wait_until(lambda: bg.acked > 100, 20, "background producer's first acknowledgements")
+    log(f"background producer running ({bg.acked} acked)")
+    try:
+        bad_input_cases(h, b, bg)
+        produce_error_cases(h, b)
+        check_alive(h, b, bg, "the produce error cases")
+    finally:
+        bg.stop()
+    h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
+            f"background producer: all {bg.sent} messages acknowledged, no errors",
+            f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")
+    msgs = harness.consume_partition(b.bootstrap, BG_TOPIC, 0, 0, None, timeout=60)
+    vals = [m.value() for m in msgs]
+    h.check(vals == [b"bg-%08d" % i for i in range(bg.sent)],
+            f"background topic holds exactly the {bg.sent} acknowledged messages, in order",
+            f"read {len(vals)}")
+    b.stop()
+
+
+if __name__ == "__main__":
+    h = harness.setup("malformed", default_deadline=240)
+    harness.main(run, h)
