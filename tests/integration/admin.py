@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""integration_admin: topic administration with real admin clients.
+
+confluent_kafka.admin.AdminClient:
+  - create_topics with configs; errors: 0 partitions -> INVALID_PARTITIONS,
+    duplicate -> TOPIC_ALREADY_EXISTS, bad config value / unknown config ->
+    INVALID_CONFIG, replication factor 3 -> INVALID_REPLICATION_FACTOR,
+    invalid name -> INVALID_TOPIC_EXCEPTION; validate_only creates nothing;
+  - describe_configs (values and sources: dynamic topic config vs default),
+    broker resource, unknown topic;
+  - alter_configs (AlterConfigs replaces the whole override set), invalid
+    value / read-only config -> INVALID_CONFIG;
+  - create_partitions (grow; shrink or same -> INVALID_PARTITIONS), and the new
+    partition takes data;
+  - delete_records (AdminClient has none in 1.7.0: raw DeleteRecords v1, the
+    version librdkafka uses) -> low watermark moves, consumers start there;
+  - delete_topics, deleting again -> UNKNOWN_TOPIC_OR_PARTITION, and a topic
+    re-created under the same name starts empty;
+  - everything (topics, partition counts, configs) survives a clean restart.
+kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
+TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
+delete_topics.
+"""
+import time
+
+import harness
+import kwire
+from harness import Failure, log
+
+
+def add_args(ap):
+    pass
+
+
+def admin(bootstrap):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": harness.confluent_quiet_logger()})
+
+
+def result_code(fut, timeout=15):
+    """0 on success, else the KafkaError code of the future's exception."""
+    from confluent_kafka import KafkaException
+    try:
+        fut.result(timeout=timeout)
+        return 0
+    except KafkaException as e:
+        return e.args[0].code()
+
+
+def topics_now(a):
+    md = a.list_topics(timeout=10)
+    return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+
+
+def describe(a, name, restype=None):
+    from confluent_kafka.admin import ConfigResource
+    ResourceType = ConfigResource.Type
+    res = ConfigResource(restype or ResourceType.TOPIC, name)
+    fut = a.describe_configs([res], request_timeout=15)[res]
+    return fut.result(timeout=15)
+
+
+def confluent_part(h, b):
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewTopic, NewPartitions, ConfigResource, ConfigSource
+    ResourceType = ConfigResource.Type
+    a = admin(b.bootstrap)
+
+    # --- create_topics -------------------------------------------------------------
+    cfg = {"retention.ms": "86400000", "cleanup.policy": "compact", "segment.bytes": "1048576",
+           "max.message.bytes": "200000"}
+    fs = a.create_topics([NewTopic("adm-a", 3, 1, config=cfg), NewTopic("adm-b", 1, 1)], operation_timeout=10)
+    h.check_eq({t: result_code(f) for t, f in fs.items()}, {"adm-a": 0, "adm-b": 0},
+               "create_topics adm-a (3 partitions, 4 configs) and adm-b")
+    t = topics_now(a)
+    h.check_eq((t.get("adm-a"), t.get("adm-b")), (3, 1), "list_topics: partition counts")
+
+    bad = [
+        (NewTopic("adm-zero", 0, 1), KafkaError.INVALID_PARTITIONS, "0 partitions"),
+        (NewTopic("adm-a", 1, 1), KafkaError.TOPIC_ALREADY_EXISTS, "existing name"),
+        (NewTopic("adm-badval", 1, 1, config={"retention.ms": "soon"}), KafkaError.INVALID_CONFIG,
+         "retention.ms=soon"),
+        (NewTopic("adm-unknowncfg", 1, 1, config={"no.such.config": "1"}), KafkaError.INVALID_CONFIG,
+         "unknown config name"),
+        (NewTopic("adm-badpolicy", 1, 1, config={"cleanup.policy": "shred"}), KafkaError.INVALID_CONFIG,
+         "cleanup.policy=shred"),
+        (NewTopic("adm-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3 on one node"),
+        (NewTopic("bad name!", 1, 1), KafkaError.TOPIC_EXCEPTION, "invalid topic name"),
+    ]
+    for nt, want, what in bad:
+        code = result_code(a.create_topics([nt], operation_timeout=10)[nt.topic])
+        h.check_eq(code, want, f"create_topics with {what} -> {KafkaError(want).name()}")
+    fut = a.create_topics([NewTopic("adm-validate", 2, 1)], validate_only=True)["adm-validate"]
+    h.check_eq(result_code(fut), 0, "create_topics validate_only succeeds")
+    t = topics_now(a)
+    h.check(not ({"adm-zero", "adm-badval", "adm-unknowncfg", "adm-badpolicy", "adm-rf3", "adm-validate"} & set(t)),
+            "none of the refused or validate-only topics exists", f"topics: {sorted(t)}")
+    h.check_eq(t.get("adm-a"), 3, "the existing adm-a is untouched by the duplicate create")
+
+    # --- describe_configs ------------------------------------------------------------
+    d = describe(a, "adm-a")
+    for k, v in cfg.items():
+        e = d.get(k)
+        h.check(e is not None and e.value == v and e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+                f"describe_configs adm-a: {k}={v} (DYNAMIC_TOPIC_CONFIG)",
+                f"got {e and (e.value, e.source)}")
+    e = d.get("delete.retention.ms")
+    h.check(e is not None and e.source == ConfigSource.DEFAULT_CONFIG.value,
+            f"describe_configs adm-a: delete.retention.ms={e and e.value} from DEFAULT_CONFIG")
+    db = describe(a, "adm-b")
+    h.check(db.get("cleanup.policy") is not None and db["cleanup.policy"].value == "delete" and
+            db["retention.ms"].value == "-1",
+            "describe_configs adm-b: defaults cleanup.policy=delete, retention.ms=-1 (keep forever)",
+            f"got {db.get('cleanup.policy') and db['cleanup.policy'].value}, {db.get('retention.ms') and db['retention.ms'].value}")
+    brk = describe(a, "0", ResourceType.BROKER)
+    h.check(len(brk) > 0, f"describe_configs broker 0: {len(brk)} entries")
+    try:
+        describe(a, "adm-none")
+        h.check(False, "describe_configs of an unknown topic fails")
+    except Exception as ex:
+        code = ex.args[0].code() if ex.args and hasattr(ex.args[0], "code") else None
+        h.check_eq(code, KafkaError.UNKNOWN_TOPIC_OR_PART, "describe_configs of an unknown topic")
+
+    # --- alter_configs (replaces the whole override set) ----------------------------------
+    res = ConfigResource(ResourceType.TOPIC, "adm-a", set_config={"retention.ms": "3600000",
+                                                                   "cleanup.policy": "delete"})
+    h.check_eq(result_code(a.alter_configs([res])[res]), 0, "alter_configs adm-a retention.ms, cleanup.policy")
+    d = describe(a, "adm-a")
+    h.check((d["retention.ms"].value, d["cleanup.policy"].value) == ("3600000", "delete") and
+            d["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+            "describe_configs after alter: retention.ms=3600000, cleanup.policy=delete (dynamic)")
+    h.check(d["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value and
+            d["max.message.bytes"].source == ConfigSource.DEFAULT_CONFIG.value,
+            "AlterConfigs replaced the override set: segment.bytes and max.message.bytes back to defaults",
+            f"segment.bytes={d['segment.bytes'].value} ({d['segment.bytes'].source}), "
+            f"max.message.bytes={d['max.message.bytes'].value}")
+    for conf, what in [({"retention.ms": "never"}, "retention.ms=never"),
+                       ({"compression.type": "gzip"}, "read-only compression.type"),
+                       ({"no.such.config": "1"}, "unknown config")]:
+        r = ConfigResource(ResourceType.TOPIC, "adm-a", set_config=conf)
+        h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.INVALID_CONFIG, f"alter_configs {what}")
+    h.check_eq(describe(a, "adm-a")["retention.ms"].value, "3600000", "refused alters changed nothing")
+    r = ConfigResource(ResourceType.TOPIC, "adm-none", set_config={"retention.ms": "1"})
+    h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.UNKNOWN_TOPIC_OR_PART, "alter_configs unknown topic")
+
+    # --- create_partitions ----------------------------------------------------------------
+    fut = a.create_partitions([NewPartitions("adm-a", 5)], operation_timeout=10)["adm-a"]
+    h.check_eq(result_code(fut), 0, "create_partitions adm-a 3 -> 5")
+    h.check_eq(topics_now(a).get("adm-a"), 5, "list_topics: adm-a has 5 partitions")
+    for n, what in [(2, "shrink to 2"), (5, "same count 5")]:
+        fut = a.create_partitions([NewPartitions("adm-a", n)], operation_timeout=10)["adm-a"]
+        h.check_eq(result_code(fut), KafkaError.INVALID_PARTITIONS, f"create_partitions {what}")
+    fut = a.create_partitions([NewPartitions("adm-none", 4)], operation_timeout=10)["adm-none"]
+    h.check_eq(result_code(fut), KafkaError.UNKNOWN_TOPIC_OR_PART, "create_partitions unknown topic")
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "logger": harness.confluent_quiet_logger(),
+                  "topic.metadata.refresh.interval.ms": 500})
+    errs = []
+    for i in range(10):
+        p.produce("adm-a", b"new-partition-%d" % i, partition=4, on_delivery=lambda e, m: errs.append(e))
+    h.check(p.flush(30) == 0 and errs == [None] * 10, "10 messages produced to the new partition 4", f"{errs[:2]}")
+    got = [m.value() for m in harness.consume_partition(b.bootstrap, "adm-a", 4, 0, None)]
+    h.check_eq(got, [b"new-partition-%d" % i for i in range(10)], "partition 4 reads back its 10 messages")
+
+    # --- delete_records ---------------------------------------------------------------------
+    errs.clear()
+    for i in range(100):
+        p.produce("adm-b", b"r-%03d" % i, partition=0, on_delivery=lambda e, m: errs.append(e))
+    h.check(p.flush(30) == 0 and errs == [None] * 100, "100 messages produced to adm-b")
+    if hasattr(a, "delete_records"):
+        log("AdminClient.delete_records exists in this confluent-kafka; using the raw request anyway")
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        err, low = c.delete_records("adm-b", 0, 40)
+        h.check_eq((err, low), (0, 40), "DeleteRecords v1 adm-b/0 before offset 40 -> low watermark 40")
+        err, low = c.delete_records("adm-b", 0, 500)
+        h.check_eq(err, 1, "DeleteRecords beyond the high watermark -> OFFSET_OUT_OF_RANGE")
+        err, low = c.delete_records("adm-b", 0, 30)
+        h.check_eq((err, low), (0, 40), "DeleteRecords below the log start is a no-op (low stays 40)")
+        err, ts, off = c.list_offsets("adm-b", 0, -2)
+        h.check_eq((err, off), (0, 40), "ListOffsets earliest -> 40")
+    h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (40, 100), "get_watermark_offsets (40, 100)")
+    got = harness.consume_partition(b.bootstrap, "adm-b", 0, 40, None)
+    h.check_eq([m.value() for m in got], [b"r-%03d" % i for i in range(40, 100)],
+               "consumer from the new log start reads r-040..r-099")
+
+    # --- restart keeps topics, partition counts, configs, log start --------------------------
+    b.stop()
+    b.start()
+    a = admin(b.bootstrap)
+    t = topics_now(a)
+    h.check_eq((t.get("adm-a"), t.get("adm-b")), (5, 1), "after clean restart: adm-a 5 partitions, adm-b 1")
+    d = describe(a, "adm-a")
+    h.check_eq((d["retention.ms"].value, d["cleanup.policy"].value, d["retention.ms"].source),
+               ("3600000", "delete", ConfigSource.DYNAMIC_TOPIC_CONFIG.value),
+               "after clean restart: adm-a configs kept")
+    h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (40, 100), "after clean restart: adm-b watermarks")
+
+    # --- delete_topics ------------------------------------------------------------------------
+    fs = a.delete_topics(["adm-a", "adm-b"], operation_timeout=10)
+    h.check_eq({k: result_code(f) for k, f in fs.items()}, {"adm-a": 0, "adm-b": 0}, "delete_topics adm-a, adm-b")
+    t = topics_now(a)
+    h.check("adm-a" not in t and "adm-b" not in t, "list_topics: both gone")
+    fut = a.delete_topics(["adm-a"], operation_timeout=10)["adm-a"]
+    h.check_eq(result_code(fut), KafkaError.UNKNOWN_TOPIC_OR_PART, "delete_topics again")
+    fut = a.create_topics([NewTopic("adm-b", 2, 1)], operation_timeout=10)["adm-b"]
+    h.check_eq(result_code(fut), 0, "re-create adm-b (2 partitions)")
+    h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (0, 0), "re-created adm-b starts empty")
+    d = describe(a, "adm-b")
+    h.check(all(e.source == ConfigSource.DEFAULT_CONFIG.value for e in d.values() if not e.is_read_only),
+            "re-created adm-b has no overrides left over")
+
+
+def kafka_python_part(h, b):
+    from kafka.admin import KafkaAdminClient, NewTopic, NewPartitions, ConfigResource, ConfigResourceType
+    from kafka.errors import TopicAlreadyExistsError, InvalidPartitionsError, UnknownTopicOrPartitionError
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=15000, api_version_auto_timeout_ms=10000)
+    try:
+        a.create_topics([NewTopic("kp-a", 2, 1, topic_configs={"retention.ms": "1000000",
+                                                                  "segment.bytes": "2097152"})])
+        h.check("kp-a" in a.list_topics(), "kafka-python create_topics kp-a (2 partitions, configs)")
+        try:
+            a.create_topics([NewTopic("kp-a", 2, 1)])
+            h.check(False, "kafka-python create_topics duplicate raises")
+        except TopicAlreadyExistsError:
+            h.check(True, "kafka-python create_topics duplicate raises TopicAlreadyExistsError")
+
+        def desc():
+            (resp,) = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-a")])
+            (err, msg, rtype, rname, entries), = resp.resources
+            if err:
+                raise Failure(f"kafka-python describe_configs: error {err} {msg}")
+            return {e[0]: e[1] for e in entries}
+        d = desc()
+        h.check_eq((d.get("retention.ms"), d.get("segment.bytes")), ("1000000", "2097152"),
+                   "kafka-python describe_configs kp-a")
+        (resp,) = [a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-a",
+                                                   configs={"retention.ms": "2000000"})])]
+        errs = [r[0] for r in resp.resources]
+        h.check_eq(errs, [0], "kafka-python alter_configs kp-a retention.ms=2000000")
+        d = desc()
+        h.check_eq((d.get("retention.ms"), d.get("segment.bytes")), ("2000000", "1073741824")
+                   if d.get("segment.bytes") == "1073741824" else ("2000000", d.get("segment.bytes")),
+                   "kafka-python describe_configs after alter: retention.ms=2000000")
+        a.create_partitions({"kp-a": NewPartitions(4)})
+        md = a.describe_topics(["kp-a"])
+        h.check_eq(len(md[0]["partitions"]), 4, "kafka-python create_partitions kp-a 2 -> 4")
+        try:
+            a.create_partitions({"kp-a": NewPartitions(3)})
+            h.check(False, "kafka-python create_partitions shrink raises")
+        except InvalidPartitionsError:
+            h.check(True, "kafka-python create_partitions shrink raises InvalidPartitionsError")
+        a.delete_topics(["kp-a"])
+        h.check("kp-a" not in a.list_topics(), "kafka-python delete_topics kp-a")
+        try:
+            a.delete_topics(["kp-a"])
+            h.check(False, "kafka-python delete_topics of a missing topic raises")
+        except UnknownTopicOrPartitionError:
+            h.check(True, "kafka-python delete_topics of a missing topic raises UnknownTopicOrPartitionError")
+    finally:
+        a.close()
+
+
+def run(h):
+    b = h.broker(extra_args=["--auto-create-topics", "false"]).start()
+    confluent_part(h, b)
+    kafka_python_part(h, b)
+    b.stop()
+
+
+if __name__ == "__main__":
+    h = harness.setup("admin", add_args, default_deadline=240)
+    harness.main(run, h)
