@@ -33,14 +33,11 @@ namespace herald::protocol::wire {
 // Kafka's limit for any string, classic or compact (Java rejects longer ones).
 inline constexpr size_t kMaxStringLength = 0x7fff;
 
-inline Error truncated(const char* where) { return Error{Errc::kTruncated, std::string(where) + ": truncated"}; }
-inline Error corrupt(const char* where, std::string_view what) {
-  return Error{Errc::kCorruption, std::string(where) + ": " + std::string(what)};
-}
-inline Error null_not_allowed(const char* where) { return corrupt(where, "null in a version where it is not nullable"); }
-inline Error unsupported_version(const char* message, int16_t version) {
-  return Error{Errc::kUnsupported, std::string(message) + ": version " + std::to_string(version) + " not supported"};
-}
+// Error values (out of line: they sit on every decoder's cold path).
+Error truncated(const char* where);
+Error corrupt(const char* where, std::string_view what);
+Error null_not_allowed(const char* where);
+Error unsupported_version(const char* message, int16_t version);
 
 // --- writing ---------------------------------------------------------------
 
@@ -117,187 +114,57 @@ inline void write_tagged_field(Writer& w, uint32_t tag, const Writer& field) {
 }
 
 // --- reading ---------------------------------------------------------------
+// The fixed-width readers are inline and return false when the input ends;
+// the caller then returns truncated(where). The variable-length readers are
+// out of line (wire.cc) so that generated decoders stay small.
 
-inline Result<void> read(Reader& r, int8_t& v, const char* where) {
-  if (!r.get_i8(v)) return truncated(where);
-  return {};
-}
-inline Result<void> read(Reader& r, int16_t& v, const char* where) {
-  if (!r.get_i16(v)) return truncated(where);
-  return {};
-}
-inline Result<void> read(Reader& r, uint16_t& v, const char* where) {
-  if (!r.get_u16(v)) return truncated(where);
-  return {};
-}
-inline Result<void> read(Reader& r, int32_t& v, const char* where) {
-  if (!r.get_i32(v)) return truncated(where);
-  return {};
-}
-inline Result<void> read(Reader& r, int64_t& v, const char* where) {
-  if (!r.get_i64(v)) return truncated(where);
-  return {};
-}
-inline Result<void> read(Reader& r, double& v, const char* where) {
-  if (!r.get_f64(v)) return truncated(where);
-  return {};
-}
+inline bool get(Reader& r, int8_t& v) { return r.get_i8(v); }
+inline bool get(Reader& r, int16_t& v) { return r.get_i16(v); }
+inline bool get(Reader& r, uint16_t& v) { return r.get_u16(v); }
+inline bool get(Reader& r, int32_t& v) { return r.get_i32(v); }
+inline bool get(Reader& r, int64_t& v) { return r.get_i64(v); }
+inline bool get(Reader& r, double& v) { return r.get_f64(v); }
 // Any non-zero byte is true (as Kafka reads it).
-inline Result<void> read(Reader& r, bool& v, const char* where) {
+inline bool get(Reader& r, bool& v) {
   uint8_t b = 0;
-  if (!r.get_u8(b)) return truncated(where);
+  if (!r.get_u8(b)) return false;
   v = b != 0;
-  return {};
+  return true;
 }
-inline Result<void> read(Reader& r, Uuid& v, const char* where) {
+inline bool get(Reader& r, Uuid& v) {
   ByteSpan s;
-  if (!r.get_span(v.size(), s)) return truncated(where);
+  if (!r.get_span(v.size(), s)) return false;
   std::copy(s.begin(), s.end(), v.begin());
+  return true;
+}
+// The same, as a Result naming `where`.
+template <class T>
+Result<void> read(Reader& r, T& v, const char* where) {
+  if (!get(r, v)) return truncated(where);
   return {};
 }
 
 // An unsigned varint of at most 5 bytes that fits 32 bits.
-inline Result<void> read_uvarint32(Reader& r, uint32_t& v, const char* where) {
-  if (r.get_uvarint32(v)) return {};
-  // Failing with 5+ bytes left means the varint itself is bad, not short.
-  if (r.remaining() >= 5) return corrupt(where, "bad varint");
-  return truncated(where);
-}
-
-// Length of a string (-1 = null). Checks the bytes are present.
-inline Result<void> read_string_length(Reader& r, bool flex, int64_t& len, const char* where) {
-  if (flex) {
-    uint32_t n = 0;
-    HERALD_TRY(read_uvarint32(r, n, where));
-    len = int64_t{n} - 1;
-  } else {
-    int16_t n = 0;
-    if (!r.get_i16(n)) return truncated(where);
-    if (n < -1) return corrupt(where, "negative string length");
-    len = n;
-  }
-  if (len > static_cast<int64_t>(kMaxStringLength)) return corrupt(where, "string longer than 32767 bytes");
-  if (len > 0 && static_cast<uint64_t>(len) > r.remaining()) return truncated(where);
-  return {};
-}
-inline Result<void> read_string(Reader& r, bool flex, std::string& out, const char* where) {
-  int64_t len = 0;
-  HERALD_TRY(read_string_length(r, flex, len, where));
-  if (len < 0) return null_not_allowed(where);
-  ByteSpan s;
-  r.get_span(static_cast<size_t>(len), s);
-  out.assign(as_string_view(s));
-  return {};
-}
-inline Result<void> read_nullable_string(Reader& r, bool flex, bool nullable, std::optional<std::string>& out,
-                                         const char* where) {
-  int64_t len = 0;
-  HERALD_TRY(read_string_length(r, flex, len, where));
-  if (len < 0) {
-    if (!nullable) return null_not_allowed(where);
-    out.reset();
-    return {};
-  }
-  ByteSpan s;
-  r.get_span(static_cast<size_t>(len), s);
-  out.emplace(as_string_view(s));
-  return {};
-}
-
-// Length of bytes/records (-1 = null). Checks the bytes are present.
-inline Result<void> read_bytes_length(Reader& r, bool flex, int64_t& len, const char* where) {
-  if (flex) {
-    uint32_t n = 0;
-    HERALD_TRY(read_uvarint32(r, n, where));
-    len = int64_t{n} - 1;
-  } else {
-    int32_t n = 0;
-    if (!r.get_i32(n)) return truncated(where);
-    if (n < -1) return corrupt(where, "negative bytes length");
-    len = n;
-  }
-  if (len > 0 && static_cast<uint64_t>(len) > r.remaining()) return truncated(where);
-  return {};
-}
-inline Result<void> read_bytes(Reader& r, bool flex, Bytes& out, const char* where) {
-  int64_t len = 0;
-  HERALD_TRY(read_bytes_length(r, flex, len, where));
-  if (len < 0) return null_not_allowed(where);
-  ByteSpan s;
-  r.get_span(static_cast<size_t>(len), s);
-  out.assign(s.begin(), s.end());
-  return {};
-}
-inline Result<void> read_nullable_bytes(Reader& r, bool flex, bool nullable, std::optional<Bytes>& out,
-                                        const char* where) {
-  int64_t len = 0;
-  HERALD_TRY(read_bytes_length(r, flex, len, where));
-  if (len < 0) {
-    if (!nullable) return null_not_allowed(where);
-    out.reset();
-    return {};
-  }
-  ByteSpan s;
-  r.get_span(static_cast<size_t>(len), s);
-  out.emplace(s.begin(), s.end());
-  return {};
-}
+Result<void> read_uvarint32(Reader& r, uint32_t& v, const char* where);
+// Length of a string (-1 = null); checks the bytes are present.
+Result<void> read_string_length(Reader& r, bool flex, int64_t& len, const char* where);
+Result<void> read_string(Reader& r, bool flex, std::string& out, const char* where);
+Result<void> read_nullable_string(Reader& r, bool flex, bool nullable, std::optional<std::string>& out,
+                                  const char* where);
+// Length of bytes/records (-1 = null); checks the bytes are present.
+Result<void> read_bytes_length(Reader& r, bool flex, int64_t& len, const char* where);
+Result<void> read_bytes(Reader& r, bool flex, Bytes& out, const char* where);
+Result<void> read_nullable_bytes(Reader& r, bool flex, bool nullable, std::optional<Bytes>& out,
+                                 const char* where);
 // Records are not copied: out.view points into r's buffer.
-inline Result<void> read_records(Reader& r, bool flex, bool nullable, Records& out, const char* where) {
-  int64_t len = 0;
-  HERALD_TRY(read_bytes_length(r, flex, len, where));
-  out.owned.reset();
-  if (len < 0) {
-    if (!nullable) return null_not_allowed(where);
-    out.is_null = true;
-    out.view = {};
-    return {};
-  }
-  out.is_null = false;
-  r.get_span(static_cast<size_t>(len), out.view);
-  return {};
-}
-
+Result<void> read_records(Reader& r, bool flex, bool nullable, Records& out, const char* where);
 // Array count (-1 = null). A count that cannot fit in the remaining bytes, given
 // that each element takes at least `min_element_size` bytes, is corruption:
 // this check comes before any allocation.
-inline Result<void> read_array_length(Reader& r, bool flex, size_t min_element_size, int64_t& n,
-                                      const char* where) {
-  if (flex) {
-    uint32_t u = 0;
-    HERALD_TRY(read_uvarint32(r, u, where));
-    n = int64_t{u} - 1;
-  } else {
-    int32_t i = 0;
-    if (!r.get_i32(i)) return truncated(where);
-    if (i < -1) return corrupt(where, "negative array length");
-    n = i;
-  }
-  if (n > 0 && static_cast<uint64_t>(n) > r.remaining() / min_element_size) {
-    return corrupt(where, "array count " + std::to_string(n) + " exceeds the remaining " +
-                              std::to_string(r.remaining()) + " bytes");
-  }
-  return {};
-}
-
+Result<void> read_array_length(Reader& r, bool flex, size_t min_element_size, int64_t& n, const char* where);
 // One tagged field: its tag and a view of its bytes (skipped in `r`).
-inline Result<void> read_tagged_field(Reader& r, uint32_t& tag, ByteSpan& body, const char* where) {
-  uint32_t size = 0;
-  HERALD_TRY(read_uvarint32(r, tag, where));
-  HERALD_TRY(read_uvarint32(r, size, where));
-  if (!r.get_span(size, body)) return truncated(where);
-  return {};
-}
+Result<void> read_tagged_field(Reader& r, uint32_t& tag, ByteSpan& body, const char* where);
 // Skips a whole tagged-field section (no known tags at this position).
-inline Result<void> skip_tagged_fields(Reader& r, const char* where) {
-  uint32_t count = 0;
-  HERALD_TRY(read_uvarint32(r, count, where));
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t tag = 0;
-    ByteSpan body;
-    HERALD_TRY(read_tagged_field(r, tag, body, where));
-  }
-  return {};
-}
+Result<void> skip_tagged_fields(Reader& r, const char* where);
 
 }  // namespace herald::protocol::wire

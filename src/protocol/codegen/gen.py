@@ -492,7 +492,7 @@ def read_value_stmts(f, target, where, indent, msg, rd="r"):
         return [f"{pad}HERALD_TRY(wire::read_string({rd}, flex, {target}, {where}));"]
     if e == "bytes":
         return [f"{pad}HERALD_TRY(wire::read_bytes({rd}, flex, {target}, {where}));"]
-    return [f"{pad}HERALD_TRY(wire::read({rd}, {target}, {where}));"]
+    return [f"{pad}if (!wire::get({rd}, {target})) return wire::truncated({where});"]
 
 
 def read_field_stmts(f, m, indent, msg, rd="r"):
