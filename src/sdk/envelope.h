@@ -131,8 +131,8 @@ Headers message_headers(const rd_kafka_message_t& msg);
 rd_kafka_headers_t* make_kafka_headers(const Headers& headers);
 
 // Headers <-> compact JSON text [["name","value"],...] (how the outbox table
-// stores them). Values that are not valid UTF-8 are stored base64 with a
-// "b64:" prefix on the name element, so any byte string round-trips.
+// stores them). A value that is not valid UTF-8 is stored as
+// ["name","<base64>","b64"], so any byte string round-trips.
 std::string headers_to_json(const Headers& headers);
 Result<Headers> headers_from_json(std::string_view text);
 

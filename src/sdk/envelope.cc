@@ -1,0 +1,372 @@
+#include "sdk/envelope.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+
+#include "common/clock.h"
+#include "sdk/uuid.h"
+
+namespace herald::sdk {
+namespace {
+
+bool is_reserved(std::string_view name) {
+  return name == kHeaderSpecVersion || name == kHeaderId || name == kHeaderType ||
+         name == kHeaderSource || name == kHeaderTime || name == kHeaderContentType ||
+         name == kHeaderAggregateVersion;
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16 | static_cast<uint8_t>(in[i + 1]) << 8 |
+                 static_cast<uint8_t>(in[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (size_t rest = in.size() - i; rest > 0) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (rest == 2) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> base64_decode(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.size() % 4 != 0) return Error{Errc::kInvalidArgument, "base64: length not a multiple of 4"};
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int a = val(in[i]), b = val(in[i + 1]);
+    int c = in[i + 2] == '=' ? 0 : val(in[i + 2]);
+    int d = in[i + 3] == '=' ? 0 : val(in[i + 3]);
+    if (a < 0 || b < 0 || c < 0 || d < 0) return Error{Errc::kInvalidArgument, "base64: bad digit"};
+    uint32_t v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    out += static_cast<char>(v >> 16);
+    if (in[i + 2] != '=') out += static_cast<char>((v >> 8) & 0xFF);
+    if (in[i + 3] != '=') out += static_cast<char>(v & 0xFF);
+  }
+  return out;
+}
+
+Result<int64_t> parse_int64(std::string_view s, std::string_view what) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", what, s)};
+  }
+  return v;
+}
+
+}  // namespace
+
+Event Event::json(std::string type, std::string source, std::string aggregate_id,
+                  const nlohmann::json& data) {
+  Event ev;
+  ev.type = std::move(type);
+  ev.source = std::move(source);
+  ev.aggregate_id = std::move(aggregate_id);
+  ev.payload = data.dump();
+  return ev;
+}
+
+Event Event::make_tombstone(std::string aggregate_id, std::string type, std::string source) {
+  Event ev;
+  ev.aggregate_id = std::move(aggregate_id);
+  ev.type = std::move(type);
+  ev.source = std::move(source);
+  ev.tombstone = true;
+  ev.content_type.clear();
+  return ev;
+}
+
+Result<nlohmann::json> Event::json_payload() const {
+  auto j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Error{Errc::kInvalidArgument, fmt::format("event {}: payload is not valid JSON", id)};
+  }
+  return j;
+}
+
+std::optional<std::string> Event::extension(std::string_view name) const {
+  for (const auto& h : extensions) {
+    if (h.name == name) return h.value;
+  }
+  return std::nullopt;
+}
+
+Result<EncodedEvent> encode_in_place(Event& ev) {
+  if (!ev.tombstone) {
+    if (ev.type.empty()) return Error{Errc::kInvalidArgument, "event: ce_type is empty"};
+    if (ev.source.empty()) return Error{Errc::kInvalidArgument, "event: ce_source is empty"};
+  }
+  for (const auto& h : ev.extensions) {
+    if (is_reserved(h.name)) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("event: extension header '{}' is reserved", h.name)};
+    }
+  }
+  if (ev.id.empty()) ev.id = new_uuid_v7();
+  if (ev.time_ms == 0) ev.time_ms = now_ms();
+  EncodedEvent out;
+  out.key = ev.aggregate_id;
+  if (!ev.tombstone) out.value = ev.payload;
+  out.headers.reserve(7 + ev.extensions.size());
+  out.headers.push_back({std::string(kHeaderSpecVersion), std::string(kSpecVersion)});
+  out.headers.push_back({std::string(kHeaderId), ev.id});
+  if (!ev.type.empty()) out.headers.push_back({std::string(kHeaderType), ev.type});
+  if (!ev.source.empty()) out.headers.push_back({std::string(kHeaderSource), ev.source});
+  out.headers.push_back({std::string(kHeaderTime), format_rfc3339(ev.time_ms)});
+  if (!ev.tombstone && !ev.content_type.empty()) {
+    out.headers.push_back({std::string(kHeaderContentType), ev.content_type});
+  }
+  if (ev.aggregate_version) {
+    out.headers.push_back(
+        {std::string(kHeaderAggregateVersion), std::to_string(*ev.aggregate_version)});
+  }
+  out.headers.insert(out.headers.end(), ev.extensions.begin(), ev.extensions.end());
+  return out;
+}
+
+Result<EncodedEvent> encode(const Event& ev) {
+  Event copy = ev;
+  return encode_in_place(copy);
+}
+
+Result<Event> decode(std::string_view key, const std::optional<std::string_view>& value,
+                     const Headers& headers) {
+  Event ev;
+  ev.aggregate_id = std::string(key);
+  ev.tombstone = !value.has_value();
+  if (value) ev.payload = std::string(*value);
+  ev.content_type = ev.tombstone ? "" : std::string(kJsonContentType);
+  bool have_spec = false, have_id = false, have_type = false, have_source = false;
+  for (const auto& h : headers) {
+    if (h.name == kHeaderSpecVersion) {
+      if (h.value.empty() || h.value[0] != '1' || (h.value.size() > 1 && h.value[1] != '.')) {
+        return Error{Errc::kInvalidArgument,
+                     fmt::format("ce_specversion '{}' is not 1.x", h.value)};
+      }
+      have_spec = true;
+    } else if (h.name == kHeaderId) {
+      ev.id = h.value;
+      have_id = !h.value.empty();
+    } else if (h.name == kHeaderType) {
+      ev.type = h.value;
+      have_type = !h.value.empty();
+    } else if (h.name == kHeaderSource) {
+      ev.source = h.value;
+      have_source = !h.value.empty();
+    } else if (h.name == kHeaderTime) {
+      auto t = parse_rfc3339(h.value);
+      if (!t) return Error{Errc::kInvalidArgument, "ce_time: " + t.error().message};
+      ev.time_ms = *t;
+    } else if (h.name == kHeaderContentType) {
+      ev.content_type = h.value;
+    } else if (h.name == kHeaderAggregateVersion) {
+      HERALD_ASSIGN_OR_RETURN(ev.aggregate_version, parse_int64(h.value, kHeaderAggregateVersion));
+    } else {
+      ev.extensions.push_back(h);
+    }
+  }
+  if (!ev.tombstone) {
+    if (!have_spec) return Error{Errc::kInvalidArgument, "missing header ce_specversion"};
+    if (!have_id) return Error{Errc::kInvalidArgument, "missing header ce_id"};
+    if (!have_type) return Error{Errc::kInvalidArgument, "missing header ce_type"};
+    if (!have_source) return Error{Errc::kInvalidArgument, "missing header ce_source"};
+  }
+  return ev;
+}
+
+Headers message_headers(const rd_kafka_message_t& msg) {
+  Headers out;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(&msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == nullptr) {
+    return out;
+  }
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    out.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
+  }
+  return out;
+}
+
+Result<Event> decode_message(const rd_kafka_message_t& msg) {
+  std::string_view key;
+  if (msg.key) key = std::string_view(static_cast<const char*>(msg.key), msg.key_len);
+  std::optional<std::string_view> value;
+  if (msg.payload) value = std::string_view(static_cast<const char*>(msg.payload), msg.len);
+  return decode(key, value, message_headers(msg));
+}
+
+rd_kafka_headers_t* make_kafka_headers(const Headers& headers) {
+  rd_kafka_headers_t* h = rd_kafka_headers_new(headers.size());
+  for (const auto& x : headers) {
+    rd_kafka_header_add(h, x.name.data(), static_cast<ssize_t>(x.name.size()), x.value.data(),
+                        static_cast<ssize_t>(x.value.size()));
+  }
+  return h;
+}
+
+std::string headers_to_json(const Headers& headers) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& h : headers) {
+    std::string name = valid_utf8(h.name) ? h.name : base64_encode(h.name);
+    if (valid_utf8(h.value)) {
+      arr.push_back({name, h.value});
+    } else {
+      arr.push_back({name, base64_encode(h.value), "b64"});
+    }
+  }
+  return arr.dump();
+}
+
+Result<Headers> headers_from_json(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array()) {
+    return Error{Errc::kCorruption, "outbox headers: not a JSON array"};
+  }
+  Headers out;
+  for (const auto& e : j) {
+    if (!e.is_array() || e.size() < 2 || !e[0].is_string() || !e[1].is_string()) {
+      return Error{Errc::kCorruption, "outbox headers: element is not [name, value]"};
+    }
+    Header h{e[0].get<std::string>(), e[1].get<std::string>()};
+    if (e.size() >= 3 && e[2] == "b64") {
+      HERALD_ASSIGN_OR_RETURN(h.value, base64_decode(h.value));
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+std::string format_rfc3339(int64_t unix_ms) {
+  int64_t secs = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
+  int64_t ms = unix_ms - secs * 1000;
+  auto t = static_cast<time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+Result<int64_t> parse_rfc3339(std::string_view s) {
+  auto bad = [&] {
+    return Error{Errc::kInvalidArgument, fmt::format("'{}' is not an RFC 3339 timestamp", s)};
+  };
+  auto digits = [&](size_t pos, size_t n, int& out) {
+    if (pos + n > s.size()) return false;
+    out = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || s.size() < 19 || s[4] != '-' || !digits(5, 2, month) ||
+      s[7] != '-' || !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !digits(11, 2, hour) || s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' ||
+      !digits(17, 2, second)) {
+    return bad();
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return bad();
+  }
+  size_t pos = 19;
+  int64_t ms = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    int scale = 100;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      ms += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return bad();
+  }
+  int64_t offset_s = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(pos + 4, 2, om) || oh > 23 || om > 59) {
+      return bad();
+    }
+    offset_s = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return bad();
+  }
+  if (pos != s.size()) return bad();
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second == 60 ? 59 : second;  // a leap second reads as :59
+  int64_t secs = static_cast<int64_t>(timegm(&tm));
+  return (secs - offset_s) * 1000 + ms;
+}
+
+}  // namespace herald::sdk

@@ -1,0 +1,118 @@
+// OutboxRelay: publishes herald_outbox rows to Kafka (Herald, Apache Kafka,
+// Redpanda: anything librdkafka talks to) and deletes each row only after its
+// delivery report says the broker has it (acks=all, idempotent producer).
+//
+// Usage (a thread inside the service):
+//   RelayOptions opts;
+//   opts.brokers = "127.0.0.1:9092";
+//   HERALD_ASSIGN_OR_RETURN(auto relay, OutboxRelay::create(*store, opts));
+//   HERALD_TRY(relay->start());
+//   ...
+//   relay->stop();
+// or as a sidecar process: `herald outbox-relay --db URL --brokers HOST:PORT`.
+//
+// Guarantees:
+//   - At least once: a crash anywhere (service, relay, broker) loses nothing.
+//     A crash between the delivery report and the DELETE republishes those
+//     rows on restart; consumers drop the repeats by ce_id.
+//   - Per-aggregate commit order (see outbox.h): rows are read in id order,
+//     produced in that order with an idempotent producer (which keeps
+//     per-partition order across retries), and the record key is the
+//     aggregate id, so all events of an aggregate land in one partition.
+//   - One active relay per database: the relay holds the lease
+//     "herald_outbox_relay" (Store::try_lease) while publishing; a second relay
+//     (another replica of the service, a sidecar) stands by and takes over when
+//     the holder dies.
+//   - Bounded table: published rows are deleted.
+// A row whose delivery fails (broker down past delivery_timeout, message too
+// large, ...) stays in the outbox and is retried after error_backoff; the
+// failure is logged and counted in stats().
+//
+// Waking up: PostgreSQL: LISTEN herald_outbox (a trigger NOTIFYs on insert),
+// with a rescan every idle_wait as a safety net. SQLite: the Outbox wakes
+// relays on the same Store object at commit; another process (the sidecar)
+// polls with a backoff from min_poll to max_poll.
+//
+// Threads: start() runs the loop on a thread owned by the relay; run() runs it
+// on the caller's thread instead (sidecar). stop() may be called from any
+// thread. The Store must outlive the relay.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "sdk/store/store.h"
+
+namespace herald::sdk {
+
+struct RelayOptions {
+  std::string brokers = "127.0.0.1:9092";  // bootstrap.servers
+  // Extra librdkafka settings, applied last (e.g. {"compression.type", "lz4"},
+  // security settings for a real cluster). enable.idempotence and acks are
+  // forced to true / all.
+  std::vector<std::pair<std::string, std::string>> kafka_config;
+  int batch_size = 1000;                           // rows per read/produce/delete round
+  std::chrono::milliseconds idle_wait{1000};       // PostgreSQL: rescan at least this often
+  std::chrono::milliseconds min_poll{1};           // SQLite: first wait when idle
+  std::chrono::milliseconds max_poll{100};         // SQLite: backoff cap when idle
+  std::chrono::milliseconds delivery_timeout{30000};  // message.timeout.ms
+  std::chrono::milliseconds error_backoff{500};    // after a failed round
+  std::chrono::milliseconds standby_retry{1000};   // retry the lease this often
+  std::string lease_name = "herald_outbox_relay";
+};
+
+struct RelayStats {
+  uint64_t published = 0;          // rows acknowledged by the broker and deleted
+  uint64_t batches = 0;            // rounds that published at least one row
+  uint64_t failed_deliveries = 0;  // delivery reports with an error
+  uint64_t errors = 0;             // failed rounds (store or producer errors)
+  bool has_lease = false;
+  std::string last_error;
+};
+
+class OutboxRelay {
+ public:
+  // Creates the relay and its producer (no thread yet). kInvalidArgument when
+  // librdkafka rejects a setting.
+  static Result<std::unique_ptr<OutboxRelay>> create(Store& store, RelayOptions options);
+  ~OutboxRelay();  // stop()
+  OutboxRelay(const OutboxRelay&) = delete;
+  OutboxRelay& operator=(const OutboxRelay&) = delete;
+
+  // Starts the background thread. kInvalidArgument when already running.
+  Result<void> start();
+  // Runs the loop on this thread until stop(). Returns the last fatal error,
+  // if the loop had to give up (it retries transient errors forever).
+  Result<void> run();
+  // Stops the loop (after the current round; rows not yet acknowledged stay
+  // in the outbox) and joins the thread. Idempotent.
+  void stop();
+  // Wakes an idle loop now (the Outbox does this for SQLite on commit).
+  void wake();
+
+  // One round on the caller's thread: takes the lease if needed, reads up to
+  // batch_size rows, publishes them, deletes the acknowledged ones. Returns
+  // the number deleted; 0 when the outbox is empty or another relay holds the
+  // lease. Not to be mixed with a running loop.
+  Result<size_t> publish_once();
+  // publish_once() until the outbox is empty; kOutOfRange on timeout.
+  Result<void> drain(std::chrono::milliseconds timeout);
+
+  RelayStats stats() const;
+
+ private:
+  struct Impl;
+  explicit OutboxRelay(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace herald::sdk
