@@ -1,0 +1,277 @@
+#include "sdk/dlq/dead_letter.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+#include "common/log.h"
+#include "sdk/replica/kafka_handles.h"
+
+namespace herald::sdk::dlq {
+namespace {
+
+bool is_herald_header(std::string_view name) {
+  return name.starts_with("herald_dlq_") || name.starts_with("herald_replay_");
+}
+
+template <class T>
+Result<T> parse_int(std::string_view name, std::string_view text) {
+  T v{};
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return Error{Errc::kInvalidArgument, fmt::format("dead letter header {}: '{}' is not a number", name, text)};
+  }
+  return v;
+}
+
+const std::string* find(const Headers& h, std::string_view name) {
+  for (const auto& x : h) {
+    if (x.name == name) return &x.value;
+  }
+  return nullptr;
+}
+
+Result<std::string> need(const Headers& h, std::string_view name) {
+  if (const auto* v = find(h, name)) return *v;
+  return Error{Errc::kInvalidArgument, fmt::format("dead letter: header {} missing", name)};
+}
+
+// Reads the dead-letter topic from the replay cursor (or the beginning) up to
+// the high watermarks seen at the start. `ends` gets each partition's end.
+struct Scan {
+  std::vector<DeadLetter> letters;
+  std::map<int32_t, int64_t> ends;  // partition -> high watermark read at the start
+  kafka::HandlePtr consumer;
+};
+
+Result<Scan> scan(const DlqOptions& o, bool from_cursor) {
+  if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "dlq: no dead-letter topic given"};
+  kafka::Properties props = {{"bootstrap.servers", o.brokers},
+                             {"group.id", cursor_group(o)},
+                             {"enable.auto.commit", "false"},
+                             {"enable.auto.offset.store", "false"},
+                             {"auto.offset.reset", "earliest"},
+                             {"enable.partition.eof", "true"}};
+  props.insert(props.end(), o.kafka.begin(), o.kafka.end());
+  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(props));
+  Scan s;
+  HERALD_ASSIGN_OR_RETURN(s.consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_t* rk = s.consumer.get();
+  auto n = kafka::partition_count(rk, o.dlq_topic, o.timeout);
+  if (!n) {
+    if (n.error().code == Errc::kNotFound) return s;  // no dead letters yet
+    return n.error();
+  }
+  auto list = kafka::make_list(*n);
+  for (int32_t p = 0; p < *n; ++p) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p);
+  if (from_cursor) {
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, list.get(), static_cast<int>(o.timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Error{Errc::kIoError, fmt::format("dlq: replay cursor of {}: {}", cursor_group(o), kafka::describe(err))};
+    }
+  }
+  std::map<int32_t, int64_t> next;
+  for (int i = 0; i < list->cnt; ++i) {
+    auto& el = list->elems[i];
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, o.dlq_topic.c_str(), el.partition, &lo, &hi,
+                                                               static_cast<int>(o.timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Error{Errc::kIoError, fmt::format("dlq: watermarks of {}/{}: {}", o.dlq_topic, el.partition,
+                                               kafka::describe(err))};
+    }
+    s.ends[el.partition] = hi;
+    if (!from_cursor || el.offset < 0) el.offset = RD_KAFKA_OFFSET_BEGINNING;
+    next[el.partition] = el.offset < 0 ? lo : el.offset;
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("dlq: assign {}: {}", o.dlq_topic, kafka::describe(err))};
+  }
+  auto done = [&] {
+    return std::all_of(next.begin(), next.end(), [&](const auto& kv) { return kv.second >= s.ends[kv.first]; });
+  };
+  auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Error{Errc::kIoError, fmt::format("dlq: timed out reading {}", o.dlq_topic)};
+    }
+    kafka::MessagePtr m(rd_kafka_consumer_poll(rk, 100));
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      next[m->partition] = std::max(next[m->partition], s.ends[m->partition]);
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      HLOG_DEBUG("dlq: {}", rd_kafka_message_errstr(m.get()));
+      continue;
+    }
+    deadline = std::chrono::steady_clock::now() + o.timeout;
+    if (m->offset >= s.ends[m->partition]) continue;
+    next[m->partition] = m->offset + 1;
+    std::optional<std::string_view> key, value;
+    if (m->key) key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) value = std::string_view(static_cast<const char*>(m->payload), m->len);
+    auto dl = parse_dead_letter(key, value, message_headers(*m));
+    if (!dl) {
+      HLOG_WARN("dlq: {}/{}@{} is not a dead letter: {}", o.dlq_topic, m->partition, m->offset,
+                dl.error().message);
+      continue;
+    }
+    dl->dlq_topic = o.dlq_topic;
+    dl->dlq_partition = m->partition;
+    dl->dlq_offset = m->offset;
+    s.letters.push_back(std::move(dl).value());
+  }
+  return s;
+}
+
+Result<void> move_cursor(const DlqOptions& o, Scan& s) {
+  if (s.ends.empty()) return ok();
+  auto list = kafka::make_list(static_cast<int>(s.ends.size()));
+  for (auto& [p, end] : s.ends) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p)->offset = end;
+  rd_kafka_resp_err_t err = rd_kafka_commit(s.consumer.get(), list.get(), 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("dlq: move cursor {}: {}", cursor_group(o), kafka::describe(err))};
+  }
+  return ok();
+}
+
+}  // namespace
+
+std::string coordinates(std::string_view topic, int32_t partition, int64_t offset) {
+  return fmt::format("{}/{}/{}", topic, partition, offset);
+}
+
+Headers dead_letter_headers(const Headers& original, const Failure& f) {
+  Headers out;
+  out.reserve(original.size() + 9);
+  for (const auto& h : original) {
+    if (!is_herald_header(h.name)) out.push_back(h);
+  }
+  out.push_back({std::string(kHeaderTopic), f.topic});
+  out.push_back({std::string(kHeaderPartition), std::to_string(f.partition)});
+  out.push_back({std::string(kHeaderOffset), std::to_string(f.offset)});
+  out.push_back({std::string(kHeaderGroup), f.group});
+  out.push_back({std::string(kHeaderError), f.error});
+  out.push_back({std::string(kHeaderAttempts), std::to_string(f.attempts)});
+  out.push_back({std::string(kHeaderFailedAt), format_rfc3339(f.failed_at_ms)});
+  out.push_back({std::string(kHeaderTimestamp), std::to_string(f.timestamp_ms)});
+  out.push_back({std::string(kHeaderOrdered), f.ordered ? "1" : "0"});
+  return out;
+}
+
+Result<DeadLetter> parse_dead_letter(std::optional<std::string_view> key, std::optional<std::string_view> value,
+                                     const Headers& headers) {
+  DeadLetter d;
+  HERALD_ASSIGN_OR_RETURN(d.failure.topic, need(headers, kHeaderTopic));
+  HERALD_ASSIGN_OR_RETURN(auto part, need(headers, kHeaderPartition));
+  HERALD_ASSIGN_OR_RETURN(d.failure.partition, parse_int<int32_t>(kHeaderPartition, part));
+  HERALD_ASSIGN_OR_RETURN(auto off, need(headers, kHeaderOffset));
+  HERALD_ASSIGN_OR_RETURN(d.failure.offset, parse_int<int64_t>(kHeaderOffset, off));
+  HERALD_ASSIGN_OR_RETURN(d.failure.group, need(headers, kHeaderGroup));
+  HERALD_ASSIGN_OR_RETURN(d.failure.error, need(headers, kHeaderError));
+  HERALD_ASSIGN_OR_RETURN(auto att, need(headers, kHeaderAttempts));
+  HERALD_ASSIGN_OR_RETURN(d.failure.attempts, parse_int<int>(kHeaderAttempts, att));
+  HERALD_ASSIGN_OR_RETURN(auto at, need(headers, kHeaderFailedAt));
+  HERALD_ASSIGN_OR_RETURN(d.failure.failed_at_ms, parse_rfc3339(at));
+  if (const auto* ts = find(headers, kHeaderTimestamp)) {
+    HERALD_ASSIGN_OR_RETURN(d.failure.timestamp_ms, parse_int<int64_t>(kHeaderTimestamp, *ts));
+  }
+  if (const auto* o = find(headers, kHeaderOrdered)) d.failure.ordered = *o == "1";
+  if (key) d.key = std::string(*key);
+  if (value) d.value = std::string(*value);
+  for (const auto& h : headers) {
+    if (!is_herald_header(h.name)) d.headers.push_back(h);
+  }
+  return d;
+}
+
+Headers replay_headers(const Headers& original, const Failure& f) {
+  Headers out;
+  for (const auto& h : original) {
+    if (!is_herald_header(h.name)) out.push_back(h);
+  }
+  out.push_back({std::string(kHeaderReplayOf), coordinates(f.topic, f.partition, f.offset)});
+  out.push_back({std::string(kHeaderReplayGroup), f.group});
+  return out;
+}
+
+std::optional<ReplayOf> replay_of(const Headers& headers) {
+  const std::string* of = find(headers, kHeaderReplayOf);
+  if (of == nullptr) return std::nullopt;
+  // "<topic>/<partition>/<offset>"; the topic itself may contain '/'? Kafka
+  // topic names cannot, so split at the last two slashes.
+  auto b = of->rfind('/');
+  if (b == std::string::npos || b == 0) return std::nullopt;
+  auto a = of->rfind('/', b - 1);
+  if (a == std::string::npos) return std::nullopt;
+  ReplayOf r;
+  r.topic = of->substr(0, a);
+  auto p = parse_int<int32_t>(kHeaderReplayOf, std::string_view(*of).substr(a + 1, b - a - 1));
+  auto o = parse_int<int64_t>(kHeaderReplayOf, std::string_view(*of).substr(b + 1));
+  if (!p || !o) return std::nullopt;
+  r.partition = *p;
+  r.offset = *o;
+  if (const std::string* g = find(headers, kHeaderReplayGroup)) r.group = *g;
+  return r;
+}
+
+std::string cursor_group(const DlqOptions& o) {
+  return o.group.empty() ? fmt::format("herald-dlq.{}", o.dlq_topic)
+                         : fmt::format("herald-dlq.{}.{}", o.dlq_topic, o.group);
+}
+
+Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only) {
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, pending_only));
+  std::vector<DeadLetter> out;
+  for (auto& d : s.letters) {
+    if (o.group.empty() || d.failure.group == o.group) out.push_back(std::move(d));
+  }
+  rd_kafka_consumer_close(s.consumer.get());
+  return out;
+}
+
+Result<ReplayStats> replay(const DlqOptions& o) {
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, true));
+  ReplayStats st;
+  if (!s.letters.empty()) {
+    HERALD_ASSIGN_OR_RETURN(auto producer, kafka::SyncProducer::create(o.brokers, o.kafka));
+    for (const auto& d : s.letters) {
+      if (!o.group.empty() && d.failure.group != o.group) {
+        st.other_groups++;
+        continue;
+      }
+      std::optional<std::string_view> key, value;
+      if (d.key) key = *d.key;
+      if (d.value) value = *d.value;
+      HERALD_ASSIGN_OR_RETURN(int64_t at, producer->send(d.failure.topic, d.failure.partition, key, value,
+                                                         replay_headers(d.headers, d.failure)));
+      HLOG_INFO("dlq: replayed {}/{}@{} ({}) to {}/{}@{}", d.dlq_topic, d.dlq_partition, d.dlq_offset,
+                coordinates(d.failure.topic, d.failure.partition, d.failure.offset), d.failure.topic,
+                d.failure.partition, at);
+      st.replayed++;
+    }
+  }
+  HERALD_TRY(move_cursor(o, s));
+  rd_kafka_consumer_close(s.consumer.get());
+  return st;
+}
+
+Result<ReplayStats> skip(const DlqOptions& o) {
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, true));
+  ReplayStats st;
+  for (const auto& d : s.letters) {
+    if (!o.group.empty() && d.failure.group != o.group) {
+      st.other_groups++;
+    } else {
+      st.skipped++;
+    }
+  }
+  HERALD_TRY(move_cursor(o, s));
+  rd_kafka_consumer_close(s.consumer.get());
+  return st;
+}
+
+}  // namespace herald::sdk::dlq

@@ -1,0 +1,148 @@
+#include "sdk/replica/kafka_handles.h"
+
+#include <fmt/format.h>
+
+namespace herald::sdk::kafka {
+namespace {
+
+struct Delivery {
+  bool done = false;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  int64_t offset = -1;
+};
+
+}  // namespace
+
+std::string describe(rd_kafka_resp_err_t err) {
+  return fmt::format("{} ({})", rd_kafka_err2str(err), rd_kafka_err2name(err));
+}
+
+Result<ConfPtr> make_conf(const Properties& props) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char errstr[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      return Error{Errc::kInvalidArgument, fmt::format("librdkafka property {}={}: {}", k, v, errstr)};
+    }
+  }
+  return conf;
+}
+
+Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf) {
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
+  if (rk == nullptr) return Error{Errc::kInvalidArgument, fmt::format("rd_kafka_new: {}", errstr)};
+  (void)conf.release();  // owned by rk now
+  return HandlePtr(rk);
+}
+
+Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("metadata for {}: {}", topic, describe(err))};
+  }
+  Result<int32_t> out = Error{Errc::kNotFound, fmt::format("topic '{}' does not exist", topic)};
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (topic != t.topic) continue;
+    if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR && t.partition_cnt > 0) out = t.partition_cnt;
+  }
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
+                          std::chrono::milliseconds timeout) {
+  char errstr[512];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
+  if (nt == nullptr) return Error{Errc::kInvalidArgument, fmt::format("create topic {}: {}", topic, errstr)};
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), errstr, sizeof errstr);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
+  Result<void> out = ok();
+  if (ev == nullptr) {
+    out = Error{Errc::kIoError, fmt::format("create topic {}: timed out", topic)};
+  } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    out = Error{Errc::kIoError, fmt::format("create topic {}: {}", topic, rd_kafka_event_error_string(ev))};
+  } else {
+    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        out = Error{Errc::kIoError, fmt::format("create topic {}: {}", topic, describe(e))};
+      }
+    }
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_NewTopic_destroy(nt);
+  return out;
+}
+
+Result<std::unique_ptr<SyncProducer>> SyncProducer::create(const std::string& brokers, const Properties& extra) {
+  Properties props = {{"bootstrap.servers", brokers},
+                      {"enable.idempotence", "true"},
+                      {"acks", "all"},
+                      {"linger.ms", "0"},
+                      {"message.timeout.ms", "30000"}};
+  props.insert(props.end(), extra.begin(), extra.end());
+  HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(props));
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &SyncProducer::on_delivery);
+  HERALD_ASSIGN_OR_RETURN(auto rk, make_handle(RD_KAFKA_PRODUCER, std::move(conf)));
+  std::unique_ptr<SyncProducer> p(new SyncProducer());
+  p->rk_ = std::move(rk);
+  return p;
+}
+
+void SyncProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  auto* d = static_cast<Delivery*>(msg->_private);
+  if (d == nullptr) return;
+  d->err = msg->err;
+  d->offset = msg->offset;
+  d->done = true;
+}
+
+Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
+                                   std::optional<std::string_view> key, std::optional<std::string_view> value,
+                                   const Headers& headers, int64_t timestamp_ms) {
+  Delivery d;
+  rd_kafka_headers_t* hdrs = make_kafka_headers(headers);
+  const void* key_ptr = key ? key->data() : nullptr;
+  const size_t key_len = key ? key->size() : 0;
+  void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
+  const size_t value_len = value ? value->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(hdrs);
+    return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(err))};
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout_ + std::chrono::seconds(5);
+  while (!d.done) {
+    rd_kafka_poll(rk_.get(), 50);
+    if (!d.done && std::chrono::steady_clock::now() > deadline) {
+      // The message still references `d`; purge it so the callback cannot fire later.
+      rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_poll(rk_.get(), 0);
+      if (!d.done) rd_kafka_flush(rk_.get(), 1000);
+      return Error{Errc::kIoError, fmt::format("produce to {}: no delivery report", topic)};
+    }
+  }
+  if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(d.err))};
+  }
+  return d.offset;
+}
+
+}  // namespace herald::sdk::kafka

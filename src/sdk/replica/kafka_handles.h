@@ -1,0 +1,94 @@
+// Small librdkafka helpers shared by the consuming side of the SDK (replica,
+// dead letters): owning handles, configuration from key/value pairs, a
+// synchronous producer for dead letters and replays, and topic creation.
+//
+//   HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf({{"bootstrap.servers", brokers}}));
+//   HERALD_ASSIGN_OR_RETURN(auto producer, kafka::SyncProducer::create(brokers, {}));
+//   HERALD_TRY(producer->send("orders.dlq", kafka::kAnyPartition, key, value, headers));
+//
+// Everything here is internal to src/sdk/replica and src/sdk/dlq; services use
+// Replica and the dlq functions instead. Blocking calls run on the calling
+// thread (librdkafka's own threads do the network I/O).
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "sdk/envelope.h"
+
+namespace herald::sdk::kafka {
+
+using Properties = std::vector<std::pair<std::string, std::string>>;
+
+inline constexpr int32_t kAnyPartition = RD_KAFKA_PARTITION_UA;
+
+struct HandleDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+struct ListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+};
+using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
+using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+
+inline ListPtr make_list(int size = 0) { return ListPtr(rd_kafka_topic_partition_list_new(size)); }
+
+// A configuration holding `props` in order. kInvalidArgument names the key
+// librdkafka rejected.
+Result<ConfPtr> make_conf(const Properties& props);
+
+// Creates a handle; takes ownership of `conf` (also on error).
+Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf);
+
+// "Local: Broker transport failure (_TRANSPORT)"
+std::string describe(rd_kafka_resp_err_t err);
+
+// The partition count of `topic`, or kNotFound when it does not exist.
+Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout);
+
+// Creates `topic` with `partitions` partitions; succeeds when it already exists.
+Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
+                          std::chrono::milliseconds timeout);
+
+// An idempotent acks=all producer whose send() returns only after the broker
+// acknowledged the record (or failed it). Used for dead letters and replays,
+// where the caller must know the record is durable before it moves on. One
+// thread at a time.
+class SyncProducer {
+ public:
+  static Result<std::unique_ptr<SyncProducer>> create(const std::string& brokers, const Properties& extra);
+
+  // Produces one record (value nullopt = null value) and waits for its
+  // delivery report. Returns the offset it got.
+  Result<int64_t> send(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
+                       std::optional<std::string_view> value, const Headers& headers,
+                       int64_t timestamp_ms = 0);
+
+  rd_kafka_t* handle() { return rk_.get(); }
+
+ private:
+  SyncProducer() = default;
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+
+  HandlePtr rk_;
+  std::chrono::milliseconds timeout_{30000};
+};
+
+}  // namespace herald::sdk::kafka

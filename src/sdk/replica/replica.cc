@@ -1,0 +1,1042 @@
+#include "sdk/replica/replica.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "common/log.h"
+#include "sdk/dlq/dead_letter.h"
+#include "sdk/dlq/parked.h"
+#include "sdk/replica/kafka_handles.h"
+
+namespace herald::sdk {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool has_header(const Headers& h, std::string_view name) {
+  return std::any_of(h.begin(), h.end(), [&](const Header& x) { return x.name == name; });
+}
+
+// How one event fared inside a transaction.
+enum class Outcome : uint8_t {
+  kApplied,     // handler ran
+  kDuplicate,   // ce_id already applied: skipped
+  kUnhandled,   // no handler: skipped
+  kParked,      // appended to its key's chain (ordered mode)
+  kReplayHead,  // the replay of a parked chain's head: handled outside the batch
+  kDropped,     // not ours any more (fenced partition)
+  kFailed,      // handler threw (or the envelope is malformed)
+};
+
+}  // namespace
+
+class Replica::Impl {
+ public:
+  Impl(ReplicaConfig config, Store& store, ReplicaHandlers handlers)
+      : cfg_(std::move(config)), store_(store), handlers_(std::move(handlers)) {}
+
+  ~Impl() {
+    stop();
+    (void)join();
+  }
+
+  Result<void> init();
+  Result<void> run();
+  Result<void> start();
+  void stop() { stop_requested_.store(true); }
+  Result<void> join();
+
+  bool ready() const { return ready_.load(); }
+  std::vector<PartitionStatus> status() const;
+  ReplicaStats stats() const {
+    std::lock_guard lk(mu_);
+    return stats_;
+  }
+  Result<bool> wait_until(std::string_view topic, int32_t partition, int64_t offset, milliseconds timeout);
+
+  ReplicaConfig cfg_;
+  std::function<void()> on_ready_;
+
+ private:
+  // One assigned partition. Written on the replica thread; the fields marked
+  // (mu_) are also read by status()/wait_until() under mu_.
+  struct Part {
+    std::string topic;
+    int32_t partition = 0;
+    bool has_row = false;       // (mu_) herald_offsets has a row
+    int64_t applied_next = 0;   // (mu_) herald_offsets.next_offset (0 when no row)
+    int64_t target = 0;         // (mu_) high watermark at assignment
+    bool caught_up = false;     // (mu_)
+    int64_t fetched_next = -1;  // next offset accepted into the batch (-1: any)
+    int64_t broker_committed = -1;
+    bool fenced = false;        // another instance moved the stored offset: ignore until reassigned
+    std::map<std::string, int64_t> parked;  // ordered mode: key -> offset of the chain's first row
+  };
+  using PartKey = std::pair<std::string, int32_t>;
+
+  // One consumed record waiting in the batch.
+  struct Rec {
+    Part* part = nullptr;
+    kafka::MessagePtr msg;
+    Event ev;
+    bool decoded = false;
+    std::string decode_error;
+    bool dropped = false;
+
+    int64_t offset() const { return msg->offset; }
+    std::optional<std::string_view> key() const {
+      if (msg->key == nullptr) return std::nullopt;
+      return std::string_view(static_cast<const char*>(msg->key), msg->key_len);
+    }
+    std::optional<std::string_view> value() const {
+      if (msg->payload == nullptr) return std::nullopt;
+      return std::string_view(static_cast<const char*>(msg->payload), msg->len);
+    }
+    int64_t timestamp() const { return rd_kafka_message_timestamp(msg.get(), nullptr); }
+  };
+
+  // What a transaction changes in memory once it commits.
+  struct Effects {
+    ReplicaStats delta;
+    std::map<Part*, int64_t> next_offsets;                  // partition -> new next_offset
+    std::vector<std::tuple<Part*, std::string, int64_t>> new_chains;  // (part, key, first offset)
+    std::vector<std::pair<Part*, std::string>> drained;     // chains that are gone
+  };
+
+  static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t* parts, void* opaque);
+  void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  Result<void> on_assign(rd_kafka_topic_partition_list_t* parts);
+  void on_revoke(rd_kafka_topic_partition_list_t* parts, bool cooperative);
+  void on_eof(const char* topic, int32_t partition);
+
+  Result<void> loop();
+  Result<void> accept(kafka::MessagePtr msg);
+  Result<void> flush();
+  Result<void> apply_range(size_t lo, size_t hi);
+  Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
+  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx);
+  // Moves the stored offsets and commits. false (rolled back) when a
+  // partition's stored offset was moved by someone else: it is then fenced.
+  Result<bool> commit(std::unique_ptr<Tx> tx, Effects& fx);
+  void apply_effects(const Effects& fx);
+
+  Result<void> handle_poison(Rec& r, std::string err);
+  Result<void> replay_chain(Rec& r);
+  Result<void> drain_chain(const std::string& topic, int32_t partition, const std::string& key);
+  Result<void> dead_letter(const std::string& topic, int32_t partition, int64_t offset,
+                           std::optional<std::string_view> key, std::optional<std::string_view> value,
+                           const Headers& headers, int64_t timestamp, const std::string& err, int attempts);
+  // Sleeps for the next retry; kClosed when stop() was called meanwhile.
+  Result<void> backoff(int retry);
+  Result<void> check_store();
+
+  Result<void> periodic();
+  void commit_to_broker(bool force);
+  Result<void> scan_parked();
+  void update_ready();
+
+  Part* find(std::string_view topic, int32_t partition) {
+    auto it = parts_.find(PartKey(std::string(topic), partition));
+    return it == parts_.end() ? nullptr : &it->second;
+  }
+
+  Store& store_;
+  ReplicaHandlers handlers_;
+  kafka::HandlePtr rk_;
+  std::unique_ptr<kafka::SyncProducer> dlq_producer_;
+  std::set<std::string> dlq_topics_ready_;
+
+  std::map<PartKey, Part> parts_;  // structure changes under mu_
+  std::vector<Rec> batch_;
+  Clock::time_point batch_deadline_;
+  bool assigned_once_ = false;
+  std::optional<Error> fatal_;      // set inside the rebalance callback
+  bool closing_after_error_ = false;
+
+  Clock::time_point last_broker_commit_{};
+  Clock::time_point last_prune_{};
+  Clock::time_point last_scan_{};
+  bool scan_now_ = false;
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+  std::optional<Result<void>> thread_result_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  ReplicaStats stats_;  // (mu_)
+};
+
+// ---------------------------------------------------------------- setup
+
+Result<void> Replica::Impl::init() {
+  if (cfg_.group_id.empty()) return Error{Errc::kInvalidArgument, "replica: group_id is empty"};
+  if (cfg_.topics.empty()) return Error{Errc::kInvalidArgument, "replica: no topics"};
+  if (cfg_.max_batch_events < 1) cfg_.max_batch_events = 1;
+  if (cfg_.max_retries < 0) cfg_.max_retries = 0;
+  HERALD_TRY(store_.migrate(dlq::parked_migrations()));
+
+  kafka::Properties props = {
+      {"bootstrap.servers", cfg_.brokers},
+      {"group.id", cfg_.group_id},
+      {"client.id", cfg_.client_id},
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "true"},
+  };
+  props.insert(props.end(), cfg_.kafka.begin(), cfg_.kafka.end());
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("enable.auto.offset.store", "false");
+  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(props));
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_trampoline);
+  HERALD_ASSIGN_OR_RETURN(rk_, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_poll_set_consumer(rk_.get());
+  return ok();
+}
+
+
+Result<void> Replica::Impl::run() {
+  if (rk_ == nullptr) return Error{Errc::kClosed, "replica: already ran (create a new one)"};
+  auto list = kafka::make_list(static_cast<int>(cfg_.topics.size()));
+  for (const auto& t : cfg_.topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kInvalidArgument, fmt::format("replica {}: subscribe: {}", cfg_.group_id, kafka::describe(err))};
+  }
+  Result<void> result = loop();
+  if (result) {
+    commit_to_broker(true);
+  } else {
+    // Whatever is in the batch was not committed; the database decides where
+    // the next run starts, so just drop it.
+    closing_after_error_ = true;
+    batch_.clear();
+  }
+  rd_kafka_consumer_close(rk_.get());  // revoke callback flushes (nothing) and commits
+  if (result && fatal_) result = *fatal_;
+  if (dlq_producer_) rd_kafka_flush(dlq_producer_->handle(), 5000);
+  rk_.reset();
+  {
+    std::lock_guard lk(mu_);
+    parts_.clear();
+  }
+  ready_.store(false);
+  cv_.notify_all();
+  if (!result && result.error().code == Errc::kClosed && stop_requested_.load()) return ok();
+  return result;
+}
+
+Result<void> Replica::Impl::start() {
+  if (running_.exchange(true)) return Error{Errc::kInvalidArgument, "replica: already started"};
+  thread_ = std::thread([this] {
+    auto r = run();
+    if (!r) HLOG_ERROR("replica {}: stopped: {}", cfg_.group_id, r.error().to_string());
+    std::lock_guard lk(mu_);
+    thread_result_ = std::move(r);
+  });
+  return ok();
+}
+
+Result<void> Replica::Impl::join() {
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lk(mu_);
+  if (thread_result_) return *thread_result_;
+  return ok();
+}
+
+// ---------------------------------------------------------------- rebalance
+
+void Replica::Impl::rebalance_trampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                         rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  static_cast<Impl*>(opaque)->on_rebalance(err, parts);
+}
+
+void Replica::Impl::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
+  // Everything consumed so far belongs to the old assignment: commit it first.
+  if (!fatal_ && !closing_after_error_) {
+    if (auto r = flush(); !r) fatal_ = r.error();
+  }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    Result<void> r = fatal_ ? Result<void>(*fatal_) : on_assign(parts);
+    if (!r) {
+      // Without the stored offsets we must not consume at all.
+      fatal_ = r.error();
+      if (!cooperative) rd_kafka_assign(rk_.get(), nullptr);
+      return;
+    }
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts);
+      if (e) {
+        HLOG_WARN("replica {}: incremental assign: {}", cfg_.group_id, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk_.get(), parts);
+    }
+  } else {
+    on_revoke(parts, cooperative);
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), parts);
+      if (e) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk_.get(), nullptr);
+    }
+  }
+}
+
+Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
+  // Positions come from OUR database, never from the broker.
+  std::map<std::string, std::map<int32_t, int64_t>> stored;
+  std::map<PartKey, std::map<std::string, int64_t>> chains;
+  HERALD_TRY(store_.run(
+      [&](Tx& tx) -> Result<void> {
+        stored.clear();
+        chains.clear();
+        for (int i = 0; i < parts->cnt; ++i) {
+          std::string topic = parts->elems[i].topic;
+          if (!stored.count(topic)) {
+            HERALD_ASSIGN_OR_RETURN(stored[topic], load_offsets(tx, cfg_.group_id, topic));
+          }
+          if (cfg_.ordered) {
+            HERALD_ASSIGN_OR_RETURN(auto keys, dlq::parked_keys(tx, cfg_.group_id, topic, parts->elems[i].partition));
+            for (auto& k : keys) {
+              HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, k));
+              if (!chain.empty()) chains[PartKey(topic, parts->elems[i].partition)][k] = chain.front().offset;
+            }
+          }
+        }
+        return ok();
+      },
+      5, TxOptions{.read_only = true}));
+
+  std::map<PartKey, Part> fresh;
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto& el = parts->elems[i];
+    Part p;
+    p.topic = el.topic;
+    p.partition = el.partition;
+    auto& offsets = stored[p.topic];
+    if (auto it = offsets.find(p.partition); it != offsets.end()) {
+      p.has_row = true;
+      p.applied_next = it->second;
+      p.fetched_next = it->second;
+      el.offset = it->second;
+    } else {
+      el.offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk_.get(), el.topic, el.partition, &lo, &hi,
+                                                               static_cast<int>(cfg_.watermark_timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Unknown for now: the end-of-partition event will tell.
+      HLOG_WARN("replica {}: watermarks of {}/{}: {}", cfg_.group_id, p.topic, p.partition, kafka::describe(err));
+      p.target = INT64_MAX;
+    } else {
+      p.target = hi;
+      p.caught_up = (p.has_row ? p.applied_next : lo) >= hi;
+    }
+    if (auto it = chains.find(PartKey(p.topic, p.partition)); it != chains.end()) p.parked = std::move(it->second);
+    HLOG_INFO("replica {}: assigned {}/{} from {} (database), high watermark {}", cfg_.group_id, p.topic,
+              p.partition, p.has_row ? std::to_string(p.applied_next) : std::string("earliest"), hi);
+    fresh.emplace(PartKey(p.topic, p.partition), std::move(p));
+  }
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [k, p] : fresh) parts_[k] = std::move(p);
+    stats_.rebalances++;
+    assigned_once_ = true;
+  }
+  ready_.store(false);
+  update_ready();
+  scan_now_ = cfg_.ordered;
+  return ok();
+}
+
+void Replica::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts, bool cooperative) {
+  if (!rd_kafka_assignment_lost(rk_.get())) commit_to_broker(true);
+  std::lock_guard lk(mu_);
+  if (!cooperative) {
+    parts_.clear();
+  } else {
+    for (int i = 0; i < parts->cnt; ++i) parts_.erase(PartKey(parts->elems[i].topic, parts->elems[i].partition));
+  }
+}
+
+void Replica::Impl::on_eof(const char* topic, int32_t partition) {
+  Part* p = find(topic, partition);
+  if (p == nullptr || p->caught_up) return;
+  {
+    std::lock_guard lk(mu_);
+    p->caught_up = true;
+  }
+  update_ready();
+}
+
+void Replica::Impl::update_ready() {
+  bool all = true;
+  {
+    std::lock_guard lk(mu_);
+    if (!assigned_once_) return;
+    for (auto& [k, p] : parts_) {
+      if (!p.caught_up && !p.fenced) all = false;
+    }
+  }
+  if (all && !ready_.exchange(true)) {
+    HLOG_INFO("replica {}: caught up, ready", cfg_.group_id);
+    cv_.notify_all();
+    if (on_ready_) on_ready_();
+  }
+}
+
+// ---------------------------------------------------------------- main loop
+
+Result<void> Replica::Impl::loop() {
+  while (!stop_requested_.load()) {
+    if (fatal_) return *fatal_;
+    HERALD_TRY(periodic());
+    int timeout_ms = 100;
+    if (!batch_.empty()) {
+      auto left = std::chrono::duration_cast<milliseconds>(batch_deadline_ - Clock::now()).count();
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left, 0, 100));
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
+    if (fatal_) {
+      if (m) rd_kafka_message_destroy(m);
+      return *fatal_;
+    }
+    if (m == nullptr) {
+      if (!batch_.empty() && Clock::now() >= batch_deadline_) HERALD_TRY(flush());
+      continue;
+    }
+    kafka::MessagePtr msg(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      HERALD_TRY(flush());
+      on_eof(rd_kafka_topic_name(m->rkt), m->partition);
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk_.get(), buf, sizeof buf);
+        return Error{Errc::kIoError, fmt::format("replica {}: fatal consumer error: {}", cfg_.group_id, buf)};
+      }
+      HLOG_DEBUG("replica {}: consumer: {}", cfg_.group_id, rd_kafka_message_errstr(m));
+      continue;
+    }
+    HERALD_TRY(accept(std::move(msg)));
+  }
+  return flush();
+}
+
+Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
+  Part* p = find(rd_kafka_topic_name(msg->rkt), msg->partition);
+  if (p == nullptr || p->fenced) return ok();          // not (or no longer) ours
+  if (msg->offset < p->fetched_next) return ok();       // already accepted
+  p->fetched_next = msg->offset + 1;
+  Rec r;
+  r.part = p;
+  if (auto ev = decode_message(*msg)) {
+    r.ev = std::move(ev).value();
+    r.decoded = true;
+  } else {
+    Headers h = message_headers(*msg);
+    if (!has_header(h, kHeaderSpecVersion)) {
+      // A plain Kafka record: hand it over as an anonymous event.
+      r.ev.aggregate_id = msg->key ? std::string(static_cast<const char*>(msg->key), msg->key_len) : "";
+      if (msg->payload) {
+        r.ev.payload.assign(static_cast<const char*>(msg->payload), msg->len);
+      } else {
+        r.ev.tombstone = true;
+      }
+      r.ev.extensions = std::move(h);
+      r.decoded = true;
+    } else {
+      r.decode_error = ev.error().to_string();
+    }
+  }
+  r.msg = std::move(msg);
+  if (batch_.empty()) batch_deadline_ = Clock::now() + cfg_.max_batch_delay;
+  batch_.push_back(std::move(r));
+  if (static_cast<int>(batch_.size()) >= cfg_.max_batch_events) return flush();
+  return ok();
+}
+
+Result<void> Replica::Impl::flush() {
+  if (batch_.empty()) return ok();
+  auto r = apply_range(0, batch_.size());
+  batch_.clear();
+  return r;
+}
+
+// Applies batch_[lo, hi) in one transaction. When an event fails, the
+// transaction is rolled back, [lo, i) is applied again without it, the
+// failing event goes through the poison path alone, and [i+1, hi) follows.
+Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
+  while (lo < hi) {
+    HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+    Effects fx;
+    std::string err;
+    size_t i = lo;
+    Outcome out = Outcome::kApplied;
+    for (; i < hi; ++i) {
+      out = apply_record(*tx, batch_[i], &err, fx);
+      if (out == Outcome::kFailed || out == Outcome::kReplayHead) break;
+    }
+    if (i == hi) {
+      HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
+      if (committed) return ok();
+      continue;  // a partition was fenced: its records are now dropped; redo the rest
+    }
+    tx->rollback();
+    if (i > lo) HERALD_TRY(apply_range(lo, i));
+    if (batch_[i].part->fenced) {
+      batch_[i].dropped = true;
+    } else if (out == Outcome::kReplayHead) {
+      HERALD_TRY(replay_chain(batch_[i]));
+    } else {
+      HERALD_TRY(handle_poison(batch_[i], err));
+    }
+    lo = i + 1;
+  }
+  return ok();
+}
+
+Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx) {
+  if (r.dropped || r.part->fenced) {
+    r.dropped = true;
+    return Outcome::kDropped;
+  }
+  auto& next = fx.next_offsets[r.part];
+  next = std::max(next, r.offset() + 1);
+  if (!r.decoded) {
+    *err = r.decode_error;
+    return Outcome::kFailed;
+  }
+  if (cfg_.ordered && !r.ev.aggregate_id.empty()) {
+    if (auto it = r.part->parked.find(r.ev.aggregate_id); it != r.part->parked.end()) {
+      auto replay = dlq::replay_of(r.ev.extensions);
+      if (replay && replay->group == cfg_.group_id && replay->topic == r.part->topic &&
+          replay->partition == r.part->partition && replay->offset == it->second) {
+        return Outcome::kReplayHead;
+      }
+      dlq::ParkedEvent pe;
+      pe.group = cfg_.group_id;
+      pe.topic = r.part->topic;
+      pe.partition = r.part->partition;
+      pe.offset = r.offset();
+      pe.key = r.ev.aggregate_id;
+      if (auto v = r.value()) pe.value = std::string(*v);
+      pe.headers = message_headers(*r.msg);
+      pe.timestamp_ms = r.timestamp();
+      pe.state = dlq::ParkedState::kWaiting;
+      if (auto res = dlq::park(tx, pe); !res) {
+        *err = res.error().to_string();
+        return Outcome::kFailed;
+      }
+      fx.delta.parked++;
+      return Outcome::kParked;
+    }
+  }
+  return apply_event(tx, r.ev, err, fx);
+}
+
+Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx) {
+  if (cfg_.dedup_window.count() > 0 && !ev.id.empty()) {
+    auto fresh = mark_processed(tx, cfg_.group_id, ev.id, wall_ms());
+    if (!fresh) {
+      *err = fresh.error().to_string();
+      return Outcome::kFailed;
+    }
+    if (!*fresh) {
+      fx.delta.duplicates++;
+      return Outcome::kDuplicate;
+    }
+  }
+  try {
+    if (!handlers_.dispatch(ev, tx)) {
+      if (cfg_.skip_unhandled) {
+        fx.delta.unhandled++;
+        return Outcome::kUnhandled;
+      }
+      *err = fmt::format("no handler for ce_type '{}'", ev.type);
+      return Outcome::kFailed;
+    }
+  } catch (const std::exception& e) {
+    *err = e.what();
+    return Outcome::kFailed;
+  } catch (...) {
+    *err = "handler threw a non-standard exception";
+    return Outcome::kFailed;
+  }
+  fx.delta.applied++;
+  return Outcome::kApplied;
+}
+
+Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
+  const int64_t now = wall_ms();
+  for (auto& [p, next] : fx.next_offsets) {
+    if (p->fenced) continue;
+    int64_t n = 0;
+    if (p->has_row) {
+      if (next <= p->applied_next) continue;
+      HERALD_ASSIGN_OR_RETURN(n, tx->exec("UPDATE herald_offsets SET next_offset = ?, updated_at = ? WHERE "
+                                          "group_id = ? AND topic = ? AND partition_id = ? AND next_offset = ?",
+                                          {static_cast<long long>(next), static_cast<long long>(now),
+                                           cfg_.group_id, p->topic, p->partition,
+                                           static_cast<long long>(p->applied_next)}));
+    } else {
+      HERALD_ASSIGN_OR_RETURN(n, tx->exec("INSERT INTO herald_offsets (group_id, topic, partition_id, next_offset, "
+                                          "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, "
+                                          "partition_id) DO NOTHING",
+                                          {cfg_.group_id, p->topic, p->partition, static_cast<long long>(next),
+                                           static_cast<long long>(now)}));
+    }
+    if (n != 1) {
+      // Another instance of the group moved this partition's offset: it owns
+      // the partition now (we are a zombie until the next rebalance). Drop
+      // our copy of its events; the rebalance will give it back if it is ours.
+      tx->rollback();
+      HLOG_WARN("replica {}: {}/{} fenced: its stored offset moved under us; waiting for a rebalance",
+                cfg_.group_id, p->topic, p->partition);
+      {
+        std::lock_guard lk(mu_);
+        p->fenced = true;
+        stats_.fenced++;
+      }
+      for (auto& r : batch_) {
+        if (r.part == p) r.dropped = true;
+      }
+      update_ready();
+      return false;
+    }
+  }
+  HERALD_TRY(tx->commit());
+  fx.delta.transactions++;
+  apply_effects(fx);
+  return true;
+}
+
+void Replica::Impl::apply_effects(const Effects& fx) {
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [p, next] : fx.next_offsets) {
+      if (p->fenced) continue;
+      if (!p->has_row || next > p->applied_next) {
+        p->has_row = true;
+        p->applied_next = next;
+      }
+      if (!p->caught_up && p->applied_next >= p->target) p->caught_up = true;
+    }
+    for (auto& [p, key, first] : fx.new_chains) p->parked.emplace(key, first);
+    for (auto& [p, key] : fx.drained) p->parked.erase(key);
+    auto& s = stats_;
+    const auto& d = fx.delta;
+    s.applied += d.applied;
+    s.duplicates += d.duplicates;
+    s.unhandled += d.unhandled;
+    s.retries += d.retries;
+    s.dead_lettered += d.dead_lettered;
+    s.parked += d.parked;
+    s.unparked += d.unparked;
+    s.transactions += d.transactions;
+  }
+  cv_.notify_all();
+  if (!ready_.load()) update_ready();
+}
+
+// ---------------------------------------------------------------- poison events
+
+Result<void> Replica::Impl::backoff(int retry) {
+  auto delay = cfg_.retry_backoff;
+  for (int i = 1; i < retry && delay < cfg_.max_retry_backoff; ++i) delay *= 2;
+  delay = std::min(delay, cfg_.max_retry_backoff);
+  auto until = Clock::now() + delay;
+  while (Clock::now() < until) {
+    if (stop_requested_.load()) return Error{Errc::kClosed, "replica stopping"};
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), milliseconds(20)));
+  }
+  return ok();
+}
+
+Result<void> Replica::Impl::check_store() {
+  // Before blaming the event, make sure the database itself answers: a
+  // database outage must stop the replica, not dead-letter every event.
+  return store_.run([](Tx& tx) -> Result<void> {
+    HERALD_TRY(tx.query("SELECT 1"));
+    return ok();
+  });
+}
+
+Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
+  int attempts = 1;
+  if (r.decoded) {
+    for (int retry = 1; retry <= cfg_.max_retries; ++retry) {
+      HLOG_WARN("replica {}: {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, r.part->topic,
+                r.part->partition, r.offset(), attempts, err);
+      HERALD_TRY(backoff(retry));
+      HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+      Effects fx;
+      fx.delta.retries = 1;
+      Outcome out = apply_record(*tx, r, &err, fx);
+      if (out == Outcome::kDropped) return ok();
+      if (out != Outcome::kFailed) {
+        HERALD_TRY(commit(std::move(tx), fx));
+        return ok();
+      }
+      tx->rollback();
+      {
+        std::lock_guard lk(mu_);
+        stats_.retries++;
+      }
+      ++attempts;
+    }
+  }
+  HLOG_ERROR("replica {}: {}/{}@{} (ce_id '{}') failed {} times: {}", cfg_.group_id, r.part->topic,
+             r.part->partition, r.offset(), r.ev.id, attempts, err);
+  if (cfg_.on_poison == PoisonPolicy::kStop) {
+    return Error{Errc::kInvalidArgument,
+                 fmt::format("replica {}: {}/{}@{} failed after {} attempts: {}", cfg_.group_id, r.part->topic,
+                             r.part->partition, r.offset(), attempts, err)};
+  }
+  HERALD_TRY(check_store());
+  HERALD_TRY(dead_letter(r.part->topic, r.part->partition, r.offset(), r.key(), r.value(), message_headers(*r.msg),
+                         r.timestamp(), err, attempts));
+  HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+  Effects fx;
+  fx.next_offsets[r.part] = r.offset() + 1;
+  fx.delta.dead_lettered = 1;
+  if (cfg_.ordered && r.decoded && !r.ev.aggregate_id.empty()) {
+    dlq::ParkedEvent pe;
+    pe.group = cfg_.group_id;
+    pe.topic = r.part->topic;
+    pe.partition = r.part->partition;
+    pe.offset = r.offset();
+    pe.key = r.ev.aggregate_id;
+    if (auto v = r.value()) pe.value = std::string(*v);
+    pe.headers = message_headers(*r.msg);
+    pe.timestamp_ms = r.timestamp();
+    pe.state = dlq::ParkedState::kDead;
+    pe.error = err;
+    pe.attempts = attempts;
+    HERALD_TRY(dlq::park(*tx, pe));
+    fx.new_chains.emplace_back(r.part, pe.key, pe.offset);
+  }
+  HERALD_TRY(commit(std::move(tx), fx));
+  return ok();
+}
+
+Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partition, int64_t offset,
+                                        std::optional<std::string_view> key, std::optional<std::string_view> value,
+                                        const Headers& headers, int64_t timestamp, const std::string& err,
+                                        int attempts) {
+  if (!dlq_producer_) {
+    HERALD_ASSIGN_OR_RETURN(dlq_producer_, kafka::SyncProducer::create(cfg_.brokers, cfg_.dlq_producer));
+  }
+  const std::string dlq_topic = topic + cfg_.dlq_suffix;
+  if (!dlq_topics_ready_.count(dlq_topic)) {
+    auto n = kafka::partition_count(dlq_producer_->handle(), topic, cfg_.watermark_timeout);
+    auto r = kafka::ensure_topic(dlq_producer_->handle(), dlq_topic, n ? *n : 1, cfg_.watermark_timeout);
+    if (!r) HLOG_WARN("replica {}: {} (relying on auto-creation)", cfg_.group_id, r.error().to_string());
+    dlq_topics_ready_.insert(dlq_topic);
+  }
+  dlq::Failure f;
+  f.topic = topic;
+  f.partition = partition;
+  f.offset = offset;
+  f.group = cfg_.group_id;
+  f.error = err;
+  f.attempts = attempts;
+  f.failed_at_ms = wall_ms();
+  f.timestamp_ms = timestamp;
+  f.ordered = cfg_.ordered;
+  HERALD_ASSIGN_OR_RETURN(int64_t at, dlq_producer_->send(dlq_topic, kafka::kAnyPartition, key, value,
+                                                          dlq::dead_letter_headers(headers, f)));
+  HLOG_WARN("replica {}: {}/{}@{} dead-lettered to {} at offset {}", cfg_.group_id, topic, partition, offset,
+            dlq_topic, at);
+  return ok();
+}
+
+// The replay of a parked chain's head arrived: mark the chain runnable
+// together with the replay's own offset, then apply the chain.
+Result<void> Replica::Impl::replay_chain(Rec& r) {
+  const std::string key = r.ev.aggregate_id;
+  const int64_t head = r.part->parked.at(key);
+  HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+  HERALD_TRY(dlq::set_parked_state(*tx, cfg_.group_id, r.part->topic, r.part->partition, head,
+                                   dlq::ParkedState::kReplay));
+  Effects fx;
+  fx.next_offsets[r.part] = r.offset() + 1;
+  HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
+  if (!committed) return ok();
+  HLOG_INFO("replica {}: replay of {}/{}@{} arrived; applying key '{}' in order", cfg_.group_id, r.part->topic,
+            r.part->partition, head, key);
+  return drain_chain(r.part->topic, r.part->partition, key);
+}
+
+// Applies the chain of (topic, key) in offset order: all of it in one
+// transaction when every event succeeds. Otherwise the good prefix commits on
+// its own, the failing event (now the chain's first row) is retried with
+// backoff, and when it still fails it becomes the chain's new dead head (and
+// goes to the dead-letter topic), leaving the rest parked behind it.
+Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partition, const std::string& key) {
+  Part* p = find(topic, partition);
+  if (p == nullptr || p->fenced) return ok();
+  auto decode_row = [](const dlq::ParkedEvent& row) {
+    return decode(row.key, row.value ? std::optional<std::string_view>(*row.value) : std::nullopt, row.headers);
+  };
+  // Applies rows [0, n) of `chain` in `tx`; returns how many succeeded.
+  auto apply_rows = [&](Tx& tx, const std::vector<dlq::ParkedEvent>& chain, size_t n, Effects& fx,
+                        std::string* err) -> Result<size_t> {
+    for (size_t i = 0; i < n; ++i) {
+      auto ev = decode_row(chain[i]);
+      if (!ev) {
+        *err = ev.error().to_string();
+        return i;
+      }
+      if (apply_event(tx, *ev, err, fx) == Outcome::kFailed) return i;
+      HERALD_TRY(dlq::delete_parked(tx, cfg_.group_id, topic, partition, chain[i].offset));
+      fx.delta.unparked++;
+    }
+    return n;
+  };
+  int failures = 0;  // failed attempts of the current first row
+  std::string err;
+  for (;;) {
+    HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+    HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(*tx, cfg_.group_id, topic, key));
+    Effects fx;
+    if (chain.empty()) {
+      fx.drained.emplace_back(p, key);
+      HERALD_TRY(commit(std::move(tx), fx));
+      return ok();
+    }
+    if (chain.front().state == dlq::ParkedState::kDead) {
+      tx->rollback();
+      std::lock_guard lk(mu_);
+      p->parked[key] = chain.front().offset;
+      return ok();
+    }
+    if (failures == 0) {
+      HERALD_ASSIGN_OR_RETURN(size_t done, apply_rows(*tx, chain, chain.size(), fx, &err));
+      if (done == chain.size()) {
+        fx.drained.emplace_back(p, key);
+        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
+        if (committed) {
+          HLOG_INFO("replica {}: key '{}' of {}/{}: {} parked events applied", cfg_.group_id, key, topic,
+                    partition, done);
+        }
+        return ok();
+      }
+      tx->rollback();
+      if (done > 0) {
+        HERALD_ASSIGN_OR_RETURN(auto tx2, store_.begin());
+        Effects fx2;
+        HERALD_ASSIGN_OR_RETURN(size_t again, apply_rows(*tx2, chain, done, fx2, &err));
+        if (again != done) {
+          tx2->rollback();
+          continue;  // a flaky handler: start over
+        }
+        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx2), fx2));
+        if (!committed) return ok();
+      }
+      failures = 1;
+      continue;
+    }
+    const auto& head = chain.front();
+    if (failures <= cfg_.max_retries) {
+      HLOG_WARN("replica {}: parked {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, topic, partition,
+                head.offset, failures, err);
+      {
+        std::lock_guard lk(mu_);
+        stats_.retries++;
+      }
+      HERALD_TRY(backoff(failures));
+      HERALD_ASSIGN_OR_RETURN(size_t done, apply_rows(*tx, chain, 1, fx, &err));
+      if (done == 1) {
+        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
+        if (!committed) return ok();
+        failures = 0;
+      } else {
+        tx->rollback();
+        ++failures;
+      }
+      continue;
+    }
+    tx->rollback();
+    const int attempts = head.attempts + failures;
+    if (cfg_.on_poison == PoisonPolicy::kStop) {
+      return Error{Errc::kInvalidArgument, fmt::format("replica {}: parked {}/{}@{} failed after {} attempts: {}",
+                                                       cfg_.group_id, topic, partition, head.offset, failures, err)};
+    }
+    HERALD_TRY(check_store());
+    HERALD_TRY(dead_letter(topic, partition, head.offset, std::string_view(head.key),
+                           head.value ? std::optional<std::string_view>(*head.value) : std::nullopt, head.headers,
+                           head.timestamp_ms, err, attempts));
+    HERALD_ASSIGN_OR_RETURN(auto tx3, store_.begin());
+    HERALD_TRY(dlq::set_parked_state(*tx3, cfg_.group_id, topic, partition, head.offset, dlq::ParkedState::kDead,
+                                     err, attempts));
+    Effects fx3;
+    fx3.delta.dead_lettered = 1;
+    HERALD_TRY(commit(std::move(tx3), fx3));
+    std::lock_guard lk(mu_);
+    p->parked[key] = head.offset;
+    return ok();
+  }
+}
+
+// ---------------------------------------------------------------- housekeeping
+
+Result<void> Replica::Impl::periodic() {
+  const auto now = Clock::now();
+  if (cfg_.commit_to_broker && now - last_broker_commit_ >= cfg_.broker_commit_interval) {
+    commit_to_broker(false);
+  }
+  if (cfg_.dedup_window.count() > 0 && now - last_prune_ >= cfg_.prune_interval) {
+    last_prune_ = now;
+    int64_t pruned = 0;
+    HERALD_TRY(store_.run([&](Tx& tx) -> Result<void> {
+      HERALD_ASSIGN_OR_RETURN(pruned, prune_processed(tx, cfg_.group_id, wall_ms() - cfg_.dedup_window.count()));
+      return ok();
+    }));
+    if (pruned > 0) HLOG_DEBUG("replica {}: pruned {} processed ids", cfg_.group_id, pruned);
+  }
+  if (cfg_.ordered && (scan_now_ || now - last_scan_ >= cfg_.parked_scan_interval)) {
+    scan_now_ = false;
+    last_scan_ = now;
+    HERALD_TRY(scan_parked());
+  }
+  return ok();
+}
+
+Result<void> Replica::Impl::scan_parked() {
+  std::vector<dlq::ChainId> runnable;
+  HERALD_TRY(store_.run(
+      [&](Tx& tx) -> Result<void> {
+        HERALD_ASSIGN_OR_RETURN(runnable, dlq::runnable_chains(tx, cfg_.group_id));
+        return ok();
+      },
+      5, TxOptions{.read_only = true}));
+  for (const auto& c : runnable) {
+    if (find(c.topic, c.partition) == nullptr) continue;  // another instance's partition
+    HERALD_TRY(flush());  // the batch's events of other keys first; keeps offsets simple
+    HERALD_TRY(drain_chain(c.topic, c.partition, c.key));
+  }
+  return ok();
+}
+
+void Replica::Impl::commit_to_broker(bool force) {
+  if (!cfg_.commit_to_broker || rk_ == nullptr) return;
+  last_broker_commit_ = Clock::now();
+  auto list = kafka::make_list();
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [k, p] : parts_) {
+      if (!p.has_row || p.fenced || p.applied_next == p.broker_committed) continue;
+      rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = p.applied_next;
+      p.broker_committed = p.applied_next;
+    }
+  }
+  if (list->cnt == 0) return;
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && force) {
+    HLOG_DEBUG("replica {}: broker commit: {}", cfg_.group_id, kafka::describe(err));
+  }
+}
+
+// ---------------------------------------------------------------- observers
+
+std::vector<PartitionStatus> Replica::Impl::status() const {
+  std::vector<PartitionStatus> out;
+  std::lock_guard lk(mu_);
+  for (const auto& [k, p] : parts_) {
+    PartitionStatus s;
+    s.topic = p.topic;
+    s.partition = p.partition;
+    s.position = p.applied_next;
+    s.target = p.target == INT64_MAX ? -1 : p.target;
+    int64_t lo = -1, hi = -1;
+    if (rk_ && rd_kafka_get_watermark_offsets(rk_.get(), p.topic.c_str(), p.partition, &lo, &hi) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR &&
+        hi >= 0) {
+      s.high_watermark = hi;
+    } else {
+      s.high_watermark = std::max<int64_t>(s.target, 0);
+    }
+    s.high_watermark = std::max(s.high_watermark, s.target);
+    s.lag = std::max<int64_t>(0, s.high_watermark - s.position);
+    s.caught_up = p.caught_up;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<bool> Replica::Impl::wait_until(std::string_view topic, int32_t partition, int64_t offset,
+                                       milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::unique_lock lk(mu_);
+  for (;;) {
+    auto it = parts_.find(PartKey(std::string(topic), partition));
+    if (it != parts_.end()) {
+      if (it->second.has_row && it->second.applied_next > offset) return true;
+    } else {
+      // Not ours (or not yet): another instance sharing the database may hold it.
+      lk.unlock();
+      std::map<int32_t, int64_t> stored;
+      HERALD_TRY(store_.run(
+          [&](Tx& tx) -> Result<void> {
+            HERALD_ASSIGN_OR_RETURN(stored, load_offsets(tx, cfg_.group_id, topic));
+            return ok();
+          },
+          5, TxOptions{.read_only = true}));
+      lk.lock();
+      if (auto s = stored.find(partition); s != stored.end() && s->second > offset) return true;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) return false;
+    cv_.wait_for(lk, std::min<Clock::duration>(deadline - now, milliseconds(100)));
+  }
+}
+
+// ---------------------------------------------------------------- Replica
+
+Replica::Replica(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Replica::~Replica() = default;
+
+Result<std::unique_ptr<Replica>> Replica::create(ReplicaConfig config, Store& store, ReplicaHandlers handlers) {
+  auto impl = std::make_unique<Impl>(std::move(config), store, std::move(handlers));
+  HERALD_TRY(impl->init());
+  return std::unique_ptr<Replica>(new Replica(std::move(impl)));
+}
+
+Result<void> Replica::run() { return impl_->run(); }
+Result<void> Replica::start() { return impl_->start(); }
+void Replica::stop() { impl_->stop(); }
+Result<void> Replica::join() { return impl_->join(); }
+void Replica::on_ready(std::function<void()> fn) { impl_->on_ready_ = std::move(fn); }
+bool Replica::ready() const { return impl_->ready(); }
+std::vector<PartitionStatus> Replica::status() const { return impl_->status(); }
+ReplicaStats Replica::stats() const { return impl_->stats(); }
+Result<bool> Replica::wait_until(std::string_view topic, int32_t partition, int64_t offset,
+                                 std::chrono::milliseconds timeout) {
+  return impl_->wait_until(topic, partition, offset, timeout);
+}
+const ReplicaConfig& Replica::config() const { return impl_->cfg_; }
+
+}  // namespace herald::sdk
