@@ -1,0 +1,198 @@
+#include "sdk/dlq/dlq_command.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "sdk/dlq/dead_letter.h"
+#include "sdk/dlq/parked.h"
+
+namespace herald::sdk::dlq {
+namespace {
+
+struct Options {
+  std::string brokers = "127.0.0.1:9092";
+  std::string topic;
+  std::string dlq_topic;
+  std::string group;
+  std::string store;
+  std::string key;
+  bool has_key = false;
+  bool all = false;
+  bool json = false;
+  int timeout_s = 10;
+  std::vector<std::string> properties;
+};
+
+void add_common(CLI::App* cmd, Options& o) {
+  cmd->add_option("--brokers", o.brokers, "Kafka bootstrap servers [127.0.0.1:9092]")->envname("HERALD_BROKERS");
+  cmd->add_option("--topic", o.topic, "Source topic (dead letters in <topic>.dlq)");
+  cmd->add_option("--dlq-topic", o.dlq_topic, "Dead-letter topic (default: <topic>.dlq)");
+  cmd->add_option("--group", o.group, "Only dead letters of this consumer group (replica)");
+  cmd->add_option("--timeout", o.timeout_s, "Seconds to wait for the broker [10]");
+  cmd->add_option("--property", o.properties, "librdkafka property KEY=VALUE (repeatable)");
+  cmd->add_flag("--json", o.json, "One JSON object per line");
+}
+
+Result<DlqOptions> dlq_options(const Options& o) {
+  DlqOptions d;
+  d.brokers = o.brokers;
+  d.dlq_topic = !o.dlq_topic.empty() ? o.dlq_topic : (o.topic.empty() ? "" : o.topic + std::string(kDefaultSuffix));
+  if (d.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "give --topic or --dlq-topic"};
+  d.group = o.group;
+  d.timeout = std::chrono::seconds(o.timeout_s);
+  for (const auto& kv : o.properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return Error{Errc::kInvalidArgument, fmt::format("--property '{}': no '='", kv)};
+    d.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return d;
+}
+
+nlohmann::json headers_json(const Headers& h) {
+  auto arr = nlohmann::json::array();
+  for (const auto& x : h) arr.push_back({x.name, x.value});
+  return arr;
+}
+
+void print_letter(std::FILE* out, const DeadLetter& d, bool json) {
+  if (json) {
+    nlohmann::json j = {{"dlq_topic", d.dlq_topic},
+                        {"dlq_partition", d.dlq_partition},
+                        {"dlq_offset", d.dlq_offset},
+                        {"topic", d.failure.topic},
+                        {"partition", d.failure.partition},
+                        {"offset", d.failure.offset},
+                        {"group", d.failure.group},
+                        {"error", d.failure.error},
+                        {"attempts", d.failure.attempts},
+                        {"failed_at", format_rfc3339(d.failure.failed_at_ms)},
+                        {"ordered", d.failure.ordered},
+                        {"key", d.key ? nlohmann::json(*d.key) : nlohmann::json(nullptr)},
+                        {"value", d.value ? nlohmann::json(*d.value) : nlohmann::json(nullptr)},
+                        {"headers", headers_json(d.headers)}};
+    fmt::print(out, "{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return;
+  }
+  fmt::print(out, "{}/{}@{}  from {}/{}@{}  group={} attempts={} failed_at={} key={}\n    error: {}\n", d.dlq_topic,
+             d.dlq_partition, d.dlq_offset, d.failure.topic, d.failure.partition, d.failure.offset, d.failure.group,
+             d.failure.attempts, format_rfc3339(d.failure.failed_at_ms), d.key ? *d.key : "(null)", d.failure.error);
+}
+
+void print_parked(std::FILE* out, const ParkedEvent& e, bool json) {
+  static const char* kStates[] = {"waiting", "dead", "replay"};
+  const char* state = kStates[static_cast<int>(e.state) % 3];
+  if (json) {
+    nlohmann::json j = {{"group", e.group},   {"topic", e.topic},       {"partition", e.partition},
+                        {"offset", e.offset}, {"key", e.key},           {"state", state},
+                        {"error", e.error},   {"attempts", e.attempts}, {"parked_at", format_rfc3339(e.parked_at_ms)},
+                        {"headers", headers_json(e.headers)}};
+    fmt::print(out, "{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return;
+  }
+  fmt::print(out, "{}/{}@{}  key={} state={}{}\n", e.topic, e.partition, e.offset, e.key, state,
+             e.error.empty() ? "" : fmt::format(" attempts={} error: {}", e.attempts, e.error));
+}
+
+int fail(std::FILE* err, const Error& e) {
+  fmt::print(err, "herald dlq: {}\n", e.message);
+  return 1;
+}
+
+}  // namespace
+
+int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+  CLI::App app{"Inspect, replay or skip dead letters", "herald dlq"};
+  app.require_subcommand(1);
+  Options o;
+  auto* list_cmd = app.add_subcommand("list", "Print dead letters (pending ones unless --all)");
+  add_common(list_cmd, o);
+  list_cmd->add_flag("--all", o.all, "Also letters already replayed or skipped");
+
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "Re-publish pending dead letters to their source topic (with --store: replay parked keys)");
+  add_common(replay_cmd, o);
+  replay_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL; marks parked keys for replay");
+  replay_cmd->add_option("--key", o.key, "With --store: only this key");
+
+  auto* skip_cmd = app.add_subcommand("skip", "Pass over pending dead letters (with --store: drop a parked key's head)");
+  add_common(skip_cmd, o);
+  skip_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL");
+  skip_cmd->add_option("--key", o.key, "With --store: the parked key");
+
+  auto* parked_cmd = app.add_subcommand("parked", "Print parked events of a replica (ordered mode)");
+  add_common(parked_cmd, o);
+  parked_cmd->add_option("--store", o.store, "The replica's database URL")->required();
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      fmt::print(out, "{}", app.help());
+      for (auto* sub : app.get_subcommands()) fmt::print(out, "{}", sub->help());
+      return 0;
+    }
+    fmt::print(err, "herald dlq: {}\n", e.what());
+    return 2;
+  }
+  for (auto* sub : {replay_cmd, skip_cmd}) {
+    if (sub->parsed() && sub->count("--key")) o.has_key = true;
+  }
+
+  auto open_store = [&]() -> Result<std::unique_ptr<Store>> {
+    if (o.group.empty()) return Error{Errc::kInvalidArgument, "--store needs --group"};
+    return Store::open(o.store);
+  };
+
+  if (parked_cmd->parsed()) {
+    auto store = open_store();
+    if (!store) return fail(err, store.error());
+    auto rows = list_parked(**store, o.group, o.topic);
+    if (!rows) return fail(err, rows.error());
+    for (const auto& e : *rows) print_parked(out, e, o.json);
+    if (!o.json) fmt::print(out, "{} parked event(s)\n", rows->size());
+    return 0;
+  }
+  if (!o.store.empty()) {
+    auto store = open_store();
+    if (!store) return fail(err, store.error());
+    if (replay_cmd->parsed()) {
+      auto n = replay_parked(**store, o.group, o.topic, o.has_key ? std::optional<std::string>(o.key) : std::nullopt);
+      if (!n) return fail(err, n.error());
+      fmt::print(out, "{} parked key(s) marked for replay; the replica applies them in order\n", *n);
+      return 0;
+    }
+    if (o.topic.empty() || !o.has_key) return fail(err, Error{Errc::kInvalidArgument, "skip --store needs --topic and --key"});
+    auto n = skip_parked(**store, o.group, o.topic, o.key);
+    if (!n) return fail(err, n.error());
+    fmt::print(out, "{} dead head(s) dropped; the rest of the key's events follow\n", *n);
+    return 0;
+  }
+
+  auto d = dlq_options(o);
+  if (!d) return fail(err, d.error());
+  if (list_cmd->parsed()) {
+    auto letters = list(*d, !o.all);
+    if (!letters) return fail(err, letters.error());
+    for (const auto& l : *letters) print_letter(out, l, o.json);
+    if (!o.json) fmt::print(out, "{} dead letter(s){}\n", letters->size(), o.all ? "" : " pending");
+    return 0;
+  }
+  if (replay_cmd->parsed()) {
+    auto st = replay(*d);
+    if (!st) return fail(err, st.error());
+    fmt::print(out, "replayed {} dead letter(s) from {}{}\n", st->replayed, d->dlq_topic,
+               st->other_groups ? fmt::format(" ({} of other groups left alone)", st->other_groups) : "");
+    return 0;
+  }
+  auto st = skip(*d);
+  if (!st) return fail(err, st.error());
+  fmt::print(out, "skipped {} dead letter(s) in {}\n", st->skipped, d->dlq_topic);
+  return 0;
+}
+
+}  // namespace herald::sdk::dlq
