@@ -52,7 +52,12 @@ inline void write_string(Writer& w, std::string_view s, bool flex) {
   }
   w.put_bytes(s);
 }
-inline void write_nullable_string(Writer& w, const std::optional<std::string>& s, bool flex) {
+// `nullable` false: the version cannot carry null, so null is written as "".
+inline void write_nullable_string(Writer& w, const std::optional<std::string>& s, bool flex, bool nullable = true) {
+  if (!s && !nullable) {
+    write_string(w, {}, flex);
+    return;
+  }
   if (!s) {
     if (flex) {
       w.put_u8(0);
@@ -78,15 +83,17 @@ inline void write_null_bytes(Writer& w, bool flex) {
     w.put_i32(-1);
   }
 }
-inline void write_nullable_bytes(Writer& w, const std::optional<Bytes>& b, bool flex) {
-  if (!b) {
+inline void write_nullable_bytes(Writer& w, const std::optional<Bytes>& b, bool flex, bool nullable = true) {
+  if (!b && !nullable) {
+    write_bytes(w, {}, flex);
+  } else if (!b) {
     write_null_bytes(w, flex);
   } else {
     write_bytes(w, *b, flex);
   }
 }
-inline void write_records(Writer& w, const Records& r, bool flex) {
-  if (r.is_null) {
+inline void write_records(Writer& w, const Records& r, bool flex, bool nullable = true) {
+  if (r.is_null && nullable) {
     write_null_bytes(w, flex);
   } else {
     write_bytes(w, r.bytes(), flex);

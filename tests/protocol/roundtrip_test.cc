@@ -112,6 +112,25 @@ TEST_P(EveryApi, TableMatchesTheGeneratedTypes) {
 INSTANTIATE_TEST_SUITE_P(Generated, EveryApi, ::testing::ValuesIn(all_apis().begin(), all_apis().end()),
                          [](const ::testing::TestParamInfo<ApiInfo>& p) { return std::string(p.param.name); });
 
+TEST(NonNullableVersions, NullIsWrittenAsEmpty) {
+  MetadataRequest all;  // topics null: "all topics" from v1 on
+  all.topics.reset();
+  Writer v0;
+  all.encode(v0, 0);  // v0 cannot say null; [] means all topics there
+  EXPECT_EQ(v0.buffer(), (Bytes{0, 0, 0, 0}));
+  Writer v1;
+  all.encode(v1, 1);
+  EXPECT_EQ(v1.buffer(), (Bytes{0xff, 0xff, 0xff, 0xff}));
+  MetadataResponse resp;
+  resp.topics.emplace_back().name.reset();  // nullable only from v12
+  Writer w;
+  resp.encode(w, 1);
+  Reader r(w.buffer());
+  auto d = MetadataResponse::decode(r, 1);
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_EQ(d->topics[0].name, "");
+}
+
 TEST(WithRequestType, UnknownKeyReturnsFalseOrEmpty) {
   int calls = 0;
   EXPECT_FALSE(with_request_type(9999, [&](auto, auto) { ++calls; }));

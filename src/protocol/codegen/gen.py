@@ -455,14 +455,23 @@ def write_value_stmt(f, expr, w, indent):
     }[e]]
 
 
-def write_field_stmts(f, m, w, indent):
+def write_field_stmts(f, m, w, indent, msg):
+    """Null in a version where the field is not nullable is written as empty."""
     pad = " " * indent
     v = f"{m}.{f.member}"
+    nullable = f.nullable.cond(msg.valid)
     if f.is_array:
         lines = []
         if f.nullable_type():
             lines.append(f"{pad}if (!{v}) {{")
-            lines.append(f"{pad}  wire::write_null_array({w}, flex);")
+            if nullable == "true":
+                lines.append(f"{pad}  wire::write_null_array({w}, flex);")
+            else:
+                lines.append(f"{pad}  if ({nullable}) {{")
+                lines.append(f"{pad}    wire::write_null_array({w}, flex);")
+                lines.append(f"{pad}  }} else {{")
+                lines.append(f"{pad}    wire::write_array_length({w}, 0, flex);")
+                lines.append(f"{pad}  }}")
             lines.append(f"{pad}}} else {{")
             inner, arr = indent + 2, f"(*{v})"
         else:
@@ -475,10 +484,11 @@ def write_field_stmts(f, m, w, indent):
         if f.nullable_type():
             lines.append(f"{pad}}}")
         return lines
+    extra = "" if nullable == "true" else f", {nullable}"
     if f.elem == "records":
-        return [f"{pad}wire::write_records({w}, {v}, flex);"]
+        return [f"{pad}wire::write_records({w}, {v}, flex{extra});"]
     if f.elem in ("string", "bytes") and f.nullable_type():
-        return [f"{pad}wire::write_nullable_{f.elem}({w}, {v}, flex);"]
+        return [f"{pad}wire::write_nullable_{f.elem}({w}, {v}, flex{extra});"]
     return write_value_stmt(f, v, w, indent)
 
 
@@ -545,11 +555,11 @@ def gen_struct_codec(s, msg):
         if cond == "false":
             continue
         if cond == "true":
-            w_lines += write_field_stmts(f, "m", "w", 2)
+            w_lines += write_field_stmts(f, "m", "w", 2, msg)
             r_lines += read_field_stmts(f, "m", 2, msg)
         else:
             w_lines.append(f"  if ({cond}) {{")
-            w_lines += write_field_stmts(f, "m", "w", 4)
+            w_lines += write_field_stmts(f, "m", "w", 4, msg)
             w_lines.append("  }")
             r_lines.append(f"  if ({cond}) {{")
             r_lines += read_field_stmts(f, "m", 4, msg)
@@ -569,7 +579,7 @@ def gen_struct_codec(s, msg):
         for i, f in enumerate(tagged):
             w_lines.append(f"    if (t{i}) {{")
             w_lines.append("      Writer t;")
-            w_lines += write_field_stmts(f, "m", "t", 6)
+            w_lines += write_field_stmts(f, "m", "t", 6, msg)
             w_lines.append(f"      wire::write_tagged_field(w, {f.tag}, t);")
             w_lines.append("    }")
         w_lines.append("  }")
