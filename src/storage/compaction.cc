@@ -311,6 +311,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
     std::vector<std::shared_ptr<Segment>> fresh;
     for (auto& r : results) {
       HERALD_ASSIGN_OR_RETURN(auto seg, Segment::open(fs_, dir_, r.old->base_offset(), cfg.index_interval_bytes));
+      seg->mark_verified(seg->size());  // written from CRC-checked batches just now
       seg->set_index(std::move(r.index));
       fresh.push_back(std::move(seg));
     }

@@ -47,7 +47,11 @@ Result<void> read_slice_unchecked(const FileSlice& slice, uint8_t* dst) {
 
 Result<void> read_slice(const FileSlice& slice, uint8_t* dst) {
   HERALD_TRY(read_slice_unchecked(slice, dst));
-  return verify_batches(slice, dst);
+  const uint64_t end = slice.position + slice.size;
+  if (slice.verified && slice.verified->covers(slice.position, end)) return ok();
+  HERALD_TRY(verify_batches(slice, dst));
+  if (slice.verified) slice.verified->checked(slice.position, end);
+  return ok();
 }
 
 PartitionLog::PartitionLog(std::filesystem::path dir, LogConfig config, Flusher* flusher, FileSystem& fs,
@@ -193,6 +197,7 @@ Result<void> PartitionLog::recover() {
         HLOG_WARN("{}: truncating {} at byte {} of {} ({})", dir_.string(), seg->path(kLogSuffix).filename().string(),
                   scan.valid_bytes, scan.file_bytes, scan.stop ? scan.stop->to_string() : "");
         HERALD_TRY(seg->truncate_to(scan.valid_bytes));
+        seg->mark_verified(scan.valid_bytes);
         seg->set_index(std::move(scan.index));
         // Nothing after the first invalid byte is trusted: drop later segments.
         for (auto later = std::next(it); later != segments_.end(); ++later) {
@@ -205,6 +210,7 @@ Result<void> PartitionLog::recover() {
         break;
       }
       min_offset = scan.index.summary().next_offset;
+      seg->mark_verified(scan.valid_bytes);
       seg->set_index(std::move(scan.index));
     }
     last = segments_.rbegin()->second;
@@ -620,7 +626,7 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
         break;
       }
       if (slice == nullptr) {
-        out.slices.push_back(FileSlice{seg->file(), pos, 0});
+        out.slices.push_back(FileSlice{seg->file(), pos, 0, seg->verified_mark()});
         slice = &out.slices.back();
       }
       slice->size += size;
@@ -667,7 +673,7 @@ Result<std::optional<TimestampOffset>> PartitionLog::find_in_batch_for_timestamp
     return std::optional<TimestampOffset>(TimestampOffset{h.max_timestamp, std::max(h.base_offset, start)});
   }
   Bytes batch(h.size_bytes());
-  FileSlice slice{seg.file(), pos, batch.size()};
+  FileSlice slice{seg.file(), pos, batch.size(), seg.verified_mark()};
   HERALD_TRY(read_slice(slice, batch.data()));
   Bytes scratch;
   std::optional<TimestampOffset> found;

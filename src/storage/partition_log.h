@@ -58,6 +58,9 @@ struct FileSlice {
   std::shared_ptr<const File> file;  // keeps the file open even if the segment is deleted meanwhile
   uint64_t position = 0;
   uint64_t size = 0;
+  // The segment's "CRC-checked prefix" mark (null: always check). Bytes below
+  // it were verified in this process, so read_slice need not check them again.
+  std::shared_ptr<VerifiedMark> verified = nullptr;
 };
 
 struct ReadResult {
@@ -68,6 +71,9 @@ struct ReadResult {
 // preads the whole slice into dst[0..slice.size) and checks every batch in it
 // (length, magic, CRC-32C): a batch damaged on disk is kCorruption naming the
 // file and position, never served. kTruncated if the file is shorter.
+// Each byte is CRC-checked once per process: bytes appended (validated at
+// append), scanned by recovery or already checked by an earlier read_slice
+// are not checked again (FileSlice::verified).
 Result<void> read_slice(const FileSlice& slice, uint8_t* dst);
 // The same without the CRC check (for callers that verify themselves).
 Result<void> read_slice_unchecked(const FileSlice& slice, uint8_t* dst);

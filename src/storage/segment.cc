@@ -40,6 +40,7 @@ Result<std::shared_ptr<Segment>> Segment::create(FileSystem& fs, const std::file
   HERALD_ASSIGN_OR_RETURN(auto file, fs.open(dir / segment_file_name(base_offset, kLogSuffix), OpenMode::kTruncate));
   std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(file), 0, index_interval));
   seg->index_.emplace(base_offset);
+  seg->verified_->appended_from.store(0);
   return seg;
 }
 
@@ -50,6 +51,7 @@ Result<std::shared_ptr<Segment>> Segment::open(FileSystem& fs, const std::filesy
   std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(file), size, index_interval));
   seg->synced_size = size;
   seg->dir_entry_synced = true;
+  seg->verified_->appended_from.store(size);  // batches appended from now on were validated by append()
   return seg;
 }
 
@@ -82,6 +84,8 @@ Result<void> Segment::truncate_to(uint64_t size) {
   HERALD_TRY(file_->truncate(size));
   HERALD_TRY(file_->sync());
   size_.store(size, std::memory_order_release);
+  if (verified_->prefix.load() > size) verified_->prefix.store(size);
+  if (verified_->appended_from.load() > size) verified_->appended_from.store(size);
   synced_size = std::min(synced_size, size);
   std::lock_guard lock(index_mu_);
   index_.reset();

@@ -46,6 +46,23 @@ std::string segment_file_name(int64_t base_offset, std::string_view suffix);
 // The base offset of "NNNNNNNNNNNNNNNNNNNN.log" (exactly 20 digits), or nullopt.
 std::optional<int64_t> parse_segment_log_name(std::string_view name);
 
+// Which bytes of a segment's .log passed a CRC check in this process, so that
+// read_slice checks each byte once per process lifetime.
+struct VerifiedMark {
+  std::atomic<uint64_t> prefix{0};                  // [0, prefix): recovery scan or an earlier read_slice
+  std::atomic<uint64_t> appended_from{UINT64_MAX};  // [appended_from, size): validated by append()
+  bool covers(uint64_t position, uint64_t end) const {
+    return end <= prefix.load(std::memory_order_acquire) ||
+           position >= appended_from.load(std::memory_order_acquire);
+  }
+  // Records that [position, end) checked out; extends the prefix if contiguous.
+  void checked(uint64_t position, uint64_t end) {
+    uint64_t cur = prefix.load(std::memory_order_acquire);
+    while (cur >= position && cur < end && !prefix.compare_exchange_weak(cur, end, std::memory_order_acq_rel)) {
+    }
+  }
+};
+
 // Outcome of a scan of a segment's log from byte 0.
 struct ScanResult {
   SegmentIndex index;                  // covers the valid prefix
@@ -104,6 +121,10 @@ class Segment {
   // handles stay readable.
   Result<void> remove_files() const;
 
+  // What read_slice need not CRC-check again (see VerifiedMark).
+  const std::shared_ptr<VerifiedMark>& verified_mark() const { return verified_; }
+  void mark_verified(uint64_t upto) { verified_->prefix.store(upto, std::memory_order_release); }
+
   // --- flusher bookkeeping (PartitionLog sync lock) ---
   uint64_t synced_size = 0;
   bool dir_entry_synced = false;
@@ -119,6 +140,7 @@ class Segment {
   const std::shared_ptr<File> file_;
   std::atomic<uint64_t> size_;
   std::atomic<int32_t> index_interval_;
+  const std::shared_ptr<VerifiedMark> verified_ = std::make_shared<VerifiedMark>();
 
   mutable std::mutex index_mu_;
   mutable std::optional<SegmentIndex> index_;  // GUARDED_BY(index_mu_)
