@@ -1,0 +1,218 @@
+// Ordered dead letters (issue 5): with a poisoned event for key K, later
+// events of K are parked in order (table herald_parked) while events of other
+// keys are applied; after the fix, replay applies K's events in their
+// original order. Both replay paths are exercised: re-publishing the dead
+// letter (`dlq replay --topic`) and marking the chain in the database
+// (`dlq replay --store`), plus a second poison inside the chain and a replica
+// restart in between. SQLite and PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "replica_harness.h"
+#include "sdk/dlq/dead_letter.h"
+#include "sdk/dlq/dlq_command.h"
+#include "sdk/dlq/parked.h"
+#include "sdk/replica/kafka_handles.h"
+#include "sdk_test_util.h"
+
+namespace herald::sdk::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// "seq.add" {"n": N}: appends (key, N) to table applied, in application order.
+// Fails for (key, N) in `poisoned`.
+struct SeqHandler {
+  std::mutex mu;
+  std::set<std::pair<std::string, int>> poisoned;
+
+  void install(ReplicaHandlers& h) {
+    h.on("seq.add", [this](const Event& ev, Tx& tx) {
+      int n = nlohmann::json::parse(ev.payload).at("n").get<int>();
+      {
+        std::lock_guard lk(mu);
+        if (poisoned.count({ev.aggregate_id, n})) {
+          throw std::runtime_error("poisoned " + ev.aggregate_id + "#" + std::to_string(n));
+        }
+      }
+      auto r = tx.exec("INSERT INTO applied (k, n) VALUES (?, ?)", {ev.aggregate_id, n});
+      if (!r) throw std::runtime_error(r.error().to_string());
+    });
+  }
+  void set_poisoned(std::set<std::pair<std::string, int>> p) {
+    std::lock_guard lk(mu);
+    poisoned = std::move(p);
+  }
+};
+
+EncodedEvent seq(const std::string& key, int n) { return *encode(Event::json("seq.add", "/sdk-test", key, {{"n", n}})); }
+
+int run_cli(const std::vector<std::string>& args, std::string* out_text = nullptr) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* out = open_memstream(&buf, &len);
+  int rc = dlq::run_dlq_command(args, out, stderr);
+  std::fclose(out);
+  std::string text(buf, len);
+  std::free(buf);
+  std::printf("$ herald dlq");
+  for (auto& a : args) std::printf(" %s", a.c_str());
+  std::printf("\n%s", text.c_str());
+  if (out_text) *out_text = text;
+  return rc;
+}
+
+class OrderedDeadLetters : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    broker_ = GroupBroker::start();
+    brokers_ = broker_->brokers();
+    ts_ = open_test_store(GetParam(), dir_.path(), "dlq_ordered");
+    const bool pg = ts_.store->dialect() == Dialect::kPostgres;
+    ASSERT_TRUE(ts_.store->run([&](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.exec_script(pg ? "CREATE TABLE applied (seq BIGSERIAL PRIMARY KEY, k TEXT NOT NULL, n INTEGER NOT NULL)"
+                                   : "CREATE TABLE applied (seq INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL, "
+                                     "n INTEGER NOT NULL)"));
+      return ok();
+    }));
+    auto p = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+    ASSERT_TRUE(p);
+    producer_ = std::move(*p);
+  }
+  int64_t send(const EncodedEvent& e) {
+    auto r = producer_->send(topic_, 0, std::string_view(e.key), std::string_view(*e.value), e.headers);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : -1;
+  }
+  // key -> the n's applied, in application order.
+  std::map<std::string, std::vector<int>> applied() {
+    std::map<std::string, std::vector<int>> out;
+    auto r = ts_.store->run([&](Tx& tx) -> Result<void> {
+      out.clear();
+      HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT k, n FROM applied ORDER BY seq"));
+      for (auto& row : rows) out[row.text(0)].push_back(static_cast<int>(row.int64(1)));
+      return ok();
+    });
+    EXPECT_TRUE(r);
+    return out;
+  }
+  std::vector<std::pair<int64_t, dlq::ParkedState>> parked() {
+    auto rows = dlq::list_parked(*ts_.store, group_, topic_);
+    EXPECT_TRUE(rows);
+    std::vector<std::pair<int64_t, dlq::ParkedState>> out;
+    for (auto& e : *rows) out.emplace_back(e.offset, e.state);
+    return out;
+  }
+  ReplicaConfig cfg() {
+    auto c = test_config(brokers_, group_, topic_);
+    c.ordered = true;
+    c.max_retries = 1;
+    c.parked_scan_interval = milliseconds(100);
+    return c;
+  }
+
+  const std::string topic_ = "accounts";
+  const std::string group_ = "statements";
+  TempDir dir_;
+  std::unique_ptr<GroupBroker> broker_;
+  std::string brokers_;
+  TestStore ts_;
+  std::unique_ptr<kafka::SyncProducer> producer_;
+};
+
+TEST_P(OrderedDeadLetters, LaterEventsOfAPoisonedKeyWaitAndReplayAppliesThemInOrder) {
+  ASSERT_TRUE(create_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"K", 2}, {"K", 4}});
+  using V = std::vector<int>;
+
+  // K1 A1 K2* B1 K3 A2 K4* B2 K5
+  send(seq("K", 1));
+  send(seq("A", 1));
+  int64_t k2 = send(seq("K", 2));
+  send(seq("B", 1));
+  int64_t k3 = send(seq("K", 3));
+  send(seq("A", 2));
+  int64_t k4 = send(seq("K", 4));
+  send(seq("B", 2));
+  int64_t k5 = send(seq("K", 5));
+  {
+    ReplicaHandlers h;
+    handler.install(h);
+    RunningReplica r(cfg(), *ts_.store, std::move(h));
+    ASSERT_TRUE(*r->wait_until(topic_, 0, k5, seconds(30)));
+    auto a = applied();
+    EXPECT_EQ(a["K"], V({1}));
+    EXPECT_EQ(a["A"], V({1, 2})) << "other keys flow on";
+    EXPECT_EQ(a["B"], V({1, 2}));
+    using S = dlq::ParkedState;
+    EXPECT_EQ(parked(), (std::vector<std::pair<int64_t, S>>{
+                            {k2, S::kDead}, {k3, S::kWaiting}, {k4, S::kWaiting}, {k5, S::kWaiting}}));
+    EXPECT_EQ(r->stats().dead_lettered, 1);
+    EXPECT_EQ(r->stats().parked, 3);
+    std::string out;
+    ASSERT_EQ(run_cli({"parked", "--store", ts_.url, "--group", group_}, &out), 0);
+    EXPECT_NE(out.find("4 parked event(s)"), std::string::npos);
+
+    // Fix K#2 only; replay the dead letter through the topic. K2 and K3 apply,
+    // then K4 (still broken) becomes the chain's dead head and K5 waits.
+    handler.set_poisoned({{"K", 4}});
+    ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+    ASSERT_TRUE(eventually([&] { return applied()["K"] == V({1, 2, 3}); }, seconds(20))) << "K: " << applied()["K"].size();
+    ASSERT_TRUE(eventually([&] { return parked().size() == 2; }, seconds(10)));
+    EXPECT_EQ(parked(), (std::vector<std::pair<int64_t, S>>{{k4, S::kDead}, {k5, S::kWaiting}}));
+    EXPECT_TRUE(eventually([&] { return r->stats().dead_lettered == 2; }, seconds(10)));
+  }
+  // A new replica process would see the same: the chain lives in the database.
+  int64_t k6 = send(seq("K", 6));
+  int64_t a3 = send(seq("A", 3));
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, a3, seconds(30)));
+  EXPECT_EQ(applied()["K"], V({1, 2, 3}));
+  EXPECT_EQ(applied()["A"], V({1, 2, 3}));
+  EXPECT_EQ(parked().back().first, k6);
+
+  // Fix K#4; replay in the database this time.
+  handler.set_poisoned({});
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--store", ts_.url, "--group", group_, "--topic", topic_}, &out), 0);
+  EXPECT_NE(out.find("1 parked key(s)"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return applied()["K"] == V({1, 2, 3, 4, 5, 6}); }, seconds(20)));
+  EXPECT_TRUE(parked().empty());
+
+  // K is free again: its next event applies at once.
+  int64_t k7 = send(seq("K", 7));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, k7, seconds(20)));
+  EXPECT_EQ(applied()["K"], V({1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(applied()["B"], V({1, 2}));
+}
+
+TEST_P(OrderedDeadLetters, SkippingADeadHeadReleasesTheRestOfTheChain) {
+  ASSERT_TRUE(create_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"Q", 1}});
+  send(seq("Q", 1));
+  send(seq("Q", 2));
+  int64_t last = send(seq("Q", 3));
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  EXPECT_TRUE(applied()["Q"].empty());
+  std::string out;
+  ASSERT_EQ(run_cli({"skip", "--store", ts_.url, "--group", group_, "--topic", topic_, "--key", "Q"}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return applied()["Q"] == std::vector<int>({2, 3}); }, seconds(20)));
+  EXPECT_TRUE(parked().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, OrderedDeadLetters, ::testing::Values("sqlite", "postgres"),
+                         store_param_name);
+
+}  // namespace
+}  // namespace herald::sdk::testing

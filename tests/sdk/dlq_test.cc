@@ -1,0 +1,258 @@
+// Dead letters (issue 5): a poison event is retried with backoff, then lands
+// in `<topic>.dlq` with headers describing the failure and the original
+// headers; the replica keeps going; `dlq replay` (run_dlq_command) brings it
+// back after the fix and the replica applies it exactly once. SQLite and
+// PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "replica_harness.h"
+#include "sdk/dlq/dead_letter.h"
+#include "sdk/dlq/dlq_command.h"
+#include "sdk/replica/kafka_handles.h"
+#include "sdk_test_util.h"
+
+namespace herald::sdk::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// fold.add events whose payload says {"poison": true} fail until `fixed`.
+struct PoisonFold {
+  std::atomic<bool> fixed{false};
+  std::mutex mu;
+  std::map<std::string, int> attempts;  // ce_id -> handler runs
+
+  void install(ReplicaHandlers& h) {
+    h.on("fold.add", [this](const Event& ev, Tx& tx) {
+      auto j = nlohmann::json::parse(ev.payload);
+      {
+        std::lock_guard lk(mu);
+        attempts[ev.id]++;
+      }
+      if (j.value("poison", false) && !fixed.load()) {
+        throw std::runtime_error("cannot fold " + ev.aggregate_id + ": poisoned payload");
+      }
+      auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
+                       "cnt = fold.cnt + 1, total = fold.total + excluded.total",
+                       {ev.aggregate_id, static_cast<long long>(j.at("amount").get<int64_t>())});
+      if (!r) throw std::runtime_error(r.error().to_string());
+    });
+  }
+  int attempts_of(const std::string& id) {
+    std::lock_guard lk(mu);
+    return attempts[id];
+  }
+};
+
+EncodedEvent poison_event(const std::string& key, int64_t amount) {
+  auto ev = Event::json("fold.add", "/sdk-test", key, {{"amount", amount}, {"poison", true}});
+  ev.extensions.push_back({"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+  return *encode(ev);
+}
+
+const std::string* header(const Headers& h, std::string_view name) {
+  for (const auto& x : h) {
+    if (x.name == name) return &x.value;
+  }
+  return nullptr;
+}
+
+int run_cli(const std::vector<std::string>& args, std::string* out_text = nullptr) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* out = open_memstream(&buf, &len);
+  int rc = dlq::run_dlq_command(args, out, stderr);
+  std::fclose(out);
+  std::string text(buf, len);
+  std::free(buf);
+  std::printf("$ herald dlq");
+  for (auto& a : args) std::printf(" %s", a.c_str());
+  std::printf("\n%s", text.c_str());
+  if (out_text) *out_text = text;
+  return rc;
+}
+
+class DeadLetters : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    broker_ = GroupBroker::start();
+    brokers_ = broker_->brokers();
+    ts_ = open_test_store(GetParam(), dir_.path(), "dlq");
+    ASSERT_TRUE(create_fold_table(*ts_.store));
+    auto p = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+    ASSERT_TRUE(p);
+    producer_ = std::move(*p);
+  }
+  int64_t send(const std::string& topic, const EncodedEvent& e, int32_t partition) {
+    std::optional<std::string_view> value;
+    if (e.value) value = *e.value;
+    auto r = producer_->send(topic, partition, std::string_view(e.key), value, e.headers);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : -1;
+  }
+  Store& store() { return *ts_.store; }
+
+  TempDir dir_;
+  std::unique_ptr<GroupBroker> broker_;
+  std::string brokers_;
+  TestStore ts_;
+  std::unique_ptr<kafka::SyncProducer> producer_;
+};
+
+TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
+  const std::string topic = "payments";
+  ASSERT_TRUE(create_topic(brokers_, topic, 2));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "ledger", topic);
+  cfg.max_retries = 2;
+  cfg.retry_backoff = milliseconds(20);
+
+  // Before: 10 good events on each partition, a poison event in the middle of partition 1.
+  Fold expected;
+  EncodedEvent poison = poison_event("acct-7", 1000);
+  int64_t poison_offset = -1;
+  const int64_t t0 = std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (int i = 0; i < 20; ++i) {
+    std::string key = "acct-" + std::to_string(i % 4);
+    send(topic, fold_event(key, i), i % 2);
+    expected[key].count++;
+    expected[key].total += i;
+    if (i == 9) poison_offset = send(topic, poison, 1);
+  }
+
+  RunningReplica r(cfg, store(), std::move(h));
+  ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
+  EXPECT_EQ(*fold_of_db(store()), expected) << "every good event is applied; the poison one is not";
+
+  // The dead letter: same key, value and headers, plus the failure's story.
+  auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(20));
+  ASSERT_TRUE(letters) << letters.error().to_string();
+  ASSERT_EQ(letters->size(), 1u);
+  const Record& dl = letters->front();
+  EXPECT_EQ(dl.key, poison.key);
+  EXPECT_EQ(dl.value, poison.value);
+  for (const auto& orig : poison.headers) {
+    const std::string* v = header(dl.headers, orig.name);
+    ASSERT_NE(v, nullptr) << "original header " << orig.name << " missing";
+    EXPECT_EQ(*v, orig.value) << orig.name;
+  }
+  EXPECT_EQ(*header(dl.headers, dlq::kHeaderTopic), topic);
+  EXPECT_EQ(*header(dl.headers, dlq::kHeaderPartition), "1");
+  EXPECT_EQ(*header(dl.headers, dlq::kHeaderOffset), std::to_string(poison_offset));
+  EXPECT_EQ(*header(dl.headers, dlq::kHeaderGroup), "ledger");
+  EXPECT_NE(header(dl.headers, dlq::kHeaderError)->find("poisoned payload"), std::string::npos);
+  EXPECT_EQ(*header(dl.headers, dlq::kHeaderAttempts), "3");  // 1 + max_retries
+  auto failed_at = parse_rfc3339(*header(dl.headers, dlq::kHeaderFailedAt));
+  ASSERT_TRUE(failed_at);
+  EXPECT_GE(*failed_at, t0);
+  auto parsed = dlq::parse_dead_letter(dl.key, dl.value, dl.headers);
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(parsed->failure.offset, poison_offset);
+  EXPECT_EQ(parsed->headers, poison.headers);
+  auto poison_id = decode(poison.key, *poison.value, poison.headers)->id;
+  EXPECT_EQ(handler.attempts_of(poison_id), 3);
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  EXPECT_EQ(r->stats().retries, 2);
+
+  // The replica keeps going.
+  int64_t after = send(topic, fold_event("acct-1", 5), 1);
+  expected["acct-1"].count++;
+  expected["acct-1"].total += 5;
+  ASSERT_TRUE(*r->wait_until(topic, 1, after, seconds(20)));
+  EXPECT_EQ(*fold_of_db(store()), expected);
+
+  // The tools see one pending letter.
+  std::string out;
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos);
+  EXPECT_NE(out.find("poisoned payload"), std::string::npos);
+
+  // Fix, replay: applied once, in the right place.
+  handler.fixed.store(true);
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "ledger"}, &out), 0);
+  EXPECT_NE(out.find("replayed 1 dead letter(s)"), std::string::npos);
+  expected["acct-7"].count++;
+  expected["acct-7"].total += 1000;
+  ASSERT_TRUE(eventually([&] { return *fold_of_db(store()) == expected; }, seconds(20)))
+      << "the replayed event was not applied";
+
+  // Nothing is pending any more; a second replay republishes nothing.
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("0 dead letter(s) pending"), std::string::npos);
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic, "--all", "--json"}, &out), 0);
+  EXPECT_NE(out.find("\"offset\":" + std::to_string(poison_offset)), std::string::npos);
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "ledger"}, &out), 0);
+  EXPECT_NE(out.find("replayed 0 dead letter(s)"), std::string::npos);
+
+  // Even a stray second copy of the replay is dropped by ce_id.
+  auto dup = dlq::list({.brokers = brokers_, .dlq_topic = topic + ".dlq"}, false);
+  ASSERT_TRUE(dup && dup->size() == 1);
+  int64_t again = send(topic, EncodedEvent{*dup->front().key, dup->front().value,
+                                           dlq::replay_headers(dup->front().headers, dup->front().failure)},
+                       1);
+  ASSERT_TRUE(*r->wait_until(topic, 1, again, seconds(20)));
+  EXPECT_EQ(*fold_of_db(store()), expected);
+  EXPECT_EQ(r->stats().duplicates, 1);
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+}
+
+TEST_P(DeadLetters, SkipPassesOverPendingLettersWithoutRepublishing) {
+  const std::string topic = "orders";
+  ASSERT_TRUE(create_topic(brokers_, topic, 1));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "shipping", topic);
+  cfg.max_retries = 0;
+  send(topic, poison_event("o1", 1), 0);
+  send(topic, poison_event("o2", 2), 0);
+  int64_t last = send(topic, fold_event("o3", 3), 0);
+  RunningReplica r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30)));
+  EXPECT_EQ(r->stats().dead_lettered, 2);
+  std::string out;
+  ASSERT_EQ(run_cli({"skip", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("skipped 2"), std::string::npos);
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("replayed 0"), std::string::npos);
+  auto size = topic_size(brokers_, topic);
+  EXPECT_EQ(*size, 3);
+}
+
+TEST_P(DeadLetters, MalformedEnvelopeIsDeadLetteredWithoutRetries) {
+  const std::string topic = "inbox";
+  ASSERT_TRUE(create_topic(brokers_, topic, 1));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "reader", topic);
+  cfg.max_retries = 5;
+  cfg.retry_backoff = milliseconds(500);
+  EncodedEvent bad;
+  bad.key = "x";
+  bad.value = "{}";
+  bad.headers = {{"ce_specversion", "1.0"}, {"ce_type", "fold.add"}};  // no ce_id, no ce_source
+  send(topic, bad, 0);
+  int64_t last = send(topic, fold_event("x", 4), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  RunningReplica r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2)) << "a malformed envelope must not be retried";
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(10));
+  ASSERT_TRUE(letters);
+  EXPECT_NE(header(letters->front().headers, dlq::kHeaderError)->find("ce_id"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, DeadLetters, ::testing::Values("sqlite", "postgres"),
+                         store_param_name);
+
+}  // namespace
+}  // namespace herald::sdk::testing

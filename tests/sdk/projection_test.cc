@@ -1,0 +1,302 @@
+// Replica behaviour in one process against an embedded broker, on SQLite and
+// PostgreSQL: tombstones, plain records, deduplication, catch-up after
+// downtime, database offsets over broker offsets, broker commits for lag,
+// wait_until, status and the stop-on-poison policy.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "replica_harness.h"
+#include "sdk/replica/kafka_handles.h"
+#include "sdk/replica/replica.h"
+#include "sdk_test_util.h"
+
+namespace herald::sdk::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A key/value projection: "kv.set" {"v": "..."} upserts, tombstones delete,
+// plain (non-CloudEvents) records upsert their raw value.
+void install_kv(ReplicaHandlers& h, std::atomic<int>* plain = nullptr) {
+  h.on("kv.set", [](const Event& ev, Tx& tx) {
+    auto v = nlohmann::json::parse(ev.payload).at("v").get<std::string>();
+    auto r = tx.exec("INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                     {ev.aggregate_id, v});
+    if (!r) throw std::runtime_error(r.error().to_string());
+  });
+  h.otherwise([plain](const Event& ev, Tx& tx) {
+    if (ev.tombstone) {
+      auto r = tx.exec("DELETE FROM kv WHERE k = ?", {ev.aggregate_id});
+      if (!r) throw std::runtime_error(r.error().to_string());
+      return;
+    }
+    if (ev.type.empty()) {  // a plain Kafka record
+      if (plain) (*plain)++;
+      auto r = tx.exec("INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                       {ev.aggregate_id, ev.payload});
+      if (!r) throw std::runtime_error(r.error().to_string());
+      return;
+    }
+    throw std::runtime_error("unexpected ce_type " + ev.type);
+  });
+}
+
+Result<void> create_kv(Store& s) {
+  return s.run([](Tx& tx) -> Result<void> {
+    HERALD_TRY(tx.exec_script("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)"));
+    return ok();
+  });
+}
+
+std::map<std::string, std::string> kv_of_db(Store& s) {
+  std::map<std::string, std::string> out;
+  auto r = s.run([&](Tx& tx) -> Result<void> {
+    out.clear();
+    HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT k, v FROM kv"));
+    for (auto& row : rows) out[row.text(0)] = row.text(1);
+    return ok();
+  });
+  EXPECT_TRUE(r) << r.error().to_string();
+  return out;
+}
+
+EncodedEvent kv_set(const std::string& k, const std::string& v) {
+  return *encode(Event::json("kv.set", "/sdk-test", k, {{"v", v}}));
+}
+EncodedEvent kv_delete(const std::string& k) { return *encode(Event::make_tombstone(k, "kv.deleted", "/sdk-test")); }
+
+using Running = RunningReplica;
+
+ReplicaConfig config(const std::string& brokers, const std::string& group, const std::string& topic) {
+  return test_config(brokers, group, topic);
+}
+
+class Projection : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    broker_ = GroupBroker::start();
+    brokers_ = broker_->brokers();
+    ts_ = open_test_store(GetParam(), dir_.path(), "projection");
+    ASSERT_TRUE(create_kv(*ts_.store));
+    auto p = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+    ASSERT_TRUE(p) << p.error().to_string();
+    producer_ = std::move(*p);
+  }
+  // Produces and returns the offset.
+  int64_t send(const std::string& topic, const EncodedEvent& e, int32_t partition = 0) {
+    std::optional<std::string_view> value;
+    if (e.value) value = *e.value;
+    auto r = producer_->send(topic, partition, std::string_view(e.key), value, e.headers);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : -1;
+  }
+  Store& store() { return *ts_.store; }
+
+  TempDir dir_;
+  std::unique_ptr<GroupBroker> broker_;
+  std::string brokers_;
+  TestStore ts_;
+  std::unique_ptr<kafka::SyncProducer> producer_;
+};
+
+TEST_P(Projection, TombstonesDeleteRowsAndPlainRecordsReachOtherwise) {
+  ASSERT_TRUE(create_topic(brokers_, "users", 1));
+  send("users", kv_set("u1", "a"));
+  send("users", kv_set("u2", "b"));
+  send("users", kv_set("u3", "c"));
+  send("users", kv_delete("u2"));
+  send("users", kv_set("u1", "a2"));
+  EncodedEvent plain;
+  plain.key = "u4";
+  plain.value = "raw";
+  int64_t last = send("users", plain);
+  std::atomic<int> plain_seen{0};
+  ReplicaHandlers h;
+  install_kv(h, &plain_seen);
+  Running r(config(brokers_, "kv", "users"), store(), std::move(h));
+  auto done = r->wait_until("users", 0, last, seconds(30));
+  ASSERT_TRUE(done && *done);
+  EXPECT_EQ(kv_of_db(store()), (std::map<std::string, std::string>{{"u1", "a2"}, {"u3", "c"}, {"u4", "raw"}}));
+  EXPECT_EQ(plain_seen.load(), 1);
+  EXPECT_EQ(r->stats().applied, 6);
+}
+
+TEST_P(Projection, DuplicateCeIdsAreDroppedEvenWithinOneBatch) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  auto e = fold_event("k", 7);
+  send("fold", e);
+  send("fold", e);
+  send("fold", fold_event("k", 1));
+  int64_t last = send("fold", e);
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(config(brokers_, "dedup", "fold"), store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  auto f = fold_of_db(store());
+  ASSERT_TRUE(f);
+  EXPECT_EQ((*f)["k"], (FoldRow{2, 8}));
+  EXPECT_EQ(r->stats().duplicates, 2);
+}
+
+TEST_P(Projection, CatchesUpAfterDowntimeFromStoredOffsets) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 3));
+  ASSERT_TRUE(create_fold_table(store()));
+  EventProducer prod(brokers_);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 7), i)));
+  ASSERT_TRUE(prod.flush());
+  auto ends = end_offsets(brokers_, "fold");
+  {
+    ReplicaHandlers h;
+    install_fold(h);
+    Running r(config(brokers_, "catchup", "fold"), store(), std::move(h));
+    ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
+    EXPECT_EQ(*stored_offsets(store(), "catchup", "fold"), *ends);
+    EXPECT_EQ(r->stats().applied, 300);
+  }
+  // Down: the log moves on.
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 5), 1000 + i)));
+  ASSERT_TRUE(prod.flush());
+  ends = end_offsets(brokers_, "fold");
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(config(brokers_, "catchup", "fold"), store(), std::move(h));
+  ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
+  EXPECT_EQ(*stored_offsets(store(), "catchup", "fold"), *ends);
+  EXPECT_EQ(r->stats().applied, 200) << "a restarted replica must apply only what it missed";
+  auto expected = fold_of_log(brokers_, "fold", 500, seconds(30));
+  ASSERT_TRUE(expected);
+  EXPECT_EQ(*fold_of_db(store()), expected->fold);
+}
+
+TEST_P(Projection, DatabaseOffsetsWinOverBrokerOffsets) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
+  // The database says 15 events are applied; the broker says none are.
+  ASSERT_TRUE(store().run([](Tx& tx) -> Result<void> {
+    HERALD_TRY(save_offset(tx, "winner", "fold", 0, 15));
+    HERALD_TRY(tx.exec("INSERT INTO fold (k, cnt, total) VALUES ('k', 15, 15)"));
+    return ok();
+  }));
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(config(brokers_, "winner", "fold"), store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_EQ(r->stats().applied, 5);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{20, 20}));
+}
+
+TEST_P(Projection, CommitsToTheBrokerSoGroupLagIsReal) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 2));
+  ASSERT_TRUE(create_fold_table(store()));
+  EventProducer prod(brokers_);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 9), 1)));
+  ASSERT_TRUE(prod.flush());
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(config(brokers_, "lag", "fold"), store(), std::move(h));
+  ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
+  auto stored = *stored_offsets(store(), "lag", "fold");
+  // What `herald group describe lag` reads: the group's committed offsets.
+  auto committed = [&]() -> std::map<int32_t, int64_t> {
+    auto conf = kafka::make_conf({{"bootstrap.servers", brokers_}, {"group.id", "lag"}, {"log_level", "3"}});
+    auto c = kafka::make_handle(RD_KAFKA_CONSUMER, std::move(*conf));
+    auto list = kafka::make_list();
+    for (int p = 0; p < 2; ++p) rd_kafka_topic_partition_list_add(list.get(), "fold", p);
+    std::map<int32_t, int64_t> out;
+    if (rd_kafka_committed(c->get(), list.get(), 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+    }
+    rd_kafka_consumer_close(c->get());
+    return out;
+  };
+  EXPECT_TRUE(eventually([&] { return committed() == stored; }, seconds(10)));
+  auto st = r->status();
+  ASSERT_EQ(st.size(), 2u);
+  for (auto& p : st) {
+    EXPECT_EQ(p.lag, 0);
+    EXPECT_TRUE(p.caught_up);
+    EXPECT_EQ(p.position, stored[p.partition]);
+  }
+}
+
+TEST_P(Projection, WaitUntilSeesAppliedOffsetsAndTimesOutOnFutureOnes) {
+  ASSERT_TRUE(create_topic(brokers_, "users", 1));
+  ReplicaHandlers h;
+  install_kv(h);
+  Running r(config(brokers_, "ryw", "users"), store(), std::move(h));
+  ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
+  auto off = send("users", kv_set("u9", "x"));
+  auto got = r->wait_until("users", 0, off, seconds(20));
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ(kv_of_db(store())["u9"], "x");  // read-your-writes
+  auto later = r->wait_until("users", 0, off + 100, milliseconds(300));
+  ASSERT_TRUE(later);
+  EXPECT_FALSE(*later);
+}
+
+TEST_P(Projection, PerEventTransactionsWhenBatchIsOne) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  int64_t last = 0;
+  for (int i = 0; i < 25; ++i) last = send("fold", fold_event("k", 2));
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "single", "fold");
+  cfg.max_batch_events = 1;
+  Running r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_EQ(r->stats().transactions, 25);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{25, 50}));
+}
+
+TEST_P(Projection, StopPolicyStopsAtThePoisonEventAndKeepsItUnapplied) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  send("fold", fold_event("k", 1));
+  send("fold", fold_event("k", 2));
+  int64_t bad = send("fold", *encode(Event::json("fold.add", "/sdk-test", "k", {{"amount", "not a number"}})));
+  send("fold", fold_event("k", 3));
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "stopper", "fold");
+  cfg.on_poison = PoisonPolicy::kStop;
+  cfg.max_retries = 1;
+  auto rep = Replica::create(cfg, store(), std::move(h));
+  ASSERT_TRUE(rep);
+  auto res = (*rep)->run();
+  ASSERT_FALSE(res);
+  EXPECT_NE(res.error().message.find("@" + std::to_string(bad)), std::string::npos) << res.error().message;
+  EXPECT_EQ((*stored_offsets(store(), "stopper", "fold"))[0], bad);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{2, 3}));
+}
+
+TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
+  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  int64_t last = 0;
+  for (int i = 0; i < 50; ++i) last = send("fold", fold_event("k", 1));
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "clean", "fold");
+  cfg.max_batch_events = 10000;
+  cfg.max_batch_delay = seconds(60);  // only the end of the partition flushes
+  {
+    Running r(cfg, store(), std::move(h));
+    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  }
+  EXPECT_EQ((*stored_offsets(store(), "clean", "fold"))[0], last + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, Projection, ::testing::Values("sqlite", "postgres"),
+                         store_param_name);
+
+}  // namespace
+}  // namespace herald::sdk::testing
