@@ -341,19 +341,24 @@ int main(int argc, char** argv) {
   if (o.only.find("read") != std::string::npos) {
     const auto dir = o.dir / "read";
     fill(dir, static_cast<uint64_t>(o.read_gib * (1 << 30)), 256 << 20);
-    auto log = PartitionLog::open(dir, LogConfig{.segment_bytes = 256 << 20}, nullptr).value();
     uint64_t total = 0;
-    replay(*log, false, &total);  // warm the page cache
+    {
+      auto warm = PartitionLog::open(dir, LogConfig{.segment_bytes = 256 << 20}, nullptr).value();
+      replay(*warm, false, &total);  // bring the files into the page cache
+    }
     for (int rep = 1; rep <= o.reps; ++rep) {
-      const double checked = replay(*log, true, &total);
+      // A fresh open: the first replay CRC-checks every batch, later ones skip bytes already checked.
+      auto log = PartitionLog::open(dir, LogConfig{.segment_bytes = 256 << 20}, nullptr).value();
+      const double first = replay(*log, true, &total);
+      const double again = replay(*log, true, &total);
       const double unchecked = replay(*log, false, &total);
-      print(fmt::format("herald_replay_pagecache rep={} bytes={} GBps_crc_checked={:.2f} GBps_unchecked={:.2f}", rep,
-                        total, checked, unchecked));
-      m["read"].push_back(checked);
+      print(fmt::format("herald_replay_pagecache rep={} bytes={} GBps_first_read_crc_checked={:.2f} "
+                        "GBps_reread={:.2f} GBps_no_crc={:.2f}",
+                        rep, total, first, again, unchecked));
+      m["read"].push_back(first);
+      m["read_again"].push_back(again);
       m["read_unchecked"].push_back(unchecked);
     }
-    (void)log->close();
-    log.reset();
     std::filesystem::remove_all(dir);
   }
   if (o.only.find("startup") != std::string::npos) {
@@ -408,8 +413,9 @@ int main(int argc, char** argv) {
                       med("fio1m"), med("ratio_1m")));
   }
   if (!m["read"].empty()) {
-    print(fmt::format("replay from page cache: {:.2f} GB/s with batch CRC check, {:.2f} GB/s without",
-                      med("read"), med("read_unchecked")));
+    print(fmt::format("replay from page cache (read + read_slice, 1 MiB per read): first read after open with "
+                      "CRC check {:.2f} GB/s; re-read {:.2f} GB/s; without CRC {:.2f} GB/s",
+                      med("read"), med("read_again"), med("read_unchecked")));
   }
   if (!m["open_clean"].empty()) {
     print(fmt::format("open after clean close: {:.2f} ms; after SIGKILL with 0 / 16 / 64 MiB unflushed: {:.1f} / "

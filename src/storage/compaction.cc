@@ -301,6 +301,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
     }
     committed = true;
     swap_incomplete_ = true;  // until the renames are done
+    for (auto& r : results) r.old->retire();
     for (const auto& r : results) {
       for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
         HERALD_TRY(fs_.rename(cleaned_path(*r.old, suffix), r.old->path(suffix)));

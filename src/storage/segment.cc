@@ -120,6 +120,7 @@ Result<void> Segment::load_index_locked() const {
     return ok();
   }
   index_.emplace(std::move(scan.index));
+  if (retired_.load()) return ok();
   // Best effort: a rebuilt index is written back so the next start is fast.
   Bytes ob = index_->encode_offset_index();
   Bytes tb = index_->encode_time_index();
@@ -165,6 +166,7 @@ void Segment::set_cleaned_at(int64_t ms) {
 void Segment::set_index_interval(int32_t interval) { index_interval_.store(interval, std::memory_order_relaxed); }
 
 Result<void> Segment::persist_index(bool sync) const {
+  if (retired_.load()) return ok();
   Bytes ob, tb;
   {
     std::lock_guard lock(index_mu_);
@@ -239,7 +241,8 @@ Result<ScanResult> Segment::scan(int64_t min_offset) const {
   return out;
 }
 
-Result<void> Segment::remove_files() const {
+Result<void> Segment::remove_files() {
+  retire();
   for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
     auto r = fs_.remove(path(suffix));
     if (!r && r.error().code != Errc::kNotFound) return r;

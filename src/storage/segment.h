@@ -117,9 +117,12 @@ class Segment {
   // offsets increase from min_offset; stops at the first failure.
   Result<ScanResult> scan(int64_t min_offset) const;
 
-  // Unlinks .log, .index, .timeindex (missing files are fine). Open File
-  // handles stay readable.
-  Result<void> remove_files() const;
+  // Unlinks .log, .index, .timeindex (missing files are fine) and retires
+  // the segment. Open File handles stay readable.
+  Result<void> remove_files();
+  // The file names now belong to someone else (deleted, or replaced by
+  // compaction): never write index files for this object again.
+  void retire() { retired_.store(true); }
 
   // What read_slice need not CRC-check again (see VerifiedMark).
   const std::shared_ptr<VerifiedMark>& verified_mark() const { return verified_; }
@@ -140,6 +143,7 @@ class Segment {
   const std::shared_ptr<File> file_;
   std::atomic<uint64_t> size_;
   std::atomic<int32_t> index_interval_;
+  std::atomic<bool> retired_{false};
   const std::shared_ptr<VerifiedMark> verified_ = std::make_shared<VerifiedMark>();
 
   mutable std::mutex index_mu_;
