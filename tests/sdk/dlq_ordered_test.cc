@@ -125,7 +125,7 @@ class OrderedDeadLetters : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(OrderedDeadLetters, LaterEventsOfAPoisonedKeyWaitAndReplayAppliesThemInOrder) {
-  ASSERT_TRUE(create_topic(brokers_, topic_, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
   SeqHandler handler;
   handler.set_poisoned({{"K", 2}, {"K", 4}});
   using V = std::vector<int>;
@@ -194,7 +194,7 @@ TEST_P(OrderedDeadLetters, LaterEventsOfAPoisonedKeyWaitAndReplayAppliesThemInOr
 }
 
 TEST_P(OrderedDeadLetters, SkippingADeadHeadReleasesTheRestOfTheChain) {
-  ASSERT_TRUE(create_topic(brokers_, topic_, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
   SeqHandler handler;
   handler.set_poisoned({{"Q", 1}});
   send(seq("Q", 1));

@@ -106,7 +106,7 @@ class DeadLetters : public ::testing::TestWithParam<std::string> {
 
 TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   const std::string topic = "payments";
-  ASSERT_TRUE(create_topic(brokers_, topic, 2));
+  ASSERT_TRUE(make_topic(brokers_, topic, 2));
   PoisonFold handler;
   ReplicaHandlers h;
   handler.install(h);
@@ -192,7 +192,10 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   EXPECT_NE(out.find("replayed 0 dead letter(s)"), std::string::npos);
 
   // Even a stray second copy of the replay is dropped by ce_id.
-  auto dup = dlq::list({.brokers = brokers_, .dlq_topic = topic + ".dlq"}, false);
+  dlq::DlqOptions all;
+  all.brokers = brokers_;
+  all.dlq_topic = topic + ".dlq";
+  auto dup = dlq::list(all, false);
   ASSERT_TRUE(dup && dup->size() == 1);
   int64_t again = send(topic, EncodedEvent{*dup->front().key, dup->front().value,
                                            dlq::replay_headers(dup->front().headers, dup->front().failure)},
@@ -205,7 +208,7 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
 
 TEST_P(DeadLetters, SkipPassesOverPendingLettersWithoutRepublishing) {
   const std::string topic = "orders";
-  ASSERT_TRUE(create_topic(brokers_, topic, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic, 1));
   PoisonFold handler;
   ReplicaHandlers h;
   handler.install(h);
@@ -228,7 +231,7 @@ TEST_P(DeadLetters, SkipPassesOverPendingLettersWithoutRepublishing) {
 
 TEST_P(DeadLetters, MalformedEnvelopeIsDeadLetteredWithoutRetries) {
   const std::string topic = "inbox";
-  ASSERT_TRUE(create_topic(brokers_, topic, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic, 1));
   PoisonFold handler;
   ReplicaHandlers h;
   handler.install(h);

@@ -105,7 +105,7 @@ class Projection : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(Projection, TombstonesDeleteRowsAndPlainRecordsReachOtherwise) {
-  ASSERT_TRUE(create_topic(brokers_, "users", 1));
+  ASSERT_TRUE(make_topic(brokers_, "users", 1));
   send("users", kv_set("u1", "a"));
   send("users", kv_set("u2", "b"));
   send("users", kv_set("u3", "c"));
@@ -127,7 +127,7 @@ TEST_P(Projection, TombstonesDeleteRowsAndPlainRecordsReachOtherwise) {
 }
 
 TEST_P(Projection, DuplicateCeIdsAreDroppedEvenWithinOneBatch) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
   auto e = fold_event("k", 7);
   send("fold", e);
@@ -145,7 +145,7 @@ TEST_P(Projection, DuplicateCeIdsAreDroppedEvenWithinOneBatch) {
 }
 
 TEST_P(Projection, CatchesUpAfterDowntimeFromStoredOffsets) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 3));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 3));
   ASSERT_TRUE(create_fold_table(store()));
   EventProducer prod(brokers_);
   for (int i = 0; i < 300; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 7), i)));
@@ -175,7 +175,7 @@ TEST_P(Projection, CatchesUpAfterDowntimeFromStoredOffsets) {
 }
 
 TEST_P(Projection, DatabaseOffsetsWinOverBrokerOffsets) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
   int64_t last = 0;
   for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
@@ -194,7 +194,7 @@ TEST_P(Projection, DatabaseOffsetsWinOverBrokerOffsets) {
 }
 
 TEST_P(Projection, CommitsToTheBrokerSoGroupLagIsReal) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 2));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 2));
   ASSERT_TRUE(create_fold_table(store()));
   EventProducer prod(brokers_);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 9), 1)));
@@ -228,7 +228,7 @@ TEST_P(Projection, CommitsToTheBrokerSoGroupLagIsReal) {
 }
 
 TEST_P(Projection, WaitUntilSeesAppliedOffsetsAndTimesOutOnFutureOnes) {
-  ASSERT_TRUE(create_topic(brokers_, "users", 1));
+  ASSERT_TRUE(make_topic(brokers_, "users", 1));
   ReplicaHandlers h;
   install_kv(h);
   Running r(config(brokers_, "ryw", "users"), store(), std::move(h));
@@ -243,7 +243,7 @@ TEST_P(Projection, WaitUntilSeesAppliedOffsetsAndTimesOutOnFutureOnes) {
 }
 
 TEST_P(Projection, PerEventTransactionsWhenBatchIsOne) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
   int64_t last = 0;
   for (int i = 0; i < 25; ++i) last = send("fold", fold_event("k", 2));
@@ -258,7 +258,7 @@ TEST_P(Projection, PerEventTransactionsWhenBatchIsOne) {
 }
 
 TEST_P(Projection, StopPolicyStopsAtThePoisonEventAndKeepsItUnapplied) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
   send("fold", fold_event("k", 1));
   send("fold", fold_event("k", 2));
@@ -279,7 +279,7 @@ TEST_P(Projection, StopPolicyStopsAtThePoisonEventAndKeepsItUnapplied) {
 }
 
 TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
-  ASSERT_TRUE(create_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
   int64_t last = 0;
   for (int i = 0; i < 50; ++i) last = send("fold", fold_event("k", 1));

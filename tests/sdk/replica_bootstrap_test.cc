@@ -77,10 +77,12 @@ TEST_P(Bootstrap, NewReplicaOverCompactedTopicConvergesAndIsReadyOnlyWhenCurrent
   constexpr int kKeys = 100000;
 
   TempDir dir;
-  auto broker = GroupBroker::start({.partitions = 1, .maintenance_interval_ms = 250});
+  GroupBrokerOptions bo;
+  bo.maintenance_interval_ms = 250;
+  auto broker = GroupBroker::start(bo);
   const std::string brokers = broker->brokers();
   const std::string topic = "users";
-  ASSERT_TRUE(create_topic(brokers, topic, 4,
+  ASSERT_TRUE(make_topic(brokers, topic, 4,
                            {{"cleanup.policy", "compact"}, {"segment.bytes", "1048576"}, {"min.compaction.lag.ms", "0"}}));
 
   // The history: every key created, then overwritten (some many times),

@@ -71,7 +71,7 @@ rd_kafka_t* new_handle(rd_kafka_type_t type, const std::vector<std::pair<std::st
 
 }  // namespace
 
-Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions,
+Result<void> make_topic(const std::string& brokers, const std::string& topic, int partitions,
                           const std::vector<std::pair<std::string, std::string>>& configs) {
   rd_kafka_t* rk = new_handle(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"log_level", "3"}});
   char err[512];

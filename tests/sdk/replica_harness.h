@@ -4,7 +4,7 @@
 // rebalance tests, and child processes that can be SIGKILLed.
 //
 //   auto broker = GroupBroker::start();
-//   ASSERT_TRUE(create_topic(broker->brokers(), "fold", 4));
+//   ASSERT_TRUE(make_topic(broker->brokers(), "fold", 4));
 //   EventProducer prod(broker->brokers());
 //   prod.send("fold", fold_event("k1", 5));
 //   auto store = open_store(kind, dir);            // SQLite file or fresh PG database
@@ -61,7 +61,7 @@ class GroupBroker {
 
 // Creates a topic (succeeds if it exists). `configs`: topic configs such as
 // {"cleanup.policy", "compact"}.
-Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions,
+Result<void> make_topic(const std::string& brokers, const std::string& topic, int partitions,
                           const std::vector<std::pair<std::string, std::string>>& configs = {});
 
 // An asynchronous idempotent producer; flush() waits for every delivery.

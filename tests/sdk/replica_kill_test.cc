@@ -51,7 +51,7 @@ TEST_P(ReplicaKill, FoldEqualsLogAfterRepeatedSigkill) {
   const std::string brokers = broker->brokers();
   const std::string topic = "fold";
   const std::string group = "fold-projection";
-  ASSERT_TRUE(create_topic(brokers, topic, 4));
+  ASSERT_TRUE(make_topic(brokers, topic, 4));
   TestStore ts = open_test_store(GetParam(), dir.path(), "replica_kill");
   ASSERT_TRUE(create_fold_table(*ts.store));
 

@@ -34,7 +34,7 @@ TEST_P(ReplicaRebalance, SurvivorTakesOverFromDatabaseOffsets) {
   const std::string brokers = broker->brokers();
   const std::string topic = "fold";
   const std::string group = "fold-pair";
-  ASSERT_TRUE(create_topic(brokers, topic, 4));
+  ASSERT_TRUE(make_topic(brokers, topic, 4));
   TestStore ts = open_test_store(GetParam(), dir.path(), "replica_rebalance");
   ASSERT_TRUE(create_fold_table(*ts.store));
 

@@ -37,7 +37,9 @@
 // work on it directly.
 //
 // Usage:
-//   dlq::DlqOptions o{.brokers = "127.0.0.1:9092", .dlq_topic = "orders.dlq"};
+//   dlq::DlqOptions o;
+//   o.brokers = "127.0.0.1:9092";
+//   o.dlq_topic = "orders.dlq";
 //   HERALD_ASSIGN_OR_RETURN(auto letters, dlq::list(o, /*pending_only=*/true));
 //   HERALD_ASSIGN_OR_RETURN(auto n, dlq::replay(o));   // after the fix
 #pragma once

@@ -61,6 +61,7 @@ class Replica::Impl {
   Result<void> join();
 
   bool ready() const { return ready_.load(); }
+  bool running() const { return in_run_.load(); }
   std::vector<PartitionStatus> status() const;
   ReplicaStats stats() const {
     std::lock_guard lk(mu_);
@@ -175,7 +176,8 @@ class Replica::Impl {
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<bool> running_{false};
+  std::atomic<bool> running_{false};  // start() was called
+  std::atomic<bool> in_run_{false};   // run() is executing
   std::thread thread_;
   std::optional<Result<void>> thread_result_;
 
@@ -214,6 +216,11 @@ Result<void> Replica::Impl::init() {
 
 Result<void> Replica::Impl::run() {
   if (rk_ == nullptr) return Error{Errc::kClosed, "replica: already ran (create a new one)"};
+  in_run_.store(true);
+  struct Done {
+    std::atomic<bool>& flag;
+    ~Done() { flag.store(false); }
+  } done{in_run_};
   auto list = kafka::make_list(static_cast<int>(cfg_.topics.size()));
   for (const auto& t : cfg_.topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -244,6 +251,7 @@ Result<void> Replica::Impl::run() {
 
 Result<void> Replica::Impl::start() {
   if (running_.exchange(true)) return Error{Errc::kInvalidArgument, "replica: already started"};
+  in_run_.store(true);  // so that running() is true as soon as start() returns
   thread_ = std::thread([this] {
     auto r = run();
     if (!r) HLOG_ERROR("replica {}: stopped: {}", cfg_.group_id, r.error().to_string());
@@ -1031,6 +1039,7 @@ void Replica::stop() { impl_->stop(); }
 Result<void> Replica::join() { return impl_->join(); }
 void Replica::on_ready(std::function<void()> fn) { impl_->on_ready_ = std::move(fn); }
 bool Replica::ready() const { return impl_->ready(); }
+bool Replica::running() const { return impl_->running(); }
 std::vector<PartitionStatus> Replica::status() const { return impl_->status(); }
 ReplicaStats Replica::stats() const { return impl_->stats(); }
 Result<bool> Replica::wait_until(std::string_view topic, int32_t partition, int64_t offset,

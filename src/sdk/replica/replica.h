@@ -163,6 +163,8 @@ class Replica {
   void stop();
   // Waits for the background thread; returns run()'s result.
   Result<void> join();
+  // True while run() executes (on any thread); false once it returned.
+  bool running() const;
 
   // Called on the replica's thread each time it becomes ready. Set before start().
   void on_ready(std::function<void()> fn);
