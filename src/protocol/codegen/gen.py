@@ -165,7 +165,7 @@ class Field:
         if self.elem == "int64":
             if v == -(1 << 63):
                 return "std::numeric_limits<int64_t>::min()"
-            return f"INT64_C({v})"
+            return str(v) if -(1 << 31) < v < (1 << 31) else f"INT64_C({v})"
         if v == -(1 << 31):
             return "std::numeric_limits<int32_t>::min()"
         return str(v) if ctype in ("int32_t", "int64_t") or v >= 0 else f"static_cast<{ctype}>({v})"
