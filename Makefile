@@ -46,3 +46,6 @@ fuzz: deps
 
 clean:
 	rm -rf build build-asan build-fuzz build-debug
+
+demo: build
+	scripts/demo
