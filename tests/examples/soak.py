@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""Soak test of the Users/Billing example.
+
+Two users services (one shared database) take N random changes (create,
+change e-mail, delete) across U users from W concurrent writers, while
+billing is SIGKILLed and restarted at seeded random moments, at least K
+times. At the end billing's replica must equal users' table exactly
+(id, name, email, version of every user), which only holds if every event
+took effect exactly once and in order, across every crash.
+
+  soak.py --build-dir build [--pg-url-file F] [--seed 42] [--changes 10000]
+          [--users 1000] [--kills 10]
+"""
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "examples", "users-billing"))
+
+import harness  # noqa: E402
+from harness import CheckFailed, http, wait_until  # noqa: E402
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Writers:
+    """W threads sending `changes` random requests to the users instances."""
+
+    def __init__(self, urls, n_users, changes, seed, threads):
+        self.urls = urls
+        self.ids = [f"u{i:04d}" for i in range(n_users)]
+        self.changes = changes
+        self.seed = seed
+        self.threads = threads
+        self.done = 0
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.errors = []
+        self.finished = threading.Event()
+
+    def _record(self, kind):
+        with self.lock:
+            self.done += 1
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def _worker(self, idx, quota):
+        rng = random.Random(self.seed * 1000 + idx)
+        for _ in range(quota):
+            if self.errors:
+                return
+            uid = rng.choice(self.ids)
+            url = rng.choice(self.urls)
+            r = rng.random()
+            if r < 0.35:
+                kind = "create"
+                st, body = http("POST", f"{url}/users", {
+                    "id": uid, "name": f"User {uid} #{rng.randrange(1000)}",
+                    "email": f"{uid}.{rng.randrange(10**6)}@example.com"})
+                ok = st in (201, 409)
+            elif r < 0.90:
+                kind = "email"
+                st, body = http("PUT", f"{url}/users/{uid}/email",
+                                {"email": f"{uid}.{rng.randrange(10**6)}@example.org"})
+                ok = st in (200, 404)
+            else:
+                kind = "delete"
+                st, body = http("DELETE", f"{url}/users/{uid}")
+                ok = st in (204, 404)
+            if not ok:
+                self.errors.append(f"{kind} {uid} via {url}: HTTP {st} {body}")
+                return
+            self._record(f"{kind} {st}")
+
+    def run(self):
+        per = [self.changes // self.threads + (1 if i < self.changes % self.threads else 0)
+               for i in range(self.threads)]
+        ts = [threading.Thread(target=self._worker, args=(i, q), daemon=True) for i, q in enumerate(per)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.finished.set()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--pg-url-file")
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "20240501")))
+    ap.add_argument("--changes", type=int, default=10000)
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--kills", type=int, default=10, help="minimum number of billing SIGKILLs")
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    harness.install_signal_cleanup()
+
+    rng = random.Random(args.seed)
+    log(f"soak: seed {args.seed}, {args.changes} changes across {args.users} users, "
+        f">= {args.kills} billing kills, {'PostgreSQL' if args.pg_url_file else 'SQLite'}")
+    started = time.monotonic()
+    h = harness.Harness(args.build_dir, keep=args.keep)
+    pg_url = None
+    pg_dbs = []
+    ok = False
+    try:
+        if args.pg_url_file:
+            with open(args.pg_url_file) as f:
+                pg_url = f.read().strip()
+            dbs = {}
+            for svc in ("users", "billing"):
+                name = f"soak_{svc}_{os.getpid()}"
+                dbs[svc] = harness.pg_create_database(pg_url, name)
+                pg_dbs.append(name)
+        else:
+            dbs = {svc: os.path.join(h.work, f"{svc}.db") for svc in ("users", "billing")}
+
+        h.start_broker()
+        users = [h.start_service("users", "--db", dbs["users"], name=f"users{i}") for i in (1, 2)]
+        billing_args = ("--db", dbs["billing"], "--group", "billing", "--users-url", users[0].url)
+        billing = h.start_service("billing", *billing_args, name="billing")
+        h.wait_ready(billing, timeout=60)
+
+        writers = Writers([u.url for u in users], args.users, args.changes, args.seed, args.writers)
+        # Kill points: fractions of the writes, seeded; spread so each restart
+        # gets some time to rejoin and apply a batch before the next kill.
+        n_kills = args.kills + 2
+        points = sorted(rng.sample(range(args.changes // 20, args.changes * 19 // 20), n_kills))
+        writer_thread = threading.Thread(target=writers.run, daemon=True)
+        writer_thread.start()
+
+        kills = 0
+        restarts_ready = 0
+        for point in points:
+            while writers.done < point and not writers.finished.is_set() and not writers.errors:
+                time.sleep(0.02)
+            if writers.errors:
+                break
+            # Let this incarnation live a little (sometimes mid catch-up, sometimes caught up).
+            time.sleep(rng.uniform(0.0, 1.5))
+            _, health = http("GET", billing.url + "/health", timeout=2)
+            applied = health["stats"]["applied"] if isinstance(health, dict) else "?"
+            h.kill(billing)
+            kills += 1
+            log(f"kill {kills}: SIGKILL billing at {writers.done}/{args.changes} writes "
+                f"(it had applied {applied} events)")
+            time.sleep(rng.uniform(0.0, 1.0))
+            billing = h.start_service("billing", *billing_args, name="billing")
+        writer_thread.join(timeout=600)
+        if writers.errors:
+            raise CheckFailed("writes failed: " + "; ".join(writers.errors[:5]))
+        # Keep killing after the writes if they finished early.
+        while kills < args.kills:
+            time.sleep(rng.uniform(0.5, 2.0))
+            h.kill(billing)
+            kills += 1
+            log(f"kill {kills}: SIGKILL billing after the writes")
+            billing = h.start_service("billing", *billing_args, name="billing")
+        log(f"writes done: {writers.done} ({dict(sorted(writers.counts.items()))})")
+
+        # Both users instances publish through one outbox (one relay holds the lease).
+        wait_until("users' outbox to drain",
+                   lambda: http("GET", users[0].url + "/health")[1].get("outbox_pending") == 0, timeout=120)
+        h.wait_ready(billing, timeout=120)
+
+        def project(rows):
+            return {r["id"]: (r["name"], r["email"], r["version"]) for r in rows}
+
+        state = {}
+
+        def equal():
+            st1, u = http("GET", users[0].url + "/users", timeout=30)
+            st2, b = http("GET", billing.url + "/customers", timeout=30)
+            if st1 != 200 or st2 != 200:
+                return False
+            state["users"], state["billing"] = project(u), project(b)
+            return state["users"] == state["billing"]
+        try:
+            wait_until("billing's replica to equal users' table", equal, timeout=120, interval=0.5)
+        except CheckFailed:
+            u, b = state.get("users", {}), state.get("billing", {})
+            missing = sorted(set(u) - set(b))[:10]
+            extra = sorted(set(b) - set(u))[:10]
+            differ = [(k, u[k], b[k]) for k in sorted(set(u) & set(b)) if u[k] != b[k]][:10]
+            raise CheckFailed(f"replica != table: {len(u)} users, {len(b)} customers; missing {missing}; "
+                              f"extra {extra}; differ {differ}")
+        _, health = http("GET", billing.url + "/health")
+        stats = health["stats"]
+        if stats["dead_lettered"] != 0:
+            raise CheckFailed(f"billing dead-lettered events: {stats}")
+        rc = h.terminate(billing)
+        if rc != 0:
+            raise CheckFailed(f"billing exited {rc} on SIGTERM")
+        for u in users:
+            rc = h.terminate(u)
+            if rc != 0:
+                raise CheckFailed(f"{u.name} exited {rc} on SIGTERM")
+        log(f"PASS: {kills} SIGKILLs of billing survived; billing's replica equals users' table exactly "
+            f"({len(state['users'])} users, same name/email/version) after {writers.done} changes; "
+            f"{time.monotonic() - started:.0f}s (seed {args.seed})")
+        ok = True
+    except CheckFailed as e:
+        log(f"FAIL: {e}")
+    except SystemExit as e:
+        log(f"interrupted ({e.code})")
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+    finally:
+        if not ok:
+            for p in h.procs[-6:]:
+                print(f"--- last lines of {p.name} ({p.log_path}) ---\n{p.log_tail(20)}", flush=True)
+        h.cleanup()
+        for name in pg_dbs:
+            harness.pg_drop_database(pg_url, name)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
