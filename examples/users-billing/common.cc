@@ -470,6 +470,10 @@ void add_replica_endpoints(httplib::Server& server, const std::string& service, 
   server.Get("/ready", [&replica](const httplib::Request&, httplib::Response& res) {
     json s = replica_status_json(replica);
     json j{{"ready", s["ready"]}, {"lag", s["lag"]}, {"partitions", s["partitions"]}};
+    if (!replica.ready()) {
+      j["waiting_for"] = s["partitions"].empty() ? "a partition assignment (joining the consumer group)"
+                                                 : "the replica to reach the log end it saw at assignment";
+    }
     reply_json(res, replica.ready() ? 200 : 503, j);
   });
 }
