@@ -43,6 +43,15 @@ import time
 import traceback
 
 PY = "/usr/bin/python3"
+
+try:  # tests open 1,000+ sockets; the broker (our child) inherits the limit
+    import resource
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _soft != resource.RLIM_INFINITY and (_hard == resource.RLIM_INFINITY or _soft < _hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(_hard, 65536) if _hard != resource.RLIM_INFINITY else 65536,
+                                                    _hard))
+except (ImportError, ValueError, OSError):
+    pass
 _LIVE_PROCS: list = []  # every Popen we started; killed at exit
 
 
@@ -206,9 +215,10 @@ class Broker:
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stacks = self.dump_stacks()
             self.proc.kill()
             self.proc.wait(timeout=10)
-            raise Failure(f"{self.name} did not exit within {timeout}s of SIGTERM")
+            raise Failure(f"{self.name} did not exit within {timeout}s of SIGTERM\n{stacks}")
         self.port = None
         if expect_rc is not None and rc != expect_rc:
             raise Failure(f"{self.name} exited with {rc} after SIGTERM (expected {expect_rc})\n{self.log_tail()}")
@@ -218,6 +228,23 @@ class Broker:
         if self.running():
             self.kill() if kill else self.stop()
         return self.start(timeout=timeout)
+
+    def dump_stacks(self, timeout: float = 60.0) -> str:
+        """Every thread's backtrace of the running broker (gdb, if installed); also appended to the log."""
+        gdb = shutil.which("gdb")
+        if not gdb or not self.running():
+            return "(no gdb: no stacks)"
+        try:
+            cp = subprocess.run([gdb, "-p", str(self.proc.pid), "-batch", "-nx", "-ex", "set pagination off",
+                                 "-ex", "thread apply all bt"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                timeout=timeout)
+            text = cp.stdout.decode(errors="replace")
+        except (subprocess.TimeoutExpired, OSError) as e:
+            text = f"(gdb failed: {e})"
+        with open(self.log_path, "ab") as lf:
+            lf.write(b"==== stacks (gdb, by test)\n" + text.encode() + b"\n")
+        lines = [l for l in text.splitlines() if l.startswith(("Thread ", "#"))]
+        return "stacks:\n" + "\n".join("  " + l for l in lines[:200])
 
     def ensure_dead(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -232,6 +259,14 @@ class Broker:
             raise Failure(f"{self.name} died (rc={self.proc.returncode})\n{self.log_tail()}")
 
     # --- log ---------------------------------------------------------------
+    def rss_kib(self) -> int:
+        """Resident set size of the running broker, KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise Failure("no VmRSS")
+
     def log_text(self) -> str:
         try:
             with open(self.log_path, "rb") as f:

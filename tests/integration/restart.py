@@ -14,7 +14,9 @@ Phase A uses a plain producer (retries may duplicate, which is allowed) and
 includes one SIGTERM under load; phase B uses enable.idempotence=true, and
 additionally no message of phase B may be stored twice (producer state must
 survive the crash). Finally, with the producer stopped, a clean restart
-(SIGTERM) must keep the log exactly as it was.
+(SIGTERM) must keep the log exactly as it was, and so must 5 more SIGTERMs
+with 1,000 idle client connections open (each must exit promptly; the RSS
+an idle connection costs is reported).
 
 Run as `restart.py --role producer ...` it is the producer process.
 """
@@ -35,7 +37,9 @@ def add_args(ap):
     ap.add_argument("--role", default="test", choices=["test", "producer"])
     ap.add_argument("--kills-a", type=int, default=6, help="SIGKILL trials with the plain producer")
     ap.add_argument("--kills-b", type=int, default=6, help="SIGKILL trials with the idempotent producer")
-    ap.add_argument("--rate", type=int, default=8000, help="producer messages per second")
+    ap.add_argument("--rate", type=int, default=5000, help="producer messages per second")
+    ap.add_argument("--idle-connections", type=int, default=1000, help="idle connections open at SIGTERM")
+    ap.add_argument("--idle-reps", type=int, default=5, help="SIGTERMs with idle connections open")
     # producer role
     ap.add_argument("--bootstrap")
     ap.add_argument("--acked")
@@ -215,7 +219,7 @@ def trials(h, b, prod, kills, sigterm_at, acked_all, idem_phases, counter):
     for t in range(kills):
         # Under load: the producer has been acknowledged a random number of new messages since the start.
         base = prod.acked_count()
-        need = h.rng.randint(300, 6000)
+        need = h.rng.randint(300, 4000)
         harness.wait_until(lambda: prod.acked_count() >= base + need, 60,
                            f"producer {phase}: {need} more acks after (re)start")
         time.sleep(h.rng.uniform(0.0, 0.4))  # the random moment
@@ -233,6 +237,41 @@ def trials(h, b, prod, kills, sigterm_at, acked_all, idem_phases, counter):
             f"{b.log_text().splitlines()[-1].split(' info ')[-1] if b.log_text() else ''}")
         verify(h, b, acked_all, f"after {'SIGTERM' if clean else 'SIGKILL'} #{t + 1} of phase {phase}",
                idem_phases)
+
+
+def idle_connections(h, b, content):
+    """Clean shutdown with many idle client connections open (each has had one request answered),
+    repeated: SIGTERM must still exit promptly and cleanly, and the log is unchanged afterwards.
+    Also reports what an idle connection costs in broker memory."""
+    import socket
+    import struct
+    import kwire
+    n, reps = h.args.idle_connections, h.args.idle_reps
+    for rep in range(reps):
+        b.start()
+        rss0 = b.rss_kib()
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+                s.sendall(kwire.request_frame(18, 0, i, b""))
+                socks.append(s)
+            for s in socks:
+                size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+                if len(s.recv(size, socket.MSG_WAITALL)) != size:
+                    raise Failure("short ApiVersions answer on an idle connection")
+            rss1 = b.rss_kib()
+            t0 = time.monotonic()
+            b.stop(timeout=15)
+            dt = time.monotonic() - t0
+        finally:
+            for s in socks:
+                s.close()
+        h.check(True, f"SIGTERM with {n} idle connections open (#{rep + 1}/{reps}): clean exit in {dt:.2f}s; "
+                      f"RSS {rss0} -> {rss1} KiB with them open ({(rss1 - rss0) / n:.1f} KiB per connection)")
+    after = read_all(b.start())
+    h.check(after == content, "log unchanged after the shutdowns with idle connections")
+    b.stop()
 
 
 def run(h):
@@ -267,6 +306,7 @@ def run(h):
     after = verify(h, b.start(), acked_all, "after the final clean restart (SIGTERM)", ["B"])
     h.check(before == after, "clean restart keeps the log exactly (every partition, every offset, every value)")
     b.stop()
+    idle_connections(h, b, before)
     h.check(counter["kills"] >= 10, f"{counter['kills']} SIGKILL trials under load (>= 10), "
                                     f"{counter['sigterms']} SIGTERM under load")
     log(f"figures: {counter['kills']} SIGKILL trials, {counter['sigterms']} SIGTERM under load, "
