@@ -13,7 +13,8 @@
 //      records all survive are copied byte for byte; batches that lose some are
 //      re-encoded with BatchBuilder (same base offset, offset deltas,
 //      timestamps, headers, producer fields, codec and last_offset_delta);
-//      batches that lose all are dropped. Offsets never change: gaps appear.
+//      batches that lose all are dropped, except a segment's last batch, kept
+//      empty so segments stay contiguous. Offsets never change: gaps appear.
 //   4. Changed segments are swapped in crash-safely (docs/storage-format.md
 //      section 6): write NNN.{log,index,timeindex}.cleaned, fdatasync them,
 //      fsync the directory, write the swap marker (the commit point), rename
@@ -60,6 +61,7 @@ class BatchIterator {
     return batch;
   }
   uint64_t position() const { return position_; }
+  bool at_end() const { return pos_ >= end_; }
 
  private:
   Error corrupt(const std::string& why) const {
@@ -243,7 +245,11 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
       ByteSpan write = batch;
       if (!all_kept) {
         result.changed = true;
-        if (kept.empty()) continue;  // the whole batch goes
+        // A batch that loses every record goes, except the segment's last one,
+        // which stays as an empty batch (records_count 0, as Kafka keeps them)
+        // so that every segment still ends where the next one begins: recovery
+        // relies on that to detect a lost tail.
+        if (kept.empty() && !it.at_end()) continue;
         record::BatchBuilder b(h.compression());
         b.set_base_offset(h.base_offset)
             .set_partition_leader_epoch(h.partition_leader_epoch)

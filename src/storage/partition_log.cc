@@ -179,9 +179,9 @@ Result<void> PartitionLog::recover() {
     for (; it != segments_.end(); ++it) {
       auto& seg = it->second;
       if (!first_scanned && seg->base_offset() != min_offset) {
-        // Segments at or above the recovery point were never compacted, so each
-        // starts where the previous one ends. A gap means the previous one lost
-        // its tail in the crash: nothing from here on is trusted.
+        // Each segment starts where the previous one ends (compaction keeps
+        // every segment's last batch, if need be empty). A gap means the
+        // previous one lost its tail in the crash: nothing from here on is trusted.
         HLOG_WARN("{}: segment {} does not follow the previous one (ends at {}); dropping it and later ones",
                   dir_.string(), seg->base_offset(), min_offset);
         for (auto later = it; later != segments_.end(); ++later) HERALD_TRY(later->second->remove_files());
@@ -240,9 +240,13 @@ Result<void> PartitionLog::recover() {
   int64_t start = segments_.begin()->first;
   if (cp) start = std::max(start, cp->log_start_offset);
   if (start > log_end_.load()) {
-    // The log start was raised past what survived (kInterval + crash): offsets are never reused.
-    HLOG_WARN("{}: log start {} beyond recovered end {}; starting a new segment there", dir_.string(), start,
+    // The log start was raised past what survived (kInterval + crash). Every
+    // segment lies below it; offsets are never reused, so start afresh there
+    // (Kafka's truncateFullyAndStartAt).
+    HLOG_WARN("{}: log start {} beyond recovered end {}; starting an empty log there", dir_.string(), start,
               log_end_.load());
+    for (auto& [base, seg] : segments_) HERALD_TRY(seg->remove_files());
+    segments_.clear();
     HERALD_ASSIGN_OR_RETURN(auto seg, Segment::create(fs_, dir_, start, cfg.index_interval_bytes));
     HERALD_TRY(fs_.sync_dir(dir_));
     seg->dir_entry_synced = true;
