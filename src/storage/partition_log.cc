@@ -407,6 +407,7 @@ Result<void> PartitionLog::sync_now() {
     size_t sealed = 0;
     for (size_t i = 0; i + 1 < segs.size(); ++i) {
       auto r = segs[i]->persist_index(true);
+      if (r) segs[i]->release_index();  // on disk now; reloaded on first lookup
       if (!r) {
         HLOG_WARN("{}: could not persist index of {}: {}", dir_.string(), segs[i]->base_offset(),
                   r.error().to_string());

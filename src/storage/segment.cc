@@ -89,6 +89,7 @@ Result<void> Segment::truncate_to(uint64_t size) {
   synced_size = std::min(synced_size, size);
   std::lock_guard lock(index_mu_);
   index_.reset();
+  summary_.reset();
   return ok();
 }
 
@@ -137,8 +138,16 @@ Result<void> Segment::ensure_index() const {
 
 Result<SegmentSummary> Segment::summary() const {
   std::lock_guard lock(index_mu_);
+  if (!index_ && summary_ && summary_->log_size == size()) return *summary_;
   HERALD_TRY(load_index_locked());
   return index_->summary();
+}
+
+void Segment::release_index() {
+  std::lock_guard lock(index_mu_);
+  if (!index_) return;
+  summary_ = index_->summary();
+  index_.reset();
 }
 
 Result<uint64_t> Segment::lookup(int64_t offset) const {
@@ -156,11 +165,7 @@ Result<int64_t> Segment::lookup_time(int64_t ts) const {
 void Segment::set_index(SegmentIndex index) {
   std::lock_guard lock(index_mu_);
   index_.emplace(std::move(index));
-}
-
-void Segment::set_cleaned_at(int64_t ms) {
-  std::lock_guard lock(index_mu_);
-  if (index_) index_->mutable_summary().cleaned_at_ms = ms;
+  summary_.reset();
 }
 
 void Segment::set_index_interval(int32_t interval) { index_interval_.store(interval, std::memory_order_relaxed); }

@@ -105,13 +105,15 @@ class Segment {
   Result<int64_t> lookup_time(int64_t ts) const;
   // Installs an index built by a scan (recovery, compaction).
   void set_index(SegmentIndex index);
-  void set_cleaned_at(int64_t ms);
   void set_index_interval(int32_t interval);
   // Writes .index and .timeindex from the in-memory index (and fdatasyncs them
   // when `sync`). The index must be loaded.
   Result<void> persist_index(bool sync) const;
   // Loads the index from its files; on failure rebuilds it by scanning.
   Result<void> ensure_index() const;
+  // Frees the in-memory entries of a closed segment whose index is on disk
+  // (keeps the summary); the next lookup loads them again.
+  void release_index();
 
   // Reads every batch from byte 0, checking length, magic, CRC and that
   // offsets increase from min_offset; stops at the first failure.
@@ -148,6 +150,7 @@ class Segment {
 
   mutable std::mutex index_mu_;
   mutable std::optional<SegmentIndex> index_;  // GUARDED_BY(index_mu_)
+  std::optional<SegmentSummary> summary_;       // kept while index_ is released; GUARDED_BY(index_mu_)
 };
 
 // Reads batch headers at given positions of one segment through a small
