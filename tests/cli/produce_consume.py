@@ -1,0 +1,121 @@
+"""`herald produce` / `herald consume` round trip against a real broker: keys,
+headers, explicit partitions, key separator, stdin and --file input, JSON and
+plain output with the --print-* fields, --count, --partition, --from
+earliest/latest/OFFSET/-N, --follow with SIGINT, binary values, delivery
+failures (exit non-zero), and --group (commits only what was printed)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cli_harness  # noqa: E402
+
+
+def run(h):
+    h.ok(h.cli("topic", "create", "events", "--partitions", "2"))
+
+    # arguments, a fixed key and headers, to partition 0
+    r = h.ok(h.cli("produce", "events", "--key", "user-1", "--header", "ce_type=EmailChanged",
+                   "--header", "ce_id=42", "--partition", "0", "--print-offsets", "a@example.com", "b@example.com"))
+    h.eq(r.lines(), ["0\t0", "0\t1"], "--print-offsets prints PARTITION<TAB>OFFSET per acknowledged record")
+    # stdin lines split at the key separator, to partition 1
+    h.ok(h.cli("produce", "events", "-K", ":", "--partition", "1", input="user-2:c@example.com\nuser-3:d:e\n"))
+    # a file, no key, acks=1
+    path = os.path.join(h.workdir, "lines.txt")
+    with open(path, "w") as f:
+        f.write("from-file-1\nfrom-file-2\n")
+    h.ok(h.cli("produce", "events", "--file", path, "--partition", "1", "--acks", "1"))
+
+    recs = h.ok(h.cli("consume", "events", "--format", "json")).json_lines()
+    h.eq(len(recs), 6, "consume (default: from earliest, exit at end) prints every record once")
+    by = {(r["partition"], r["offset"]): r for r in recs}
+    r0 = by[(0, 0)]
+    h.eq((r0["topic"], r0["key"], r0["value"]), ("events", "user-1", "a@example.com"), "JSON has topic/key/value")
+    h.eq(r0["headers"], [{"key": "ce_type", "value": "EmailChanged"}, {"key": "ce_id", "value": "42"}],
+         "JSON headers keep order and duplicates")
+    h.check(abs(r0["timestamp"] - time.time() * 1000) < 120_000 and r0["timestamp_type"] == "create",
+            "JSON timestamp is the producer's create time (ms)", r0)
+    h.eq((by[(1, 0)]["key"], by[(1, 0)]["value"]), ("user-2", "c@example.com"), "-K splits key and value")
+    h.eq((by[(1, 1)]["key"], by[(1, 1)]["value"]), ("user-3", "d:e"), "-K splits at the first separator only")
+    h.eq((by[(1, 2)]["key"], by[(1, 2)]["value"], by[(1, 2)]["headers"]), (None, "from-file-1", []),
+         "--file records have no key and no headers")
+    h.eq(sorted(by), [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (1, 3)], "offsets are dense per partition")
+
+    # plain output with fields
+    lines = h.ok(h.cli("consume", "events", "--partition", "0", "--print-partition", "--print-offset",
+                       "--print-key", "--print-headers")).lines()
+    h.eq(lines, ["0\t0\tuser-1\tce_type=EmailChanged,ce_id=42\ta@example.com",
+                 "0\t1\tuser-1\tce_type=EmailChanged,ce_id=42\tb@example.com"],
+         "plain output: partition, offset, key, headers, value separated by TAB")
+    lines = h.ok(h.cli("consume", "events", "--partition", "1", "--print-timestamp", "--separator", "|")).lines()
+    h.check(len(lines) == 4 and all(l.split("|")[0].endswith("Z") for l in lines), "--print-timestamp is ISO UTC", lines)
+    h.eq(h.ok(h.cli("consume", "events", "--partition", "1")).lines(),
+         ["c@example.com", "d:e", "from-file-1", "from-file-2"], "plain default prints only values")
+
+    # positions and limits
+    h.eq(len(h.ok(h.cli("consume", "events", "--count", "3")).lines()), 3, "--count N stops after N records")
+    h.eq(h.ok(h.cli("consume", "events", "--partition", "1", "--from", "2")).lines(), ["from-file-1", "from-file-2"],
+         "--from OFFSET")
+    h.eq(sorted(h.ok(h.cli("consume", "events", "--from", "-1")).lines()), ["b@example.com", "from-file-2"],
+         "--from -1 gives the last record of each partition")
+    h.eq(h.ok(h.cli("consume", "events", "--from", "latest")).lines(), [], "--from latest without --follow: nothing")
+    h.eq(h.ok(h.cli("consume", "events", "--partition", "1", "--from", "99")).lines(), [],
+         "--from past the end is clamped to the end")
+    h.fails(h.cli("consume", "events", "--from", "yesterday"), "ISO-8601")
+    h.fails(h.cli("consume", "events", "--partition", "5"), "no partition 5")
+    h.fails(h.cli("consume", "nope"), "does not exist")
+
+    # binary and empty values
+    h.produce("events", [{"value": b"\xff\x00\x01", "key": b"bin", "partition": 0}, {"value": None, "key": b"tomb",
+                                                                                      "partition": 0}])
+    recs = h.ok(h.cli("consume", "events", "--partition", "0", "--from", "2", "--format", "json")).json_lines()
+    h.eq([(r["key"], r["value"]) for r in recs], [("bin", {"base64": "/wAB"}), ("tomb", None)],
+         "non-UTF-8 values are base64, null values are null")
+    h.ok(h.cli("produce", "events", "--tombstones", "--partition", "0", "user-9"))
+    last = h.ok(h.cli("consume", "events", "--partition", "0", "--from", "-1", "--format", "json")).json_lines()
+    h.eq([(r["key"], r["value"]) for r in last], [("user-9", None)], "--tombstones sends null values")
+
+    # failures are reported and make the exit status non-zero
+    h.fails(h.cli("produce", "events", "--partition", "7", "x"), "no partition 7")
+    h.fails(h.cli("produce", "events", "-K", ":", input="ok:1\nno-separator\n"), "separator")
+    h.fails(h.cli("produce", "events", "--header", "novalue", "x"), "KEY=VALUE")
+
+    # --follow: records produced later show up; SIGINT ends it cleanly
+    p = cli_harness.popen([h.herald, "consume", "events", "--partition", "1", "--from", "latest", "--follow",
+                           "--format", "json", "--brokers", h.bootstrap],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)  # let it reach the end before producing
+    h.ok(h.cli("produce", "events", "--partition", "1", "live-1", "live-2"))
+    got = [json.loads(p.stdout.readline())["value"] for _ in range(2)]
+    h.eq(got, ["live-1", "live-2"], "--follow prints records as they arrive")
+    p.send_signal(signal.SIGINT)
+    h.eq(p.wait(timeout=20), 0, "SIGINT ends --follow with exit 0")
+
+    # a pipe that closes early does not hang or crash the consumer
+    c = subprocess.run(f"'{h.herald}' consume events --brokers {h.bootstrap} | head -1", shell=True,
+                       capture_output=True, timeout=60, text=True)
+    h.eq(len(c.stdout.splitlines()), 1, "consume into `head -1` ends cleanly")
+
+    # --group: commits what was printed; a second run resumes after it
+    first = h.ok(h.cli("consume", "events", "--group", "cli-g", "--count", "4")).lines()
+    h.eq(len(first), 4, "--group --count 4 prints 4 records")
+    rest = h.ok(h.cli("consume", "events", "--group", "cli-g")).lines()
+    total = len(h.ok(h.cli("consume", "events")).lines())
+    h.eq(len(first) + len(rest), total, "the group resumes exactly after what it printed (no gap, no repeat)")
+    h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g")).lines(), [], "nothing new for the group")
+    h.ok(h.cli("produce", "events", "--key", "k", "new-1", "new-2"))
+    h.eq(sorted(h.ok(h.cli("consume", "events", "--group", "cli-g")).lines()), ["new-1", "new-2"],
+         "the group gets exactly the records produced since")
+    h.fails(h.cli("consume", "events", "--group", "cli-g", "--from", "5"), "reset-offsets")
+    # --group with --partition reads under the committed offset without joining
+    h.ok(h.cli("produce", "events", "--partition", "0", "p0-new"))
+    h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g", "--partition", "0")).lines(), ["p0-new"],
+         "--group --partition starts at the committed offset")
+
+
+if __name__ == "__main__":
+    h = cli_harness.setup("produce_consume")
+    cli_harness.main(h, run)
