@@ -26,7 +26,8 @@ Bytes encode_checkpoint(const Checkpoint& c) {
   store_be64(p + 32, static_cast<uint64_t>(c.active_base));
   store_be64(p + 40, c.active_size);
   store_be64(p + 48, static_cast<uint64_t>(c.cleaner_offset));
-  store_be32(p + 56, crc32c::value(ByteSpan(p, 56)));
+  store_be64(p + 56, c.recovery_position);
+  store_be32(p + 64, crc32c::value(ByteSpan(p, 64)));
   return b;
 }
 
@@ -40,7 +41,7 @@ Result<Checkpoint> decode_checkpoint(ByteSpan b) {
   if (p[4] != kCheckpointVersion) {
     return Error{Errc::kCorruption, fmt::format("checkpoint: unknown version {}", p[4])};
   }
-  if (crc32c::value(ByteSpan(p, 56)) != load_be32(p + 56)) {
+  if (crc32c::value(ByteSpan(p, 64)) != load_be32(p + 64)) {
     return Error{Errc::kCorruption, "checkpoint: crc mismatch"};
   }
   if ((p[5] & ~1u) != 0 || p[6] != 0 || p[7] != 0) return Error{Errc::kCorruption, "checkpoint: bad flags"};
@@ -52,6 +53,7 @@ Result<Checkpoint> decode_checkpoint(ByteSpan b) {
   c.active_base = static_cast<int64_t>(load_be64(p + 32));
   c.active_size = load_be64(p + 40);
   c.cleaner_offset = static_cast<int64_t>(load_be64(p + 48));
+  c.recovery_position = load_be64(p + 56);
   return c;
 }
 

@@ -6,7 +6,9 @@
 //   clean            the log was closed cleanly: trust log_end and the active segment's index
 //   log_start_offset raised by retention and DeleteRecords; persisted before segments are deleted
 //   recovery_point   base offset of the first segment whose data or index may be unsynced;
-//                    after a crash, recovery scans from that segment on
+//                    after a crash, recovery scans from that segment on ...
+//   recovery_position ... starting at this byte of it, if its index files describe exactly
+//                    that prefix (the flusher persists the active segment's index every 64 MiB)
 //   cleaner_offset   first offset compaction has not cleaned yet
 // It is replaced atomically (tmp + fdatasync + rename + fsync dir).
 //
@@ -27,7 +29,7 @@
 namespace herald::storage {
 
 inline constexpr uint8_t kCheckpointVersion = 1;
-inline constexpr size_t kCheckpointSize = 60;
+inline constexpr size_t kCheckpointSize = 68;
 inline constexpr const char* kCheckpointName = "checkpoint";
 inline constexpr const char* kSwapMarkerName = "compaction.swap";
 
@@ -39,6 +41,7 @@ struct Checkpoint {
   int64_t active_base = 0;     // base offset of the active segment at the time of writing
   uint64_t active_size = 0;    // its size in bytes (checked on a clean start)
   int64_t cleaner_offset = 0;  // compaction: offsets below this were cleaned at least once
+  uint64_t recovery_position = 0;  // synced, indexed prefix of the recovery-point segment
 
   bool operator==(const Checkpoint&) const = default;
 };

@@ -55,8 +55,13 @@ Result<void> read_slice(const FileSlice& slice, uint8_t* dst) {
 }
 
 PartitionLog::PartitionLog(std::filesystem::path dir, LogConfig config, Flusher* flusher, FileSystem& fs,
-                           std::function<int64_t()> clock)
-    : dir_(std::move(dir)), fs_(fs), flusher_(flusher), clock_(std::move(clock)), config_(config) {
+                           std::function<int64_t()> clock, uint64_t recovery_step_bytes)
+    : dir_(std::move(dir)),
+      fs_(fs),
+      flusher_(flusher),
+      clock_(std::move(clock)),
+      recovery_step_bytes_(recovery_step_bytes),
+      config_(config) {
   always_.store(config.flush_policy == FlushPolicy::kAlways);
 }
 
@@ -67,7 +72,8 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::
   if (config.index_interval_bytes <= 0 || config.segment_bytes <= 0) {
     return Error{Errc::kInvalidArgument, "index_interval_bytes and segment_bytes must be positive"};
   }
-  std::unique_ptr<PartitionLog> log(new PartitionLog(dir, config, flusher, fs, std::move(clock)));
+  std::unique_ptr<PartitionLog> log(
+      new PartitionLog(dir, config, flusher, fs, std::move(clock), std::max<uint64_t>(options.recovery_step_bytes, 1)));
   HERALD_TRY(fs.create_dirs(dir));
   const int64_t t0 = mono_ns();
   HERALD_TRY(log->recover());
@@ -150,7 +156,8 @@ Result<void> PartitionLog::recover() {
     HERALD_TRY(fs_.sync_dir(dir_));
     seg->dir_entry_synced = true;
     active_ = seg;
-    log_start_ = log_end_ = durable_ = recovery_point_ = base;
+    log_start_ = log_end_ = durable_ = base;
+    set_recovery_point(base, 0);
     cleaner_offset_ = base;
     return write_checkpoint_now(false);
   }
@@ -189,15 +196,23 @@ Result<void> PartitionLog::recover() {
         removed_any = true;
         break;
       }
+      std::optional<SegmentIndex> prefix;
+      if (first_scanned && cp && cp->recovery_position > 0 && seg->base_offset() == cp->recovery_point) {
+        // The checkpoint vouches for a synced prefix whose index is on disk: scan only after it.
+        auto idx = seg->read_index_files();
+        if (idx && idx->summary().log_size == cp->recovery_position && cp->recovery_position <= seg->size()) {
+          prefix.emplace(std::move(*idx));
+        }
+      }
       first_scanned = false;
-      HERALD_ASSIGN_OR_RETURN(ScanResult scan, seg->scan(min_offset));
-      scanned += scan.valid_bytes;
+      HERALD_ASSIGN_OR_RETURN(ScanResult scan, seg->scan(min_offset, std::move(prefix)));
+      scanned += scan.valid_bytes - scan.start;
       scanned_segments.push_back(seg);
       if (scan.stop || scan.valid_bytes != scan.file_bytes) {
         HLOG_WARN("{}: truncating {} at byte {} of {} ({})", dir_.string(), seg->path(kLogSuffix).filename().string(),
                   scan.valid_bytes, scan.file_bytes, scan.stop ? scan.stop->to_string() : "");
         HERALD_TRY(seg->truncate_to(scan.valid_bytes));
-        seg->mark_verified(scan.valid_bytes);
+        if (scan.start == 0) seg->mark_verified(scan.valid_bytes);
         seg->set_index(std::move(scan.index));
         // Nothing after the first invalid byte is trusted: drop later segments.
         for (auto later = std::next(it); later != segments_.end(); ++later) {
@@ -210,7 +225,7 @@ Result<void> PartitionLog::recover() {
         break;
       }
       min_offset = scan.index.summary().next_offset;
-      seg->mark_verified(scan.valid_bytes);
+      if (scan.start == 0) seg->mark_verified(scan.valid_bytes);
       seg->set_index(std::move(scan.index));
     }
     last = segments_.rbegin()->second;
@@ -256,7 +271,13 @@ Result<void> PartitionLog::recover() {
   }
   log_start_ = start;
   durable_ = log_end_.load();
-  recovery_point_ = active_->base_offset();
+  if (clean) {
+    // The index files just loaded describe the whole active segment.
+    indexed_upto_ = active_->size();
+  } else {
+    HERALD_ASSIGN_OR_RETURN(indexed_upto_, active_->persist_index(true));
+  }
+  set_recovery_point(active_->base_offset(), indexed_upto_);
   cleaner_offset_ = cp ? std::max(cp->cleaner_offset, start) : start;
   // Segments wholly below the log start (a crash between checkpoint and unlink).
   std::vector<std::shared_ptr<Segment>> below;
@@ -285,6 +306,7 @@ Result<void> PartitionLog::write_checkpoint_now(bool clean) {
   c.log_start_offset = log_start_.load();
   c.log_end_offset = log_end_.load();
   c.recovery_point = recovery_point_.load();
+  c.recovery_position = recovery_position_;
   c.cleaner_offset = cleaner_offset_.load();
   return write_checkpoint(fs_, dir_, c);
 }
@@ -419,13 +441,43 @@ Result<void> PartitionLog::sync_now() {
       {
         std::lock_guard lock(append_mu_);
         pending_seal_.erase(pending_seal_.begin(), pending_seal_.begin() + static_cast<ptrdiff_t>(sealed));
-        recovery_point_ = pending_seal_.empty() ? active_->base_offset() : pending_seal_.front()->base_offset();
+        set_recovery_point(pending_seal_.empty() ? active_->base_offset() : pending_seal_.front()->base_offset(), 0);
       }
+      indexed_upto_ = 0;
       auto r = write_checkpoint_now(false);
       if (!r) HLOG_WARN("{}: checkpoint: {}", dir_.string(), r.error().to_string());
     }
   }
+  advance_recovery_position();
   return ok();
+}
+
+void PartitionLog::set_recovery_point(int64_t base, uint64_t position) {
+  std::lock_guard lock(checkpoint_mu_);
+  recovery_point_.store(base);
+  recovery_position_ = position;
+}
+
+void PartitionLog::advance_recovery_position() {
+  std::shared_ptr<Segment> active;
+  {
+    std::lock_guard lock(append_mu_);
+    if (!pending_seal_.empty()) return;  // the recovery point is an older segment
+    active = active_;
+  }
+  if (active->synced_size < indexed_upto_ + recovery_step_bytes_) return;
+  // Index snapshot first, then a sync that covers everything it describes,
+  // then the checkpoint that points at both.
+  auto indexed = active->persist_index(true);
+  auto synced = indexed ? active->file()->sync() : Result<void>(indexed.error());
+  if (!synced) {
+    HLOG_WARN("{}: recovery point: {}", dir_.string(), synced.error().to_string());
+    return;
+  }
+  indexed_upto_ = *indexed;
+  set_recovery_point(active->base_offset(), *indexed);
+  auto c = write_checkpoint_now(false);
+  if (!c) HLOG_WARN("{}: checkpoint: {}", dir_.string(), c.error().to_string());
 }
 
 void PartitionLog::fire_waiters(int64_t durable) {
@@ -498,13 +550,13 @@ Result<void> PartitionLog::close() {
     }
     auto p = active->persist_index(true);
     if (!p) {
-      result = p;
+      result = p.error();
     } else {
       bool all_sealed;
       {
         std::lock_guard lock(append_mu_);
         all_sealed = pending_seal_.empty();
-        if (all_sealed) recovery_point_ = active_->base_offset();
+        if (all_sealed) set_recovery_point(active_->base_offset(), *p);
       }
       auto c = write_checkpoint_now(all_sealed);
       if (!c) result = c;

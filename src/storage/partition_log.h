@@ -103,6 +103,10 @@ struct CompactionStats {
 struct OpenOptions {
   FileSystem* fs = nullptr;              // default FileSystem::posix()
   std::function<int64_t()> clock;        // wall clock in ms for segment.ms; default now_ms()
+  // The flusher persists the active segment's index (and moves the recovery
+  // position) after this many newly synced bytes, so that crash recovery
+  // scans at most this much synced data plus the unsynced tail.
+  uint64_t recovery_step_bytes = uint64_t{64} << 20;
 };
 
 class PartitionLog final : private FlushTarget {
@@ -191,7 +195,7 @@ class PartitionLog final : private FlushTarget {
   };
 
   PartitionLog(std::filesystem::path dir, LogConfig config, Flusher* flusher, FileSystem& fs,
-               std::function<int64_t()> clock);
+               std::function<int64_t()> clock, uint64_t recovery_step_bytes);
 
   Result<void> recover();
   Result<void> finish_interrupted_swap();
@@ -199,6 +203,12 @@ class PartitionLog final : private FlushTarget {
   Result<void> sync_now();
   Result<void> roll_locked(int64_t new_base);
   Result<void> write_checkpoint_now(bool clean);
+  // Sets the recovery point (segment base) and the byte position inside it
+  // up to which data is synced and its index persisted.
+  void set_recovery_point(int64_t base, uint64_t position);
+  // Flusher: every kRecoveryStepBytes of synced active segment, persist its
+  // index and move the recovery position there (bounds crash recovery).
+  void advance_recovery_position();
   Result<void> delete_segments(const std::vector<std::shared_ptr<Segment>>& doomed, int64_t new_log_start);
   void fail_waiters(const Error& e);
   void fire_waiters(int64_t durable);
@@ -213,6 +223,7 @@ class PartitionLog final : private FlushTarget {
   FileSystem& fs_;
   Flusher* const flusher_;
   const std::function<int64_t()> clock_;
+  const uint64_t recovery_step_bytes_;
 
   mutable std::mutex config_mu_;
   LogConfig config_;  // GUARDED_BY(config_mu_)
@@ -243,6 +254,8 @@ class PartitionLog final : private FlushTarget {
   std::multimap<int64_t, std::function<void(Result<void>)>> waiters_;  // GUARDED_BY(waiters_mu_)
 
   std::mutex checkpoint_mu_;
+  uint64_t recovery_position_ = 0;  // GUARDED_BY(checkpoint_mu_), with recovery_point_
+  uint64_t indexed_upto_ = 0;       // active segment bytes whose index is on disk; GUARDED_BY(sync_mu_)
 };
 
 }  // namespace herald::storage

@@ -170,12 +170,20 @@ void Segment::set_index(SegmentIndex index) {
 
 void Segment::set_index_interval(int32_t interval) { index_interval_.store(interval, std::memory_order_relaxed); }
 
-Result<void> Segment::persist_index(bool sync) const {
-  if (retired_.load()) return ok();
+Result<SegmentIndex> Segment::read_index_files() const {
+  HERALD_ASSIGN_OR_RETURN(Bytes o, fs_.read_all(path(kIndexSuffix)));
+  HERALD_ASSIGN_OR_RETURN(Bytes t, fs_.read_all(path(kTimeIndexSuffix)));
+  return SegmentIndex::decode(o, t, base_offset_);
+}
+
+Result<uint64_t> Segment::persist_index(bool sync) const {
   Bytes ob, tb;
+  uint64_t described;
   {
     std::lock_guard lock(index_mu_);
     HERALD_CHECK(index_.has_value(), "persist_index of segment {} without an index", base_offset_);
+    described = index_->summary().log_size;
+    if (retired_.load()) return described;
     ob = index_->encode_offset_index();
     tb = index_->encode_time_index();
   }
@@ -186,12 +194,19 @@ Result<void> Segment::persist_index(bool sync) const {
     HERALD_TRY(f->write_at(0, *bytes));
     if (sync) HERALD_TRY(f->sync());
   }
-  return ok();
+  return described;
 }
 
-Result<ScanResult> Segment::scan(int64_t min_offset) const {
-  ScanResult out{SegmentIndex(base_offset_), 0, 0, std::nullopt};
+Result<ScanResult> Segment::scan(int64_t min_offset, std::optional<SegmentIndex> prefix) const {
+  ScanResult out{SegmentIndex(base_offset_), 0, 0, 0, std::nullopt};
   HERALD_ASSIGN_OR_RETURN(out.file_bytes, file_->size());
+  if (prefix) {
+    HERALD_CHECK(prefix->summary().log_size <= out.file_bytes, "scan prefix beyond the end of segment {}",
+                 base_offset_);
+    out.start = prefix->summary().log_size;
+    min_offset = std::max(min_offset, prefix->summary().next_offset);
+    out.index = std::move(*prefix);
+  }
   const uint64_t end = out.file_bytes;
   const int32_t interval = index_interval_.load(std::memory_order_relaxed);
   constexpr size_t kChunk = size_t{1} << 20;
@@ -205,7 +220,7 @@ Result<ScanResult> Segment::scan(int64_t min_offset) const {
     buf_pos = pos;
     return ok();
   };
-  uint64_t pos = 0;
+  uint64_t pos = out.start;
   int64_t next_min = std::max(min_offset, base_offset_);
   auto stop = [&](Errc code, std::string why) {
     out.stop = Error{code, fmt::format("{}: {} at byte {}", path(kLogSuffix).string(), why, pos)};

@@ -68,6 +68,7 @@ struct ScanResult {
   SegmentIndex index;                  // covers the valid prefix
   uint64_t valid_bytes = 0;            // end of the last batch that checked out
   uint64_t file_bytes = 0;             // size of the file when scanned
+  uint64_t start = 0;                  // where the scan began (0, or the end of a trusted prefix)
   std::optional<Error> stop;           // why the scan stopped before file_bytes, if it did
 };
 
@@ -107,17 +108,21 @@ class Segment {
   void set_index(SegmentIndex index);
   void set_index_interval(int32_t interval);
   // Writes .index and .timeindex from the in-memory index (and fdatasyncs them
-  // when `sync`). The index must be loaded.
-  Result<void> persist_index(bool sync) const;
+  // when `sync`). The index must be loaded. Returns the log size the written
+  // index describes.
+  Result<uint64_t> persist_index(bool sync) const;
+  // Decodes the index files as they are on disk (no size check).
+  Result<SegmentIndex> read_index_files() const;
   // Loads the index from its files; on failure rebuilds it by scanning.
   Result<void> ensure_index() const;
   // Frees the in-memory entries of a closed segment whose index is on disk
   // (keeps the summary); the next lookup loads them again.
   void release_index();
 
-  // Reads every batch from byte 0, checking length, magic, CRC and that
+  // Reads every batch from byte 0 (or from the end of `prefix`, an index of a
+  // synced, already checked prefix), checking length, magic, CRC and that
   // offsets increase from min_offset; stops at the first failure.
-  Result<ScanResult> scan(int64_t min_offset) const;
+  Result<ScanResult> scan(int64_t min_offset, std::optional<SegmentIndex> prefix = std::nullopt) const;
 
   // Unlinks .log, .index, .timeindex (missing files are fine) and retires
   // the segment. Open File handles stay readable.

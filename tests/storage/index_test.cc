@@ -100,7 +100,7 @@ TEST(SegmentIndex, AppendingAfterDecodeContinuesTheCadence) {
 }
 
 TEST(Checkpoint, RoundTripsAndRejectsDamage) {
-  Checkpoint c{true, 5, 900, 640, 640, 12345, 100};
+  Checkpoint c{true, 5, 900, 640, 640, 12345, 100, 4096};
   Bytes b = encode_checkpoint(c);
   ASSERT_EQ(b.size(), kCheckpointSize);
   EXPECT_EQ(decode_checkpoint(b).value(), c);

@@ -279,6 +279,45 @@ TEST(PartitionLog, ReopenAfterCrashRecoversEveryWrittenBatch) {
   EXPECT_EQ(read_all_batches(*log2), all);
 }
 
+TEST(PartitionLog, RecoveryScansOnlyAfterThePersistedRecoveryPosition) {
+  TempDir base;
+  std::vector<Bytes> all;
+  OpenOptions o;
+  o.recovery_step_bytes = 2000;
+  LogConfig c;  // one big segment
+  auto log = open_log(base / "src", c, nullptr, o);
+  for (int i = 0; i < 40; ++i) {
+    all.push_back(make_batch(2, 100, kTs + i));
+    ASSERT_TRUE(log->append(all.back()));
+    ASSERT_TRUE(log->flush());  // the recovery position follows in 2000-byte steps
+  }
+  auto cp = read_checkpoint(FileSystem::posix(), base / "src").value().value();
+  EXPECT_FALSE(cp.clean);
+  EXPECT_GT(cp.recovery_position, 0u);
+  EXPECT_LE(cp.recovery_position, log->size_bytes());
+  // "Crash": copy the files, then damage a byte inside the vouched-for prefix
+  // and tear the tail.
+  copy_dir(base / "src", base / "p");
+  const auto seg = base / "p" / "00000000000000000000.log";
+  {
+    std::FILE* f = std::fopen(seg.c_str(), "r+b");
+    std::fseek(f, 100, SEEK_SET);
+    std::fputc(0xEE, f);
+    std::fclose(f);
+  }
+  std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - 7);
+  auto log2 = open_log(base / "p", c, nullptr, o);
+  // The tail was scanned and cut; the prefix was not scanned (the damage at
+  // byte 100 did not truncate it), so reads find it instead.
+  EXPECT_EQ(log2->log_end_offset(), 78);
+  auto rr = log2->read(0, 1, INT64_MAX);
+  ASSERT_TRUE(rr);
+  Bytes buf(rr->total_bytes);
+  EXPECT_EQ(read_slice(rr->slices[0], buf.data()).error().code, Errc::kCorruption);
+  auto tail = read_all_batches(*log2, 2);
+  EXPECT_EQ(tail, std::vector<Bytes>(all.begin() + 1, all.end() - 1));
+}
+
 TEST(PartitionLog, TruncatedTailAtEveryByteOfTheLastBatchIsCutAtTheLastValidBatch) {
   TempDir base;
   std::vector<Bytes> all;
