@@ -8,6 +8,7 @@
 #include <random>
 
 #include "broker/broker_impl.h"
+#include "broker/group/group_coordinator.h"
 #include "broker/server/connection.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -58,6 +59,10 @@ Result<void> BrokerImpl::start() {
 
   const int threads = std::max(1, config_.threads);
   for (int i = 0; i < threads; ++i) ios_.push_back(std::make_unique<asio::io_context>(1));
+  // Committed offsets and group generations are replayed from __consumer_offsets before the
+  // first connection is accepted. Group timers run on the first network thread.
+  groups_ = std::make_unique<group::GroupCoordinator>(group::GroupConfig::from(config_), *topics_, io().get_executor());
+  HERALD_TRY(groups_->start());
   asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.listen_host, ec), config_.listen_port);
   if (ec) return Error{Errc::kInvalidArgument, fmt::format("listen address '{}': {}", config_.listen_host, ec.message())};
   acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(io());
@@ -154,7 +159,9 @@ void BrokerImpl::stop() {
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
+  if (groups_) groups_->stop();
   if (topics_) topics_->close();
+  groups_.reset();  // its timers live on ios_
   ios_.clear();  // destroys suspended handler frames while topics and flusher still exist
   acceptor_.reset();
   topics_.reset();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "broker/config.h"
+#include "broker/group/group_coordinator.h"
 #include "broker/producer_state/producer_id_allocator.h"
 #include "broker/topics/topic_manager.h"
 #include "storage/flusher.h"
@@ -38,6 +39,7 @@ class BrokerImpl {
   const std::string& cluster_id() const { return cluster_id_; }
   TopicManager& topics() { return *topics_; }
   ProducerIdAllocator& producer_ids() { return *producer_ids_; }
+  group::GroupCoordinator& groups() { return *groups_; }
   // The first network thread's context (timers and work that is not tied to a connection).
   asio::io_context& io() { return *ios_.front(); }
 
@@ -57,6 +59,7 @@ class BrokerImpl {
   // so a request never hops between threads and needs no strand.
   std::vector<std::unique_ptr<asio::io_context>> ios_;
   size_t next_io_ = 0;
+  std::unique_ptr<group::GroupCoordinator> groups_;  // destroyed before ios_ (its timers live there)
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;

@@ -28,7 +28,9 @@ using AllHandlers =
     HandlerList<ProduceHandler, FetchHandler, ListOffsetsHandler, MetadataHandler, ApiVersionsHandler,
                 CreateTopicsHandler, DeleteTopicsHandler, DeleteRecordsHandler, InitProducerIdHandler,
                 OffsetForLeaderEpochHandler, DescribeConfigsHandler, AlterConfigsHandler, CreatePartitionsHandler,
-                IncrementalAlterConfigsHandler, DescribeClusterHandler>;
+                IncrementalAlterConfigsHandler, DescribeClusterHandler, FindCoordinatorHandler, JoinGroupHandler,
+                SyncGroupHandler, HeartbeatHandler, LeaveGroupHandler, OffsetCommitHandler, OffsetFetchHandler,
+                ListGroupsHandler, DescribeGroupsHandler, DeleteGroupsHandler, OffsetDeleteHandler>;
 
 const auto kTable = make_table(AllHandlers{});
 

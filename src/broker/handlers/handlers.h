@@ -32,6 +32,18 @@ HERALD_HANDLER(AlterConfigs, 0, 2);
 HERALD_HANDLER(CreatePartitions, 0, 3);
 HERALD_HANDLER(IncrementalAlterConfigs, 0, 1);
 HERALD_HANDLER(DescribeCluster, 0, 1);
+// Consumer groups (group/group_coordinator.h).
+HERALD_HANDLER(FindCoordinator, 0, 6);
+HERALD_HANDLER(JoinGroup, 0, 9);
+HERALD_HANDLER(SyncGroup, 0, 5);
+HERALD_HANDLER(Heartbeat, 0, 4);
+HERALD_HANDLER(LeaveGroup, 0, 5);
+HERALD_HANDLER(OffsetCommit, 0, 9);
+HERALD_HANDLER(OffsetFetch, 0, 9);
+HERALD_HANDLER(ListGroups, 0, 5);
+HERALD_HANDLER(DescribeGroups, 0, 5);
+HERALD_HANDLER(DeleteGroups, 0, 2);
+HERALD_HANDLER(OffsetDelete, 0, 0);
 
 #undef HERALD_HANDLER
 
