@@ -315,8 +315,12 @@ def run(h):
 
 if __name__ == "__main__":
     if "--role" in sys.argv and "producer" in sys.argv:
-        h = harness.setup("restart-producer", add_args, default_deadline=600)
-        # The producer role is not a test: no harness.main (which would print a verdict and os._exit).
-        sys.exit(producer_main(h.args))
+        # The producer role is not a test: no work dir, no verdict. It dies with the test (PDEATHSIG).
+        import argparse
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--herald")
+        ap.add_argument("--deadline")
+        add_args(ap)
+        sys.exit(producer_main(ap.parse_args()))
     h = harness.setup("restart", add_args, default_deadline=300)
     harness.main(run, h)
