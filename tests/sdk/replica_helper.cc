@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "store: %s\n", store.error().to_string().c_str());
     return 1;
   }
-  if (auto r = testing::create_fold_table(**store); !r) {
+  if (auto r = herald::sdk::testing::create_fold_table(**store); !r) {
     std::fprintf(stderr, "fold table: %s\n", r.error().to_string().c_str());
     return 1;
   }
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   }
   cfg.kafka.emplace_back("log_level", "4");
   ReplicaHandlers handlers;
-  testing::install_fold(handlers);
+  herald::sdk::testing::install_fold(handlers);
   auto replica = Replica::create(cfg, **store, std::move(handlers));
   if (!replica) {
     std::fprintf(stderr, "replica: %s\n", replica.error().to_string().c_str());
