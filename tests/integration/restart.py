@@ -262,7 +262,7 @@ def idle_connections(h, b, content):
                     raise Failure("short ApiVersions answer on an idle connection")
             rss1 = b.rss_kib()
             t0 = time.monotonic()
-            b.stop(timeout=15)
+            b.stop(timeout=30)
             dt = time.monotonic() - t0
         finally:
             for s in socks:
