@@ -8,6 +8,8 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
+# e.g. CTEST_ARGS='-L integration' or '-R sdk'
+CTEST_ARGS ?=
 
 .PHONY: deps build run test asan bench fuzz clean
 
@@ -22,7 +24,7 @@ run: build
 	./build/herald serve --listen 127.0.0.1:9092 --data-dir ./data
 
 test: build
-	cd build && ctest --output-on-failure -j $(JOBS) -LE asan-only
+	cd build && ctest --output-on-failure -j $(JOBS) --timeout 600 $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory asan
 
 # Unit tests of the lower layers (the ones that parse untrusted bytes and own the data) under
