@@ -199,8 +199,10 @@ class UsersService {
     if (!valid_email(*email)) return reply_error(res, 400, fmt::format("invalid e-mail address: '{}'", *email));
 
     std::optional<User> u;
+    bool changed = false;
     auto r = store_.run([&](sdk::Tx& tx) -> Result<void> {
       u.reset();
+      changed = false;
       // One statement reads and bumps the row, so two writers of the same user
       // (two instances of this service) serialize on its row lock; the
       // outbox then orders their events in commit order.
@@ -211,6 +213,7 @@ class UsersService {
                                  {*email, static_cast<long long>(now_ms()), id, *email}));
       if (row) {
         u = User::from_row(*row);
+        changed = true;
         return publish(tx, kUserEmailChanged, *u);
       }
       // Unknown, or the e-mail is already this one (nothing to publish).
@@ -221,7 +224,7 @@ class UsersService {
     });
     if (!r) return store_failure(res, r.error());
     if (!u) return reply_error(res, 404, fmt::format("no user '{}'", id));
-    HLOG_INFO("user {}: e-mail is now <{}> (version {})", u->id, u->email, u->version);
+    if (changed) HLOG_INFO("user {}: e-mail is now <{}> (version {})", u->id, u->email, u->version);
     reply_json(res, 200, u->to_json());
   }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Soak test of the Users/Billing example.
 
-Two users services (one shared database) take N random changes (create,
-change e-mail, delete) across U users from W concurrent writers, while
-billing is SIGKILLed and restarted at seeded random moments, at least K
-times. At the end billing's replica must equal users' table exactly
+Two users services (one shared database) take N random changes (change
+e-mail, delete; create when the user does not exist) across U users from W
+concurrent writers, spread over --write-seconds, while billing is SIGKILLed
+and restarted at seeded random moments (each incarnation gets its partitions,
+works for 0-2 s, often mid catch-up, and dies), at least K times. At the end billing's replica must equal users' table exactly
 (id, name, email, version of every user), which only holds if every event
 took effect exactly once and in order, across every crash.
 
@@ -34,12 +35,13 @@ def log(msg):
 class Writers:
     """W threads sending `changes` random requests to the users instances."""
 
-    def __init__(self, urls, n_users, changes, seed, threads):
+    def __init__(self, urls, n_users, changes, seed, threads, seconds):
         self.urls = urls
         self.ids = [f"u{i:04d}" for i in range(n_users)]
         self.changes = changes
         self.seed = seed
         self.threads = threads
+        self.seconds = seconds  # spread the writes over this long (0: as fast as possible)
         self.done = 0
         self.lock = threading.Lock()
         self.counts = {}
@@ -51,38 +53,52 @@ class Writers:
             self.done += 1
             self.counts[kind] = self.counts.get(kind, 0) + 1
 
-    def _worker(self, idx, quota):
+    def _worker(self, idx, quota, start):
         rng = random.Random(self.seed * 1000 + idx)
-        for _ in range(quota):
+        for i in range(quota):
             if self.errors:
                 return
+            if self.seconds:
+                delay = start + self.seconds * i / quota - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             uid = rng.choice(self.ids)
             url = rng.choice(self.urls)
-            r = rng.random()
-            if r < 0.35:
-                kind = "create"
-                st, body = http("POST", f"{url}/users", {
-                    "id": uid, "name": f"User {uid} #{rng.randrange(1000)}",
-                    "email": f"{uid}.{rng.randrange(10**6)}@example.com"})
-                ok = st in (201, 409)
-            elif r < 0.90:
-                kind = "email"
-                st, body = http("PUT", f"{url}/users/{uid}/email",
-                                {"email": f"{uid}.{rng.randrange(10**6)}@example.org"})
-                ok = st in (200, 404)
-            else:
-                kind = "delete"
+            # One effective change per iteration: delete (10%) or change the
+            # e-mail (90%); a user that does not exist is created instead.
+            if rng.random() < 0.10:
                 st, body = http("DELETE", f"{url}/users/{uid}")
-                ok = st in (204, 404)
-            if not ok:
-                self.errors.append(f"{kind} {uid} via {url}: HTTP {st} {body}")
+                if st == 204:
+                    self._record("delete")
+                    continue
+                if st != 404:
+                    self.errors.append(f"delete {uid} via {url}: HTTP {st} {body}")
+                    return
+            else:
+                st, body = http("PUT", f"{url}/users/{uid}/email",
+                                {"email": f"{uid}.{rng.randrange(10**9)}@example.org"})
+                if st == 200:
+                    self._record("email")
+                    continue
+                if st != 404:
+                    self.errors.append(f"email {uid} via {url}: HTTP {st} {body}")
+                    return
+            st, body = http("POST", f"{url}/users", {
+                "id": uid, "name": f"User {uid} #{rng.randrange(1000)}",
+                "email": f"{uid}.{rng.randrange(10**9)}@example.com"})
+            if st == 201:
+                self._record("create")
+            elif st == 409:
+                self._record("lost race (409)")  # the other writer created it first: no change
+            else:
+                self.errors.append(f"create {uid} via {url}: HTTP {st} {body}")
                 return
-            self._record(f"{kind} {st}")
 
     def run(self):
         per = [self.changes // self.threads + (1 if i < self.changes % self.threads else 0)
                for i in range(self.threads)]
-        ts = [threading.Thread(target=self._worker, args=(i, q), daemon=True) for i, q in enumerate(per)]
+        start = time.monotonic()
+        ts = [threading.Thread(target=self._worker, args=(i, q, start), daemon=True) for i, q in enumerate(per)]
         for t in ts:
             t.start()
         for t in ts:
@@ -98,7 +114,10 @@ def main():
     ap.add_argument("--changes", type=int, default=10000)
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--kills", type=int, default=10, help="minimum number of billing SIGKILLs")
+    ap.add_argument("--max-kills", type=int, default=60)
     ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--write-seconds", type=float, default=70.0,
+                    help="spread the writes over this many seconds, so that they overlap the kills")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     harness.install_signal_cleanup()
@@ -128,42 +147,39 @@ def main():
         billing_args = ("--db", dbs["billing"], "--group", "billing", "--users-url", users[0].url)
         billing = h.start_service("billing", *billing_args, name="billing")
         h.wait_ready(billing, timeout=60)
-
-        writers = Writers([u.url for u in users], args.users, args.changes, args.seed, args.writers)
-        # Kill points: fractions of the writes, seeded; spread so each restart
-        # gets some time to rejoin and apply a batch before the next kill.
-        n_kills = args.kills + 2
-        points = sorted(rng.sample(range(args.changes // 20, args.changes * 19 // 20), n_kills))
+        writers = Writers([u.url for u in users], args.users, args.changes, args.seed, args.writers,
+                          args.write_seconds)
         writer_thread = threading.Thread(target=writers.run, daemon=True)
         writer_thread.start()
 
+        # The killer: each billing incarnation joins the group, gets the
+        # partitions, works for a seeded random while (often in the middle of
+        # catching up on what piled up while it was down) and is SIGKILLed.
         kills = 0
-        restarts_ready = 0
-        for point in points:
-            while writers.done < point and not writers.finished.is_set() and not writers.errors:
-                time.sleep(0.02)
+        while (kills < args.kills or not writers.finished.is_set()) and kills < args.max_kills:
             if writers.errors:
                 break
-            # Let this incarnation live a little (sometimes mid catch-up, sometimes caught up).
-            time.sleep(rng.uniform(0.0, 1.5))
+
+            def assigned():
+                if not billing.alive():
+                    raise CheckFailed(f"billing exited {billing.popen.returncode}:\n{billing.log_tail()}")
+                st, hl = http("GET", billing.url + "/health", timeout=2)
+                return st == 200 and hl["partitions"]
+            wait_until("billing to get its partitions", assigned, timeout=90, interval=0.05)
+            time.sleep(rng.uniform(0.0, 2.0))
             _, health = http("GET", billing.url + "/health", timeout=2)
-            applied = health["stats"]["applied"] if isinstance(health, dict) else "?"
+            info = (f"applied {health['stats']['applied']} events, lag {health['lag']}"
+                    if isinstance(health, dict) else "?")
             h.kill(billing)
             kills += 1
-            log(f"kill {kills}: SIGKILL billing at {writers.done}/{args.changes} writes "
-                f"(it had applied {applied} events)")
+            log(f"kill {kills}: SIGKILL billing at {writers.done}/{args.changes} writes ({info})")
             time.sleep(rng.uniform(0.0, 1.0))
             billing = h.start_service("billing", *billing_args, name="billing")
         writer_thread.join(timeout=600)
         if writers.errors:
             raise CheckFailed("writes failed: " + "; ".join(writers.errors[:5]))
-        # Keep killing after the writes if they finished early.
-        while kills < args.kills:
-            time.sleep(rng.uniform(0.5, 2.0))
-            h.kill(billing)
-            kills += 1
-            log(f"kill {kills}: SIGKILL billing after the writes")
-            billing = h.start_service("billing", *billing_args, name="billing")
+        if kills < args.kills:
+            raise CheckFailed(f"only {kills} kills")
         log(f"writes done: {writers.done} ({dict(sorted(writers.counts.items()))})")
 
         # Both users instances publish through one outbox (one relay holds the lease).
