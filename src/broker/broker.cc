@@ -147,12 +147,16 @@ void BrokerImpl::stop() {
       std::error_code ec;
       acceptor_->close(ec);
     });
+    // Close outside conn_mu_: dropping the last reference runs ~Connection, which unregisters.
+    std::vector<std::shared_ptr<Connection>> live;
     {
       std::lock_guard lock(conn_mu_);
       for (auto& w : connections_) {
-        if (auto c = w.lock()) c->close();
+        if (auto c = w.lock()) live.push_back(std::move(c));
       }
     }
+    for (auto& c : live) c->close();
+    live.clear();
     // Give in-flight handlers a moment to finish, then stop the threads.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     for (auto& ctx : ios_) ctx->stop();

@@ -158,7 +158,12 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
     return Error{Errc::kCorruption, fmt::format("{}: unreadable topic metadata", (dir / "topic.json").string())};
   }
   TopicConfig config = defaults_;
-  for (auto& [k, v] : meta.value("configs", json::object()).items()) {
+  const json configs = meta.value("configs", json::object());
+  for (const auto& [k, v] : configs.items()) {
+    if (!v.is_string()) {
+      HLOG_WARN("topic {}: ignoring stored config {}: not a string", dir.filename().string(), k);
+      continue;
+    }
     if (auto r = config.set(k, v.get<std::string>()); !r) {
       HLOG_WARN("topic {}: ignoring stored config: {}", dir.filename().string(), r.error().message);
     }
