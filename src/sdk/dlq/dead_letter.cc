@@ -38,53 +38,47 @@ Result<std::string> need(const Headers& h, std::string_view name) {
   return Error{Errc::kInvalidArgument, fmt::format("dead letter: header {} missing", name)};
 }
 
-// Reads the dead-letter topic from the replay cursor (or the beginning) up to
-// the high watermarks seen at the start. `ends` gets each partition's end.
-struct Scan {
-  std::vector<DeadLetter> letters;
-  std::map<int32_t, int64_t> ends;  // partition -> high watermark read at the start
-  kafka::HandlePtr consumer;
-};
-
-Result<Scan> scan(const DlqOptions& o, bool from_cursor) {
-  if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "dlq: no dead-letter topic given"};
+kafka::Properties consumer_props(const DlqOptions& o, const std::string& group_id) {
   kafka::Properties props = {{"bootstrap.servers", o.brokers},
-                             {"group.id", cursor_group(o)},
+                             {"group.id", group_id},
                              {"enable.auto.commit", "false"},
                              {"enable.auto.offset.store", "false"},
                              {"auto.offset.reset", "earliest"},
                              {"enable.partition.eof", "true"}};
   props.insert(props.end(), o.kafka.begin(), o.kafka.end());
-  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(props));
+  return props;
+}
+
+// Every dead letter in the topic (of o.group when set), up to the high
+// watermarks read at the start; `ends` gets those watermarks.
+struct Scan {
+  std::vector<DeadLetter> letters;
+  std::map<int32_t, int64_t> ends;  // partition -> high watermark read at the start
+};
+
+Result<Scan> scan(const DlqOptions& o) {
+  if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "dlq: no dead-letter topic given"};
+  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(consumer_props(o, "herald-dlq-reader")));
+  HERALD_ASSIGN_OR_RETURN(auto consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_t* rk = consumer.get();
   Scan s;
-  HERALD_ASSIGN_OR_RETURN(s.consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
-  rd_kafka_t* rk = s.consumer.get();
   auto n = kafka::partition_count(rk, o.dlq_topic, o.timeout);
   if (!n) {
     if (n.error().code == Errc::kNotFound) return s;  // no dead letters yet
     return n.error();
   }
   auto list = kafka::make_list(*n);
-  for (int32_t p = 0; p < *n; ++p) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p);
-  if (from_cursor) {
-    rd_kafka_resp_err_t err = rd_kafka_committed(rk, list.get(), static_cast<int>(o.timeout.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Error{Errc::kIoError, fmt::format("dlq: replay cursor of {}: {}", cursor_group(o), kafka::describe(err))};
-    }
-  }
   std::map<int32_t, int64_t> next;
-  for (int i = 0; i < list->cnt; ++i) {
-    auto& el = list->elems[i];
+  for (int32_t p = 0; p < *n; ++p) {
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, o.dlq_topic.c_str(), el.partition, &lo, &hi,
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, o.dlq_topic.c_str(), p, &lo, &hi,
                                                                static_cast<int>(o.timeout.count()));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Error{Errc::kIoError, fmt::format("dlq: watermarks of {}/{}: {}", o.dlq_topic, el.partition,
-                                               kafka::describe(err))};
+      return Error{Errc::kIoError, fmt::format("dlq: watermarks of {}/{}: {}", o.dlq_topic, p, kafka::describe(err))};
     }
-    s.ends[el.partition] = hi;
-    if (!from_cursor || el.offset < 0) el.offset = RD_KAFKA_OFFSET_BEGINNING;
-    next[el.partition] = el.offset < 0 ? lo : el.offset;
+    s.ends[p] = hi;
+    next[p] = lo;
+    rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p)->offset = lo;
   }
   if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error{Errc::kIoError, fmt::format("dlq: assign {}: {}", o.dlq_topic, kafka::describe(err))};
@@ -119,21 +113,61 @@ Result<Scan> scan(const DlqOptions& o, bool from_cursor) {
                 dl.error().message);
       continue;
     }
+    if (!o.group.empty() && dl->failure.group != o.group) continue;
     dl->dlq_topic = o.dlq_topic;
     dl->dlq_partition = m->partition;
     dl->dlq_offset = m->offset;
     s.letters.push_back(std::move(dl).value());
   }
+  rd_kafka_consumer_close(rk);
   return s;
 }
 
-Result<void> move_cursor(const DlqOptions& o, Scan& s) {
+// The replay cursors of the groups whose letters are in `s` (of o.group only
+// when set): group -> (partition -> first pending offset).
+using Cursors = std::map<std::string, std::map<int32_t, int64_t>>;
+
+Result<Cursors> read_cursors(const DlqOptions& o, const Scan& s) {
+  Cursors out;
+  for (const auto& d : s.letters) out[d.failure.group];
+  if (!o.group.empty()) out[o.group];
+  for (auto& [group, offsets] : out) {
+    HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(consumer_props(o, cursor_group(o.dlq_topic, group))));
+    HERALD_ASSIGN_OR_RETURN(auto consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+    auto list = kafka::make_list(static_cast<int>(s.ends.size()));
+    for (auto& [p, end] : s.ends) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p);
+    rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), list.get(), static_cast<int>(o.timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Error{Errc::kIoError, fmt::format("dlq: replay cursor {}: {}", cursor_group(o.dlq_topic, group),
+                                               kafka::describe(err))};
+    }
+    for (int i = 0; i < list->cnt; ++i) offsets[list->elems[i].partition] = std::max<int64_t>(0, list->elems[i].offset);
+    rd_kafka_consumer_close(consumer.get());
+  }
+  return out;
+}
+
+bool pending(const Cursors& c, const DeadLetter& d) {
+  auto g = c.find(d.failure.group);
+  if (g == c.end()) return true;
+  auto p = g->second.find(d.dlq_partition);
+  return p == g->second.end() || d.dlq_offset >= p->second;
+}
+
+// Moves the cursor of every group in `c` to the ends of the scan.
+Result<void> move_cursors(const DlqOptions& o, const Scan& s, const Cursors& c) {
   if (s.ends.empty()) return ok();
-  auto list = kafka::make_list(static_cast<int>(s.ends.size()));
-  for (auto& [p, end] : s.ends) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p)->offset = end;
-  rd_kafka_resp_err_t err = rd_kafka_commit(s.consumer.get(), list.get(), 0);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Error{Errc::kIoError, fmt::format("dlq: move cursor {}: {}", cursor_group(o), kafka::describe(err))};
+  for (const auto& [group, offsets] : c) {
+    HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(consumer_props(o, cursor_group(o.dlq_topic, group))));
+    HERALD_ASSIGN_OR_RETURN(auto consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+    auto list = kafka::make_list(static_cast<int>(s.ends.size()));
+    for (auto& [p, end] : s.ends) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p)->offset = end;
+    rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), list.get(), 0);
+    rd_kafka_consumer_close(consumer.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Error{Errc::kIoError, fmt::format("dlq: move cursor {}: {}", cursor_group(o.dlq_topic, group),
+                                               kafka::describe(err))};
+    }
   }
   return ok();
 }
@@ -218,59 +252,53 @@ std::optional<ReplayOf> replay_of(const Headers& headers) {
   return r;
 }
 
-std::string cursor_group(const DlqOptions& o) {
-  return o.group.empty() ? fmt::format("herald-dlq.{}", o.dlq_topic)
-                         : fmt::format("herald-dlq.{}.{}", o.dlq_topic, o.group);
+std::string cursor_group(std::string_view dlq_topic, std::string_view group) {
+  return fmt::format("herald-dlq.{}.{}", dlq_topic, group);
 }
 
 Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only) {
-  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, pending_only));
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
+  if (!pending_only) return std::move(s.letters);
+  HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));
   std::vector<DeadLetter> out;
   for (auto& d : s.letters) {
-    if (o.group.empty() || d.failure.group == o.group) out.push_back(std::move(d));
+    if (pending(cursors, d)) out.push_back(std::move(d));
   }
-  rd_kafka_consumer_close(s.consumer.get());
   return out;
 }
 
 Result<ReplayStats> replay(const DlqOptions& o) {
-  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, true));
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
+  HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));
   ReplayStats st;
-  if (!s.letters.empty()) {
-    HERALD_ASSIGN_OR_RETURN(auto producer, kafka::SyncProducer::create(o.brokers, o.kafka));
-    for (const auto& d : s.letters) {
-      if (!o.group.empty() && d.failure.group != o.group) {
-        st.other_groups++;
-        continue;
-      }
-      std::optional<std::string_view> key, value;
-      if (d.key) key = *d.key;
-      if (d.value) value = *d.value;
-      HERALD_ASSIGN_OR_RETURN(int64_t at, producer->send(d.failure.topic, d.failure.partition, key, value,
-                                                         replay_headers(d.headers, d.failure)));
-      HLOG_INFO("dlq: replayed {}/{}@{} ({}) to {}/{}@{}", d.dlq_topic, d.dlq_partition, d.dlq_offset,
-                coordinates(d.failure.topic, d.failure.partition, d.failure.offset), d.failure.topic,
-                d.failure.partition, at);
-      st.replayed++;
+  std::unique_ptr<kafka::SyncProducer> producer;
+  for (const auto& d : s.letters) {
+    if (!pending(cursors, d)) continue;
+    if (!producer) {
+      HERALD_ASSIGN_OR_RETURN(producer, kafka::SyncProducer::create(o.brokers, o.kafka));
     }
+    std::optional<std::string_view> key, value;
+    if (d.key) key = *d.key;
+    if (d.value) value = *d.value;
+    HERALD_ASSIGN_OR_RETURN(int64_t at, producer->send(d.failure.topic, d.failure.partition, key, value,
+                                                       replay_headers(d.headers, d.failure)));
+    HLOG_INFO("dlq: replayed {}/{}@{} ({}) to {}/{}@{}", d.dlq_topic, d.dlq_partition, d.dlq_offset,
+              coordinates(d.failure.topic, d.failure.partition, d.failure.offset), d.failure.topic,
+              d.failure.partition, at);
+    st.replayed++;
   }
-  HERALD_TRY(move_cursor(o, s));
-  rd_kafka_consumer_close(s.consumer.get());
+  HERALD_TRY(move_cursors(o, s, cursors));
   return st;
 }
 
 Result<ReplayStats> skip(const DlqOptions& o) {
-  HERALD_ASSIGN_OR_RETURN(auto s, scan(o, true));
+  HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
+  HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));
   ReplayStats st;
   for (const auto& d : s.letters) {
-    if (!o.group.empty() && d.failure.group != o.group) {
-      st.other_groups++;
-    } else {
-      st.skipped++;
-    }
+    if (pending(cursors, d)) st.skipped++;
   }
-  HERALD_TRY(move_cursor(o, s));
-  rd_kafka_consumer_close(s.consumer.get());
+  HERALD_TRY(move_cursors(o, s, cursors));
   return st;
 }
 

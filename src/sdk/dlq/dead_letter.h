@@ -27,10 +27,11 @@
 // the key's parked events right behind it, in their original order. Other
 // groups see an event whose ce_id they already applied and drop it.
 //
-// The replay cursor (which dead letters were replayed or skipped) is an
-// ordinary committed offset of the consumer group
-// `herald-dlq.<dlq topic>[.<group filter>]` on the dead-letter topic, so
-// `herald group describe` shows how many dead letters are pending.
+// Replay cursors (which dead letters were already replayed or skipped) are
+// ordinary committed offsets on the dead-letter topic, one consumer group per
+// group that dead-lettered: `herald-dlq.<dlq topic>.<group>`. A letter is
+// pending while its offset is at or past its group's cursor, so `herald group
+// describe herald-dlq.orders.dlq.billing` shows how many are pending.
 //
 // Ordered mode also keeps parked events in the service's database, table
 // herald_parked (see parked.h); list_parked / replay_parked / skip_parked
@@ -123,13 +124,13 @@ std::optional<ReplayOf> replay_of(const Headers& headers);
 struct DlqOptions {
   std::string brokers = "127.0.0.1:9092";
   std::string dlq_topic;         // e.g. "orders.dlq"
-  std::string group;             // only letters of this consumer group ("" = all)
+  std::string group;             // only letters of this consumer group ("" = every group)
   std::vector<std::pair<std::string, std::string>> kafka;  // extra librdkafka properties
   std::chrono::milliseconds timeout{10000};
 };
 
-// The consumer group that keeps the replay cursor for `o`.
-std::string cursor_group(const DlqOptions& o);
+// The consumer group that keeps the replay cursor of `group`'s letters in `dlq_topic`.
+std::string cursor_group(std::string_view dlq_topic, std::string_view group);
 
 // Dead letters in the topic, oldest first per partition. pending_only: only
 // those after the replay cursor (not yet replayed or skipped).
@@ -138,16 +139,16 @@ Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only);
 struct ReplayStats {
   int64_t replayed = 0;        // re-published to their source topic
   int64_t skipped = 0;         // passed over (skip())
-  int64_t other_groups = 0;    // letters of other groups, left alone
 };
 
 // Re-publishes every pending dead letter (of o.group, when set) to its source
 // topic and partition, in DLQ order, waiting for each acknowledgement, then
-// moves the cursor past them. A crash midway may replay a letter twice; the
-// replica drops the second copy by ce_id.
+// moves the cursors of the groups concerned past them. A crash midway may
+// replay a letter twice; the replica drops the second copy by ce_id.
 Result<ReplayStats> replay(const DlqOptions& o);
 
-// Moves the cursor past every pending letter without re-publishing them.
+// Moves the cursors past every pending letter (of o.group, when set) without
+// re-publishing them.
 Result<ReplayStats> skip(const DlqOptions& o);
 
 }  // namespace herald::sdk::dlq

@@ -185,8 +185,7 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
   if (replay_cmd->parsed()) {
     auto st = replay(*d);
     if (!st) return fail(err, st.error());
-    fmt::print(out, "replayed {} dead letter(s) from {}{}\n", st->replayed, d->dlq_topic,
-               st->other_groups ? fmt::format(" ({} of other groups left alone)", st->other_groups) : "");
+    fmt::print(out, "replayed {} dead letter(s) from {}\n", st->replayed, d->dlq_topic);
     return 0;
   }
   auto st = skip(*d);
