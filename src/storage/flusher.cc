@@ -27,8 +27,10 @@ Flusher::~Flusher() {
 void Flusher::add(FlushTarget* t, int64_t interval_ms) {
   std::lock_guard lock(mu_);
   Entry& e = targets_[t];
+  if (e.interval_ms > 0) --interval_targets_;
   e.interval_ms = interval_ms;
   e.next_due_ms = mono_ms() + interval_ms;
+  if (interval_ms > 0) ++interval_targets_;
   cv_.notify_all();
 }
 
@@ -36,14 +38,20 @@ void Flusher::set_interval(FlushTarget* t, int64_t interval_ms) {
   std::lock_guard lock(mu_);
   auto it = targets_.find(t);
   if (it == targets_.end()) return;
+  if (it->second.interval_ms > 0) --interval_targets_;
   it->second.interval_ms = interval_ms;
   it->second.next_due_ms = mono_ms() + interval_ms;
+  if (interval_ms > 0) ++interval_targets_;
   cv_.notify_all();
 }
 
 void Flusher::remove(FlushTarget* t) {
   std::unique_lock lock(mu_);
-  targets_.erase(t);
+  auto it = targets_.find(t);
+  if (it != targets_.end()) {
+    if (it->second.interval_ms > 0) --interval_targets_;
+    targets_.erase(it);
+  }
   idle_cv_.wait(lock, [&] { return busy_ != t; });
 }
 
@@ -52,6 +60,7 @@ void Flusher::notify(FlushTarget* t) {
   auto it = targets_.find(t);
   if (it == targets_.end() || it->second.dirty) return;
   it->second.dirty = true;
+  dirty_.push_back(t);
   cv_.notify_one();
 }
 
@@ -67,14 +76,25 @@ void Flusher::run() {
     const int64_t now = mono_ms();
     int64_t next_due = INT64_MAX;
     ready.clear();
-    for (auto& [t, e] : targets_) {
-      const bool due = e.interval_ms > 0 && e.next_due_ms <= now;
-      if (e.dirty || due) {
-        ready.push_back(t);
-        e.dirty = false;
-        if (e.interval_ms > 0) e.next_due_ms = now + e.interval_ms;
+    // Notified targets (kAlways logs): O(dirty), not O(registered).
+    for (FlushTarget* t : dirty_) {
+      auto it = targets_.find(t);
+      if (it == targets_.end() || !it->second.dirty) continue;  // removed, or already taken
+      it->second.dirty = false;
+      ready.push_back(t);
+    }
+    dirty_.clear();
+    // Interval targets (kInterval logs): scanned only when there are some.
+    if (interval_targets_ > 0) {
+      for (auto& [t, e] : targets_) {
+        if (e.interval_ms <= 0) continue;
+        if (e.next_due_ms <= now) {
+          if (std::find(ready.begin(), ready.end(), t) == ready.end()) ready.push_back(t);
+          e.dirty = false;
+          e.next_due_ms = now + e.interval_ms;
+        }
+        next_due = std::min(next_due, e.next_due_ms);
       }
-      if (e.interval_ms > 0) next_due = std::min(next_due, e.next_due_ms);
     }
     if (ready.empty()) {
       if (next_due == INT64_MAX) {
@@ -97,5 +117,4 @@ void Flusher::run() {
     }
   }
 }
-
 }  // namespace herald::storage

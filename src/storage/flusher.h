@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace herald::storage {
 
@@ -64,6 +65,8 @@ class Flusher {
   std::condition_variable cv_;       // work or stop
   std::condition_variable idle_cv_;  // busy_ changed
   std::unordered_map<FlushTarget*, Entry> targets_;  // GUARDED_BY(mu_)
+  std::vector<FlushTarget*> dirty_;                  // notified since the last round; GUARDED_BY(mu_)
+  size_t interval_targets_ = 0;                      // targets with interval_ms > 0; GUARDED_BY(mu_)
   FlushTarget* busy_ = nullptr;                      // GUARDED_BY(mu_)
   bool stop_ = false;                                // GUARDED_BY(mu_)
   uint64_t rounds_ = 0;                              // GUARDED_BY(mu_)
