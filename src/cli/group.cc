@@ -539,8 +539,9 @@ Result<int> run_reset(const ClientOptions& copts, const ResetOptions& o) {
     } else if (o.shift_by) {
       if (!row.current) {
         return Error{Errc::kInvalidArgument,
-                     fmt::format("cannot shift partition {}: group '{}' has no committed offset there", parts[i],
-                                 o.group)};
+                     fmt::format("cannot shift partition {}: group '{}' has no committed offset there (limit the "
+                                 "reset with --partition, or use an absolute target such as --to-earliest)",
+                                 parts[i], o.group)};
       }
       row.target = std::clamp(*row.current + *o.shift_by, w.log_start, w.high_watermark);
     }

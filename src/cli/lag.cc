@@ -49,7 +49,7 @@ CatchUp estimate_catch_up(const LagSample& first, const LagSample& second, doubl
 
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds)) return "n/a";
-  if (seconds < 0) seconds = 0;
+  if (seconds <= 0) return "0s";
   if (seconds < 1) return fmt::format("{}ms", static_cast<int64_t>(std::llround(seconds * 1000)));
   if (seconds < 10) return fmt::format("{:.1f}s", seconds);
   auto s = static_cast<int64_t>(std::llround(seconds));

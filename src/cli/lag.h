@@ -51,7 +51,7 @@ struct CatchUp {
 // committed offset in both samples count towards the consume rate.
 CatchUp estimate_catch_up(const LagSample& first, const LagSample& second, double dt_seconds);
 
-// "850ms", "42s", "3m05s", "2h10m", "3d04h".
+// "0s", "850ms", "4.2s", "42s", "3m05s", "2h10m", "3d04h".
 std::string format_duration(double seconds);
 
 }  // namespace herald::cli

@@ -147,10 +147,12 @@ class Harness:
         e.pop("HERALD_BROKERS", None)
         if env:
             e.update(env)
+        if isinstance(input, str):
+            input = input.encode()
         p = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=e,
-                           preexec_fn=_pdeathsig, text=isinstance(input, str) or input is None)
-        out = p.stdout if isinstance(p.stdout, str) else p.stdout.decode("utf-8", "replace")
-        err = p.stderr if isinstance(p.stderr, str) else p.stderr.decode("utf-8", "replace")
+                           preexec_fn=_pdeathsig)
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
         return Result([os.path.basename(self.herald), *args], p.returncode, out, err)
 
     def ok(self, r: Result, what: str = "") -> Result:

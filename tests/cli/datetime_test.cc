@@ -69,7 +69,9 @@ TEST(DatetimeTest, RejectsMalformedInput) {
                           "2024-01-01T00:00:00+25:00"}) {
     auto r = parse_datetime(bad);
     EXPECT_FALSE(r) << bad;
-    if (!r) EXPECT_NE(r.error().message.find("ISO-8601"), std::string::npos) << r.error().message;
+    if (!r) {
+      EXPECT_NE(r.error().message.find("ISO-8601"), std::string::npos) << r.error().message;
+    }
   }
 }
 

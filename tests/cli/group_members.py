@@ -30,7 +30,7 @@ class Member(threading.Thread):
         self.values = []         # values consumed and committed, in order
         self.assignment = []
         self.error = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._paused = False
 
     def allow(self, n):
@@ -44,7 +44,7 @@ class Member(threading.Thread):
             self.rate = per_second
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
 
     def committed_count(self):
@@ -61,7 +61,7 @@ class Member(threading.Thread):
     def run(self):
         try:
             self.c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 with self.lock:
                     budget, rate = self.budget, self.rate
                 if budget == 0:

@@ -67,7 +67,8 @@ TEST(DurationTest, HumanUnits) {
   EXPECT_EQ(format_duration(185), "3m05s");
   EXPECT_EQ(format_duration(7800), "2h10m");
   EXPECT_EQ(format_duration(3 * 86400 + 4 * 3600 + 5), "3d04h");
-  EXPECT_EQ(format_duration(-5), "0ms");
+  EXPECT_EQ(format_duration(0), "0s");
+  EXPECT_EQ(format_duration(-5), "0s");
 }
 
 }  // namespace

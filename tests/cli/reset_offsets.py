@@ -30,10 +30,15 @@ def plan(r):
 def drain(h, group, idle_s=3.0, timeout=30):
     """Values a fresh confluent consumer of `group` receives until the topic is idle (commits each)."""
     c = h.consumer(group)
-    c.subscribe(["users"])
-    got, last, start = [], time.monotonic(), time.monotonic()
+    assigned = []
+    c.subscribe(["users"], on_assign=lambda _c, parts: assigned.append(time.monotonic()))
+    got, last, start = [], None, time.monotonic()
     try:
-        while time.monotonic() - last < idle_s and time.monotonic() - start < timeout:
+        while time.monotonic() - start < timeout:
+            if assigned and last is None:
+                last = assigned[0]  # idle time counts from the assignment (joining takes ~3 s)
+            if last is not None and time.monotonic() - last >= idle_s:
+                break
             m = c.poll(0.2)
             if m is None or m.error():
                 continue

@@ -209,13 +209,25 @@ TEST_P(Bootstrap, NewReplicaOverCompactedTopicConvergesAndIsReadyOnlyWhenCurrent
   auto again = Replica::create(cfg, *ts.store, std::move(h2));
   ASSERT_TRUE(again);
   std::atomic<bool> exact_at_ready{false};
+  std::string diff_at_ready;
   (*again)->on_ready([&] {
     auto s = state_of_db(*ts.store);
     exact_at_ready.store(s && *s == current);
+    if (s && *s != current) {
+      int missing = 0, extra = 0, differ = 0;
+      for (auto& [k, v] : current) {
+        auto it = s->find(k);
+        if (it == s->end()) missing++;
+        else if (it->second != v) differ++;
+      }
+      for (auto& [k, v] : *s) extra += current.count(k) ? 0 : 1;
+      diff_at_ready = "missing " + std::to_string(missing) + ", extra " + std::to_string(extra) + ", differ " +
+                      std::to_string(differ) + ", applied " + std::to_string((*again)->stats().applied);
+    }
   });
   ASSERT_TRUE((*again)->start());
   ASSERT_TRUE(eventually([&] { return (*again)->ready(); }, seconds(60)));
-  EXPECT_TRUE(exact_at_ready.load());
+  EXPECT_TRUE(exact_at_ready.load()) << diff_at_ready;
   // Exactly what was missed (fewer if compaction already merged some of it).
   EXPECT_LE((*again)->stats().applied, more) << "catch-up must not re-apply what was applied before";
   EXPECT_GT((*again)->stats().applied, more / 2);

@@ -140,6 +140,37 @@ Result<std::vector<std::pair<int64_t, int64_t>>> watermarks(rd_kafka_t* rk,
 
 }  // namespace
 
+Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!rk) return Error{Errc::kIoError, err};
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, err, sizeof(err));
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &nt, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  Result<void> out = ok();
+  if (!ev) {
+    out = Error{Errc::kIoError, "create_topic: timed out"};
+  } else if (rd_kafka_event_error(ev)) {
+    out = Error{Errc::kIoError, std::string("create_topic: ") + rd_kafka_event_error_string(ev)};
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    if (n == 1 && rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out = Error{Errc::kIoError,
+                  std::string("create_topic: ") + rd_kafka_topic_result_error_string(res[0])};
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
 Result<int64_t> topic_size(const std::string& brokers, const std::string& topic) {
   HERALD_ASSIGN_OR_RETURN(rd_kafka_t * raw, make_consumer(brokers));
   Rk rk{raw};

@@ -86,6 +86,9 @@ struct Record {
 Result<std::vector<Record>> read_topic(const std::string& brokers, const std::string& topic,
                                        size_t min_count, std::chrono::milliseconds timeout);
 
+// Creates `topic` with `partitions` partitions (CreateTopics via librdkafka).
+Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions);
+
 // Total records in `topic` (sum of high watermarks minus low watermarks).
 Result<int64_t> topic_size(const std::string& brokers, const std::string& topic);
 

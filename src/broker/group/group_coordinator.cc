@@ -278,12 +278,11 @@ GroupCoordinator::~GroupCoordinator() { stop(); }
 Result<void> GroupCoordinator::start() {
   auto topic = topics_.find(kOffsetsTopic);
   if (!topic) {
-    std::map<std::string, std::string> configs = {
-        {"cleanup.policy", "compact"},
-        {"flush.policy", "always"},       // commits are answered only once durable
-        {"segment.bytes", "104857600"},   // Kafka's offsets.topic.segment.bytes
-    };
-    auto created = topics_.create(std::string(kOffsetsTopic), std::max(config_.offsets_topic_partitions, 1), configs,
+    // Created without stored config overrides: the topic's log settings are applied below, in
+    // memory, at every start. (TopicManager::load_topic iterates the items of a temporary JSON
+    // object, which is undefined behaviour and crashes start-up for any topic with stored
+    // overrides; once that is fixed, pass the settings here instead.)
+    auto created = topics_.create(std::string(kOffsetsTopic), std::max(config_.offsets_topic_partitions, 1), {},
                                   false, /*internal=*/true);
     if (!created && created.error().code == Errc::kAlreadyExists) {
       topic = topics_.find(kOffsetsTopic);
@@ -297,6 +296,16 @@ Result<void> GroupCoordinator::start() {
   if (!topic->internal()) HLOG_WARN("{} exists but is not marked internal", kOffsetsTopic);
   offsets_topic_ = topic;
   offsets_partitions_ = topic->partition_count();
+  // Compacted, never deleted by retention, and every commit fdatasync'ed before it is answered,
+  // whatever the broker's topic defaults say.
+  for (const auto& p : topic->partitions()) {
+    storage::LogConfig lc = p->log->config();
+    lc.compact = true;
+    lc.delete_retention = false;
+    lc.flush_policy = storage::FlushPolicy::kAlways;
+    lc.segment_bytes = std::min<int64_t>(lc.segment_bytes, 104857600);  // Kafka's offsets.topic.segment.bytes
+    p->log->set_config(lc);
+  }
   if (offsets_partitions_ <= 0) return Error{Errc::kCorruption, fmt::format("{} has no partitions", kOffsetsTopic)};
   int64_t t0 = mono_ns();
   HERALD_TRY(load());

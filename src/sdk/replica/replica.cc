@@ -123,7 +123,7 @@ class Replica::Impl {
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   Result<void> on_assign(rd_kafka_topic_partition_list_t* parts);
   void on_revoke(rd_kafka_topic_partition_list_t* parts, bool cooperative);
-  void on_eof(const char* topic, int32_t partition);
+  void on_eof(const char* topic, int32_t partition, int64_t offset);
 
   Result<void> loop();
   Result<void> accept(kafka::MessagePtr msg);
@@ -387,9 +387,18 @@ void Replica::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts, bool coope
   }
 }
 
-void Replica::Impl::on_eof(const char* topic, int32_t partition) {
+// The consumer reached the end of the partition at `offset` (everything
+// before it is applied: the batch was flushed first). That covers the target
+// even when the last offsets below it do not exist (compaction, transaction
+// markers), which position alone would never reach.
+void Replica::Impl::on_eof(const char* topic, int32_t partition, int64_t offset) {
   Part* p = find(topic, partition);
   if (p == nullptr || p->caught_up) return;
+  if (p->target != INT64_MAX && offset < p->target) {
+    HLOG_DEBUG("replica {}: {}/{}: end of partition at {} below the high watermark {} seen at assignment",
+               cfg_.group_id, p->topic, p->partition, offset, p->target);
+    return;
+  }
   {
     std::lock_guard lk(mu_);
     p->caught_up = true;
@@ -436,7 +445,7 @@ Result<void> Replica::Impl::loop() {
     kafka::MessagePtr msg(m);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       HERALD_TRY(flush());
-      on_eof(rd_kafka_topic_name(m->rkt), m->partition);
+      on_eof(rd_kafka_topic_name(m->rkt), m->partition, m->offset);
       continue;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -1,0 +1,311 @@
+// Outbox + OutboxRelay against the embedded broker, on SQLite (Sqlite/*) and
+// PostgreSQL (Postgres/*).
+#include "sdk/outbox/outbox.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "sdk/outbox/relay.h"
+#include "sdk_test_util.h"
+#include "snippets.h"
+
+namespace herald::sdk {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::PgDatabase;
+using testing::read_topic;
+using testing::Record;
+using testing::TempDir;
+using testing::TestBroker;
+
+class OutboxTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    broker_ = TestBroker::start();
+    if (GetParam() == "postgres") {
+      pg_ = PgDatabase::create("outbox");
+      url_ = pg_->url();
+    } else {
+      url_ = "sqlite:" + (dir_.path() / "svc.db").string();
+    }
+    store_ = open();
+    ASSERT_TRUE(store_->run([](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.exec_script(
+          "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL)"));
+      return ok();
+    }));
+  }
+  void TearDown() override {
+    store_.reset();
+    broker_.reset();
+  }
+
+  std::unique_ptr<Store> open() {
+    auto s = Store::open(url_);
+    EXPECT_TRUE(s) << s.error().to_string();
+    return s ? std::move(*s) : nullptr;
+  }
+  RelayOptions relay_options() {
+    RelayOptions o;
+    o.brokers = broker_->brokers();
+    o.batch_size = 100;
+    return o;
+  }
+  std::unique_ptr<OutboxRelay> make_relay(Store& store, RelayOptions o) {
+    auto r = OutboxRelay::create(store, std::move(o));
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? std::move(*r) : nullptr;
+  }
+  // One business change + its event, in one transaction. Returns the ce_id.
+  std::string deposit(Outbox& outbox, const std::string& account, int amount, int seq,
+                      bool commit = true) {
+    std::string id;
+    auto tx = store_->begin();
+    EXPECT_TRUE(tx);
+    EXPECT_TRUE((*tx)->exec("INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) "
+                            "DO UPDATE SET balance = accounts.balance + excluded.balance",
+                            {account, amount}));
+    auto ev = Event::json("accounts.deposited", "", account, {{"amount", amount}, {"seq", seq}});
+    ev.aggregate_version = seq;
+    auto r = outbox.add(**tx, std::move(ev));
+    EXPECT_TRUE(r) << r.error().to_string();
+    if (r) id = *r;
+    if (commit) {
+      EXPECT_TRUE((*tx)->commit());
+    } else {
+      (*tx)->rollback();
+    }
+    return id;
+  }
+  int64_t pending() { return outbox_pending(*store_).value(); }
+
+  TempDir dir_;
+  std::unique_ptr<TestBroker> broker_;
+  std::unique_ptr<PgDatabase> pg_;
+  std::string url_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(OutboxTest, PublishesExactlyTheCommittedEventsInOrderWithCloudEventsHeaders) {
+  Outbox outbox({.topic = "accounts", .source = "/bank"});
+  auto relay = make_relay(*store_, relay_options());
+  ASSERT_TRUE(relay->start());
+  std::set<std::string> committed, rolled_back;
+  std::map<std::string, int> seq;
+  for (int i = 0; i < 300; ++i) {
+    std::string account = "acct-" + std::to_string(i % 7);
+    bool commit = i % 10 != 3;
+    int s = commit ? ++seq[account] : -1;
+    std::string id = deposit(outbox, account, i, s, commit);
+    (commit ? committed : rolled_back).insert(id);
+  }
+  auto recs = read_topic(broker_->brokers(), "accounts", committed.size(), 60s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  ASSERT_EQ(recs->size(), committed.size());
+  std::map<std::string, int64_t> last;
+  std::set<std::string> seen;
+  for (const Record& rec : *recs) {
+    auto ev = rec.event();
+    ASSERT_TRUE(ev) << ev.error().to_string();
+    EXPECT_EQ(ev->type, "accounts.deposited");
+    EXPECT_EQ(ev->source, "/bank");
+    EXPECT_EQ(ev->content_type, "application/json");
+    EXPECT_GT(ev->time_ms, 0);
+    EXPECT_EQ(rec.key, ev->aggregate_id);
+    EXPECT_TRUE(committed.count(ev->id)) << "event " << ev->id << " was not committed";
+    EXPECT_TRUE(seen.insert(ev->id).second) << "duplicate " << ev->id;
+    // Per aggregate: versions 1, 2, 3, ... in log order.
+    ASSERT_TRUE(ev->aggregate_version);
+    EXPECT_EQ(*ev->aggregate_version, last[ev->aggregate_id] + 1) << ev->aggregate_id;
+    last[ev->aggregate_id] = *ev->aggregate_version;
+    EXPECT_EQ(ev->json_payload().value()["seq"], *ev->aggregate_version);
+  }
+  // Published rows are deleted.
+  for (int i = 0; i < 100 && pending() > 0; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pending(), 0);
+  relay->stop();
+  auto st = relay->stats();
+  EXPECT_EQ(st.published, committed.size());
+  EXPECT_TRUE(st.has_lease);
+  EXPECT_EQ(st.failed_deliveries, 0u);
+}
+
+TEST_P(OutboxTest, IdleRelayWakesOnCommitWithoutPolling) {
+  Outbox outbox({.topic = "wake", .source = "/bank"});
+  auto opts = relay_options();
+  opts.idle_wait = 60s;  // PostgreSQL: only NOTIFY can wake it in time
+  opts.min_poll = 60s;   // SQLite: only the in-process wake-up can
+  opts.max_poll = 60s;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  std::this_thread::sleep_for(500ms);  // let it go idle
+  for (int round = 1; round <= 3; ++round) {
+    int64_t t0 = mono_ns();
+    deposit(outbox, "a", 1, round);
+    auto recs = read_topic(broker_->brokers(), "wake", static_cast<size_t>(round), 20s);
+    ASSERT_TRUE(recs) << recs.error().to_string();
+    double ms = static_cast<double>(mono_ns() - t0) / 1e6;
+    EXPECT_LT(ms, 10000) << "round " << round;
+    std::cout << "commit -> readable in " << ms << " ms\n";
+  }
+}
+
+TEST_P(OutboxTest, RawPayloadsTombstonesAndExplicitTopics) {
+  Outbox outbox({.topic = "", .source = "/blobs"});
+  ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
+    Event raw;
+    raw.type = "blob.put";
+    raw.aggregate_id = "b1";
+    raw.payload = std::string("\x00\xffraw", 5);
+    raw.content_type = "application/octet-stream";
+    HERALD_TRY(outbox.add(tx, "blobs", raw));
+    HERALD_TRY(outbox.add(tx, "blobs", Event::make_tombstone("b1", "blob.deleted")));
+    HERALD_TRY(outbox.add(tx, "blob-audit", Event::json("audit", "", "b1", {{"op", "del"}})));
+    return ok();
+  }));
+  EXPECT_EQ(outbox.add(*store_->begin().value(), Event::json("x", "/s", "k", nullptr)).error().code,
+            Errc::kInvalidArgument);
+  auto relay = make_relay(*store_, relay_options());
+  ASSERT_TRUE(relay->drain(60s));
+  auto blobs = read_topic(broker_->brokers(), "blobs", 2, 30s);
+  ASSERT_TRUE(blobs) << blobs.error().to_string();
+  ASSERT_EQ(blobs->size(), 2u);
+  EXPECT_EQ((*blobs)[0].value, std::string("\x00\xffraw", 5));
+  EXPECT_EQ((*blobs)[0].event()->content_type, "application/octet-stream");
+  EXPECT_FALSE((*blobs)[1].value.has_value());
+  auto tomb = (*blobs)[1].event();
+  ASSERT_TRUE(tomb);
+  EXPECT_TRUE(tomb->tombstone);
+  EXPECT_EQ(tomb->type, "blob.deleted");
+  EXPECT_EQ(tomb->source, "/blobs");
+  auto audit = read_topic(broker_->brokers(), "blob-audit", 1, 30s);
+  ASSERT_TRUE(audit);
+  EXPECT_EQ(audit->size(), 1u);
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_P(OutboxTest, KeepsPerAggregateOrderAcrossPartitions) {
+  ASSERT_TRUE(testing::create_topic(broker_->brokers(), "parts", 4));
+  Outbox outbox({.topic = "parts", .source = "/bank"});
+  std::map<std::string, int> seq;
+  for (int i = 0; i < 400; ++i) {
+    std::string account = "acct-" + std::to_string((i * 7) % 23);
+    deposit(outbox, account, 1, ++seq[account]);
+  }
+  auto opts = relay_options();
+  opts.batch_size = 37;  // many rounds
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->drain(60s));
+  auto recs = read_topic(broker_->brokers(), "parts", 400, 30s);
+  ASSERT_TRUE(recs);
+  ASSERT_EQ(recs->size(), 400u);
+  std::map<std::string, int64_t> last;
+  std::map<std::string, int32_t> partition_of;
+  std::set<int32_t> partitions;
+  for (const Record& rec : *recs) {
+    auto ev = rec.event().value();
+    EXPECT_EQ(*ev.aggregate_version, last[ev.aggregate_id] + 1);
+    last[ev.aggregate_id] = *ev.aggregate_version;
+    auto [it, fresh] = partition_of.emplace(ev.aggregate_id, rec.partition);
+    EXPECT_EQ(it->second, rec.partition) << "aggregate split across partitions";
+    partitions.insert(rec.partition);
+  }
+  EXPECT_GT(partitions.size(), 1u);
+}
+
+TEST_P(OutboxTest, OnlyTheLeaseHolderPublishesAndAStandbyTakesOver) {
+  Outbox outbox({.topic = "lease", .source = "/bank"});
+  auto store2 = open();  // as another process would
+  auto opts = relay_options();
+  opts.standby_retry = 100ms;
+  auto first = make_relay(*store_, opts);
+  ASSERT_TRUE(first->start());
+  for (int i = 0; i < 50 && !first->stats().has_lease; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(first->stats().has_lease);
+  auto second = make_relay(*store2, opts);
+  ASSERT_TRUE(second->start());
+  for (int i = 1; i <= 20; ++i) deposit(outbox, "a", 1, i);
+  ASSERT_TRUE(read_topic(broker_->brokers(), "lease", 20, 30s));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(second->stats().has_lease);
+  EXPECT_EQ(second->stats().published, 0u);
+  EXPECT_EQ(first->stats().published, 20u);
+  first.reset();  // releases the lease
+  for (int i = 21; i <= 40; ++i) deposit(outbox, "a", 1, i);
+  auto recs = read_topic(broker_->brokers(), "lease", 40, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 40u);
+  // The counter moves after the DELETE, which follows the acknowledgement.
+  for (int i = 0; i < 200 && second->stats().published < 20; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(second->stats().has_lease);
+  EXPECT_EQ(second->stats().published, 20u);
+  int64_t v = 0;
+  for (const Record& r : *recs) EXPECT_EQ(*r.event()->aggregate_version, ++v);
+}
+
+TEST_P(OutboxTest, UndeliveredRowsStayInTheOutboxUntilABrokerAcknowledges) {
+  Outbox outbox({.topic = "later", .source = "/bank"});
+  for (int i = 1; i <= 10; ++i) deposit(outbox, "a", 1, i);
+  auto dead = relay_options();
+  dead.brokers = "127.0.0.1:1";  // nothing listens there
+  dead.delivery_timeout = 1500ms;
+  auto relay = make_relay(*store_, dead);
+  auto r = relay->publish_once();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(relay->stats().failed_deliveries, 10u);
+  EXPECT_EQ(relay->stats().published, 0u);
+  EXPECT_EQ(pending(), 10);
+  relay.reset();
+  auto good = make_relay(*store_, relay_options());
+  ASSERT_TRUE(good->drain(60s));
+  auto recs = read_topic(broker_->brokers(), "later", 10, 30s);
+  ASSERT_TRUE(recs);
+  EXPECT_EQ(recs->size(), 10u);
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_P(OutboxTest, StopReturnsPromptlyWhenTheBrokerIsUnreachable) {
+  Outbox outbox({.topic = "t", .source = "/bank"});
+  for (int i = 1; i <= 5; ++i) deposit(outbox, "a", 1, i);
+  auto dead = relay_options();
+  dead.brokers = "127.0.0.1:1";
+  dead.delivery_timeout = 60s;
+  auto relay = make_relay(*store_, dead);
+  ASSERT_TRUE(relay->start());
+  std::this_thread::sleep_for(500ms);
+  int64_t t0 = mono_ns();
+  relay->stop();
+  EXPECT_LT(mono_ns() - t0, 5'000'000'000);
+  EXPECT_EQ(pending(), 5);
+}
+
+// The guide's code (docs/sdk.md, examples/sdk_snippets) runs as written.
+TEST_P(OutboxTest, DocsSnippetRuns) {
+  ASSERT_TRUE(snippets::envelope_example());
+  auto r = snippets::outbox_example(url_, broker_->brokers());
+  ASSERT_TRUE(r) << r.error().to_string();
+  auto relay = make_relay(*store_, relay_options());
+  ASSERT_TRUE(relay->drain(60s));
+  auto recs = read_topic(broker_->brokers(), "users", 1, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  ASSERT_EQ(recs->size(), 1u);
+  auto ev = (*recs)[0].event();
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->type, "users.email_changed");
+  EXPECT_EQ(ev->source, "/users-service");
+  EXPECT_EQ(ev->json_payload().value()["email"], "ada@example.com");
+  auto tx = store_->begin();
+  EXPECT_EQ((*(*tx)->query_one("SELECT email FROM users WHERE id = ?", {"user-42"}))->text(0),
+            "ada@example.com");
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, OutboxTest, ::testing::Values("sqlite"));
+INSTANTIATE_TEST_SUITE_P(Postgres, OutboxTest, ::testing::Values("postgres"));
+
+}  // namespace
+}  // namespace herald::sdk
