@@ -5,6 +5,7 @@
 
 #include "cli/consume.h"
 #include "cli/group.h"
+#include "cli/outbox_relay.h"
 #include "cli/produce.h"
 #include "cli/serve.h"
 #include "cli/topic.h"
@@ -32,6 +33,7 @@ Examples:
   herald::cli::add_produce_command(app, action);
   herald::cli::add_consume_command(app, action);
   herald::cli::add_group_command(app, action);
+  herald::cli::add_outbox_relay_command(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 2;
 }
