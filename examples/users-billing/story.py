@@ -147,6 +147,8 @@ def run(h, dbs, n, pause=0.0):
     h.kill(billing)
     st, err = http("GET", billing.url + "/customers/bob", timeout=3)
     n.check(st is None, f"billing is gone (GET /customers/bob: {err})")
+    n.say("Its position stays where it was: in billing's database (and, for `group describe`, in the")
+    n.say("group's committed offsets). The broker drops the dead member after session.timeout.ms (6 s).")
     breathe()
 
     # ------------------------------------------------------------------
