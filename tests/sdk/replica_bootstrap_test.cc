@@ -165,6 +165,7 @@ TEST_P(Bootstrap, NewReplicaOverCompactedTopicConvergesAndIsReadyOnlyWhenCurrent
   watching.store(false);
   watcher.join();
   ASSERT_TRUE(became_ready) << "not ready after 100 s";
+  ASSERT_TRUE(eventually([&] { return ready_fired.load(); }, seconds(10)));  // on_ready runs right after
   auto st = replica.stats();
   std::printf("ready after %.1f s: %lld records applied (%lld produced: compaction removed %lld), %lld transactions; "
               "%d samples not ready while catching up\n",
@@ -208,7 +209,7 @@ TEST_P(Bootstrap, NewReplicaOverCompactedTopicConvergesAndIsReadyOnlyWhenCurrent
   install_users(h2);
   auto again = Replica::create(cfg, *ts.store, std::move(h2));
   ASSERT_TRUE(again);
-  std::atomic<bool> exact_at_ready{false};
+  std::atomic<bool> exact_at_ready{false}, fired_again{false};
   std::string diff_at_ready;
   (*again)->on_ready([&] {
     auto s = state_of_db(*ts.store);
@@ -224,9 +225,11 @@ TEST_P(Bootstrap, NewReplicaOverCompactedTopicConvergesAndIsReadyOnlyWhenCurrent
       diff_at_ready = "missing " + std::to_string(missing) + ", extra " + std::to_string(extra) + ", differ " +
                       std::to_string(differ) + ", applied " + std::to_string((*again)->stats().applied);
     }
+    fired_again.store(true);
   });
   ASSERT_TRUE((*again)->start());
   ASSERT_TRUE(eventually([&] { return (*again)->ready(); }, seconds(60)));
+  ASSERT_TRUE(eventually([&] { return fired_again.load(); }, seconds(10)));
   EXPECT_TRUE(exact_at_ready.load()) << diff_at_ready;
   // Exactly what was missed (fewer if compaction already merged some of it).
   EXPECT_LE((*again)->stats().applied, more) << "catch-up must not re-apply what was applied before";

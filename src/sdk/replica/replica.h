@@ -40,7 +40,8 @@
 // Readiness: after each assignment the replica reads the high watermarks of
 // its partitions; it is ready() once it has applied everything below them (or
 // reached the end of each partition) and stays ready until the next
-// assignment. on_ready runs each time it becomes ready.
+// assignment. on_ready runs each time it becomes ready, on the replica's
+// thread, just after ready() turned true (and before the next event).
 //
 // Threads: run() owns the librdkafka consumer and runs every handler on the
 // calling thread (start() makes that a background thread). ready(), status(),
@@ -166,7 +167,8 @@ class Replica {
   // True while run() executes (on any thread); false once it returned.
   bool running() const;
 
-  // Called on the replica's thread each time it becomes ready. Set before start().
+  // Called on the replica's thread each time it becomes ready (ready() is
+  // already true; no event is applied until it returns). Set before start().
   void on_ready(std::function<void()> fn);
 
   bool ready() const;
