@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -73,6 +74,7 @@ struct OutboxRelay::Impl {
   std::atomic<bool> woken{false};
   mutable std::mutex stats_mu;
   RelayStats stats;
+  std::set<std::string, std::less<>> known_topics;  // metadata fetched by this producer
 
   Impl(Store& s, RelayOptions o) : store(s), opt(std::move(o)) {}
 
@@ -166,9 +168,26 @@ struct OutboxRelay::Impl {
     });
   }
 
+  // librdkafka 2.0 asks for the metadata of a topic it has not produced to
+  // only on its 1 s topic scan; ask now, so the first events of a topic (and
+  // of a freshly started relay) do not wait a second.
+  void warm_up(const std::vector<OutboxRow>& rows) {
+    for (const auto& r : rows) {
+      if (known_topics.count(r.topic)) continue;
+      rd_kafka_topic_t* t = rd_kafka_topic_new(producer.get(), r.topic.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (rd_kafka_metadata(producer.get(), 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+      }
+      rd_kafka_topic_destroy(t);
+      known_topics.insert(r.topic);
+    }
+  }
+
   // Produces `rows` in order and waits for every delivery report.
   std::vector<Delivery> produce(const std::vector<OutboxRow>& rows) {
     std::vector<Delivery> slots(rows.size());
+    warm_up(rows);
     rd_kafka_t* rk = producer.get();
     for (size_t i = 0; i < rows.size(); ++i) {
       const OutboxRow& r = rows[i];
@@ -236,6 +255,7 @@ struct OutboxRelay::Impl {
     if (rd_kafka_fatal_error(producer.get(), buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", buf);
       producer.reset();
+      known_topics.clear();
       HERALD_TRY(make_producer());
     }
     if (failed > 0) {
