@@ -71,12 +71,32 @@ class Producer {
       rd_kafka_headers_t* h = headers_ ? rd_kafka_headers_copy(headers_) : nullptr;
       const std::string* v = in.value ? &*in.value : nullptr;
       const std::string* k = in.key ? &*in.key : nullptr;
-      auto err = rd_kafka_producev(
-          rk_, RD_KAFKA_V_TOPIC(o_.topic.c_str()), RD_KAFKA_V_PARTITION(o_.partition),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE(v ? const_cast<char*>(v->data()) : nullptr, v ? v->size() : 0),
-          RD_KAFKA_V_KEY(k ? k->data() : nullptr, k ? k->size() : 0), RD_KAFKA_V_TIMESTAMP(timestamp_),
-          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+      // produceva rather than producev: the RD_KAFKA_V_* macros use GNU
+      // statement expressions, which -Wpedantic rejects under clang.
+      rd_kafka_vu_t vu[7] = {};
+      size_t n = 0;
+      auto add = [&](rd_kafka_vtype_t type) -> rd_kafka_vu_t& {
+        vu[n].vtype = type;
+        return vu[n++];
+      };
+      add(RD_KAFKA_VTYPE_TOPIC).u.cstr = o_.topic.c_str();
+      add(RD_KAFKA_VTYPE_PARTITION).u.i32 = o_.partition;
+      add(RD_KAFKA_VTYPE_MSGFLAGS).u.i = RD_KAFKA_MSG_F_COPY;
+      add(RD_KAFKA_VTYPE_TIMESTAMP).u.i64 = timestamp_;
+      if (v) {  // absent: a null value
+        auto& x = add(RD_KAFKA_VTYPE_VALUE);
+        x.u.mem.ptr = const_cast<char*>(v->data());
+        x.u.mem.size = v->size();
+      }
+      if (k) {
+        auto& x = add(RD_KAFKA_VTYPE_KEY);
+        x.u.mem.ptr = const_cast<char*>(k->data());
+        x.u.mem.size = k->size();
+      }
+      if (h) add(RD_KAFKA_VTYPE_HEADERS).u.headers = h;  // owned by the message on success
+      rd_kafka_error_t* error = rd_kafka_produceva(rk_, vu, n);
+      rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (error) rd_kafka_error_destroy(error);
       if (!err) return true;
       if (h) rd_kafka_headers_destroy(h);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {

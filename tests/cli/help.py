@@ -20,6 +20,10 @@ def parse(text):
     """Returns (subcommands {name: description}, entries [(line, description)])."""
     subs, entries = {}, []
     lines = text.split("\n")
+    # CLI11 starts descriptions at a fixed column (name width 30 at indent 2,
+    # +2 inside option groups); a name exactly that wide is followed by a
+    # single space, so find the column from the -h,--help line.
+    col = next((l.index("Print this help") for l in lines if l.startswith("  -h,--help")), 30)
     section = None
     i = 0
     while i < len(lines):
@@ -32,6 +36,9 @@ def parse(text):
         elif section and ENTRY.match(line):
             parts = re.split(r"\s{2,}", line.strip(), maxsplit=1)
             desc = parts[1].strip() if len(parts) > 1 else ""
+            c = col + (len(line) - len(line.lstrip()) - 2)
+            if not desc and len(line) > c and line[c - 1] == " " and line[c] != " ":
+                desc = line[c:].strip()
             if not desc and i + 1 < len(lines) and re.match(r"^\s{20,}\S", lines[i + 1]):
                 desc = lines[i + 1].strip()
                 i += 1
