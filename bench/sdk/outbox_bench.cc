@@ -2,14 +2,15 @@
 // idempotent producer) on SQLite and PostgreSQL, against an embedded broker
 // (or --brokers).
 //
-//   herald_sdk_outbox_bench [--store sqlite|postgres|both] [--events N] [--writers W]
-//                           [--batch B] [--brokers HOST:PORT] [--pg-url URL] [--reps R]
+//   herald_sdk_outbox_bench [--store sqlite|postgres|both] [--events N] [--live-events M]
+//                           [--writers W] [--batch B] [--brokers HOST:PORT] [--pg-url URL]
+//                           [--reps R]
 //
 // Two phases per store, each repeated --reps times (a fresh database each):
 //   backlog  N events are committed first (100 per transaction, relay stopped);
 //            then the relay starts; time until the last one is acknowledged and
 //            deleted. The relay's own ceiling.
-//   live     W writer threads commit N events, one event per transaction (a
+//   live     W writer threads commit M events, one event per transaction (a
 //            business row + the event), while the relay runs; time from the
 //            first commit to the last acknowledgement. Also reports the commit
 //            rate alone (when the writers finished).
@@ -43,6 +44,7 @@ namespace {
 struct Args {
   std::string store = "both";
   int events = 50000;
+  int live_events = 5000;  // one fsync'd commit each: bounded by the disk, so fewer
   int writers = 4;
   int batch = 1000;
   int reps = 3;
@@ -115,12 +117,13 @@ std::pair<double, double> live(const Args& a, const std::string& url, const std:
   if (!relay) die(relay.error().to_string());
   if (auto r = (*relay)->start(); !r) die("start");
   std::this_thread::sleep_for(500ms);  // producer connected, relay idle
+  const int n = a.live_events;
   std::atomic<int> next{0};
   int64_t t0 = mono_ns();
   std::vector<std::thread> ts;
   for (int w = 0; w < a.writers; ++w) {
     ts.emplace_back([&] {
-      for (int i; (i = next++) < a.events;) {
+      for (int i; (i = next++) < n;) {
         auto r = store->run(
             [&](Tx& tx) -> Result<void> {
               std::string customer = "customer-" + std::to_string(i % 1000);
@@ -137,10 +140,10 @@ std::pair<double, double> live(const Args& a, const std::string& url, const std:
   }
   for (auto& t : ts) t.join();
   int64_t t_commit = mono_ns();
-  wait_published(**relay, static_cast<uint64_t>(a.events));
+  wait_published(**relay, static_cast<uint64_t>(n));
   int64_t t1 = mono_ns();
   (*relay)->stop();
-  return {a.events / secs(t1 - t0), a.events / secs(t_commit - t0)};
+  return {n / secs(t1 - t0), n / secs(t_commit - t0)};
 }
 
 void pg_exec(const std::string& url, const std::string& sql) {
@@ -165,6 +168,7 @@ int main(int argc, char** argv) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--store") a.store = v;
     else if (k == "--events") a.events = std::stoi(v);
+    else if (k == "--live-events") a.live_events = std::stoi(v);
     else if (k == "--writers") a.writers = std::stoi(v);
     else if (k == "--batch") a.batch = std::stoi(v);
     else if (k == "--reps") a.reps = std::stoi(v);
@@ -194,8 +198,9 @@ int main(int argc, char** argv) {
     std::getline(in, a.pg_url);
     own_pg = true;
   }
-  std::printf("# outbox relay: %d events/run, %d writers (live), batch %d, %d reps, brokers %s\n",
-              a.events, a.writers, a.batch, a.reps, a.brokers.c_str());
+  std::printf("# outbox relay: backlog %d events, live %d events from %d writers, batch %d, "
+              "%d reps, brokers %s\n",
+              a.events, a.live_events, a.writers, a.batch, a.reps, a.brokers.c_str());
   int run = 0;
   auto bench = [&](const std::string& name, auto make_url) {
     std::vector<double> bl, lv, cm;
@@ -220,12 +225,17 @@ int main(int argc, char** argv) {
   if (want_pg) {
     int n = 0;
     std::string admin = a.pg_url;
+    std::vector<std::string> created;
     bench("postgres", [&] {
       // A fresh database per run, so each starts with an empty outbox.
       std::string name = "outbox_bench_" + std::to_string(::getpid()) + "_" + std::to_string(++n);
       pg_exec(admin, "CREATE DATABASE " + name);
+      created.push_back(name);
       return admin.substr(0, admin.rfind('/') + 1) + name;
     });
+    if (!own_pg) {
+      for (const auto& db : created) pg_exec(admin, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    }
   }
   if (own_pg) {
     std::string cmd = std::string("sh ") + HERALD_PG_FIXTURE + " stop " + tmp + "/pg >/dev/null";
