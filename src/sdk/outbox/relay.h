@@ -90,8 +90,10 @@ class OutboxRelay {
 
   // Starts the background thread. kInvalidArgument when already running.
   Result<void> start();
-  // Runs the loop on this thread until stop(). Returns the last fatal error,
-  // if the loop had to give up (it retries transient errors forever).
+  // Runs the loop on this thread until stop() (from another thread or a
+  // signal-handling thread). Errors never end the loop: they are logged,
+  // counted in stats() and retried after error_backoff. kInvalidArgument when
+  // the relay is already running.
   Result<void> run();
   // Stops the loop (after the current round; rows not yet acknowledged stay
   // in the outbox) and joins the thread. Idempotent.
