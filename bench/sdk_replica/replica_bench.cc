@@ -56,6 +56,8 @@ struct Options {
   int batch = 1000;
   std::string brokers;
   std::string dir;
+  std::string only;  // comma-separated subset of raw,batch,normal,nodedup,single ("" = all)
+  bool wants(const char* what) const { return only.empty() || ("," + only + ",").find(std::string(",") + what + ",") != std::string::npos; }
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -197,7 +199,9 @@ ReplicaRun replica_run(const std::string& brokers, const std::string& topic, con
   if (!dedup) cfg.dedup_window = std::chrono::milliseconds(0);
   cfg.kafka = {{"log_level", "3"}, {"fetch.max.bytes", "52428800"}, {"max.partition.fetch.bytes", "4194304"}};
   ReplicaHandlers h;
+  static const bool noop = std::getenv("BENCH_NOOP") != nullptr;
   h.on("fold.add", [](const Event& ev, Tx& tx) {
+    if (noop) return;
     auto j = nlohmann::json::parse(ev.payload);
     auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
                      "cnt = fold.cnt + 1, total = fold.total + excluded.total",
@@ -246,9 +250,11 @@ int main(int argc, char** argv) {
     else if (a == "--batch") o.batch = std::atoi(next().c_str());
     else if (a == "--brokers") o.brokers = next();
     else if (a == "--dir") o.dir = next();
+    else if (a == "--only") o.only = next();
     else die("unknown argument " + a + " (see the header of replica_bench.cc)");
   }
-  std::filesystem::path dir = o.dir.empty() ? std::filesystem::temp_directory_path() / "herald-replica-bench" : o.dir;
+  std::filesystem::path dir =
+      o.dir.empty() ? std::filesystem::temp_directory_path() / "herald-replica-bench" : std::filesystem::path(o.dir);
   std::filesystem::create_directories(dir);
 
   std::unique_ptr<broker::Broker> embedded;
@@ -278,43 +284,50 @@ int main(int argc, char** argv) {
   std::vector<double> raw, batch_full, batch_normal, batch_nodedup, single;
   const std::string db = (dir / "replica.db").string();
   for (int rep = 0; rep < o.reps; ++rep) {
-    int64_t bytes = 0;
-    double s = raw_consume(o.brokers, topic, ends, &bytes);
-    raw.push_back(static_cast<double>(o.events) / s);
-    std::printf("rep %d raw events_per_s=%.0f mib_per_s=%.1f\n", rep, raw.back(),
-                static_cast<double>(bytes) / s / (1 << 20));
-
-    auto r = replica_run(o.brokers, topic, db, "bench-batch-" + std::to_string(rep), o.batch, true, true, ends);
-    batch_full.push_back(static_cast<double>(r.applied) / r.seconds);
-    std::printf("rep %d replica_batch sync=full events_per_s=%.0f applied=%lld transactions=%lld seconds=%.2f\n", rep,
-                batch_full.back(), static_cast<long long>(r.applied), static_cast<long long>(r.transactions),
-                r.seconds);
-
-    r = replica_run(o.brokers, topic, db, "bench-normal-" + std::to_string(rep), o.batch, false, true, ends);
-    batch_normal.push_back(static_cast<double>(r.applied) / r.seconds);
-    std::printf("rep %d replica_batch sync=normal events_per_s=%.0f transactions=%lld seconds=%.2f\n", rep,
-                batch_normal.back(), static_cast<long long>(r.transactions), r.seconds);
-
-    r = replica_run(o.brokers, topic, db, "bench-nodedup-" + std::to_string(rep), o.batch, true, false, ends);
-    batch_nodedup.push_back(static_cast<double>(r.applied) / r.seconds);
-    std::printf("rep %d replica_batch sync=full dedup=off events_per_s=%.0f seconds=%.2f\n", rep,
-                batch_nodedup.back(), r.seconds);
-
-    r = replica_run(o.brokers, topic1, db, "bench-single-" + std::to_string(rep), 1, true, true, ends1);
-    single.push_back(static_cast<double>(r.applied) / r.seconds);
-    std::printf("rep %d replica_per_event sync=full events_per_s=%.0f transactions=%lld seconds=%.2f\n", rep,
-                single.back(), static_cast<long long>(r.transactions), r.seconds);
+    if (o.wants("raw")) {
+      int64_t bytes = 0;
+      double s = raw_consume(o.brokers, topic, ends, &bytes);
+      raw.push_back(static_cast<double>(o.events) / s);
+      std::printf("rep %d raw events_per_s=%.0f mib_per_s=%.1f\n", rep, raw.back(),
+                  static_cast<double>(bytes) / s / (1 << 20));
+    }
+    if (o.wants("batch")) {
+      auto r = replica_run(o.brokers, topic, db, "bench-batch-" + std::to_string(rep), o.batch, true, true, ends);
+      batch_full.push_back(static_cast<double>(r.applied) / r.seconds);
+      std::printf("rep %d replica_batch sync=full events_per_s=%.0f applied=%lld transactions=%lld seconds=%.2f\n",
+                  rep, batch_full.back(), static_cast<long long>(r.applied), static_cast<long long>(r.transactions),
+                  r.seconds);
+    }
+    if (o.wants("normal")) {
+      auto r = replica_run(o.brokers, topic, db, "bench-normal-" + std::to_string(rep), o.batch, false, true, ends);
+      batch_normal.push_back(static_cast<double>(r.applied) / r.seconds);
+      std::printf("rep %d replica_batch sync=normal events_per_s=%.0f transactions=%lld seconds=%.2f\n", rep,
+                  batch_normal.back(), static_cast<long long>(r.transactions), r.seconds);
+    }
+    if (o.wants("nodedup")) {
+      auto r = replica_run(o.brokers, topic, db, "bench-nodedup-" + std::to_string(rep), o.batch, true, false, ends);
+      batch_nodedup.push_back(static_cast<double>(r.applied) / r.seconds);
+      std::printf("rep %d replica_batch sync=full dedup=off events_per_s=%.0f seconds=%.2f\n", rep,
+                  batch_nodedup.back(), r.seconds);
+    }
+    if (o.wants("single")) {
+      auto r = replica_run(o.brokers, topic1, db, "bench-single-" + std::to_string(rep), 1, true, true, ends1);
+      single.push_back(static_cast<double>(r.applied) / r.seconds);
+      std::printf("rep %d replica_per_event sync=full events_per_s=%.0f transactions=%lld seconds=%.2f\n", rep,
+                  single.back(), static_cast<long long>(r.transactions), r.seconds);
+    }
   }
-  double raw_m = median(raw);
-  std::printf("\nreplica_bench raw_events_per_s=%.0f\n", raw_m);
-  std::printf("replica_bench batch%d_full_events_per_s=%.0f ratio_to_raw=%.2f\n", o.batch, median(batch_full),
-              median(batch_full) / raw_m);
-  std::printf("replica_bench batch%d_normal_events_per_s=%.0f ratio_to_raw=%.2f\n", o.batch, median(batch_normal),
-              median(batch_normal) / raw_m);
-  std::printf("replica_bench batch%d_full_nodedup_events_per_s=%.0f ratio_to_raw=%.2f\n", o.batch,
-              median(batch_nodedup), median(batch_nodedup) / raw_m);
-  std::printf("replica_bench per_event_full_events_per_s=%.0f ratio_to_raw=%.4f\n", median(single),
-              median(single) / raw_m);
+  double raw_m = raw.empty() ? 0 : median(raw);
+  auto report = [&](const char* name, const std::vector<double>& v) {
+    if (v.empty()) return;
+    std::printf("replica_bench %s events_per_s=%.0f ratio_to_raw=%.3f\n", name, median(v),
+                raw_m > 0 ? median(v) / raw_m : 0.0);
+  };
+  std::printf("\nreplica_bench raw events_per_s=%.0f\n", raw_m);
+  report(("batch" + std::to_string(o.batch) + "_sync_full").c_str(), batch_full);
+  report(("batch" + std::to_string(o.batch) + "_sync_normal").c_str(), batch_normal);
+  report(("batch" + std::to_string(o.batch) + "_sync_full_nodedup").c_str(), batch_nodedup);
+  report("per_event_sync_full", single);
   if (embedded) embedded->stop();
   return 0;
 }

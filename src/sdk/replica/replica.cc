@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <thread>
 
 #include "common/log.h"
@@ -25,6 +26,21 @@ using std::chrono::milliseconds;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// message_headers() with the vector sized up front (this runs per event).
+Headers headers_of(const rd_kafka_message_t& msg) {
+  Headers out;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(&msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == nullptr) return out;
+  out.reserve(rd_kafka_header_cnt(hdrs));
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    out.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
+  }
+  return out;
 }
 
 bool has_header(const Headers& h, std::string_view name) {
@@ -128,9 +144,23 @@ class Replica::Impl {
   Result<void> loop();
   Result<void> accept(kafka::MessagePtr msg);
   Result<void> flush();
-  Result<void> apply_range(size_t lo, size_t hi);
-  Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
-  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx);
+  // ce_id deduplication for a whole transaction, optimistic: duplicates of
+  // already applied events are rare (an outbox re-publish after a crash), so
+  // the transaction runs every handler, then records all its ids with one
+  // multi-row INSERT ... ON CONFLICT DO NOTHING. If fewer rows went in than
+  // ids were sent, one of them was a duplicate: roll back and redo the range
+  // the slow way (one INSERT per event, before its handler). Duplicates inside
+  // the batch itself are caught in memory.
+  struct BatchDedup {
+    std::unordered_set<std::string_view> mine;  // ids applied earlier in this transaction
+    std::vector<std::string_view> fresh;       // to record before the commit
+  };
+  Result<int64_t> record_processed(Tx& tx, const std::vector<std::string_view>& ids, int64_t now);
+  const std::string& in_list_sql(const char* head, const char* tuple, const char* tail, size_t n);
+
+  Result<void> apply_range(size_t lo, size_t hi, bool bulk = true);
+  Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx, BatchDedup* bd = nullptr);
+  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx, BatchDedup* bd = nullptr);
   // Moves the stored offsets and commits. false (rolled back) when a
   // partition's stored offset was moved by someone else: it is then fenced.
   Result<bool> commit(std::unique_ptr<Tx> tx, Effects& fx);
@@ -146,7 +176,7 @@ class Replica::Impl {
   Result<void> backoff(int retry);
   Result<void> check_store();
 
-  Result<void> periodic();
+  Result<void> periodic(Clock::time_point now);
   void commit_to_broker(bool force);
   Result<void> scan_parked();
   void update_ready();
@@ -163,6 +193,7 @@ class Replica::Impl {
   std::set<std::string> dlq_topics_ready_;
 
   std::map<PartKey, Part> parts_;  // structure changes under mu_
+  std::map<std::pair<const char*, size_t>, std::string> sql_cache_;  // in_list_sql()
   std::vector<Rec> batch_;
   Clock::time_point batch_deadline_;
   bool assigned_once_ = false;
@@ -425,23 +456,31 @@ void Replica::Impl::update_ready() {
 // ---------------------------------------------------------------- main loop
 
 Result<void> Replica::Impl::loop() {
+  uint32_t since_clock = 0;
   while (!stop_requested_.load()) {
     if (fatal_) return *fatal_;
-    HERALD_TRY(periodic());
-    int timeout_ms = 100;
-    if (!batch_.empty()) {
-      auto left = std::chrono::duration_cast<milliseconds>(batch_deadline_ - Clock::now()).count();
-      timeout_ms = static_cast<int>(std::clamp<int64_t>(left, 0, 100));
+    // Look at the clock (housekeeping, the batch deadline) when idle and every
+    // 64 messages, not per message: clock reads show up at 200k events/s.
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), 0);
+    if (m == nullptr || ++since_clock >= 64) {
+      since_clock = 0;
+      const auto now = Clock::now();
+      HERALD_TRY(periodic(now));
+      if (!batch_.empty() && now >= batch_deadline_) HERALD_TRY(flush());
+      if (m == nullptr) {
+        int timeout_ms = 100;
+        if (!batch_.empty()) {
+          timeout_ms = static_cast<int>(std::clamp<int64_t>(
+              std::chrono::duration_cast<milliseconds>(batch_deadline_ - now).count(), 0, 100));
+        }
+        m = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
+      }
     }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
     if (fatal_) {
       if (m) rd_kafka_message_destroy(m);
       return *fatal_;
     }
-    if (m == nullptr) {
-      if (!batch_.empty() && Clock::now() >= batch_deadline_) HERALD_TRY(flush());
-      continue;
-    }
+    if (m == nullptr) continue;
     kafka::MessagePtr msg(m);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       HERALD_TRY(flush());
@@ -469,11 +508,15 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   p->fetched_next = msg->offset + 1;
   Rec r;
   r.part = p;
-  if (auto ev = decode_message(*msg)) {
+  Headers h = headers_of(*msg);
+  std::optional<std::string_view> value;
+  if (msg->payload) value = std::string_view(static_cast<const char*>(msg->payload), msg->len);
+  std::string_view key;
+  if (msg->key) key = std::string_view(static_cast<const char*>(msg->key), msg->key_len);
+  if (auto ev = decode(key, value, h)) {
     r.ev = std::move(ev).value();
     r.decoded = true;
   } else {
-    Headers h = message_headers(*msg);
     if (!has_header(h, kHeaderSpecVersion)) {
       // A plain Kafka record: hand it over as an anonymous event.
       r.ev.aggregate_id = msg->key ? std::string(static_cast<const char*>(msg->key), msg->key_len) : "";
@@ -505,24 +548,39 @@ Result<void> Replica::Impl::flush() {
 // Applies batch_[lo, hi) in one transaction. When an event fails, the
 // transaction is rolled back, [lo, i) is applied again without it, the
 // failing event goes through the poison path alone, and [i+1, hi) follows.
-Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
+// `bulk`: deduplicate with BatchDedup (falls back to one INSERT per event
+// when one of the ids was recorded before).
+Result<void> Replica::Impl::apply_range(size_t lo, size_t hi, bool bulk) {
+  const bool dedup = cfg_.dedup_window.count() > 0;
+  bulk = bulk && dedup;
   while (lo < hi) {
     HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
     Effects fx;
+    BatchDedup bd;
     std::string err;
     size_t i = lo;
     Outcome out = Outcome::kApplied;
     for (; i < hi; ++i) {
-      out = apply_record(*tx, batch_[i], &err, fx);
+      out = apply_record(*tx, batch_[i], &err, fx, bulk ? &bd : nullptr);
       if (out == Outcome::kFailed || out == Outcome::kReplayHead) break;
     }
     if (i == hi) {
+      if (bulk && !bd.fresh.empty()) {
+        HERALD_ASSIGN_OR_RETURN(int64_t n, record_processed(*tx, bd.fresh, wall_ms()));
+        if (n != static_cast<int64_t>(bd.fresh.size())) {
+          // At least one event of the range was applied before (or by a
+          // concurrent writer): redo the range the slow way, where each
+          // event's own INSERT decides before its handler runs.
+          tx->rollback();
+          return apply_range(lo, hi, false);
+        }
+      }
       HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
       if (committed) return ok();
       continue;  // a partition was fenced: its records are now dropped; redo the rest
     }
     tx->rollback();
-    if (i > lo) HERALD_TRY(apply_range(lo, i));
+    if (i > lo) HERALD_TRY(apply_range(lo, i, bulk));
     if (batch_[i].part->fenced) {
       batch_[i].dropped = true;
     } else if (out == Outcome::kReplayHead) {
@@ -535,7 +593,51 @@ Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
   return ok();
 }
 
-Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx) {
+// "<head><tuple>, <tuple>, ...<tail>" with n tuples, cached (n is a power of
+// two, so that few distinct statements reach the store's statement cache).
+const std::string& Replica::Impl::in_list_sql(const char* head, const char* tuple, const char* tail, size_t n) {
+  auto& sql = sql_cache_[{head, n}];
+  if (sql.empty()) {
+    sql = head;
+    for (size_t i = 0; i < n; ++i) {
+      if (i > 0) sql += ", ";
+      sql += tuple;
+    }
+    sql += tail;
+  }
+  return sql;
+}
+
+namespace {
+// Largest power of two <= min(n, 256).
+size_t chunk_of(size_t n) {
+  size_t c = 256;
+  while (c > n) c /= 2;
+  return c;
+}
+}  // namespace
+
+Result<int64_t> Replica::Impl::record_processed(Tx& tx, const std::vector<std::string_view>& ids, int64_t now) {
+  int64_t total = 0;
+  for (size_t at = 0; at < ids.size();) {
+    size_t n = chunk_of(ids.size() - at);
+    Params params;
+    params.reserve(3 * n);
+    for (size_t j = 0; j < n; ++j) {
+      params.emplace_back(cfg_.group_id);
+      params.emplace_back(ids[at + j]);
+      params.emplace_back(static_cast<long long>(now));
+    }
+    const std::string& sql = in_list_sql("INSERT INTO herald_processed (group_id, ce_id, processed_at) VALUES ",
+                                         "(?, ?, ?)", " ON CONFLICT DO NOTHING", n);
+    HERALD_ASSIGN_OR_RETURN(int64_t inserted, tx.exec(sql, params));
+    total += inserted;
+    at += n;
+  }
+  return total;
+}
+
+Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx, BatchDedup* bd) {
   if (r.dropped || r.part->fenced) {
     r.dropped = true;
     return Outcome::kDropped;
@@ -571,11 +673,19 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       return Outcome::kParked;
     }
   }
-  return apply_event(tx, r.ev, err, fx);
+  return apply_event(tx, r.ev, err, fx, bd);
 }
 
-Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx) {
-  if (cfg_.dedup_window.count() > 0 && !ev.id.empty()) {
+Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx, BatchDedup* bd) {
+  const bool dedup = cfg_.dedup_window.count() > 0 && !ev.id.empty();
+  if (dedup && bd != nullptr) {
+    if (bd->mine.count(ev.id)) {
+      fx.delta.duplicates++;
+      return Outcome::kDuplicate;
+    }
+    bd->mine.insert(ev.id);  // undone with the whole transaction if anything fails
+    bd->fresh.push_back(ev.id);
+  } else if (dedup) {
     auto fresh = mark_processed(tx, cfg_.group_id, ev.id, wall_ms());
     if (!fresh) {
       *err = fresh.error().to_string();
@@ -920,8 +1030,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
 
 // ---------------------------------------------------------------- housekeeping
 
-Result<void> Replica::Impl::periodic() {
-  const auto now = Clock::now();
+Result<void> Replica::Impl::periodic(Clock::time_point now) {
   if (cfg_.commit_to_broker && now - last_broker_commit_ >= cfg_.broker_commit_interval) {
     commit_to_broker(false);
   }
