@@ -269,10 +269,11 @@ Result<void> Replica::Impl::run() {
   rd_kafka_consumer_close(rk_.get());  // revoke callback flushes (nothing) and commits
   if (result && fatal_) result = *fatal_;
   if (dlq_producer_) rd_kafka_flush(dlq_producer_->handle(), 5000);
-  rk_.reset();
   {
+    // status() reads watermarks through rk_ for the partitions in parts_.
     std::lock_guard lk(mu_);
     parts_.clear();
+    rk_.reset();
   }
   ready_.store(false);
   cv_.notify_all();

@@ -3,8 +3,10 @@
 //
 // For every event (or every batch of events) the replica opens one local
 // transaction that runs the service's handler, records the event's ce_id in
-// herald_processed (dropping duplicates a re-publish may cause) and moves
-// herald_offsets(group, topic, partition, next_offset) past it. Because the
+// herald_processed (dropping duplicates a re-publish may cause; one
+// multi-row INSERT per transaction) and moves herald_offsets(group, topic,
+// partition, next_offset) past it with a compare-and-set, so that an instance
+// that lost its partition to another (a zombie) cannot move it back. Because the
 // effect and the position commit together, a crash anywhere neither loses nor
 // repeats an effect: on partition assignment the replica seeks to the offsets
 // in ITS database, never to the broker's. Offsets are also committed to the
