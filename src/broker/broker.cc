@@ -121,19 +121,12 @@ asio::awaitable<void> BrokerImpl::maintenance_loop() {
 
 void BrokerImpl::register_connection(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(conn_mu_);
-  connections_.insert(c);
+  connections_.emplace(c.get(), c);
 }
 
 void BrokerImpl::unregister_connection(Connection* c) {
   std::lock_guard lock(conn_mu_);
-  for (auto it = connections_.begin(); it != connections_.end();) {
-    auto sp = it->lock();
-    if (!sp || sp.get() == c) {
-      it = connections_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  connections_.erase(c);
 }
 
 void BrokerImpl::stop() {
@@ -151,7 +144,7 @@ void BrokerImpl::stop() {
     std::vector<std::shared_ptr<Connection>> live;
     {
       std::lock_guard lock(conn_mu_);
-      for (auto& w : connections_) {
+      for (auto& [_, w] : connections_) {
         if (auto c = w.lock()) live.push_back(std::move(c));
       }
     }

@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <set>
+#include <unordered_map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,7 +67,9 @@ class BrokerImpl {
   std::string cluster_id_;
 
   std::mutex conn_mu_;
-  std::set<std::weak_ptr<Connection>, std::owner_less<std::weak_ptr<Connection>>> connections_;
+  // Keyed by address so unregistering never locks a weak_ptr: a lock() that turned out to hold the
+  // last reference would run ~Connection (and so unregister_connection) under conn_mu_.
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
