@@ -75,6 +75,8 @@ def committer_main(args):
 
 def read_log(path):
     attempted, acked, errors = {}, {}, 0
+    if not os.path.exists(path):  # the committer has not started writing yet
+        return attempted, acked, errors
     with open(path) as f:
         for line in f.read().splitlines():
             parts = line.split(" ")
@@ -107,7 +109,7 @@ def committed(bootstrap):
 
 def run(h):
     from confluent_kafka.admin import AdminClient, NewTopic
-    b = h.broker().start()
+    b = h.broker(sticky_port=True).start()
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     for f in a.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
         f.result()

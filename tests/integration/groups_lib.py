@@ -8,6 +8,7 @@ A group member runs as its own process (so that a test can SIGKILL it):
 It subscribes, and for every message it "processes" it appends a line to FILE,
 then commits synchronously what it processed (commit after processing). Lines:
 
+    S <ms>                subscribing (the JoinGroup follows)
     A <ms> <p,p,...>      partitions assigned (wall clock ms)
     R <ms> <p,p,...>      partitions revoked
     M <ms> <p> <o> <v>    processed message (partition, offset, value)
@@ -81,6 +82,8 @@ def _confluent_member(a, out: _Out, stop):
         out.line(f"R {now_ms()} " + ",".join(str(p.partition) for p in parts))
         out.flush()
 
+    out.line(f"S {now_ms()}")
+    out.flush()
     c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
     while not stop[0]:
         msgs = c.consume(num_messages=1000, timeout=0.2)
@@ -127,6 +130,8 @@ def _kafkapython_member(a, out: _Out, stop):
             out.line(f"A {now_ms()} " + ",".join(str(tp.partition) for tp in assigned))
             out.flush()
 
+    out.line(f"S {now_ms()}")
+    out.flush()
     c.subscribe([a.topic], listener=Listener())
     while not stop[0]:
         recs = c.poll(timeout_ms=200, max_records=1000)
@@ -222,6 +227,7 @@ class MemberLog:
         self.commits = []    # (p, next)
         self.errors = []
         self.exited = False
+        self.subscribed = []  # ms
 
     def last_assignment(self):
         return self.assigned[-1][1] if self.assigned else None
@@ -250,6 +256,8 @@ def read_member_file(path) -> MemberLog:
                 log.commits.append((int(parts[1]), int(parts[2])))
             elif kind == "E":
                 log.errors.append(line[2:])
+            elif kind == "S":
+                log.subscribed.append(int(parts[1]))
             elif kind == "X":
                 log.exited = True
         except (ValueError, IndexError):

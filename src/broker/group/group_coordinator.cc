@@ -278,11 +278,12 @@ GroupCoordinator::~GroupCoordinator() { stop(); }
 Result<void> GroupCoordinator::start() {
   auto topic = topics_.find(kOffsetsTopic);
   if (!topic) {
-    // Created without stored config overrides: the topic's log settings are applied below, in
-    // memory, at every start. (TopicManager::load_topic iterates the items of a temporary JSON
-    // object, which is undefined behaviour and crashes start-up for any topic with stored
-    // overrides; once that is fixed, pass the settings here instead.)
-    auto created = topics_.create(std::string(kOffsetsTopic), std::max(config_.offsets_topic_partitions, 1), {},
+    std::map<std::string, std::string> configs = {
+        {"cleanup.policy", "compact"},
+        {"flush.policy", "always"},      // commits are answered only once durable
+        {"segment.bytes", "104857600"},  // Kafka's offsets.topic.segment.bytes
+    };
+    auto created = topics_.create(std::string(kOffsetsTopic), std::max(config_.offsets_topic_partitions, 1), configs,
                                   false, /*internal=*/true);
     if (!created && created.error().code == Errc::kAlreadyExists) {
       topic = topics_.find(kOffsetsTopic);
@@ -297,7 +298,7 @@ Result<void> GroupCoordinator::start() {
   offsets_topic_ = topic;
   offsets_partitions_ = topic->partition_count();
   // Compacted, never deleted by retention, and every commit fdatasync'ed before it is answered,
-  // whatever the broker's topic defaults say.
+  // whatever the topic's stored configs say (an operator may have altered them).
   for (const auto& p : topic->partitions()) {
     storage::LogConfig lc = p->log->config();
     lc.compact = true;
@@ -392,12 +393,11 @@ void GroupCoordinator::transition(Group& g, GroupState s) {
 
 asio::awaitable<protocol::JoinGroupResponse> GroupCoordinator::join_group(ClientInfo client,
                                                                           protocol::JoinGroupRequest req) {
-  auto waiter = Waiter<protocol::JoinGroupResponse>::create(co_await asio::this_coro::executor);
-  {
+  auto ex = co_await asio::this_coro::executor;
+  protocol::JoinGroupResponse resp = co_await await_callback<protocol::JoinGroupResponse>(ex, [&](JoinCallback done) {
     std::lock_guard lock(mu_);
-    join_locked(client, req, waiter->callback());
-  }
-  protocol::JoinGroupResponse resp = co_await waiter->wait();
+    join_locked(client, req, std::move(done));
+  });
   if (client.version < 7 && !resp.protocol_name) resp.protocol_name = std::string();
   co_return resp;
 }
@@ -733,24 +733,25 @@ void GroupCoordinator::finish_locked(Group& g) {
 // ---------------------------------------------------------------------------
 // SyncGroup
 
-asio::awaitable<protocol::SyncGroupResponse> GroupCoordinator::sync_group(ClientInfo client,
+asio::awaitable<protocol::SyncGroupResponse> GroupCoordinator::sync_group(ClientInfo,
                                                                           protocol::SyncGroupRequest req) {
   auto ex = co_await asio::this_coro::executor;
-  auto waiter = Waiter<protocol::SyncGroupResponse>::create(ex);
-  std::optional<StoreJob> job;
-  {
+  co_return co_await await_callback<protocol::SyncGroupResponse>(ex, [&](SyncCallback done) {
     std::lock_guard lock(mu_);
-    sync_locked(req, waiter->callback(), job);
-  }
-  if (job) {
-    auto r = co_await wait_durable(*job->appended.partition->log, job->appended.last_offset, ex);
-    if (!r) HLOG_ERROR("group {}: storing the assignment: {}", req.group_id, r.error().to_string());
-    std::lock_guard lock(mu_);
-    finish_store_locked(*job, r.has_value());
-  }
-  auto resp = co_await waiter->wait();
-  (void)client;
-  co_return resp;
+    std::optional<StoreJob> job;
+    sync_locked(req, std::move(done), job);
+    if (!job) return;
+    // The leader's assignment is handed out once its group metadata record is durable.
+    auto shared = std::make_shared<StoreJob>(std::move(*job));
+    shared->appended.partition->log->wait_durable(shared->appended.last_offset, [this, shared](Result<void> r) {
+      const bool durable = r.has_value();
+      if (!durable) HLOG_ERROR("group: storing an assignment: {}", r.error().to_string());
+      asio::post(executor_, [this, shared, durable] {
+        std::lock_guard relock(mu_);
+        finish_store_locked(*shared, durable);
+      });
+    });
+  });
 }
 
 // Kafka doSyncGroup.
@@ -816,6 +817,7 @@ void GroupCoordinator::sync_locked(const protocol::SyncGroupRequest& req, SyncCa
 }
 
 void GroupCoordinator::finish_store_locked(const StoreJob& job, bool ok) {
+  if (stopped_.load()) return;
   auto gp = job.group.lock();
   if (!gp || find_locked(gp->id) != gp.get()) return;
   Group& g = *gp;

@@ -1,59 +1,40 @@
-// Waiter<T>: a one-shot result that a coroutine awaits while someone else
-// (the group coordinator, under its lock, on any thread) produces it. Used for
-// the long-held JoinGroup and SyncGroup requests: the handler suspends, no
-// network thread blocks.
+// await_callback: suspends a coroutine until a one-shot callback is called by
+// someone else (the group coordinator, under its lock, on any thread). Used
+// for the long-held JoinGroup and SyncGroup requests: the handler suspends,
+// no network thread blocks.
 //
-//   auto w = Waiter<JoinGroupResponse>::create(co_await asio::this_coro::executor);
-//   member.await_join = w->callback();          // stored; called exactly once later
-//   JoinGroupResponse r = co_await w->wait();   // resumes on the executor given above
+//   JoinGroupResponse r = co_await await_callback<JoinGroupResponse>(
+//       co_await asio::this_coro::executor,
+//       [&](std::function<void(JoinGroupResponse)> done) { member.await_join = std::move(done); });
 //
-// The callback only posts to the waiter's executor (never runs the coroutine
-// inline), so it may be called while holding locks. Calls after the first are
-// ignored. If the callback is destroyed without being called, wait() never
-// returns; the frame is destroyed with the io_context at shutdown.
+// `start` runs inside the co_await and must store (or call) the callback. The
+// callback only posts to `ex` (it never resumes the coroutine inline), so it
+// may be called while holding locks; calls after the first are ignored. If
+// the callback is destroyed without being called, the suspended coroutine is
+// destroyed with it (no response is ever produced): the coordinator answers
+// every stored callback, with an error if need be.
 #pragma once
 
 #include <asio.hpp>
-#include <asio/experimental/as_tuple.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
-#include <optional>
 
 namespace herald::broker::group {
 
-template <class T>
-class Waiter : public std::enable_shared_from_this<Waiter<T>> {
- public:
-  static std::shared_ptr<Waiter> create(asio::any_io_executor ex) {
-    return std::shared_ptr<Waiter>(new Waiter(std::move(ex)));
-  }
-
-  std::function<void(T)> callback() {
-    return [self = this->shared_from_this()](T v) {
-      asio::post(self->ex_, [self, v = std::move(v)]() mutable {
-        if (self->value_) return;
-        self->value_ = std::move(v);
-        self->timer_.cancel();
-      });
-    };
-  }
-
-  asio::awaitable<T> wait() {
-    auto self = this->shared_from_this();
-    while (!value_) {
-      co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-    }
-    co_return std::move(*value_);
-  }
-
- private:
-  explicit Waiter(asio::any_io_executor ex) : ex_(ex), timer_(ex) {
-    timer_.expires_at(asio::steady_timer::time_point::max());
-  }
-  asio::any_io_executor ex_;
-  asio::steady_timer timer_;
-  std::optional<T> value_;  // touched only on ex_ (a strand)
-};
+template <class T, class Start>
+asio::awaitable<T> await_callback(asio::any_io_executor ex, Start start) {
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
+      [ex, &start](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto called = std::make_shared<std::atomic<bool>>(false);
+        start(std::function<void(T)>([h, ex, called](T v) {
+          if (called->exchange(true)) return;
+          asio::post(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); });
+        }));
+      },
+      asio::use_awaitable);
+}
 
 }  // namespace herald::broker::group

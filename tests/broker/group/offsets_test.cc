@@ -92,6 +92,7 @@ TEST_F(GroupOffsetsTest, CommitsGoToTheGroupsPartitionInKafkasLayout) {
   ASSERT_TRUE(topic);
   EXPECT_TRUE(topic->internal());
   EXPECT_EQ(topic->partition_count(), 2);
+  EXPECT_TRUE(topic->config().log.compact) << "stored as the topic's cleanup.policy";
   EXPECT_TRUE(topic->partition(0)->log->config().compact);
   EXPECT_FALSE(topic->partition(0)->log->config().delete_retention);
   auto& log = *topic->partition(p)->log;
