@@ -4,7 +4,8 @@
 #   2. the peer harness (../shared/bench): physical limits, NATS JetStream, Redis Streams, W1-W4
 #   3. the same W1-W4 against `herald serve` (acks=all, flush.policy=always), plus start-up time and idle RSS
 #   4. a min/median/max table of everything, in bench/results/
-# Env: REPS (default 3), SKIP_PEERS=1 (Herald only), SKIP_STORAGE=1.
+#   5. consumer groups (bench/groups), outbox relay (bench/sdk), replica apply rate (bench/sdk_replica)
+# Env: REPS (default 3), SKIP_PEERS=1 (Herald only), SKIP_STORAGE=1, SKIP_SDK=1 (no step 5).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${HERALD_SHARED:-$root/../shared}
@@ -49,4 +50,10 @@ stop_pid "$pid"
 
 "$shared/bench/run" summarize | tee "$out/TABLE.md"
 cp "$res"/*.txt "$out/" 2>/dev/null || true
+
+if [[ -z "${SKIP_SDK:-}" ]]; then
+  /usr/bin/python3 "$root/bench/groups/groups_bench.py" --herald "$root/build/herald" | tee "$out/groups.txt"
+  "$root/build/bench/sdk/herald_sdk_outbox_bench" --reps "$reps" | tee "$out/sdk_outbox.txt"
+  "$root/build/bench/sdk_replica/herald_replica_bench" --reps "$reps" | tee "$out/sdk_replica.txt"
+fi
 echo "raw results in bench/results/; write the ratios into bench/RESULTS.md"
