@@ -45,7 +45,9 @@ for r in $(seq 1 "$reps"); do
   echo "herald_startup rep=$r $(echo "$o" | cut -d' ' -f2) rss_MB=$rss" | tee -a "$res/kbench.txt"
   if [[ "$r" -lt "$reps" ]]; then stop_pid "$pid"; fi
 done
-SRV_PID=$pid LABEL=herald "$shared/bench/run" kbench "127.0.0.1:$port" "$reps"
+# (run-kbench.sh exits with the status of its last test expression, not of the runs: check the lines)
+SRV_PID=$pid LABEL=herald "$shared/bench/run" kbench "127.0.0.1:$port" "$reps" || true
+grep -q "^herald_W4_lat_10k rep=$reps " "$res/kbench.txt" || { echo "bench: herald W1-W4 did not complete" >&2; exit 1; }
 stop_pid "$pid"
 
 "$shared/bench/run" summarize | tee "$out/TABLE.md"
