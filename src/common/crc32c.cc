@@ -45,9 +45,59 @@ uint32_t extend_portable(uint32_t crc, const uint8_t* p, size_t n) {
   return ~c;
 }
 
+// Multiplication modulo the CRC polynomial in the reflected domain (bit 31 is
+// x^0): shifting a raw CRC register over n zero bytes multiplies it by
+// x^(8n) mod P. Used to join CRCs computed over adjacent lanes.
+constexpr uint32_t mult_mod_p(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+    if (a & m) product ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPoly : b >> 1;
+  }
+  return product;
+}
+
+// x^(8 * bytes) mod P.
+constexpr uint32_t zeros_operator(size_t bytes) {
+  uint32_t op = 1u << 31;      // x^0
+  uint32_t square = 1u << 30;  // x^1, squared up to x^(2^k)
+  for (size_t bits = bytes * 8; bits != 0; bits >>= 1) {
+    if (bits & 1) op = mult_mod_p(square, op);
+    square = mult_mod_p(square, square);
+  }
+  return op;
+}
+
 #if defined(__x86_64__)
+// The crc32 instruction has a latency of 3 cycles and a throughput of 1 per
+// cycle: three independent lanes keep it busy, then the lanes' registers are
+// joined with the zeros operator of one lane's length.
+template <size_t kLane>
+__attribute__((target("sse4.2"))) uint64_t three_lanes(uint64_t c, const uint8_t*& p, size_t& n) {
+  constexpr uint32_t kShift = zeros_operator(kLane);
+  while (n >= 3 * kLane) {
+    uint64_t c1 = 0, c2 = 0;
+    for (size_t i = 0; i < kLane; i += 8) {
+      uint64_t a, b, d;
+      std::memcpy(&a, p + i, 8);
+      std::memcpy(&b, p + kLane + i, 8);
+      std::memcpy(&d, p + 2 * kLane + i, 8);
+      c = _mm_crc32_u64(c, a);
+      c1 = _mm_crc32_u64(c1, b);
+      c2 = _mm_crc32_u64(c2, d);
+    }
+    c = mult_mod_p(kShift, static_cast<uint32_t>(c)) ^ c1;
+    c = mult_mod_p(kShift, static_cast<uint32_t>(c)) ^ c2;
+    p += 3 * kLane;
+    n -= 3 * kLane;
+  }
+  return c;
+}
+
 __attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const uint8_t* p, size_t n) {
   uint64_t c = ~crc;
+  c = three_lanes<4096>(c, p, n);
+  c = three_lanes<256>(c, p, n);
   while (n >= 8) {
     uint64_t a;
     std::memcpy(&a, p, 8);
