@@ -119,7 +119,9 @@ void write_header(const BatchHeader& h, MutableByteSpan out);
 //   magic != 2                                            -> kCorruption
 //   CRC-32C over [21, end) != stored crc                  -> kCorruption
 // The message names the failed check. Returns the parsed header on success.
-Result<BatchHeader> check_integrity(ByteSpan bytes);
+// Crc::kSkip leaves out the CRC, for bytes whose CRC the caller has verified.
+enum class Crc { kCheck, kSkip };
+Result<BatchHeader> check_integrity(ByteSpan bytes, Crc crc = Crc::kCheck);
 
 // Which Kafka error a rejected produce batch maps to.
 enum class BatchError : uint8_t {

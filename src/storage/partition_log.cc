@@ -313,8 +313,8 @@ Result<void> PartitionLog::write_checkpoint_now(bool clean) {
 
 // ---------------------------------------------------------------- append
 
-Result<AppendInfo> PartitionLog::append(MutableByteSpan batch) {
-  HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, record::check_integrity(batch));
+Result<AppendInfo> PartitionLog::append(MutableByteSpan batch, record::Crc crc) {
+  HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, record::check_integrity(batch, crc));
   if (h.records_count <= 0 || h.last_offset_delta != h.records_count - 1) {
     return Error{Errc::kCorruption, fmt::format("batch: records_count {} does not match last_offset_delta {}",
                                                 h.records_count, h.last_offset_delta)};

@@ -127,8 +127,10 @@ class PartitionLog final : private FlushTarget {
   // disk (the partial write is truncated away; the log stays usable unless the
   // truncate failed too), kIoError once a sync has failed (the log refuses
   // appends until reopened), kClosed after close(). Not durable yet under
-  // kAlways: see wait_durable.
-  Result<AppendInfo> append(MutableByteSpan batch);
+  // kAlways: see wait_durable. record::Crc::kSkip is for a caller that has
+  // just verified the batch's CRC itself (the broker's produce validation);
+  // length, magic and counts are still checked.
+  Result<AppendInfo> append(MutableByteSpan batch, record::Crc crc = record::Crc::kCheck);
 
   int64_t log_start_offset() const;
   int64_t log_end_offset() const;   // next offset to assign

@@ -178,6 +178,19 @@ TEST(CheckIntegrity, AcceptsABuiltBatch) {
   EXPECT_EQ(h->size_bytes(), b.size());
 }
 
+TEST(CheckIntegrity, SkippingTheCrcStillChecksLengthAndMagic) {
+  Bytes b = make_batch(3);
+  b.back() ^= 0x01;  // payload byte: only the CRC notices
+  EXPECT_EQ(check_integrity(b).error().code, Errc::kCorruption);
+  EXPECT_TRUE(check_integrity(b, Crc::kSkip).has_value());
+  b.push_back(0);
+  EXPECT_EQ(check_integrity(b, Crc::kSkip).error().code, Errc::kCorruption);
+  b.pop_back();
+  EXPECT_EQ(check_integrity(ByteSpan(b).first(b.size() - 1), Crc::kSkip).error().code, Errc::kTruncated);
+  b[16] = 1;  // magic
+  EXPECT_EQ(check_integrity(b, Crc::kSkip).error().code, Errc::kCorruption);
+}
+
 TEST(CheckIntegrity, TruncatedHeaderIsTruncated) {
   Bytes b = make_batch(1);
   auto h = check_integrity(ByteSpan(b).first(30));
