@@ -16,7 +16,9 @@ confluent_kafka.admin.AdminClient:
     version librdkafka uses) -> low watermark moves, consumers start there;
   - delete_topics, deleting again -> UNKNOWN_TOPIC_OR_PARTITION, and a topic
     re-created under the same name starts empty;
-  - everything (topics, partition counts, configs) survives a clean restart.
+  - everything (topics, partition counts, configs) survives a clean restart;
+  - __consumer_offsets does not exist until used, CreateTopics on it is
+    INVALID_REQUEST, Metadata naming it creates it (compacted, 50 partitions).
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
@@ -65,6 +67,18 @@ def confluent_part(h, b):
     from confluent_kafka.admin import NewTopic, NewPartitions, ConfigResource, ConfigSource
     ResourceType = ConfigResource.Type
     a = admin(b.bootstrap)
+
+    # --- __consumer_offsets: created on first use, never by CreateTopics ------------
+    h.check("__consumer_offsets" not in topics_now(a), "no __consumer_offsets before any group used the broker")
+    nt = NewTopic("__consumer_offsets", 1, 1)
+    h.check_eq(result_code(a.create_topics([nt], operation_timeout=10)[nt.topic]), KafkaError.INVALID_REQUEST,
+               "create_topics __consumer_offsets -> INVALID_REQUEST")
+    md = a.list_topics(topic="__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+    h.check_eq((md.error, len(md.partitions)), (None, 50),
+               "Metadata naming __consumer_offsets creates it (50 partitions)")
+    offsets_cfg = {k: v.value for k, v in describe(a, "__consumer_offsets").items()}
+    h.check_eq((offsets_cfg.get("cleanup.policy"), offsets_cfg.get("flush.policy")), ("compact", "always"),
+               "__consumer_offsets is compacted and synced before every answer")
 
     # --- create_topics -------------------------------------------------------------
     cfg = {"retention.ms": "86400000", "cleanup.policy": "compact", "segment.bytes": "1048576",

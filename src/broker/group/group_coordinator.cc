@@ -276,40 +276,14 @@ GroupCoordinator::~GroupCoordinator() { stop(); }
 // Start-up and shutdown
 
 Result<void> GroupCoordinator::start() {
-  auto topic = topics_.find(kOffsetsTopic);
-  if (!topic) {
-    std::map<std::string, std::string> configs = {
-        {"cleanup.policy", "compact"},
-        {"flush.policy", "always"},      // commits are answered only once durable
-        {"segment.bytes", "104857600"},  // Kafka's offsets.topic.segment.bytes
-    };
-    auto created = topics_.create(std::string(kOffsetsTopic), std::max(config_.offsets_topic_partitions, 1), configs,
-                                  false, /*internal=*/true);
-    if (!created && created.error().code == Errc::kAlreadyExists) {
-      topic = topics_.find(kOffsetsTopic);
-    } else if (!created) {
-      return Error{created.error().code, fmt::format("creating {}: {}", kOffsetsTopic, created.error().message)};
-    } else {
-      topic = *created;
-    }
-  }
-  if (!topic) return Error{Errc::kNotFound, fmt::format("{} vanished during start-up", kOffsetsTopic)};
-  if (!topic->internal()) HLOG_WARN("{} exists but is not marked internal", kOffsetsTopic);
-  offsets_topic_ = topic;
-  offsets_partitions_ = topic->partition_count();
-  // Compacted, never deleted by retention, and every commit fdatasync'ed before it is answered,
-  // whatever the topic's stored configs say (an operator may have altered them).
-  for (const auto& p : topic->partitions()) {
-    storage::LogConfig lc = p->log->config();
-    lc.compact = true;
-    lc.delete_retention = false;
-    lc.flush_policy = storage::FlushPolicy::kAlways;
-    lc.segment_bytes = std::min<int64_t>(lc.segment_bytes, 104857600);  // Kafka's offsets.topic.segment.bytes
-    p->log->set_config(lc);
-  }
-  if (offsets_partitions_ <= 0) return Error{Errc::kCorruption, fmt::format("{} has no partitions", kOffsetsTopic)};
   int64_t t0 = mono_ns();
-  HERALD_TRY(load());
+  if (auto topic = topics_.find(kOffsetsTopic)) {
+    HERALD_TRY(adopt_offsets_topic(std::move(topic)));
+    HERALD_TRY(load());
+  } else {
+    // Created on first use, as Kafka does: a broker that never sees a group keeps no 50 empty logs.
+    offsets_partitions_ = std::max(config_.offsets_topic_partitions, 1);
+  }
   size_t groups, offsets = 0;
   {
     std::lock_guard lock(mu_);
@@ -322,6 +296,44 @@ Result<void> GroupCoordinator::start() {
   HLOG_INFO("group coordinator: loaded {} groups, {} committed offsets from {} ({} partitions) in {} ms", groups,
             offsets, kOffsetsTopic, offsets_partitions_, (mono_ns() - t0) / 1000000);
   return ok();
+}
+
+Result<void> GroupCoordinator::adopt_offsets_topic(std::shared_ptr<Topic> topic) {
+  if (!topic->internal()) HLOG_WARN("{} exists but is not marked internal", kOffsetsTopic);
+  if (topic->partition_count() <= 0) return Error{Errc::kCorruption, fmt::format("{} has no partitions", kOffsetsTopic)};
+  // Compacted, never deleted by retention, and every commit fdatasync'ed before it is answered,
+  // whatever the topic's stored configs say (an operator may have altered them).
+  for (const auto& p : topic->partitions()) {
+    storage::LogConfig lc = p->log->config();
+    lc.compact = true;
+    lc.delete_retention = false;
+    lc.flush_policy = storage::FlushPolicy::kAlways;
+    lc.segment_bytes = std::min<int64_t>(lc.segment_bytes, 104857600);  // Kafka's offsets.topic.segment.bytes
+    p->log->set_config(lc);
+  }
+  offsets_partitions_ = topic->partition_count();
+  offsets_topic_ = std::move(topic);
+  return ok();
+}
+
+Result<std::shared_ptr<Topic>> GroupCoordinator::offsets_topic() {
+  std::lock_guard lock(mu_);
+  HERALD_TRY(ensure_offsets_topic_locked());
+  return offsets_topic_;
+}
+
+Result<void> GroupCoordinator::ensure_offsets_topic_locked() {
+  if (offsets_topic_) return ok();
+  if (stopped_.load()) return Error{Errc::kClosed, "group coordinator stopped"};
+  std::map<std::string, std::string> configs = {
+      {"cleanup.policy", "compact"},
+      {"flush.policy", "always"},      // commits are answered only once durable
+      {"segment.bytes", "104857600"},  // Kafka's offsets.topic.segment.bytes
+  };
+  auto created = topics_.create(std::string(kOffsetsTopic), offsets_partitions_, configs, false, /*internal=*/true);
+  if (!created) return Error{created.error().code, fmt::format("creating {}: {}", kOffsetsTopic, created.error().message)};
+  HLOG_INFO("created {} with {} partitions", kOffsetsTopic, offsets_partitions_);
+  return adopt_offsets_topic(std::move(*created));
 }
 
 void GroupCoordinator::stop() {
@@ -1011,7 +1023,7 @@ void GroupCoordinator::arm_cleanup() {
 
 Result<GroupCoordinator::Appended> GroupCoordinator::append_locked(
     const std::string& group_id, const std::vector<std::pair<Bytes, std::optional<Bytes>>>& records) {
-  if (!offsets_topic_) return Error{Errc::kClosed, "group coordinator not started"};
+  HERALD_TRY(ensure_offsets_topic_locked());
   auto part = offsets_topic_->partition(partition_for(group_id, offsets_partitions_));
   if (!part) return Error{Errc::kNotFound, fmt::format("{} partition missing", kOffsetsTopic)};
   record::BatchBuilder b;

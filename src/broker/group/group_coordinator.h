@@ -94,9 +94,10 @@ class GroupCoordinator {
   GroupCoordinator(const GroupCoordinator&) = delete;
   GroupCoordinator& operator=(const GroupCoordinator&) = delete;
 
-  // Creates `__consumer_offsets` (internal, compacted) if missing and replays
-  // it into memory: committed offsets and each group's last generation and
-  // members. Until it returns, group requests answer COORDINATOR_LOAD_IN_PROGRESS.
+  // Replays `__consumer_offsets` into memory if it exists: committed offsets
+  // and each group's last generation and members. Until it returns, group
+  // requests answer COORDINATOR_LOAD_IN_PROGRESS. The topic (internal,
+  // compacted) is created by the first write, or by offsets_topic().
   Result<void> start();
   // Cancels timers and answers every held JoinGroup/SyncGroup with
   // NOT_COORDINATOR; later requests get COORDINATOR_NOT_AVAILABLE. Idempotent.
@@ -121,6 +122,8 @@ class GroupCoordinator {
   // hold no offsets. Returns the number of offsets dropped.
   size_t run_cleanup();
   int32_t offsets_partition_count() const { return offsets_partitions_; }
+  // `__consumer_offsets`, created now if it does not exist yet (Metadata asks for it by name).
+  Result<std::shared_ptr<Topic>> offsets_topic();
 
  private:
   struct StoreJob;
@@ -128,6 +131,8 @@ class GroupCoordinator {
   using GroupPtr = std::shared_ptr<Group>;
 
   std::optional<protocol::ErrorCode> check_status(std::string_view group_id, bool allow_empty_id) const;
+  Result<void> adopt_offsets_topic(std::shared_ptr<Topic> topic);
+  Result<void> ensure_offsets_topic_locked();
   Group* find_locked(std::string_view id) const;
   Group& create_locked(const std::string& id);
   void maybe_drop_locked(const std::string& id);
@@ -180,7 +185,7 @@ class GroupCoordinator {
 
   std::atomic<bool> loading_{true};
   std::atomic<bool> stopped_{false};
-  std::shared_ptr<Topic> offsets_topic_;  // set by start()
+  std::shared_ptr<Topic> offsets_topic_;  // null until it exists (guarded by mu_ after start())
   int32_t offsets_partitions_ = 0;        // fixed at start(): a group's partition never moves
 
   mutable std::mutex mu_;

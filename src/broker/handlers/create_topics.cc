@@ -1,6 +1,7 @@
 // CreateTopics: validates names, partition counts, replication factor (1 or
 // -1 on one node) and configs; validate_only checks without creating.
 #include "broker/broker_impl.h"
+#include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
 
@@ -29,6 +30,10 @@ asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(Requ
       set_error(ErrorCode::kInvalidTopicException, fmt::format("invalid topic name '{}'", t.name));
       continue;
     }
+    if (t.name == group::kOffsetsTopic) {
+      set_error(ErrorCode::kInvalidRequest, fmt::format("creation of internal topic {} is prohibited", t.name));
+      continue;
+    }
     if (t.replication_factor != 1 && t.replication_factor != -1) {
       set_error(ErrorCode::kInvalidReplicationFactor, "Herald is one node: replication factor must be 1");
       continue;
@@ -43,12 +48,9 @@ asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(Requ
       continue;
     }
     std::map<std::string, std::string> configs;
-    bool bad = false;
     for (const auto& c : t.configs) {
-      if (!c.value) continue;
-      configs[c.name] = *c.value;
+      if (c.value) configs[c.name] = *c.value;
     }
-    if (bad) continue;
     auto created = b.topics().create(t.name, partitions, configs, req.validate_only);
     if (!created) {
       const auto& e = created.error();

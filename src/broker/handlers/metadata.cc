@@ -1,7 +1,9 @@
 // Metadata: this node as the only broker, controller and leader of every
 // partition; auto-creates unknown topics when allowed (v0-3 always, v4+ when
-// the request asks) and auto.create.topics.enable is on.
+// the request asks) and auto.create.topics.enable is on. `__consumer_offsets`,
+// asked for by name, is created by the group coordinator (as Kafka does).
 #include "broker/broker_impl.h"
+#include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
 #include "broker/handlers/topic_util.h"
@@ -57,7 +59,9 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
       continue;
     }
     auto topic = b.topics().find(name);
-    if (!topic && may_create) {
+    if (!topic && name == group::kOffsetsTopic) {
+      if (auto t = b.groups().offsets_topic()) topic = *t;
+    } else if (!topic && may_create) {
       auto created = b.topics().create(name, b.config().default_partitions, {});
       if (created) {
         topic = *created;
