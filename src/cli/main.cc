@@ -1,14 +1,46 @@
 // herald: the broker (`herald serve`) and the command-line tools.
 #include <CLI/CLI.hpp>
 
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "cli/consume.h"
 #include "cli/group.h"
-#include "cli/outbox_relay.h"
 #include "cli/produce.h"
 #include "cli/serve.h"
 #include "cli/topic.h"
+
+namespace {
+
+// `herald outbox-relay ...` runs `herald-outbox-relay outbox-relay ...`, found
+// next to this executable or else on PATH: the relay links the database client
+// libraries (libpq, SQLite), which `herald serve` should not load.
+int exec_outbox_relay(const std::vector<std::string>& args) {
+  std::vector<std::string> argv_s = {"herald", "outbox-relay"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::string sibling = (self.parent_path() / "herald-outbox-relay").string();
+    if (::access(sibling.c_str(), X_OK) == 0) ::execv(sibling.c_str(), argv.data());
+  }
+  ::execvp("herald-outbox-relay", argv.data());
+  fmt::print(stderr, "herald outbox-relay: cannot run herald-outbox-relay ({}); it is built next to herald\n",
+             std::strerror(errno));
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"herald: a durable event log that speaks the Kafka protocol, and tools for it", "herald"};
@@ -33,7 +65,11 @@ Examples:
   herald::cli::add_produce_command(app, action);
   herald::cli::add_consume_command(app, action);
   herald::cli::add_group_command(app, action);
-  herald::cli::add_outbox_relay_command(app, action);
+  auto* relay = app.add_subcommand(
+      "outbox-relay", "Publish a service's transactional outbox (libherald) to the brokers, as a sidecar");
+  relay->prefix_command();  // every argument, --help included, goes to herald-outbox-relay
+  relay->set_help_flag();
+  relay->callback([&action, relay] { action = [args = relay->remaining()] { return exec_outbox_relay(args); }; });
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 2;
 }
