@@ -1,5 +1,6 @@
 // billing: owns invoices and keeps its own copy of the users it bills (table
-// `customers`: id, name, email, version, updated_at) through libherald's
+// `customers`: id, name, email, version, updated_at, and the partition and
+// offset of the users event that last changed the row) through libherald's
 // Replica. The replica's position in the users topic lives in billing's own
 // database, committed in the same transaction as each change to `customers`,
 // so a billing that was down (or SIGKILLed) resumes exactly where it stopped
@@ -221,9 +222,9 @@ int run(int argc, char** argv) {
     HLOG_ERROR("opening database {}: {}", flags.db, store.error().to_string());
     return 1;
   }
-  if (auto r = (*store)->migrate({users_replica_migration("example_billing_customers_v1", kCustomers),
-                                  kInvoicesSchema});
-      !r) {
+  auto migrations = users_replica_migrations("example_billing_customers", kCustomers);
+  migrations.push_back(kInvoicesSchema);
+  if (auto r = (*store)->migrate(migrations); !r) {
     HLOG_ERROR("creating tables: {}", r.error().to_string());
     return 1;
   }

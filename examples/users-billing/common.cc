@@ -297,8 +297,8 @@ std::optional<std::string> string_field(const json& j, const char* name) {
 
 // ---- users replica -----------------------------------------------------------
 
-sdk::Migration users_replica_migration(const std::string& migration_id, const std::string& table) {
-  std::string ddl = fmt::format(
+std::vector<sdk::Migration> users_replica_migrations(const std::string& id_prefix, const std::string& table) {
+  std::string v1 = fmt::format(
       "CREATE TABLE IF NOT EXISTS {} ("
       " id TEXT PRIMARY KEY,"
       " name TEXT NOT NULL,"
@@ -306,8 +306,16 @@ sdk::Migration users_replica_migration(const std::string& migration_id, const st
       " version BIGINT NOT NULL,"
       " updated_at BIGINT NOT NULL)",
       table);
-  return sdk::Migration{migration_id, ddl, ddl};
+  std::string v2 = fmt::format(
+      "ALTER TABLE {0} ADD COLUMN updated_partition INTEGER NOT NULL DEFAULT -1;"
+      "ALTER TABLE {0} ADD COLUMN updated_offset BIGINT NOT NULL DEFAULT -1",
+      table);
+  return {sdk::Migration{id_prefix + "_v1", v1, v1}, sdk::Migration{id_prefix + "_v2", v2, v2}};
 }
+
+namespace {
+constexpr const char* kReplicaColumns = "id, name, email, version, updated_at, updated_partition, updated_offset";
+}  // namespace
 
 namespace {
 struct UserState {
@@ -330,10 +338,11 @@ void must(const Result<int64_t>& r) {
 
 void add_users_handlers(sdk::ReplicaHandlers& handlers, const std::string& table, ChangeHook on_change) {
   auto upsert_sql = fmt::format(
-      "INSERT INTO {} (id, name, email, version, updated_at) VALUES (?, ?, ?, ?, ?) "
+      "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?) "
       "ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, "
-      "version = excluded.version, updated_at = excluded.updated_at",
-      table);
+      "version = excluded.version, updated_at = excluded.updated_at, "
+      "updated_partition = excluded.updated_partition, updated_offset = excluded.updated_offset",
+      table, kReplicaColumns);
   auto delete_sql = fmt::format("DELETE FROM {} WHERE id = ?", table);
 
   auto upsert = [upsert_sql, on_change](std::string_view kind) {
@@ -344,8 +353,10 @@ void add_users_handlers(sdk::ReplicaHandlers& handlers, const std::string& table
       UserState u = json::parse(ev.payload).get<UserState>();
       // The record key is the authority on which user this is.
       if (!ev.aggregate_id.empty()) u.id = ev.aggregate_id;
+      const sdk::EventPosition pos = ev.position.value_or(sdk::EventPosition{});
       must(tx.exec(upsert_sql, {u.id, u.name, u.email, static_cast<long long>(u.version),
-                                static_cast<long long>(ev.time_ms)}));
+                                static_cast<long long>(ev.time_ms), static_cast<long long>(pos.partition),
+                                static_cast<long long>(pos.offset)}));
       if (on_change) on_change(kind, u.id, u.email);
     };
   };
@@ -369,7 +380,9 @@ json row_json(const sdk::Row& r) {
               {"name", r.text(1)},
               {"email", r.text(2)},
               {"version", r.int64(3)},
-              {"updated_at", sdk::format_rfc3339(r.int64(4))}};
+              {"updated_at", sdk::format_rfc3339(r.int64(4))},
+              {"updated_partition", r.int64(5)},
+              {"updated_offset", r.int64(6)}};
 }
 }  // namespace
 
@@ -378,7 +391,7 @@ Result<std::optional<json>> read_replica_row(sdk::Store& store, const std::strin
   HERALD_TRY(store.run(
       [&](sdk::Tx& tx) -> Result<void> {
         HERALD_ASSIGN_OR_RETURN(
-            auto row, tx.query_one(fmt::format("SELECT id, name, email, version, updated_at FROM {} WHERE id = ?", table),
+            auto row, tx.query_one(fmt::format("SELECT {} FROM {} WHERE id = ?", kReplicaColumns, table),
                                    {id}));
         out.reset();
         if (row) out = row_json(*row);
@@ -393,7 +406,7 @@ Result<json> read_replica_rows(sdk::Store& store, const std::string& table) {
   HERALD_TRY(store.run(
       [&](sdk::Tx& tx) -> Result<void> {
         HERALD_ASSIGN_OR_RETURN(
-            auto rows, tx.query(fmt::format("SELECT id, name, email, version, updated_at FROM {} ORDER BY id", table)));
+            auto rows, tx.query(fmt::format("SELECT {} FROM {} ORDER BY id", kReplicaColumns, table)));
         out = json::array();
         for (const auto& r : rows) out.push_back(row_json(r));
         return ok();

@@ -108,10 +108,11 @@ std::optional<std::string> string_field(const nlohmann::json& j, const char* nam
 // Billing (table `customers`) and notifications (table `contacts`) keep the
 // same columns: id, name, email, version (the user's version in Users, which
 // counts its changes), updated_at (ce_time of the event that last changed the
-// row, ms). The table is created by its own migration.
+// row, ms), updated_partition and updated_offset (where in the users topic
+// that event is). The table is created by its own migrations.
 
-// The migration that creates `table`.
-sdk::Migration users_replica_migration(const std::string& migration_id, const std::string& table);
+// The migrations that create `table` (ids `<id_prefix>_v1`, `_v2`).
+std::vector<sdk::Migration> users_replica_migrations(const std::string& id_prefix, const std::string& table);
 
 // Registers the handlers that keep `table` equal to the users topic:
 // user.created / user.email_changed upsert the full state the event carries,

@@ -46,7 +46,7 @@ int run(int argc, char** argv) {
     HLOG_ERROR("opening database {}: {}", flags.db, store.error().to_string());
     return 1;
   }
-  if (auto r = (*store)->migrate({users_replica_migration("example_notifications_contacts_v1", kContacts)}); !r) {
+  if (auto r = (*store)->migrate(users_replica_migrations("example_notifications_contacts", kContacts)); !r) {
     HLOG_ERROR("creating tables: {}", r.error().to_string());
     return 1;
   }

@@ -127,6 +127,10 @@ def run(h, dbs, n, pause=0.0):
         return True
     wait_until("billing's replica to have every user", billing_has_all, timeout=30)
     n.check(True, "billing's replica has all 6 customers (GET /customers/{id} on billing)")
+    st, bob0 = http("GET", billing.url + "/customers/bob")
+    n.check(st == 200 and bob0["updated_partition"] >= 0 and bob0["updated_offset"] >= 0,
+            f"bob's row records where its last change is in the users topic "
+            f"(partition {bob0.get('updated_partition')}, offset {bob0.get('updated_offset')})", bob0)
     st, inv = http("POST", billing.url + "/invoices", {"user_id": "bob", "amount_cents": 1999})
     expect(n, st, inv, 201, f"POST /invoices for bob -> 201, billed to <{inv.get('email') if inv else '?'}>")
     n.check(inv["email"] == "bob@old.example.com", "the invoice carries bob's current e-mail", inv)
@@ -188,6 +192,10 @@ def run(h, dbs, n, pause=0.0):
     st, bob = http("GET", billing.url + "/customers/bob")
     n.check(st == 200 and bob["email"] == "bob@newest.example.com",
             "billing's replica has bob's newest e-mail (both changes applied, in order)", bob)
+    n.check(bob["updated_partition"] == bob0["updated_partition"] and
+            bob["updated_offset"] >= bob0["updated_offset"] + 2,
+            f"bob's row now points at offset {bob['updated_offset']} of partition {bob['updated_partition']} "
+            f"(was {bob0['updated_offset']}: two changes later)", bob)
     st, body = http("GET", billing.url + "/customers/mallory")
     n.check(st == 404, "mallory is gone from billing's replica", body)
     st, inv = http("POST", billing.url + "/invoices", {"user_id": "bob", "amount_cents": 4250})

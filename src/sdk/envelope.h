@@ -67,6 +67,14 @@ struct Header {
 using Headers = std::vector<Header>;
 
 // One event, decoded. Fields map 1:1 to the table above.
+// Where a consumed event was read from.
+struct EventPosition {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  bool operator==(const EventPosition&) const = default;
+};
+
 struct Event {
   std::string id;            // ce_id; empty on produce = generate a UUIDv7
   std::string type;          // ce_type; required (unless tombstone)
@@ -78,6 +86,9 @@ struct Event {
   std::optional<int64_t> aggregate_version;  // herald_aggregate_version
   bool tombstone = false;    // null record value (delete `aggregate_id` on a compacted topic)
   Headers extensions;        // every other header, in record order
+  // Set by Replica on the events its handlers get (e.g. to store the offset
+  // that last changed a row); ignored by encode(), never set by decode().
+  std::optional<EventPosition> position;
 
   // An event whose payload is `data` serialized as JSON (content-type application/json).
   static Event json(std::string type, std::string source, std::string aggregate_id,

@@ -4,10 +4,13 @@
 // wait_until, status and the stop-on-poison policy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "replica_harness.h"
 #include "sdk/replica/kafka_handles.h"
@@ -124,6 +127,40 @@ TEST_P(Projection, TombstonesDeleteRowsAndPlainRecordsReachOtherwise) {
   EXPECT_EQ(kv_of_db(store()), (std::map<std::string, std::string>{{"u1", "a2"}, {"u3", "c"}, {"u4", "raw"}}));
   EXPECT_EQ(plain_seen.load(), 1);
   EXPECT_EQ(r->stats().applied, 6);
+}
+
+TEST_P(Projection, HandlersSeeWhereEachEventWasRead) {
+  ASSERT_TRUE(make_topic(brokers_, "pos", 2));
+  std::vector<EventPosition> want;
+  for (int i = 0; i < 3; ++i) {
+    int32_t partition = i % 2;
+    want.push_back({"pos", partition, send("pos", kv_set("k" + std::to_string(i), "v"), partition)});
+  }
+  EncodedEvent plain;
+  plain.key = "raw";
+  plain.value = "x";
+  want.push_back({"pos", 1, send("pos", plain, 1)});
+  auto seen = std::make_shared<std::vector<EventPosition>>();
+  auto mu = std::make_shared<std::mutex>();
+  auto record = [seen, mu](const Event& ev, Tx&) {
+    std::lock_guard lock(*mu);
+    seen->push_back(ev.position.value_or(EventPosition{}));
+  };
+  ReplicaHandlers h;
+  h.on("kv.set", record);
+  h.otherwise(record);
+  Running r(config(brokers_, "pos", "pos"), store(), std::move(h));
+  for (const auto& p : want) {
+    auto done = r->wait_until("pos", p.partition, p.offset, seconds(30));
+    ASSERT_TRUE(done && *done);
+  }
+  std::lock_guard lock(*mu);
+  auto by_place = [](const EventPosition& a, const EventPosition& b) {
+    return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
+  };
+  std::sort(seen->begin(), seen->end(), by_place);
+  std::sort(want.begin(), want.end(), by_place);
+  EXPECT_EQ(*seen, want);
 }
 
 TEST_P(Projection, DuplicateCeIdsAreDroppedEvenWithinOneBatch) {

@@ -532,6 +532,7 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
       r.decode_error = ev.error().to_string();
     }
   }
+  if (r.decoded) r.ev.position = EventPosition{p->topic, p->partition, msg->offset};
   r.msg = std::move(msg);
   if (batch_.empty()) batch_deadline_ = Clock::now() + cfg_.max_batch_delay;
   batch_.push_back(std::move(r));
