@@ -79,13 +79,13 @@ Result<void> BrokerImpl::start() {
                          : config_.advertised_host;
 
   asio::co_spawn(io(), accept_loop(), asio::detached);
-  asio::co_spawn(io(), maintenance_loop(), asio::detached);
   for (auto& ctx : ios_) {
     threads_.emplace_back([c = ctx.get()] {
       auto guard = asio::make_work_guard(*c);
       c->run();
     });
   }
+  maintenance_thread_ = std::thread([this] { maintenance_loop(); });
   started_ = true;
   HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, config_.listen_host, port_,
             config_.data_dir.string(), topics_->list().size(), recovery_ms);
@@ -107,15 +107,13 @@ asio::awaitable<void> BrokerImpl::accept_loop() {
   }
 }
 
-asio::awaitable<void> BrokerImpl::maintenance_loop() {
-  asio::steady_timer timer(io());
-  for (;;) {
-    timer.expires_after(std::chrono::milliseconds(config_.maintenance_interval_ms));
-    auto [ec] = co_await timer.async_wait(use_nothrow);
-    if (ec) co_return;
-    // Retention and compaction do file I/O: keep them off the network threads' critical path
-    // by running them here, one sweep at a time.
+void BrokerImpl::maintenance_loop() {
+  const auto interval = std::chrono::milliseconds(config_.maintenance_interval_ms);
+  std::unique_lock lock(maintenance_mu_);
+  while (!maintenance_cv_.wait_for(lock, interval, [this] { return maintenance_stop_; })) {
+    lock.unlock();
     topics_->run_maintenance(now_ms());
+    lock.lock();
   }
 }
 
@@ -136,6 +134,12 @@ void BrokerImpl::stop() {
     stopped_ = true;
   }
   if (started_) {
+    {
+      std::lock_guard lock(maintenance_mu_);
+      maintenance_stop_ = true;
+    }
+    maintenance_cv_.notify_all();
+    maintenance_thread_.join();  // waits for a sweep in progress
     asio::post(io(), [this] {
       std::error_code ec;
       acceptor_->close(ec);

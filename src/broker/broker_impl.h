@@ -48,7 +48,7 @@ class BrokerImpl {
 
  private:
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> maintenance_loop();
+  void maintenance_loop();
   Result<void> load_cluster_id();
 
   BrokerConfig config_;
@@ -62,6 +62,12 @@ class BrokerImpl {
   std::unique_ptr<group::GroupCoordinator> groups_;  // destroyed before ios_ (its timers live there)
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
+  // Retention and compaction sweeps: file I/O that may take seconds (a large
+  // compaction), so on a thread of their own, never on a network thread.
+  std::thread maintenance_thread_;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool maintenance_stop_ = false;  // guarded by maintenance_mu_
   uint16_t port_ = 0;
   std::string advertised_host_;
   std::string cluster_id_;
