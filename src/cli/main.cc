@@ -19,11 +19,11 @@
 
 namespace {
 
-// `herald outbox-relay ...` runs `herald-outbox-relay outbox-relay ...`, found
-// next to this executable or else on PATH: the relay links the database client
-// libraries (libpq, SQLite), which `herald serve` should not load.
-int exec_outbox_relay(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_s = {"herald", "outbox-relay"};
+// `herald outbox-relay ...` and `herald dlq ...` run `herald-sdk <command> ...`,
+// found next to this executable or else on PATH: libherald links the database
+// client libraries (libpq, SQLite), which `herald serve` should not load.
+int exec_sdk_command(const std::string& command, const std::vector<std::string>& args) {
+  std::vector<std::string> argv_s = {"herald", command};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -31,13 +31,22 @@ int exec_outbox_relay(const std::vector<std::string>& args) {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    std::string sibling = (self.parent_path() / "herald-outbox-relay").string();
+    std::string sibling = (self.parent_path() / "herald-sdk").string();
     if (::access(sibling.c_str(), X_OK) == 0) ::execv(sibling.c_str(), argv.data());
   }
-  ::execvp("herald-outbox-relay", argv.data());
-  fmt::print(stderr, "herald outbox-relay: cannot run herald-outbox-relay ({}); it is built next to herald\n",
+  ::execvp("herald-sdk", argv.data());
+  fmt::print(stderr, "herald {}: cannot run herald-sdk ({}); it is built next to herald\n", command,
              std::strerror(errno));
   return 1;
+}
+
+void add_sdk_command(CLI::App& app, std::function<int()>& action, const std::string& name, const std::string& what) {
+  auto* cmd = app.add_subcommand(name, what);
+  cmd->prefix_command();  // every argument, --help included, goes to herald-sdk
+  cmd->set_help_flag();
+  cmd->callback([&action, cmd, name] {
+    action = [name, args = cmd->remaining()] { return exec_sdk_command(name, args); };
+  });
 }
 
 }  // namespace
@@ -65,11 +74,9 @@ Examples:
   herald::cli::add_produce_command(app, action);
   herald::cli::add_consume_command(app, action);
   herald::cli::add_group_command(app, action);
-  auto* relay = app.add_subcommand(
-      "outbox-relay", "Publish a service's transactional outbox (libherald) to the brokers, as a sidecar");
-  relay->prefix_command();  // every argument, --help included, goes to herald-outbox-relay
-  relay->set_help_flag();
-  relay->callback([&action, relay] { action = [args = relay->remaining()] { return exec_outbox_relay(args); }; });
+  add_sdk_command(app, action, "outbox-relay",
+                  "Publish a service's transactional outbox (libherald) to the brokers, as a sidecar");
+  add_sdk_command(app, action, "dlq", "Inspect, replay or skip dead letters (libherald replicas)");
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 2;
 }

@@ -66,7 +66,6 @@ struct Header {
 };
 using Headers = std::vector<Header>;
 
-// One event, decoded. Fields map 1:1 to the table above.
 // Where a consumed event was read from.
 struct EventPosition {
   std::string topic;
@@ -75,6 +74,7 @@ struct EventPosition {
   bool operator==(const EventPosition&) const = default;
 };
 
+// One event, decoded. Fields map 1:1 to the table above.
 struct Event {
   std::string id;            // ce_id; empty on produce = generate a UUIDv7
   std::string type;          // ce_type; required (unless tombstone)

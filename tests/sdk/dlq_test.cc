@@ -1,17 +1,19 @@
 // Dead letters (issue 5): a poison event is retried with backoff, then lands
 // in `<topic>.dlq` with headers describing the failure and the original
-// headers; the replica keeps going; `dlq replay` (run_dlq_command) brings it
-// back after the fix and the replica applies it exactly once. SQLite and
+// headers; the replica keeps going; `herald dlq replay` brings it
+// back after the fix and the replica applies it exactly once. The dlq commands
+// run through the real `herald dlq` (herald execs herald-sdk). SQLite and
 // PostgreSQL.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
 #include "replica_harness.h"
 #include "sdk/dlq/dead_letter.h"
-#include "sdk/dlq/dlq_command.h"
 #include "sdk/replica/kafka_handles.h"
 #include "sdk_test_util.h"
 
@@ -62,19 +64,22 @@ const std::string* header(const Headers& h, std::string_view name) {
   return nullptr;
 }
 
+// Runs the real `herald dlq ...` (herald execs herald-sdk) and returns its exit status.
 int run_cli(const std::vector<std::string>& args, std::string* out_text = nullptr) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* out = open_memstream(&buf, &len);
-  int rc = dlq::run_dlq_command(args, out, stderr);
-  std::fclose(out);
-  std::string text(buf, len);
-  std::free(buf);
+  std::string cmd = "'" HERALD_CLI "' dlq";
+  for (const auto& a : args) cmd += " '" + a + "'";  // the tests' arguments hold no quote
   std::printf("$ herald dlq");
   for (auto& a : args) std::printf(" %s", a.c_str());
-  std::printf("\n%s", text.c_str());
+  std::printf("\n");
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
+  int status = ::pclose(p);
+  std::printf("%s", text.c_str());
   if (out_text) *out_text = text;
-  return rc;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 class DeadLetters : public ::testing::TestWithParam<std::string> {

@@ -79,6 +79,9 @@ herald_replica_test(NAME sdk_projection_postgres EXE sdk_projection_test FILTER 
 
 # Dead letters and ordered dead letters.
 herald_replica_exe(sdk_dlq_test dlq_test.cc)
+# Drives the real `herald dlq` (herald -> herald-sdk), not the function behind it.
+target_compile_definitions(sdk_dlq_test PRIVATE HERALD_CLI="$<TARGET_FILE:herald>")
+add_dependencies(sdk_dlq_test herald)
 herald_replica_test(NAME sdk_dlq_sqlite EXE sdk_dlq_test FILTER Store/DeadLetters.*/sqlite TIMEOUT 240)
 herald_replica_test(NAME sdk_dlq_postgres EXE sdk_dlq_test FILTER Store/DeadLetters.*/postgres PG TIMEOUT 240)
 herald_replica_exe(sdk_dlq_ordered_test dlq_ordered_test.cc)
