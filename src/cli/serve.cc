@@ -113,6 +113,16 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--topic-default", flags->topic_defaults,
                   "Default topic config for new topics, KEY=VALUE, repeatable (e.g. retention.ms=604800000, "
                   "flush.policy=interval, segment.bytes=1073741824)");
+  cmd->footer(R"(
+Settings: --config file < HERALD_* environment < flags. SIGTERM/SIGINT stop
+cleanly (flush, checkpoint), so the next start does not rescan the log.
+
+Examples:
+  herald serve                                          # 127.0.0.1:9092, data in ./data
+  herald serve --listen 0.0.0.0:9092 --advertised-host broker-1.internal --data-dir /var/lib/herald
+  herald serve --ephemeral --listen 127.0.0.1:0 --port-file /tmp/herald.port   # tests
+  herald serve --topic-default retention.ms=604800000 --topic-default flush.policy=interval
+  HERALD_DATA_DIR=/srv/herald herald serve --config /etc/herald.toml)");
   cmd->callback([&action, flags, config_file] { action = [flags, config_file]() -> int {
     ServeOptions file_opts, env_opts;
     if (!config_file->empty()) {
