@@ -315,9 +315,7 @@ std::vector<sdk::Migration> users_replica_migrations(const std::string& id_prefi
 
 namespace {
 constexpr const char* kReplicaColumns = "id, name, email, version, updated_at, updated_partition, updated_offset";
-}  // namespace
 
-namespace {
 struct UserState {
   std::string id;
   std::string name;
