@@ -442,6 +442,9 @@ TEST(Concurrency, AppendsReadsRetentionAndCompactionTogether) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
+      // Start once the reader has read at least once, so that it really runs alongside: 800
+      // appends can finish before a freshly started thread is first scheduled.
+      while (reads.load() == 0) std::this_thread::yield();
       for (int i = 0; i < 400; ++i) {
         std::string k = "k" + std::to_string((i * 7 + t) % 13);
         auto info = testing::append(*log, build_batch({{k, std::string(50 + i % 40, 'v'), kTs + i}}));
