@@ -50,11 +50,12 @@ def produce(h, bootstrap, n):
     produce_fn = p.produce
     for i in range(n):
         v = b"seq=%010d" % i
-        try:
-            produce_fn(TOPIC, v, partition=0, on_delivery=dr)
-        except BufferError:
-            p.poll(0.01)
-            produce_fn(TOPIC, v, partition=0, on_delivery=dr)
+        while True:
+            try:
+                produce_fn(TOPIC, v, partition=0, on_delivery=dr)
+                break
+            except BufferError:  # local queue full (e.g. while the producer id is fetched): drain, retry
+                p.poll(0.05)
         if i & 0x3FFF == 0:
             p.poll(0)
     left = p.flush(120)
