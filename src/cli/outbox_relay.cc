@@ -2,6 +2,7 @@
 // herald_outbox rows in commit order per aggregate and deletes them once the
 // broker acknowledged them (see sdk/outbox/relay.h for the guarantees).
 #include "cli/outbox_relay.h"
+#include "cli/stop_signals.h"
 
 #include <csignal>
 #include <memory>
@@ -46,14 +47,7 @@ int run(const RelayFlags& f) {
     }
     opts.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  // Block the stop signals in every thread (librdkafka's included); this
-  // thread waits for them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
 
   auto store = sdk::Store::open(f.db);
   if (!store) {

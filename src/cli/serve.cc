@@ -1,6 +1,7 @@
 // `herald serve`: flags, HERALD_* environment variables and a TOML config
 // file, in increasing order of precedence: file < environment < flags.
 #include "cli/serve.h"
+#include "cli/stop_signals.h"
 
 #include <csignal>
 #include <cstdlib>
@@ -140,13 +141,7 @@ Examples:
         return 2;
       }
     }
-    // Block the stop signals in every thread; this thread waits for them.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
     auto b = broker::Broker::start(cfg);
     if (!b) {
       HLOG_ERROR("herald serve: {}", b.error().to_string());
