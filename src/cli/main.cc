@@ -19,7 +19,7 @@
 
 namespace {
 
-// `herald outbox-relay ...` and `herald dlq ...` run `herald-sdk <command> ...`,
+// `herald outbox-relay`, `herald dlq` and `herald saga` run `herald-sdk <command> ...`,
 // found next to this executable or else on PATH: libherald links the database
 // client libraries (libpq, SQLite), which `herald serve` should not load.
 int exec_sdk_command(const std::string& command, const std::vector<std::string>& args) {
@@ -66,6 +66,7 @@ Examples:
   echo '{"email":"a@example.com"}' | herald produce users --key user-1
   herald consume users --from earliest --print-key
   herald group describe billing
+  herald saga list --state compensating
   herald group reset-offsets billing --topic users --to-datetime 2024-05-01T12:00:00Z
 )");
   std::function<int()> action;
@@ -77,6 +78,7 @@ Examples:
   add_sdk_command(app, action, "outbox-relay",
                   "Publish a service's transactional outbox (libherald) to the brokers, as a sidecar");
   add_sdk_command(app, action, "dlq", "Inspect, replay or skip dead letters (libherald replicas)");
+  add_sdk_command(app, action, "saga", "List sagas and show their step history (libherald orchestrators)");
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 2;
 }

@@ -58,68 +58,28 @@ struct Scan {
 
 Result<Scan> scan(const DlqOptions& o) {
   if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "dlq: no dead-letter topic given"};
-  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(consumer_props(o, "herald-dlq-reader")));
-  HERALD_ASSIGN_OR_RETURN(auto consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
-  rd_kafka_t* rk = consumer.get();
   Scan s;
-  auto n = kafka::partition_count(rk, o.dlq_topic, o.timeout);
-  if (!n) {
-    if (n.error().code == Errc::kNotFound) return s;  // no dead letters yet
-    return n.error();
-  }
-  auto list = kafka::make_list(*n);
-  std::map<int32_t, int64_t> next;
-  for (int32_t p = 0; p < *n; ++p) {
-    int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, o.dlq_topic.c_str(), p, &lo, &hi,
-                                                               static_cast<int>(o.timeout.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Error{Errc::kIoError, fmt::format("dlq: watermarks of {}/{}: {}", o.dlq_topic, p, kafka::describe(err))};
-    }
-    s.ends[p] = hi;
-    next[p] = lo;
-    rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p)->offset = lo;
-  }
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Error{Errc::kIoError, fmt::format("dlq: assign {}: {}", o.dlq_topic, kafka::describe(err))};
-  }
-  auto done = [&] {
-    return std::all_of(next.begin(), next.end(), [&](const auto& kv) { return kv.second >= s.ends[kv.first]; });
-  };
-  auto deadline = std::chrono::steady_clock::now() + o.timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Error{Errc::kIoError, fmt::format("dlq: timed out reading {}", o.dlq_topic)};
-    }
-    kafka::MessagePtr m(rd_kafka_consumer_poll(rk, 100));
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      next[m->partition] = std::max(next[m->partition], s.ends[m->partition]);
-      continue;
-    }
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      HLOG_DEBUG("dlq: {}", rd_kafka_message_errstr(m.get()));
-      continue;
-    }
-    deadline = std::chrono::steady_clock::now() + o.timeout;
-    if (m->offset >= s.ends[m->partition]) continue;
-    next[m->partition] = m->offset + 1;
+  auto ends = kafka::read_to_end(consumer_props(o, "herald-dlq-reader"), o.dlq_topic, o.timeout,
+                                 [&](const rd_kafka_message_t& m) {
     std::optional<std::string_view> key, value;
-    if (m->key) key = std::string_view(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) value = std::string_view(static_cast<const char*>(m->payload), m->len);
-    auto dl = parse_dead_letter(key, value, message_headers(*m));
+    if (m.key) key = std::string_view(static_cast<const char*>(m.key), m.key_len);
+    if (m.payload) value = std::string_view(static_cast<const char*>(m.payload), m.len);
+    auto dl = parse_dead_letter(key, value, message_headers(m));
     if (!dl) {
-      HLOG_WARN("dlq: {}/{}@{} is not a dead letter: {}", o.dlq_topic, m->partition, m->offset,
-                dl.error().message);
-      continue;
+      HLOG_WARN("dlq: {}/{}@{} is not a dead letter: {}", o.dlq_topic, m.partition, m.offset, dl.error().message);
+      return;
     }
-    if (!o.group.empty() && dl->failure.group != o.group) continue;
+    if (!o.group.empty() && dl->failure.group != o.group) return;
     dl->dlq_topic = o.dlq_topic;
-    dl->dlq_partition = m->partition;
-    dl->dlq_offset = m->offset;
+    dl->dlq_partition = m.partition;
+    dl->dlq_offset = m.offset;
     s.letters.push_back(std::move(dl).value());
+  });
+  if (!ends) {
+    if (ends.error().code == Errc::kNotFound) return s;  // no dead letters yet
+    return Error{ends.error().code, "dlq: " + ends.error().message};
   }
-  rd_kafka_consumer_close(rk);
+  s.ends = std::move(*ends);
   return s;
 }
 

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "common/log.h"
+
 namespace herald::sdk::kafka {
 namespace {
 
@@ -52,6 +56,57 @@ Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::c
   }
   rd_kafka_metadata_destroy(md);
   return out;
+}
+
+Result<std::map<int32_t, int64_t>> read_to_end(const Properties& props, const std::string& topic,
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<void(const rd_kafka_message_t&)>& fn) {
+  Properties all = props;
+  all.emplace_back("enable.auto.commit", "false");
+  all.emplace_back("enable.partition.eof", "true");
+  HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(all));
+  HERALD_ASSIGN_OR_RETURN(auto consumer, make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_t* rk = consumer.get();
+  HERALD_ASSIGN_OR_RETURN(int32_t n, partition_count(rk, topic, timeout));
+  auto list = make_list(n);
+  std::map<int32_t, int64_t> ends, next;
+  for (int32_t p = 0; p < n; ++p) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Error{Errc::kIoError, fmt::format("watermarks of {}/{}: {}", topic, p, describe(err))};
+    }
+    ends[p] = hi;
+    next[p] = lo;
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = lo;
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("assign {}: {}", topic, describe(err))};
+  }
+  auto done = [&] {
+    return std::all_of(next.begin(), next.end(), [&](const auto& kv) { return kv.second >= ends[kv.first]; });
+  };
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return Error{Errc::kIoError, fmt::format("timed out reading {}", topic)};
+    MessagePtr m(rd_kafka_consumer_poll(rk, 100));
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      next[m->partition] = std::max(next[m->partition], ends[m->partition]);
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      HLOG_DEBUG("reading {}: {}", topic, rd_kafka_message_errstr(m.get()));
+      continue;
+    }
+    deadline = std::chrono::steady_clock::now() + timeout;
+    if (m->offset >= ends[m->partition]) continue;
+    next[m->partition] = m->offset + 1;
+    fn(*m);
+  }
+  rd_kafka_consumer_close(rk);
+  return ends;
 }
 
 Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,

@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +68,16 @@ Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::c
 // Creates `topic` with `partitions` partitions; succeeds when it already exists.
 Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
                           std::chrono::milliseconds timeout);
+
+// Reads every partition of `topic` from its log start offset up to the high
+// watermarks read at the start, calling fn(message) for each record (errors
+// and end-of-partition events are not passed on). Returns those watermarks
+// (partition -> high watermark), or kNotFound when the topic does not exist.
+// `props` configure the consumer (bootstrap.servers, group.id, ...); `timeout`
+// bounds each wait for the broker.
+Result<std::map<int32_t, int64_t>> read_to_end(const Properties& props, const std::string& topic,
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<void(const rd_kafka_message_t&)>& fn);
 
 // An idempotent acks=all producer whose send() returns only after the broker
 // acknowledged the record (or failed it). Used for dead letters and replays,

@@ -1,0 +1,136 @@
+#include "sdk/saga/saga_command.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "sdk/envelope.h"
+#include "sdk/replica/kafka_handles.h"
+#include "sdk/saga/saga.h"
+
+namespace herald::sdk {
+namespace {
+
+using nlohmann::json;
+
+// One state change as published on herald.sagas.
+struct Change {
+  json body;        // the event payload
+  int64_t time_ms;  // ce_time
+  int32_t partition;
+  int64_t offset;
+};
+
+int fail(std::FILE* err, const std::string& what) {
+  fmt::print(err, "herald saga: {}\n", what);
+  return 1;
+}
+
+std::string str(const json& j, const char* k) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+  CLI::App app{"Sagas and their step history (from the herald.sagas topic)", "herald saga"};
+  app.require_subcommand(1);
+  std::string brokers = "127.0.0.1:9092", topic = std::string(kSagaEventsTopic), state, id;
+  int timeout_s = 10;
+  bool as_json = false;
+  std::vector<std::string> properties;
+  auto common = [&](CLI::App* c) {
+    c->add_option("--brokers", brokers, "Kafka bootstrap servers [127.0.0.1:9092]")->envname("HERALD_BROKERS");
+    c->add_option("--topic", topic, "The saga events topic [herald.sagas]");
+    c->add_option("--timeout", timeout_s, "Seconds to wait for the broker [10]");
+    c->add_option("--property", properties, "librdkafka property KEY=VALUE (repeatable)");
+    c->add_flag("--json", as_json, "One JSON object per line");
+  };
+  auto* list_cmd = app.add_subcommand("list", "One line per saga: its latest state");
+  common(list_cmd);
+  list_cmd->add_option("--state", state, "Only sagas in this state (running, compensating, completed, compensated, failed)");
+  auto* show_cmd = app.add_subcommand("show", "The state changes of one saga, oldest first");
+  common(show_cmd);
+  show_cmd->add_option("id", id, "Saga id")->required();
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      fmt::print(out, "{}", app.help());
+      return 0;
+    }
+    fmt::print(err, "herald saga: {}\n", e.what());
+    return 2;
+  }
+  if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
+
+  kafka::Properties props{{"bootstrap.servers", brokers}, {"group.id", "herald-saga-reader"}};
+  for (const auto& kv : properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return fail(err, fmt::format("--property '{}': no '='", kv));
+    props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  std::map<std::string, std::vector<Change>> by_saga;  // saga id -> changes in log order
+  std::vector<std::string> first_seen;
+  auto read = kafka::read_to_end(props, topic, std::chrono::seconds(timeout_s), [&](const rd_kafka_message_t& m) {
+    auto ev = decode_message(m);
+    if (!ev || ev->tombstone) return;
+    auto body = json::parse(ev->payload, nullptr, false);
+    if (!body.is_object()) return;
+    std::string sid = str(body, "saga_id");
+    if (!id.empty() && sid != id) return;
+    auto& changes = by_saga[sid];
+    if (changes.empty()) first_seen.push_back(sid);
+    changes.push_back({std::move(body), ev->time_ms, m.partition, m.offset});
+  });
+  if (!read && read.error().code != Errc::kNotFound) return fail(err, read.error().message);
+
+  if (show_cmd->parsed()) {
+    auto it = by_saga.find(id);
+    if (it == by_saga.end()) return fail(err, fmt::format("no saga '{}' in {}", id, topic));
+    for (const auto& c : it->second) {
+      if (as_json) {
+        json j = c.body;
+        j["time"] = format_rfc3339(c.time_ms);
+        fmt::print(out, "{}\n", j.dump());
+        continue;
+      }
+      std::string reason = str(c.body, "reason");
+      fmt::print(out, "{}  {:<19} step {} {:<16} -> {}{}\n", format_rfc3339(c.time_ms), str(c.body, "event"),
+                 c.body.value("step", 0), str(c.body, "step_name"), str(c.body, "state"),
+                 reason.empty() ? "" : "  (" + reason + ")");
+    }
+    return 0;
+  }
+  size_t shown = 0;
+  for (const auto& sid : first_seen) {
+    const Change& last = by_saga[sid].back();
+    if (!state.empty() && str(last.body, "state") != state) continue;
+    ++shown;
+    if (as_json) {
+      json j = {{"saga_id", sid},
+                {"saga", str(last.body, "saga")},
+                {"state", str(last.body, "state")},
+                {"step", last.body.value("step", 0)},
+                {"step_name", str(last.body, "step_name")},
+                {"reason", str(last.body, "reason")},
+                {"updated", format_rfc3339(last.time_ms)},
+                {"changes", by_saga[sid].size()}};
+      fmt::print(out, "{}\n", j.dump());
+      continue;
+    }
+    std::string reason = str(last.body, "reason");
+    fmt::print(out, "{}  {}  {:<12} step {} {:<16} {}{}\n", sid, str(last.body, "saga"), str(last.body, "state"),
+               last.body.value("step", 0), str(last.body, "step_name"), format_rfc3339(last.time_ms),
+               reason.empty() ? "" : "  (" + reason + ")");
+  }
+  if (!as_json) fmt::print(out, "{} saga(s)\n", shown);
+  return 0;
+}
+
+}  // namespace herald::sdk

@@ -1,0 +1,282 @@
+// Sagas in one process against an embedded broker, on SQLite and PostgreSQL:
+// an orchestrator with two steps (participants "a" and "b", each with its own
+// database, command topic, replica and outbox relay). Happy path, a failure
+// at each step, a step timing out while its participant is down, a
+// compensation that keeps failing, and command deduplication.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "replica_harness.h"
+#include "sdk/outbox/relay.h"
+#include "sdk/replica/kafka_handles.h"
+#include "sdk/saga/saga.h"
+#include "sdk_test_util.h"
+
+namespace herald::sdk::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// One participant: "<name>.do" records an effect row (refused when the saga's
+// data says {"fail": "<name>"}), "<name>.undo" deletes it (refused while
+// undo_fails is set).
+struct Participant {
+  explicit Participant(std::string n) : name(std::move(n)) {}
+  std::string name;
+  TestStore db;
+  std::atomic<int> do_runs{0};
+  std::atomic<int> undo_runs{0};
+  std::atomic<bool> undo_fails{false};
+  std::unique_ptr<OutboxRelay> relay;
+  std::unique_ptr<RunningReplica> replica;
+
+  void start(const std::string& brokers) {
+    SagaParticipant p(name, "/" + name);
+    p.on(name + ".do", [this](const SagaCommand& c, Tx& tx) -> SagaReply {
+      do_runs++;
+      auto r = tx.exec("INSERT INTO effects(saga_id) VALUES(?)", {c.saga_id});
+      if (!r) throw std::runtime_error(r.error().to_string());
+      if (c.data.value("fail", "") == name) return SagaReply::failure("refused by " + name);
+      return SagaReply::success({{name + "_done", true}});
+    });
+    p.on(name + ".undo", [this](const SagaCommand& c, Tx& tx) -> SagaReply {
+      undo_runs++;
+      if (undo_fails) return SagaReply::failure("undo refused by " + name);
+      auto r = tx.exec("DELETE FROM effects WHERE saga_id = ?", {c.saga_id});
+      if (!r) throw std::runtime_error(r.error().to_string());
+      return SagaReply::success();
+    });
+    ReplicaHandlers h;
+    ASSERT_TRUE(p.attach(*db.store, h));
+    auto rel = OutboxRelay::create(*db.store, {.brokers = brokers, .kafka_config = {{"log_level", "3"}}});
+    ASSERT_TRUE(rel) << rel.error().to_string();
+    relay = std::move(*rel);
+    ASSERT_TRUE(relay->start());
+    replica = std::make_unique<RunningReplica>(test_config(brokers, name, name + ".commands"), *db.store, std::move(h));
+  }
+
+  int64_t effects(const std::string& saga_id) {
+    int64_t n = -1;
+    auto r = db.store->run([&](Tx& tx) -> Result<void> {
+      HERALD_ASSIGN_OR_RETURN(auto row, tx.query_one("SELECT count(*) FROM effects WHERE saga_id = ?", {saga_id}));
+      n = row->int64(0);
+      return ok();
+    });
+    EXPECT_TRUE(r) << r.error().to_string();
+    return n;
+  }
+};
+
+class Sagas : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    broker_ = GroupBroker::start();
+    brokers_ = broker_->brokers();
+    orch_db_ = open_test_store(GetParam(), dir_.path(), "orders");
+    for (auto* p : {&a_, &b_}) {
+      p->db = open_test_store(GetParam(), dir_.path(), p->name);
+      ASSERT_TRUE(p->db.store->run([](Tx& tx) -> Result<void> {
+        return tx.exec_script("CREATE TABLE effects (saga_id TEXT PRIMARY KEY)");
+      }));
+    }
+  }
+
+  // The two-step saga "pair"; creates every topic.
+  void start_orchestrator(milliseconds step_timeout = milliseconds(0), int max_compensation_retries = 10) {
+    SagaOrchestratorConfig cfg;
+    cfg.brokers = brokers_;
+    cfg.group_id = "orders";
+    cfg.reply_topic = "orders.replies";
+    cfg.source = "/orders";
+    cfg.topic_partitions = 2;
+    cfg.max_compensation_retries = max_compensation_retries;
+    cfg.compensation_backoff = milliseconds(100);
+    cfg.compensation_timeout = seconds(2);
+    cfg.timer_interval = milliseconds(50);
+    cfg.kafka = {{"log_level", "3"}};
+    SagaDefinition d{"pair",
+                     {{"step_a", "a.commands", "a.do", "a.undo", step_timeout},
+                      {"step_b", "b.commands", "b.do", "b.undo", step_timeout}}};
+    auto o = SagaOrchestrator::create(cfg, *orch_db_.store, {d});
+    ASSERT_TRUE(o) << o.error().to_string();
+    orch_ = std::move(*o);
+    orch_->on_finished([this](const SagaInstance& s, Tx&) {
+      std::lock_guard lk(mu_);
+      finished_[s.id]++;
+    });
+    auto rel = OutboxRelay::create(*orch_db_.store, {.brokers = brokers_, .kafka_config = {{"log_level", "3"}}});
+    ASSERT_TRUE(rel) << rel.error().to_string();
+    orch_relay_ = std::move(*rel);
+    ASSERT_TRUE(orch_relay_->start());
+    ASSERT_TRUE(orch_->start());
+  }
+
+  void begin(const std::string& id, json data = json::object()) {
+    auto r = orch_db_.store->run([&](Tx& tx) { return orch_->begin(tx, "pair", id, data); });
+    ASSERT_TRUE(r) << r.error().to_string();
+  }
+
+  std::optional<SagaInstance> get(const std::string& id) {
+    std::optional<SagaInstance> out;
+    auto r = orch_db_.store->run([&](Tx& tx) -> Result<void> {
+      HERALD_ASSIGN_OR_RETURN(out, SagaOrchestrator::get(tx, id));
+      return ok();
+    });
+    EXPECT_TRUE(r) << r.error().to_string();
+    return out;
+  }
+
+  // Waits until saga `id` is in `state`; returns it.
+  SagaInstance wait_state(const std::string& id, SagaState state, milliseconds timeout = seconds(60)) {
+    std::optional<SagaInstance> s;
+    bool reached = eventually([&] {
+      s = get(id);
+      return s && s->state == state;
+    }, timeout);
+    EXPECT_TRUE(reached) << id << " is " << (s ? saga_state_name(s->state) : "missing") << ", not "
+                         << saga_state_name(state);
+    return s.value_or(SagaInstance{});
+  }
+
+  int finished(const std::string& id) {
+    std::lock_guard lk(mu_);
+    return finished_[id];
+  }
+
+  void TearDown() override {
+    if (orch_) orch_->stop();
+    orch_.reset();
+    orch_relay_.reset();
+    for (auto* p : {&a_, &b_}) {
+      p->replica.reset();
+      p->relay.reset();
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<GroupBroker> broker_;
+  std::string brokers_;
+  TestStore orch_db_;
+  Participant a_{std::string("a")};
+  Participant b_{std::string("b")};
+  std::unique_ptr<SagaOrchestrator> orch_;
+  std::unique_ptr<OutboxRelay> orch_relay_;
+  std::mutex mu_;
+  std::map<std::string, int> finished_;
+};
+
+TEST_P(Sagas, HappyPathCompletesEveryStepAndMergesReplyData) {
+  start_orchestrator();
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1", {{"amount", 5}});
+  auto s = wait_state("s1", SagaState::kCompleted);
+  EXPECT_EQ(s.data, (json{{"amount", 5}, {"a_done", true}, {"b_done", true}}));
+  EXPECT_EQ(s.step, 1);
+  EXPECT_EQ(a_.effects("s1"), 1);
+  EXPECT_EQ(b_.effects("s1"), 1);
+  EXPECT_EQ(a_.undo_runs + b_.undo_runs, 0);
+  EXPECT_TRUE(eventually([&] { return finished("s1") == 1; }, seconds(5)));
+  // A second begin with the same id is refused; nothing else changes.
+  auto again = orch_db_.store->run([&](Tx& tx) { return orch_->begin(tx, "pair", "s1", {}); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::kAlreadyExists);
+  auto unknown = orch_db_.store->run([&](Tx& tx) { return orch_->begin(tx, "nope", "s2", {}); });
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::kInvalidArgument);
+}
+
+TEST_P(Sagas, FailureAtFirstStepHasNothingToCompensate) {
+  start_orchestrator();
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1", {{"fail", "a"}});
+  auto s = wait_state("s1", SagaState::kCompensated);
+  EXPECT_EQ(s.reason, "refused by a");
+  EXPECT_EQ(a_.effects("s1"), 0);  // the refusing handler's insert was rolled back
+  EXPECT_EQ(b_.do_runs, 0);
+  EXPECT_EQ(a_.undo_runs, 0);  // the failed step is not compensated
+  EXPECT_TRUE(eventually([&] { return finished("s1") == 1; }, seconds(5)));
+}
+
+TEST_P(Sagas, FailureAtSecondStepCompensatesTheFirst) {
+  start_orchestrator();
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1", {{"fail", "b"}});
+  auto s = wait_state("s1", SagaState::kCompensated);
+  EXPECT_EQ(s.reason, "refused by b");
+  EXPECT_EQ(s.step, 0);
+  EXPECT_EQ(a_.effects("s1"), 0);
+  EXPECT_EQ(b_.effects("s1"), 0);
+  EXPECT_EQ(a_.undo_runs, 1);
+  EXPECT_EQ(b_.undo_runs, 0);
+}
+
+TEST_P(Sagas, StepTimeoutCompensatesOnceTheParticipantReturns) {
+  start_orchestrator(milliseconds(1500));
+  a_.start(brokers_);  // b is down
+  begin("s1");
+  auto s = wait_state("s1", SagaState::kCompensating);
+  EXPECT_EQ(s.step, 1);  // the timed-out step is compensated too, first
+  EXPECT_NE(s.reason.find("step_b timed out"), std::string::npos) << s.reason;
+  EXPECT_EQ(a_.effects("s1"), 1);  // waits behind b's compensation
+  b_.start(brokers_);
+  wait_state("s1", SagaState::kCompensated);
+  // b ran the late command, then its compensation; a was undone after.
+  EXPECT_EQ(b_.do_runs, 1);
+  EXPECT_GE(b_.undo_runs, 1);
+  EXPECT_EQ(b_.effects("s1"), 0);
+  EXPECT_EQ(a_.effects("s1"), 0);
+  EXPECT_EQ(a_.undo_runs, 1);
+}
+
+TEST_P(Sagas, CompensationThatKeepsFailingEndsFailed) {
+  start_orchestrator(milliseconds(0), 2);
+  a_.undo_fails = true;
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1", {{"fail", "b"}});
+  auto s = wait_state("s1", SagaState::kFailed);
+  EXPECT_NE(s.reason.find("unconfirmed after 3 attempts"), std::string::npos) << s.reason;
+  EXPECT_EQ(a_.undo_runs, 3);  // a failed compensation is not remembered: each resend runs it
+  EXPECT_EQ(a_.effects("s1"), 1);
+  EXPECT_TRUE(eventually([&] { return finished("s1") == 1; }, seconds(5)));
+  auto failed = orch_db_.store->run([&](Tx& tx) -> Result<void> {
+    HERALD_ASSIGN_OR_RETURN(auto list, SagaOrchestrator::list(tx, SagaState::kFailed));
+    EXPECT_EQ(list.size(), 1u);
+    return ok();
+  });
+  EXPECT_TRUE(failed);
+}
+
+TEST_P(Sagas, ARepeatedCommandRunsOnceAndGetsTheSameReply) {
+  start_orchestrator();  // creates the topics; its replies topic gets both answers
+  a_.start(brokers_);
+  json cmd = {{"saga_id", "x1"}, {"saga", "pair"},      {"step", 0},
+              {"step_name", "step_a"}, {"compensation", false}, {"command_id", "x1/0/do"},
+              {"reply_to", "orders.replies"}, {"data", json::object()}};
+  auto prod = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+  ASSERT_TRUE(prod);
+  for (int i = 0; i < 2; ++i) {  // two sends: two ce_ids, one command id
+    auto rec = encode(Event::json("a.do", "/test", "x1", cmd));
+    ASSERT_TRUE(rec);
+    ASSERT_TRUE((*prod)->send("a.commands", kafka::kAnyPartition, rec->key, rec->value, rec->headers));
+  }
+  auto replies = read_topic(brokers_, "orders.replies", 2, seconds(30));
+  ASSERT_TRUE(replies) << replies.error().to_string();
+  ASSERT_EQ(replies->size(), 2u);
+  EXPECT_EQ(json::parse(*(*replies)[0].value), json::parse(*(*replies)[1].value));
+  EXPECT_EQ(json::parse(*(*replies)[0].value).at("ok"), true);
+  EXPECT_EQ(a_.do_runs, 1);
+  EXPECT_EQ(a_.effects("x1"), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, Sagas, ::testing::Values("sqlite", "postgres"), store_param_name);
+
+}  // namespace
+}  // namespace herald::sdk::testing
