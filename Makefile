@@ -11,7 +11,7 @@ CMAKE_FLAGS ?=
 # e.g. CTEST_ARGS='-L integration' or '-R sdk'
 CTEST_ARGS ?=
 
-.PHONY: deps build run test asan bench fuzz clean
+.PHONY: deps build run test asan bench fuzz clean demo demo-saga
 
 deps:
 	@scripts/install-deps
@@ -51,3 +51,6 @@ clean:
 
 demo: build
 	scripts/demo
+
+demo-saga: build
+	scripts/demo --saga

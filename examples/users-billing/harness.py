@@ -1,7 +1,7 @@
-"""Process and HTTP plumbing for the Users/Billing demo and its tests.
+"""Process and HTTP plumbing for the example demos (Users/Billing, order saga) and their tests.
 
-Standard library only (run with /usr/bin/python3). Used by scripts/demo and
-tests/examples/*.py:
+Standard library only (run with /usr/bin/python3). Used by scripts/demo,
+scripts/demo-saga and tests/examples/*.py:
 
     h = Harness(build_dir)              # finds build/herald and build/examples/*
     broker = h.start_broker()           # herald serve --ephemeral on a free port
@@ -112,11 +112,12 @@ class Proc:
 
 
 class Harness:
-    def __init__(self, build_dir, work_dir=None, keep=False, verbose_logs=False):
+    def __init__(self, build_dir, work_dir=None, keep=False, verbose_logs=False,
+                 services=("users", "billing", "notifications")):
         self.build_dir = os.path.abspath(build_dir)
         self.herald = os.path.join(self.build_dir, "herald")
         self.examples = os.path.join(self.build_dir, "examples")
-        for exe in [self.herald] + [os.path.join(self.examples, n) for n in ("users", "billing", "notifications")]:
+        for exe in [self.herald] + [os.path.join(self.examples, n) for n in services]:
             if not os.access(exe, os.X_OK):
                 raise CheckFailed(f"{exe} is missing: build it first (make build, or cmake --build {build_dir})")
         self.work = work_dir or tempfile.mkdtemp(prefix="herald-demo.")
