@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/civil_time.h"
 #include "common/clock.h"
 #include "sdk/uuid.h"
 
@@ -186,14 +187,24 @@ Result<EncodedEvent> encode(const Event& ev) {
   return encode_in_place(copy);
 }
 
-Result<Event> decode(std::string_view key, const std::optional<std::string_view>& value,
-                     const Headers& headers) {
-  Event ev;
-  ev.aggregate_id = std::string(key);
+Result<void> decode_into(Event& ev, std::string_view key, const std::optional<std::string_view>& value,
+                         const Headers& headers) {
+  ev.aggregate_id.assign(key);
   ev.tombstone = !value.has_value();
-  if (value) ev.payload = std::string(*value);
-  ev.content_type = ev.tombstone ? "" : std::string(kJsonContentType);
-  bool have_spec = false, have_id = false, have_type = false, have_source = false;
+  if (value) {
+    ev.payload.assign(*value);
+  } else {
+    ev.payload.clear();
+  }
+  ev.content_type.assign(ev.tombstone ? std::string_view() : kJsonContentType);
+  ev.id.clear();
+  ev.type.clear();
+  ev.source.clear();
+  ev.time_ms = 0;
+  ev.aggregate_version.reset();
+  ev.extensions.clear();
+  ev.position.reset();
+  bool have_spec = false;
   for (const auto& h : headers) {
     if (h.name == kHeaderSpecVersion) {
       if (h.value.empty() || h.value[0] != '1' || (h.value.size() > 1 && h.value[1] != '.')) {
@@ -202,20 +213,17 @@ Result<Event> decode(std::string_view key, const std::optional<std::string_view>
       }
       have_spec = true;
     } else if (h.name == kHeaderId) {
-      ev.id = h.value;
-      have_id = !h.value.empty();
+      ev.id.assign(h.value);
     } else if (h.name == kHeaderType) {
-      ev.type = h.value;
-      have_type = !h.value.empty();
+      ev.type.assign(h.value);
     } else if (h.name == kHeaderSource) {
-      ev.source = h.value;
-      have_source = !h.value.empty();
+      ev.source.assign(h.value);
     } else if (h.name == kHeaderTime) {
       auto t = parse_rfc3339(h.value);
       if (!t) return Error{Errc::kInvalidArgument, "ce_time: " + t.error().message};
       ev.time_ms = *t;
     } else if (h.name == kHeaderContentType) {
-      ev.content_type = h.value;
+      ev.content_type.assign(h.value);
     } else if (h.name == kHeaderAggregateVersion) {
       HERALD_ASSIGN_OR_RETURN(ev.aggregate_version, parse_int64(h.value, kHeaderAggregateVersion));
     } else {
@@ -224,27 +232,39 @@ Result<Event> decode(std::string_view key, const std::optional<std::string_view>
   }
   if (!ev.tombstone) {
     if (!have_spec) return Error{Errc::kInvalidArgument, "missing header ce_specversion"};
-    if (!have_id) return Error{Errc::kInvalidArgument, "missing header ce_id"};
-    if (!have_type) return Error{Errc::kInvalidArgument, "missing header ce_type"};
-    if (!have_source) return Error{Errc::kInvalidArgument, "missing header ce_source"};
+    if (ev.id.empty()) return Error{Errc::kInvalidArgument, "missing header ce_id"};
+    if (ev.type.empty()) return Error{Errc::kInvalidArgument, "missing header ce_type"};
+    if (ev.source.empty()) return Error{Errc::kInvalidArgument, "missing header ce_source"};
   }
+  return ok();
+}
+
+Result<Event> decode(std::string_view key, const std::optional<std::string_view>& value,
+                     const Headers& headers) {
+  Event ev;
+  HERALD_TRY(decode_into(ev, key, value, headers));
   return ev;
+}
+
+void message_headers_into(const rd_kafka_message_t& msg, Headers& out) {
+  size_t n = 0;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(&msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != nullptr) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (; rd_kafka_header_get_all(hdrs, n, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++n) {
+      if (n == out.size()) out.emplace_back();
+      out[n].name.assign(name);
+      out[n].value.assign(value ? static_cast<const char*>(value) : "", value ? size : 0);
+    }
+  }
+  out.resize(n);
 }
 
 Headers message_headers(const rd_kafka_message_t& msg) {
   Headers out;
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(&msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == nullptr) {
-    return out;
-  }
-  const char* name = nullptr;
-  const void* value = nullptr;
-  size_t size = 0;
-  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                     RD_KAFKA_RESP_ERR_NO_ERROR;
-       ++i) {
-    out.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
-  }
+  message_headers_into(msg, out);
   return out;
 }
 
@@ -357,15 +377,10 @@ Result<int64_t> parse_rfc3339(std::string_view s) {
   } else {
     return bad();
   }
-  if (pos != s.size()) return bad();
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second == 60 ? 59 : second;  // a leap second reads as :59
-  int64_t secs = static_cast<int64_t>(timegm(&tm));
+  if (pos != s.size() || day > days_in_month(year, month)) return bad();
+  if (second == 60) second = 59;  // a leap second reads as :59
+  const int64_t secs = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+                       hour * 3600 + minute * 60 + second;
   return (secs - offset_s) * 1000 + ms;
 }
 

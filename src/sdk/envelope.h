@@ -130,12 +130,20 @@ Result<EncodedEvent> encode_in_place(Event& ev);
 Result<Event> decode(std::string_view key, const std::optional<std::string_view>& value,
                      const Headers& headers);
 
+// decode() into an existing Event, reusing its string buffers (for consumers
+// that decode many events in a loop). Every field of `ev` is overwritten
+// (position reset); on error `ev` holds a partial decode.
+Result<void> decode_into(Event& ev, std::string_view key, const std::optional<std::string_view>& value,
+                         const Headers& headers);
+
 // decode() over a librdkafka message (key, payload, headers). Does not check
 // msg.err: the caller handles consumer errors first.
 Result<Event> decode_message(const rd_kafka_message_t& msg);
 
 // Copies every header of `msg` (empty if it has none).
 Headers message_headers(const rd_kafka_message_t& msg);
+// The same into `out`, reusing its strings' buffers.
+void message_headers_into(const rd_kafka_message_t& msg, Headers& out);
 
 // A new librdkafka header list holding `headers`; the caller owns it (pass it
 // to rd_kafka_producev(RD_KAFKA_V_HEADERS(h)), which takes ownership on success).

@@ -144,7 +144,9 @@ TEST(Rfc3339, ParsesOffsetsFractionsAndSeparators) {
   EXPECT_EQ(*parse_rfc3339("2024-05-01 14:00:00+02:00"), 1714564800000);
   EXPECT_EQ(*parse_rfc3339("2024-05-01T07:30:00.5-04:30"), 1714564800500);
   EXPECT_EQ(*parse_rfc3339("2024-05-01T12:00:00.123456789Z"), 1714564800123);
-  for (int64_t ms : {0L, 1L, 999L, 1714564800123L, 4102444800000L}) {
+  EXPECT_EQ(*parse_rfc3339("2024-02-29T00:00:00Z"), 1709164800000);  // leap day
+  EXPECT_EQ(*parse_rfc3339("1969-12-31T23:59:59Z"), -1000);
+  for (int64_t ms : {0L, 1L, 999L, 1714564800123L, 4102444800000L, 951782400000L /* 2000-02-29 */}) {
     EXPECT_EQ(*parse_rfc3339(format_rfc3339(ms)), ms);
   }
 }
@@ -152,7 +154,7 @@ TEST(Rfc3339, ParsesOffsetsFractionsAndSeparators) {
 TEST(Rfc3339, RejectsMalformed) {
   for (const char* s : {"", "2024-05-01", "2024-05-01T12:00:00", "2024-13-01T12:00:00Z",
                         "2024-05-01T25:00:00Z", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+2:00",
-                        "2024-05-01T12:00:00Zjunk"}) {
+                        "2024-05-01T12:00:00Zjunk", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z"}) {
     EXPECT_FALSE(parse_rfc3339(s)) << s;
   }
 }
