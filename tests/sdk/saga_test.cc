@@ -27,6 +27,7 @@ using std::chrono::seconds;
 struct Participant {
   explicit Participant(std::string n) : name(std::move(n)) {}
   std::string name;
+  milliseconds retention{std::chrono::hours(24 * 7)};
   TestStore db;
   std::atomic<int> do_runs{0};
   std::atomic<int> undo_runs{0};
@@ -35,10 +36,10 @@ struct Participant {
   std::unique_ptr<RunningReplica> replica;
 
   void start(const std::string& brokers) {
-    SagaParticipant p(name, "/" + name);
+    SagaParticipant p(name, "/" + name, retention);
     p.on(name + ".do", [this](const SagaCommand& c, Tx& tx) -> SagaReply {
       do_runs++;
-      auto r = tx.exec("INSERT INTO effects(saga_id) VALUES(?)", {c.saga_id});
+      auto r = tx.exec("INSERT INTO effects(saga_id) VALUES(?) ON CONFLICT(saga_id) DO NOTHING", {c.saga_id});
       if (!r) throw std::runtime_error(r.error().to_string());
       if (c.data.value("fail", "") == name) return SagaReply::failure("refused by " + name);
       return SagaReply::success({{name + "_done", true}});
@@ -255,25 +256,41 @@ TEST_P(Sagas, CompensationThatKeepsFailingEndsFailed) {
   EXPECT_TRUE(failed);
 }
 
-TEST_P(Sagas, ARepeatedCommandRunsOnceAndGetsTheSameReply) {
-  start_orchestrator();  // creates the topics; its replies topic gets both answers
-  a_.start(brokers_);
+// Sends the command "x1/0/do" to participant a twice (two ce_ids).
+void send_command_twice(const std::string& brokers) {
   json cmd = {{"saga_id", "x1"}, {"saga", "pair"},      {"step", 0},
               {"step_name", "step_a"}, {"compensation", false}, {"command_id", "x1/0/do"},
               {"reply_to", "orders.replies"}, {"data", json::object()}};
-  auto prod = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+  auto prod = kafka::SyncProducer::create(brokers, {{"log_level", "3"}});
   ASSERT_TRUE(prod);
-  for (int i = 0; i < 2; ++i) {  // two sends: two ce_ids, one command id
+  for (int i = 0; i < 2; ++i) {
     auto rec = encode(Event::json("a.do", "/test", "x1", cmd));
     ASSERT_TRUE(rec);
     ASSERT_TRUE((*prod)->send("a.commands", kafka::kAnyPartition, rec->key, rec->value, rec->headers));
   }
+}
+
+TEST_P(Sagas, ARepeatedCommandRunsOnceAndGetsTheSameReply) {
+  start_orchestrator();  // creates the topics; its replies topic gets both answers
+  a_.start(brokers_);
+  send_command_twice(brokers_);
   auto replies = read_topic(brokers_, "orders.replies", 2, seconds(30));
   ASSERT_TRUE(replies) << replies.error().to_string();
   ASSERT_EQ(replies->size(), 2u);
   EXPECT_EQ(json::parse(*(*replies)[0].value), json::parse(*(*replies)[1].value));
   EXPECT_EQ(json::parse(*(*replies)[0].value).at("ok"), true);
   EXPECT_EQ(a_.do_runs, 1);
+  EXPECT_EQ(a_.effects("x1"), 1);
+}
+
+TEST_P(Sagas, RememberedCommandsArePrunedAfterTheRetention) {
+  start_orchestrator();
+  a_.retention = milliseconds(0);  // forget each command before the next one
+  a_.start(brokers_);
+  send_command_twice(brokers_);
+  auto replies = read_topic(brokers_, "orders.replies", 2, seconds(30));
+  ASSERT_TRUE(replies) << replies.error().to_string();
+  EXPECT_EQ(a_.do_runs, 2);  // the second one was no longer known: the handler ran again
   EXPECT_EQ(a_.effects("x1"), 1);
 }
 

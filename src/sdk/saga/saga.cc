@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -46,7 +47,8 @@ const char* kSagaTables =
     " command_id TEXT NOT NULL,"
     " reply TEXT NOT NULL,"           // the reply payload sent for it
     " created_at BIGINT NOT NULL,"
-    " PRIMARY KEY(participant, command_id))";
+    " PRIMARY KEY(participant, command_id));"
+    "CREATE INDEX IF NOT EXISTS herald_saga_commands_age ON herald_saga_commands(participant, created_at)";
 
 constexpr const char* kSagaColumns =
     "saga_id, saga, state, step, data, reason, attempts, deadline_ms, version, created_at, updated_at";
@@ -491,8 +493,8 @@ Result<std::vector<SagaInstance>> SagaOrchestrator::list(Tx& tx, std::optional<S
 
 // ---- the participant -----------------------------------------------------------
 
-SagaParticipant::SagaParticipant(std::string name, std::string source)
-    : name_(std::move(name)), source_(std::move(source)) {}
+SagaParticipant::SagaParticipant(std::string name, std::string source, std::chrono::milliseconds retention)
+    : name_(std::move(name)), source_(std::move(source)), retention_(retention) {}
 
 SagaParticipant& SagaParticipant::on(std::string command_type, SagaCommandHandler handler) {
   handlers_.emplace_back(std::move(command_type), std::move(handler));
@@ -505,9 +507,30 @@ void must(const Result<void>& r) {
   if (!r) throw std::runtime_error(r.error().to_string());
 }
 
+// Deletes the participant's remembered commands older than its retention,
+// at most once a minute (or once per retention, if shorter), inside a
+// command's transaction.
+struct Pruner {
+  std::string participant;
+  milliseconds retention;
+  std::atomic<int64_t> last_ms{0};
+
+  void maybe_prune(Tx& tx) {
+    const int64_t now = now_ms();
+    int64_t last = last_ms.load();
+    const int64_t every = std::min<int64_t>(60000, retention.count());
+    if (now - last < every || !last_ms.compare_exchange_strong(last, now)) return;
+    auto n = tx.exec("DELETE FROM herald_saga_commands WHERE participant = ? AND created_at <= ?",
+                     {participant, now - retention.count()});
+    if (!n) throw std::runtime_error(n.error().to_string());
+    if (*n > 0) HLOG_DEBUG("saga participant {}: pruned {} remembered command(s)", participant, *n);
+  }
+};
+
 // Runs one command once per command_id and replies through the outbox.
 void handle_command(const std::string& participant, const Outbox& outbox, const SagaCommandHandler& handler,
-                    const Event& ev, Tx& tx) {
+                    Pruner& pruner, const Event& ev, Tx& tx) {
+  pruner.maybe_prune(tx);
   json c = json::parse(ev.payload);
   SagaCommand cmd;
   cmd.saga_id = c.at("saga_id").get<std::string>();
@@ -558,9 +581,10 @@ Result<void> SagaParticipant::attach(Store& store, ReplicaHandlers& handlers) co
   if (name_.empty() || source_.empty()) return Error{Errc::kInvalidArgument, "saga participant: name and source are required"};
   HERALD_TRY(store.migrate(saga_migrations()));
   Outbox outbox({.topic = "", .source = source_});
+  auto pruner = std::make_shared<Pruner>(name_, retention_);
   for (const auto& [type, handler] : handlers_) {
-    handlers.on(type, [participant = name_, outbox, handler = handler](const Event& ev, Tx& tx) {
-      handle_command(participant, outbox, handler, ev, tx);
+    handlers.on(type, [participant = name_, outbox, handler = handler, pruner](const Event& ev, Tx& tx) {
+      handle_command(participant, outbox, handler, *pruner, ev, tx);
     });
   }
   return ok();

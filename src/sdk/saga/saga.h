@@ -52,7 +52,8 @@
 //     it needs attention (`herald saga list --state failed`).
 //   - Participants apply each command_id once: a repeated command gets the
 //     stored reply again without running the handler. A failed compensation
-//     is not stored, so its resend runs the handler again.
+//     is not stored, so its resend runs the handler again. Stored replies
+//     are pruned after the participant's retention (7 days by default).
 //   - Every state change is also published on `herald.sagas` (key = saga id),
 //     the history `herald saga list|show` prints.
 //
@@ -201,8 +202,12 @@ using SagaCommandHandler = std::function<SagaReply(const SagaCommand&, Tx&)>;
 class SagaParticipant {
  public:
   // `name` keys the command deduplication table (herald_saga_commands);
-  // `source` is the ce_source of the replies.
-  SagaParticipant(std::string name, std::string source);
+  // `source` is the ce_source of the replies. Answered commands are
+  // remembered for `retention` (checked once a minute, in the command
+  // transactions); it must exceed the longest time an orchestrator keeps
+  // resending a compensation (max_compensation_retries x its timeout).
+  SagaParticipant(std::string name, std::string source,
+                  std::chrono::milliseconds retention = std::chrono::hours(24 * 7));
 
   SagaParticipant& on(std::string command_type, SagaCommandHandler handler);
 
@@ -214,6 +219,7 @@ class SagaParticipant {
  private:
   std::string name_;
   std::string source_;
+  std::chrono::milliseconds retention_;
   std::vector<std::pair<std::string, SagaCommandHandler>> handlers_;
 };
 
