@@ -114,8 +114,10 @@ struct ReplicaConfig {
   std::chrono::milliseconds watermark_timeout{10000};
 
   // Extra librdkafka consumer properties, applied last (session.timeout.ms,
-  // group.instance.id, security.protocol, ...). The replica always sets
-  // enable.auto.commit=false and enable.auto.offset.store=false after them.
+  // group.instance.id, security.protocol, ...). Before them the replica sets
+  // queued.min.messages=1000000 (librdkafka's 100,000 makes a catch-up stall:
+  // fetching pauses at that depth); after them it always sets
+  // enable.auto.commit=false and enable.auto.offset.store=false.
   std::vector<std::pair<std::string, std::string>> kafka;
   // Extra properties for the dead-letter producer.
   std::vector<std::pair<std::string, std::string>> dlq_producer;
