@@ -298,60 +298,60 @@ class SagaOrchestrator::Impl {
 
   // A participant's reply: the replica's handler (throws to have it retried).
   void on_reply(const Event& ev, Tx& tx) const {
-    json r = json::parse(ev.payload);
+    if (auto r = apply_reply(json::parse(ev.payload), tx); !r) throw std::runtime_error(r.error().to_string());
+  }
+
+  Result<void> apply_reply(const json& r, Tx& tx) const {
     const std::string id = r.at("saga_id").get<std::string>();
     const int step = r.at("step").get<int>();
     const bool compensation = r.at("compensation").get<bool>();
     const bool success = r.at("ok").get<bool>();
     const std::string reason = r.value("reason", "");
-    auto loaded = load(tx, id);
-    if (!loaded) throw std::runtime_error(loaded.error().to_string());
-    if (!*loaded) {
+    HERALD_ASSIGN_OR_RETURN(auto loaded, load(tx, id));
+    if (!loaded) {
       HLOG_WARN("saga {}: reply for an unknown saga ignored", id);
-      return;
+      return ok();
     }
-    StoredSaga row = std::move(**loaded);
+    StoredSaga row = std::move(*loaded);
     const SagaDefinition* d = definition(row);
-    if (d == nullptr) return;
+    if (d == nullptr) return ok();
     const bool expected = row.s.step == step && ((row.s.state == SagaState::kRunning && !compensation) ||
                                                  (row.s.state == SagaState::kCompensating && compensation));
     if (!expected) {
       HLOG_DEBUG("saga {}: late or repeated reply for step {} ({}) ignored in state {} step {}", id, step,
                  compensation ? "compensation" : "command", saga_state_name(row.s.state), row.s.step);
-      return;
+      return ok();
     }
     const int64_t now = now_ms();
-    Result<void> r2 = ok();
+    const std::string& step_name = d->steps[static_cast<size_t>(step)].name;
     if (!compensation && success) {
       if (auto it = r.find("data"); it != r.end() && it->is_object()) row.s.data.update(*it);
-      r2 = publish_event(tx, row.s, "step_completed", *d);
-      if (r2 && row.s.step + 1 == static_cast<int>(d->steps.size())) {
-        r2 = finish(tx, row, SagaState::kCompleted, *d);
-      } else if (r2) {
+      HERALD_TRY(publish_event(tx, row.s, "step_completed", *d));
+      if (row.s.step + 1 == static_cast<int>(d->steps.size())) {
+        HERALD_TRY(finish(tx, row, SagaState::kCompleted, *d));
+      } else {
         row.s.step++;
         row.deadline_ms = deadline_for(d->steps[static_cast<size_t>(row.s.step)], false, now);
-        r2 = send(tx, row.s, *d, false);
+        HERALD_TRY(send(tx, row.s, *d, false));
       }
     } else if (!compensation) {
-      row.s.reason = reason.empty() ? fmt::format("step {} failed", d->steps[static_cast<size_t>(step)].name) : reason;
-      r2 = publish_event(tx, row.s, "step_failed", *d);
-      if (r2) r2 = compensate_from(tx, row, step - 1, *d, now);
+      row.s.reason = reason.empty() ? fmt::format("step {} failed", step_name) : reason;
+      HERALD_TRY(publish_event(tx, row.s, "step_failed", *d));
+      HERALD_TRY(compensate_from(tx, row, step - 1, *d, now));
     } else if (success) {
-      r2 = publish_event(tx, row.s, "step_compensated", *d);
-      if (r2) r2 = compensate_from(tx, row, step - 1, *d, now);
+      HERALD_TRY(publish_event(tx, row.s, "step_compensated", *d));
+      HERALD_TRY(compensate_from(tx, row, step - 1, *d, now));
     } else {
-      // Retried by the timer after the backoff (resend_compensation).
-      HLOG_WARN("saga {}: compensation of step {} failed (attempt {}): {}", id, d->steps[static_cast<size_t>(step)].name,
-                row.s.attempts, reason);
+      // Resent by the timer after the backoff (resend_compensation).
+      HLOG_WARN("saga {}: compensation of step {} failed (attempt {}): {}", id, step_name, row.s.attempts, reason);
       row.deadline_ms = now + cfg_.compensation_backoff.count();
       SagaInstance shown = row.s;
       shown.reason = reason;
-      r2 = publish_event(tx, shown, "compensation_failed", *d);
+      HERALD_TRY(publish_event(tx, shown, "compensation_failed", *d));
     }
-    if (!r2) throw std::runtime_error(r2.error().to_string());
-    auto saved = save(tx, row);
-    if (!saved) throw std::runtime_error(saved.error().to_string());
-    if (!*saved) throw std::runtime_error(fmt::format("saga {}: changed concurrently; retrying the reply", id));
+    HERALD_ASSIGN_OR_RETURN(bool saved, save(tx, row));
+    if (!saved) return Error{Errc::kAlreadyExists, fmt::format("saga {}: changed concurrently; retrying the reply", id)};
+    return ok();
   }
 
   // A deadline passed: a step timed out, or a compensation is due for a resend.
