@@ -13,14 +13,12 @@
 //   orders --listen 127.0.0.1:8090 --brokers 127.0.0.1:9092 --db orders.db [--step-timeout-ms 10000]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <chrono>
 
 #include "common/log.h"
 #include "saga_service.h"
 #include "sdk/outbox/outbox.h"
-#include "sdk/outbox/relay.h"
 #include "sdk/uuid.h"
 
 namespace herald::examples::saga {
@@ -143,96 +141,38 @@ void routes(httplib::Server& server, sdk::Store& store, const sdk::SagaOrchestra
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"orders: owns orders; runs the order saga (reserve credit in payments, then stock in inventory)"};
-  CommonFlags flags;
-  add_common_flags(app, flags, "orders.db");
-  std::string instance_id;
+  ServiceRuntime rt;
+  rt.name = "orders";
   int64_t step_timeout_ms = 10000;
-  app.add_option("--instance-id", instance_id,
-                 "Kafka group.instance.id (static membership: a restarted instance gets its partitions back at once)");
-  app.add_option("--step-timeout-ms", step_timeout_ms,
-                 "A step without a reply for this long is compensated (0: wait forever)")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-
-  block_shutdown_signals();
-  setup_logging("orders", flags.log_level);
-
-  auto store = sdk::Store::open(flags.db);
-  if (!store) {
-    HLOG_ERROR("opening database {}: {}", flags.db, store.error().to_string());
-    return 1;
-  }
-  if (auto r = (*store)->migrate({kOrdersSchema}); !r) {
-    HLOG_ERROR("creating tables: {}", r.error().to_string());
-    return 1;
-  }
-  auto extra = parse_properties(flags.kafka);
-  if (!extra) {
-    HLOG_ERROR("{}", extra.error().to_string());
-    return 2;
-  }
+  auto code = rt.init(argc, argv, "orders: owns orders; runs the order saga (reserve credit in payments, then stock "
+                      "in inventory)", kOrdersSchema, [&](CLI::App& app) {
+                        app.add_option("--step-timeout-ms", step_timeout_ms,
+                                       "A step without a reply for this long is compensated (0: wait forever)")
+                            ->capture_default_str();
+                      });
+  if (code) return *code;
   sdk::SagaOrchestratorConfig cfg;
-  cfg.brokers = flags.brokers;
+  cfg.brokers = rt.flags.brokers;
   cfg.group_id = "orders";
   cfg.reply_topic = kOrdersReplies;
   cfg.source = "/orders";
   cfg.topic_partitions = kPartitions;
-  cfg.kafka = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "1000"},
-               {"client.id", fmt::format("orders-{}", getpid())}};
-  if (!instance_id.empty()) cfg.kafka.emplace_back("group.instance.id", instance_id);
-  cfg.kafka.insert(cfg.kafka.end(), extra->begin(), extra->end());
-  auto sagas = sdk::SagaOrchestrator::create(cfg, **store, {order_saga(std::chrono::milliseconds(step_timeout_ms))});
-  if (!sagas) {
-    HLOG_ERROR("saga orchestrator: {}", sagas.error().to_string());
+  cfg.kafka = rt.consumer_kafka();
+  auto created = sdk::SagaOrchestrator::create(cfg, *rt.store, {order_saga(std::chrono::milliseconds(step_timeout_ms))});
+  if (!created) {
+    HLOG_ERROR("saga orchestrator: {}", created.error().to_string());
     return 1;
   }
-  (*sagas)->on_finished(finish_order);
-  (*sagas)->replica().on_ready([] { HLOG_INFO("orders caught up with {}: ready", kOrdersReplies); });
-  sdk::RelayOptions ropts;
-  ropts.brokers = flags.brokers;
-  ropts.kafka_config = *extra;
-  auto relay = sdk::OutboxRelay::create(**store, ropts);
-  if (!relay) {
-    HLOG_ERROR("outbox relay: {}", relay.error().to_string());
-    return 1;
-  }
-
-  HttpService http;
-  routes(http.server(), **store, **sagas);
-  add_replica_endpoints(http.server(), "orders", (*sagas)->replica(), [&](json& j) {
-    auto pending = sdk::outbox_pending(**store);
-    j["outbox_pending"] = pending ? *pending : -1;
-  });
-  auto port = http.bind(flags.listen, flags.port_file);
-  if (!port) {
-    HLOG_ERROR("{}", port.error().to_string());
-    return 1;
-  }
-  if (auto r = (*relay)->start(); !r) {
-    HLOG_ERROR("outbox relay: {}", r.error().to_string());
-    return 1;
-  }
-  if (auto r = (*sagas)->start(); !r) {
-    HLOG_ERROR("saga orchestrator: {}", r.error().to_string());
-    return 1;
-  }
-  http.start();
-  HLOG_INFO("orders listening on http://127.0.0.1:{} (brokers {}, db {}, step timeout {} ms)", *port, flags.brokers,
-            flags.db, step_timeout_ms);
-
-  int sig = wait_for_shutdown_signal([&] { return (*sagas)->replica().running(); });
-  if (sig != 0) {
-    HLOG_INFO("signal {}: shutting down", sig);
-  } else {
-    HLOG_ERROR("the saga replica stopped on its own; exiting so that a supervisor restarts orders");
-  }
-  http.stop();
-  (*sagas)->stop();
-  auto r = (*sagas)->join();
-  (*relay)->stop();
-  if (!r) HLOG_ERROR("saga orchestrator: {}", r.error().to_string());
-  return r && sig != 0 ? 0 : 1;
+  sdk::SagaOrchestrator& sagas = **created;
+  sagas.on_finished(finish_order);
+  sagas.replica().on_ready([] { HLOG_INFO("orders caught up with {}: ready", kOrdersReplies); });
+  routes(rt.http.server(), *rt.store, sagas);
+  sdk::Store& store = *rt.store;
+  return rt.serve({sagas.replica(), [&] { return sagas.start(); }, [&] { sagas.stop(); }, [&] { return sagas.join(); }},
+                  fmt::format(", step timeout {} ms", step_timeout_ms), [&store](json& j) {
+                    auto pending = sdk::outbox_pending(store);
+                    j["outbox_pending"] = pending ? *pending : -1;
+                  });
 }
 
 }  // namespace

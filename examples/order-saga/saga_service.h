@@ -12,13 +12,21 @@
 #include <httplib.h>
 
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common.h"
+#include "sdk/outbox/relay.h"
 #include "sdk/saga/saga.h"
 #include "sdk/store/store.h"
+
+namespace CLI {
+class App;
+}
 
 namespace herald::examples::saga {
 
@@ -34,6 +42,41 @@ std::optional<int64_t> int_field(const nlohmann::json& j, const char* name, int6
 // read-only transaction; a database error replies 503.
 bool read_json(sdk::Store& store, httplib::Response& res,
                const std::function<Result<void>(sdk::Tx&)>& fn);
+
+// The life cycle every service of the example shares: flags, database,
+// outbox relay, HTTP server, and the consumer (a command replica or the saga
+// orchestrator) whose stopping on its own ends the process.
+struct ServiceRuntime {
+  std::string name;
+  CommonFlags flags;
+  std::string instance_id;  // --instance-id
+  std::vector<std::pair<std::string, std::string>> extra_kafka;  // --kafka
+  std::unique_ptr<sdk::Store> store;
+  std::unique_ptr<sdk::OutboxRelay> relay;
+  HttpService http;
+
+  // Parses the flags (`more` adds the service's own), opens the store,
+  // applies `schema` and creates the relay. Returns an exit code when the
+  // process must end now, nullopt to go on.
+  std::optional<int> init(int argc, char** argv, const std::string& description, const sdk::Migration& schema,
+                          const std::function<void(CLI::App&)>& more = {});
+  // librdkafka settings for the service's consumer: a short session,
+  // static membership with --instance-id, then --kafka.
+  std::vector<std::pair<std::string, std::string>> consumer_kafka() const;
+
+  // How serve() drives the consumer.
+  struct Consumer {
+    sdk::Replica& replica;  // for /health, /ready and "still running"
+    std::function<Result<void>()> start;
+    std::function<void()> stop;
+    std::function<Result<void>()> join;
+  };
+  // Binds HTTP (routes already added), starts the relay and the consumer,
+  // and runs until SIGTERM/SIGINT or until the consumer stops on its own;
+  // then stops everything. Returns the exit code.
+  int serve(const Consumer& consumer, const std::string& detail,
+            std::function<void(nlohmann::json&)> health_extra = {});
+};
 
 struct ParticipantService {
   std::string name;            // "payments": group id, command topic "<name>.commands", ce_source "/<name>"

@@ -271,6 +271,25 @@ def pg_create_database(base_url, dbname):
     return pg_url_for(base_url, dbname)
 
 
+def service_databases(h, services, pg_url=None, prefix="demo"):
+    """One database per service: a SQLite file in the work dir, or (with
+    pg_url) a fresh PostgreSQL database in that cluster. Returns (dbs:
+    service -> path or URL, names of the PostgreSQL databases to drop)."""
+    if not pg_url:
+        return {svc: os.path.join(h.work, f"{svc}.db") for svc in services}, []
+    dbs, names = {}, []
+    for svc in services:
+        name = f"{prefix}_{svc}_{os.getpid()}"
+        dbs[svc] = pg_create_database(pg_url, name)
+        names.append(name)
+    return dbs, names
+
+
+def log(msg):
+    """A timestamped progress line (tests)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
 def pg_drop_database(base_url, dbname):
     psql = shutil.which("psql") or "/usr/bin/psql"
     subprocess.run([psql, base_url, "-q", "-c", f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'],

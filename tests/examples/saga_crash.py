@@ -31,11 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "examples", "order-saga"))
 
 import harness  # noqa: E402
 import saga_story  # noqa: E402
-from harness import CheckFailed, http, wait_until  # noqa: E402
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+from harness import CheckFailed, http, log, wait_until  # noqa: E402
 
 
 class Client:
@@ -107,13 +103,7 @@ def main():
         if args.pg_url_file:
             with open(args.pg_url_file) as f:
                 pg_url = f.read().strip()
-            dbs = {}
-            for svc in saga_story.SERVICES:
-                name = f"sagacrash_{svc}_{os.getpid()}"
-                dbs[svc] = harness.pg_create_database(pg_url, name)
-                pg_dbs.append(name)
-        else:
-            dbs = {svc: os.path.join(h.work, f"{svc}.db") for svc in saga_story.SERVICES}
+        dbs, pg_dbs = harness.service_databases(h, saga_story.SERVICES, pg_url, "sagacrash")
 
         h.start_broker()
         # A step timeout well above a restart, so that outcomes depend on the

@@ -25,11 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "examples", "users-billing"))
 
 import harness  # noqa: E402
-from harness import CheckFailed, http, wait_until  # noqa: E402
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+from harness import CheckFailed, http, log, wait_until  # noqa: E402
 
 
 class Writers:
@@ -134,13 +130,7 @@ def main():
         if args.pg_url_file:
             with open(args.pg_url_file) as f:
                 pg_url = f.read().strip()
-            dbs = {}
-            for svc in ("users", "billing"):
-                name = f"soak_{svc}_{os.getpid()}"
-                dbs[svc] = harness.pg_create_database(pg_url, name)
-                pg_dbs.append(name)
-        else:
-            dbs = {svc: os.path.join(h.work, f"{svc}.db") for svc in ("users", "billing")}
+        dbs, pg_dbs = harness.service_databases(h, ("users", "billing"), pg_url, "soak")
 
         h.start_broker()
         users = [h.start_service("users", "--db", dbs["users"], name=f"users{i}") for i in (1, 2)]
