@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -127,6 +128,7 @@ class Harness:
         self.procs = []
         self.broker = None
         self._seq = 0
+        self._pg = None  # (cluster URL, databases to drop at cleanup), see service_databases()
 
     # ---- processes -------------------------------------------------------
 
@@ -233,6 +235,20 @@ class Harness:
                 p.popen.wait()
         if not self.keep:
             shutil.rmtree(self.work, ignore_errors=True)
+        if self._pg:
+            url, names = self._pg
+            for name in names:
+                pg_drop_database(url, name)
+            self._pg = None
+
+    def finish(self, ok, last=8):
+        """End of a test: the tails of the last `last` logs when it failed,
+        then cleanup()."""
+        if not ok:
+            for p in self.procs[-last:]:
+                print(f"\n--- last lines of {p.name} (pid {p.pid}, log {p.log_path}) ---", file=sys.stderr)
+                print(p.log_tail(25), file=sys.stderr, end="")
+        self.cleanup()
 
     # ---- herald CLI ------------------------------------------------------
 
@@ -273,16 +289,27 @@ def pg_create_database(base_url, dbname):
 
 def service_databases(h, services, pg_url=None, prefix="demo"):
     """One database per service: a SQLite file in the work dir, or (with
-    pg_url) a fresh PostgreSQL database in that cluster. Returns (dbs:
-    service -> path or URL, names of the PostgreSQL databases to drop)."""
+    pg_url) a fresh PostgreSQL database in that cluster, dropped by
+    h.cleanup(). Returns service -> path or URL."""
     if not pg_url:
-        return {svc: os.path.join(h.work, f"{svc}.db") for svc in services}, []
+        return {svc: os.path.join(h.work, f"{svc}.db") for svc in services}
     dbs, names = {}, []
+    h._pg = (pg_url, names)
     for svc in services:
         name = f"{prefix}_{svc}_{os.getpid()}"
-        dbs[svc] = pg_create_database(pg_url, name)
         names.append(name)
-    return dbs, names
+        dbs[svc] = pg_create_database(pg_url, name)
+    return dbs
+
+
+def report_failure(e):
+    """Logs why a test stopped: a failed check, an interruption, or a bug (traceback)."""
+    if isinstance(e, CheckFailed):
+        log(f"FAIL: {e}")
+    elif isinstance(e, SystemExit):
+        log(f"interrupted ({e.code})")
+    else:
+        traceback.print_exception(type(e), e, e.__traceback__)
 
 
 def log(msg):

@@ -22,7 +22,6 @@ import random
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -97,13 +96,12 @@ def main():
     started = time.monotonic()
     h = harness.Harness(args.build_dir, keep=args.keep, services=saga_story.SERVICES)
     pg_url = None
-    pg_dbs = []
     ok = False
     try:
         if args.pg_url_file:
             with open(args.pg_url_file) as f:
                 pg_url = f.read().strip()
-        dbs, pg_dbs = harness.service_databases(h, saga_story.SERVICES, pg_url, "sagacrash")
+        dbs = harness.service_databases(h, saga_story.SERVICES, pg_url, "sagacrash")
 
         h.start_broker()
         # A step timeout well above a restart, so that outcomes depend on the
@@ -176,20 +174,10 @@ def main():
             f"{len(orders)} sagas: {summary}; {len(compensated)} of the rejections compensated a credit "
             f"reservation; {time.monotonic() - started:.0f}s (seed {args.seed})")
         ok = True
-    except CheckFailed as e:
-        log(f"FAIL: {e}")
-    except SystemExit as e:
-        log(f"interrupted ({e.code})")
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
+    except BaseException as e:  # noqa: BLE001 - reported, then the children are stopped
+        harness.report_failure(e)
     finally:
-        if not ok:
-            for p in h.procs[-8:]:
-                print(f"\n--- last lines of {p.name} (pid {p.pid}, log {p.log_path}) ---", file=sys.stderr)
-                print(p.log_tail(25), file=sys.stderr, end="")
-        h.cleanup()
-        for name in pg_dbs:
-            harness.pg_drop_database(pg_url, name)
+        h.finish(ok, last=8)
     return 0 if ok else 1
 
 

@@ -18,7 +18,6 @@ import random
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -124,13 +123,12 @@ def main():
     started = time.monotonic()
     h = harness.Harness(args.build_dir, keep=args.keep)
     pg_url = None
-    pg_dbs = []
     ok = False
     try:
         if args.pg_url_file:
             with open(args.pg_url_file) as f:
                 pg_url = f.read().strip()
-        dbs, pg_dbs = harness.service_databases(h, ("users", "billing"), pg_url, "soak")
+        dbs = harness.service_databases(h, ("users", "billing"), pg_url, "soak")
 
         h.start_broker()
         users = [h.start_service("users", "--db", dbs["users"], name=f"users{i}") for i in (1, 2)]
@@ -213,19 +211,10 @@ def main():
             f"({len(state['users'])} users, same name/email/version) after {writers.done} changes; "
             f"{time.monotonic() - started:.0f}s (seed {args.seed})")
         ok = True
-    except CheckFailed as e:
-        log(f"FAIL: {e}")
-    except SystemExit as e:
-        log(f"interrupted ({e.code})")
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
+    except BaseException as e:  # noqa: BLE001 - reported, then the children are stopped
+        harness.report_failure(e)
     finally:
-        if not ok:
-            for p in h.procs[-6:]:
-                print(f"--- last lines of {p.name} ({p.log_path}) ---\n{p.log_tail(20)}", flush=True)
-        h.cleanup()
-        for name in pg_dbs:
-            harness.pg_drop_database(pg_url, name)
+        h.finish(ok, last=6)
     return 0 if ok else 1
 
 
