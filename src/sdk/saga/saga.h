@@ -103,7 +103,6 @@ struct SagaInstance {
   std::string saga;          // definition name
   SagaState state = SagaState::kRunning;
   int step = 0;              // the step waited for (running) or being compensated
-  std::string step_name;
   nlohmann::json data;       // begin()'s data, merged with the data of every success reply
   std::string reason;        // why it compensates / failed (first failure)
   int attempts = 0;          // sends of the current compensation
