@@ -19,8 +19,6 @@ using nlohmann::json;
 struct Change {
   json body;        // the event payload
   int64_t time_ms;  // ce_time
-  int32_t partition;
-  int64_t offset;
 };
 
 int fail(std::FILE* err, const std::string& what) {
@@ -86,7 +84,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     if (!id.empty() && sid != id) return;
     auto& changes = by_saga[sid];
     if (changes.empty()) first_seen.push_back(sid);
-    changes.push_back({std::move(body), ev->time_ms, m.partition, m.offset});
+    changes.push_back({std::move(body), ev->time_ms});
   });
   if (!read && read.error().code != Errc::kNotFound) return fail(err, read.error().message);
 
