@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "sdk/command_args.h"
 #include "sdk/dlq/dead_letter.h"
 #include "sdk/dlq/parked.h"
 
@@ -127,18 +128,7 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
   add_common(parked_cmd, o);
   parked_cmd->add_option("--store", o.store, "The replica's database URL")->required();
 
-  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) {
-      fmt::print(out, "{}", app.help());
-      for (auto* sub : app.get_subcommands()) fmt::print(out, "{}", sub->help());
-      return 0;
-    }
-    fmt::print(err, "herald dlq: {}\n", e.what());
-    return 2;
-  }
+  if (auto code = parse_command_args(app, args, out, err)) return *code;
   for (auto* sub : {replay_cmd, skip_cmd}) {
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "sdk/command_args.h"
 #include "sdk/envelope.h"
 #include "sdk/replica/kafka_handles.h"
 #include "sdk/saga/saga.h"
@@ -54,17 +55,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   common(show_cmd);
   show_cmd->add_option("id", id, "Saga id")->required();
 
-  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) {
-      fmt::print(out, "{}", app.help());
-      return 0;
-    }
-    fmt::print(err, "herald saga: {}\n", e.what());
-    return 2;
-  }
+  if (auto code = parse_command_args(app, args, out, err)) return *code;
   if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
 
   kafka::Properties props{{"bootstrap.servers", brokers}, {"group.id", "herald-saga-reader"}};
