@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "sdk/replica/processed_ids.h"
 #include "sdk/store/sql.h"
 #include "sdk_test_util.h"
 
@@ -149,8 +150,10 @@ TEST_P(StoreTest, PlaceholdersInLiteralsAndCommentsAreText) {
 }
 
 TEST_P(StoreTest, SdkTablesExistAfterOpen) {
-  for (const char* t : {"herald_outbox", "herald_offsets", "herald_processed", "herald_migrations"}) {
-    EXPECT_EQ(count(t), std::string(t) == "herald_migrations" ? 3 : 0) << t;
+  for (const char* t : {"herald_outbox", "herald_offsets", "herald_processed", "herald_processed_ids",
+                        "herald_migrations"}) {
+    EXPECT_EQ(count(t), std::string(t) == "herald_migrations" ? static_cast<int64_t>(sdk_migrations().size()) : 0)
+        << t;
   }
 }
 
@@ -170,13 +173,13 @@ TEST_P(StoreTest, MigrationsApplyOnceInOrder) {
   store_ = std::move(*again);
   ASSERT_TRUE(store_->migrate(ms));
   EXPECT_EQ(count("a"), 1);
-  EXPECT_EQ(count("herald_migrations"), 5);
+  EXPECT_EQ(count("herald_migrations"), static_cast<int64_t>(sdk_migrations().size()) + 2);
   // A failing migration leaves nothing behind and names itself.
   auto bad = store_->migrate({{"test_bad", "CREATE TABLE b (x INTEGER); SELEC 1",
                                "CREATE TABLE b (x INTEGER); SELEC 1"}});
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("test_bad"), std::string::npos);
-  EXPECT_EQ(count("herald_migrations"), 5);
+  EXPECT_EQ(count("herald_migrations"), static_cast<int64_t>(sdk_migrations().size()) + 2);
 }
 
 TEST_P(StoreTest, OffsetsUpsertAndLoadPerGroupAndTopic) {
@@ -207,6 +210,136 @@ TEST_P(StoreTest, ProcessedIdsDeduplicateAndPrune) {
   EXPECT_FALSE(*is_processed(*tx, "g", "id-1"));
   EXPECT_TRUE(*is_processed(*tx, "other", "id-1"));
   ASSERT_TRUE(tx->commit());
+}
+
+TEST(Uuid7Test, ParsesOnlyCanonicalVersion7AndPrintsItBack) {
+  const std::string id = "0192f3a4-5b6c-7d8e-9fa0-b1c2d3e4f506";
+  auto u = Uuid7::parse(id);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->text(), id);
+  EXPECT_EQ(u->bucket(), 0x0192f3a45ULL);  // the first 9 hex digits
+  EXPECT_FALSE(Uuid7::parse("0192F3A4-5B6C-7D8E-9FA0-B1C2D3E4F506"));  // not canonical: another id
+  EXPECT_FALSE(Uuid7::parse("0192f3a4-5b6c-4d8e-9fa0-b1c2d3e4f506"));  // version 4
+  EXPECT_FALSE(Uuid7::parse("0192f3a4-5b6c-7d8e-9fa0-b1c2d3e4f50"));   // short
+  EXPECT_FALSE(Uuid7::parse("0192f3a4-5b6c-7d8e-9fa0xb1c2d3e4f506"));  // no dash
+  EXPECT_FALSE(Uuid7::parse("0192f3a4-5b6c-7d8e-9fa0-b1c2d3e4f5g6"));  // not hex
+}
+
+TEST(Uuid7Test, SetHoldsManyIdsAndTellsThemApart) {
+  Uuid7Set set;
+  for (uint64_t i = 1; i <= 10000; ++i) EXPECT_TRUE(set.insert({0x0192f3a456c7000ULL, i * 0x9E3779B9ULL}));
+  EXPECT_FALSE(set.insert({0x0192f3a456c7000ULL, 5 * 0x9E3779B9ULL}));
+  EXPECT_EQ(set.size(), 10000u);
+  EXPECT_TRUE(set.contains({0x0192f3a456c7000ULL, 9999 * 0x9E3779B9ULL}));
+  EXPECT_FALSE(set.contains({0x0192f3a456c7001ULL, 9999 * 0x9E3779B9ULL}));
+  set.clear();
+  EXPECT_FALSE(set.contains({0x0192f3a456c7000ULL, 5 * 0x9E3779B9ULL}));
+}
+
+namespace {
+// The i-th id of bucket b (9 hex digits), version 7.
+std::string v7_id(uint64_t b, uint64_t i) {
+  return Uuid7{(b << 28) | 0x7000ULL | (i & 0xfff), 0x8000000000000000ULL | i}.text();
+}
+}  // namespace
+
+TEST_P(StoreTest, ProcessedIdsRecordOneRowPerBucketAndSurviveAColdCache) {
+  ProcessedIds ids("g", 1000);
+  {
+    auto tx = begin();
+    ProcessedIds::Pending pending;
+    for (uint64_t i = 0; i < 100; ++i) EXPECT_TRUE(*ids.mark(*tx, v7_id(0x0192f3a45 + i % 2, i), 1000, pending));
+    EXPECT_FALSE(*ids.mark(*tx, v7_id(0x0192f3a45, 0), 1000, pending));  // again in the same transaction
+    EXPECT_TRUE(*ids.mark(*tx, "order-17", 1000, pending));              // not a UUIDv7: one row of its own
+    ASSERT_TRUE(ids.write(*tx, pending, 1000));
+    ASSERT_TRUE(tx->commit());
+    ids.committed(pending);
+  }
+  EXPECT_EQ(count("herald_processed_ids"), 2);  // two buckets
+  EXPECT_EQ(count("herald_processed"), 1);
+  {
+    auto tx = begin();
+    ProcessedIds::Pending pending;
+    EXPECT_FALSE(*ids.mark(*tx, v7_id(0x0192f3a45, 42), 2000, pending));  // from the cache
+    ids.clear();
+    EXPECT_FALSE(*ids.mark(*tx, v7_id(0x0192f3a46, 43), 2000, pending));  // from the database
+    EXPECT_FALSE(*ids.mark(*tx, "order-17", 2000, pending));
+    EXPECT_TRUE(*ids.mark(*tx, v7_id(0x0192f3a45, 100), 2000, pending));
+    tx->rollback();  // the new id was never applied
+  }
+  ProcessedIds cold("g", 1000);
+  ProcessedIds other_group("h", 1000);
+  auto tx = begin();
+  ProcessedIds::Pending pending, other;
+  EXPECT_FALSE(*cold.mark(*tx, v7_id(0x0192f3a45, 98), 3000, pending));
+  EXPECT_TRUE(*cold.mark(*tx, v7_id(0x0192f3a45, 100), 3000, pending));
+  EXPECT_TRUE(*other_group.mark(*tx, v7_id(0x0192f3a45, 98), 3000, other));
+  ASSERT_TRUE(tx->commit());
+}
+
+TEST_P(StoreTest, ProcessedIdsReloadEvictedBucketsAndPruneByProcessingTime) {
+  ProcessedIds ids("g", 64);  // a few buckets at most
+  for (uint64_t t = 0; t < 20; ++t) {
+    auto tx = begin();
+    ProcessedIds::Pending pending;
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(*ids.mark(*tx, v7_id(0x0192f3a40 + t, i), 1000 + t, pending));
+    ASSERT_TRUE(ids.write(*tx, pending, 1000 + t));
+    ASSERT_TRUE(tx->commit());
+    ids.committed(pending);
+    EXPECT_LE(ids.cached(), 64u + 10u);
+  }
+  {
+    auto tx = begin();
+    ProcessedIds::Pending pending;
+    for (uint64_t t = 0; t < 20; ++t) EXPECT_FALSE(*ids.mark(*tx, v7_id(0x0192f3a40 + t, 7), 5000, pending)) << t;
+    // Rows processed before 1010 go; the ids of later rows stay, whatever their buckets.
+    EXPECT_EQ(*ids.prune(*tx, 1010), 10);
+    ASSERT_TRUE(tx->commit());
+  }
+  ProcessedIds cold("g", 64);
+  auto tx = begin();
+  ProcessedIds::Pending pending;
+  EXPECT_TRUE(*cold.mark(*tx, v7_id(0x0192f3a40 + 9, 7), 6000, pending));
+  EXPECT_FALSE(*cold.mark(*tx, v7_id(0x0192f3a40 + 10, 7), 6000, pending));
+  tx->rollback();
+}
+
+TEST_P(StoreTest, MigrationMovesUuid7IdsOfHeraldProcessedToBuckets) {
+  // A database of the previous release: every id one row in herald_processed.
+  TempDir dir;
+  std::unique_ptr<PgDatabase> pg;
+  std::string url = GetParam() == "postgres" ? (pg = PgDatabase::create("legacy"))->url()
+                                             : "sqlite:" + (dir.path() / "legacy.db").string();
+  {
+    auto old = Store::open(url, StoreOptions{.create_schema = false});
+    ASSERT_TRUE(old) << old.error().to_string();
+    std::vector<Migration> before;
+    for (const auto& m : sdk_migrations()) {
+      if (m.id == "herald_processed_ids_v1") break;
+      before.push_back(m);
+    }
+    ASSERT_TRUE((*old)->migrate(before));
+    auto tx = (*old)->begin();
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(*mark_processed(**tx, "g", v7_id(0x0192f3a45, 1), 1000));
+    ASSERT_TRUE(*mark_processed(**tx, "g", "order-17", 1000));
+    ASSERT_TRUE((*tx)->commit());
+  }
+  auto store = Store::open(url);
+  ASSERT_TRUE(store) << store.error().to_string();
+  ProcessedIds ids("g", 1000);
+  auto tx = (*store)->begin();
+  ASSERT_TRUE(tx);
+  ProcessedIds::Pending pending;
+  EXPECT_FALSE(*ids.mark(**tx, v7_id(0x0192f3a45, 1), 2000, pending));
+  EXPECT_FALSE(*ids.mark(**tx, "order-17", 2000, pending));
+  auto moved = (*tx)->query_one("SELECT count(*) FROM herald_processed_ids");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ((*moved)->int64(0), 1);
+  auto left = (*tx)->query_one("SELECT count(*) FROM herald_processed");
+  ASSERT_TRUE(left);
+  EXPECT_EQ((*left)->int64(0), 1);
+  (*tx)->rollback();
 }
 
 TEST_P(StoreTest, NotifyWakesListenersOnlyOnCommit) {

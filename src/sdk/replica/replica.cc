@@ -10,13 +10,13 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <unordered_set>
 #include <thread>
 
 #include "common/log.h"
 #include "sdk/dlq/dead_letter.h"
 #include "sdk/dlq/parked.h"
 #include "sdk/replica/kafka_handles.h"
+#include "sdk/replica/processed_ids.h"
 
 namespace herald::sdk {
 namespace {
@@ -48,7 +48,10 @@ enum class Outcome : uint8_t {
 class Replica::Impl {
  public:
   Impl(ReplicaConfig config, Store& store, ReplicaHandlers handlers)
-      : cfg_(std::move(config)), store_(store), handlers_(std::move(handlers)) {}
+      : cfg_(std::move(config)),
+        store_(store),
+        handlers_(std::move(handlers)),
+        processed_(cfg_.group_id, cfg_.dedup_cache_ids) {}
 
   ~Impl() {
     stop();
@@ -117,6 +120,8 @@ class Replica::Impl {
     std::map<Part*, int64_t> next_offsets;                  // partition -> new next_offset
     std::vector<std::tuple<Part*, std::string, int64_t>> new_chains;  // (part, key, first offset)
     std::vector<std::pair<Part*, std::string>> drained;     // chains that are gone
+    ProcessedIds::Pending ids;                              // ce_ids applied (ProcessedIds)
+    int64_t now_ms = wall_ms();                             // when the transaction began
   };
 
   static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -129,23 +134,9 @@ class Replica::Impl {
   Result<void> loop();
   Result<void> accept(kafka::MessagePtr msg);
   Result<void> flush();
-  // ce_id deduplication for a whole transaction, optimistic: duplicates of
-  // already applied events are rare (an outbox re-publish after a crash), so
-  // the transaction runs every handler, then records all its ids with one
-  // multi-row INSERT ... ON CONFLICT DO NOTHING. If fewer rows went in than
-  // ids were sent, one of them was a duplicate: roll back and redo the range
-  // the slow way (one INSERT per event, before its handler). Duplicates inside
-  // the batch itself are caught in memory.
-  struct BatchDedup {
-    std::unordered_set<std::string_view> mine;  // ids applied earlier in this transaction
-    std::vector<std::string_view> fresh;       // to record before the commit
-  };
-  Result<int64_t> record_processed(Tx& tx, const std::vector<std::string_view>& ids, int64_t now);
-  const std::string& in_list_sql(const char* head, const char* tuple, const char* tail, size_t n);
-
-  Result<void> apply_range(size_t lo, size_t hi, bool bulk = true);
-  Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx, BatchDedup* bd = nullptr);
-  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx, BatchDedup* bd = nullptr);
+  Result<void> apply_range(size_t lo, size_t hi);
+  Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
+  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx);
   // Moves the stored offsets and commits. false (rolled back) when a
   // partition's stored offset was moved by someone else: it is then fenced.
   Result<bool> commit(std::unique_ptr<Tx> tx, Effects& fx);
@@ -173,12 +164,12 @@ class Replica::Impl {
 
   Store& store_;
   ReplicaHandlers handlers_;
+  ProcessedIds processed_;  // replica thread only
   kafka::HandlePtr rk_;
   std::unique_ptr<kafka::SyncProducer> dlq_producer_;
   std::set<std::string> dlq_topics_ready_;
 
   std::map<PartKey, Part> parts_;  // structure changes under mu_
-  std::map<std::pair<const char*, size_t>, std::string> sql_cache_;  // in_list_sql()
   // The batch is batch_[0, batch_len_). Recs past batch_len_ are kept, not
   // destroyed, so that the next batch reuses their buffers (the decoded
   // events' strings): no allocation per event once warm.
@@ -343,6 +334,7 @@ void Replica::Impl::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 }
 
 Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
+  processed_.clear();  // the previous owners of these partitions recorded ids we have not seen
   // Positions come from OUR database, never from the broker.
   std::map<std::string, std::map<int32_t, int64_t>> stored;
   std::map<PartKey, std::map<std::string, int64_t>> chains;
@@ -563,39 +555,24 @@ Result<void> Replica::Impl::flush() {
 // Applies batch_[lo, hi) in one transaction. When an event fails, the
 // transaction is rolled back, [lo, i) is applied again without it, the
 // failing event goes through the poison path alone, and [i+1, hi) follows.
-// `bulk`: deduplicate with BatchDedup (falls back to one INSERT per event
-// when one of the ids was recorded before).
-Result<void> Replica::Impl::apply_range(size_t lo, size_t hi, bool bulk) {
-  const bool dedup = cfg_.dedup_window.count() > 0;
-  bulk = bulk && dedup;
+Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
   while (lo < hi) {
     HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
     Effects fx;
-    BatchDedup bd;
     std::string err;
     size_t i = lo;
     Outcome out = Outcome::kApplied;
     for (; i < hi; ++i) {
-      out = apply_record(*tx, batch_[i], &err, fx, bulk ? &bd : nullptr);
+      out = apply_record(*tx, batch_[i], &err, fx);
       if (out == Outcome::kFailed || out == Outcome::kReplayHead) break;
     }
     if (i == hi) {
-      if (bulk && !bd.fresh.empty()) {
-        HERALD_ASSIGN_OR_RETURN(int64_t n, record_processed(*tx, bd.fresh, wall_ms()));
-        if (n != static_cast<int64_t>(bd.fresh.size())) {
-          // At least one event of the range was applied before (or by a
-          // concurrent writer): redo the range the slow way, where each
-          // event's own INSERT decides before its handler runs.
-          tx->rollback();
-          return apply_range(lo, hi, false);
-        }
-      }
       HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
       if (committed) return ok();
       continue;  // a partition was fenced: its records are now dropped; redo the rest
     }
     tx->rollback();
-    if (i > lo) HERALD_TRY(apply_range(lo, i, bulk));
+    if (i > lo) HERALD_TRY(apply_range(lo, i));
     if (batch_[i].part->fenced) {
       batch_[i].dropped = true;
     } else if (out == Outcome::kReplayHead) {
@@ -608,51 +585,7 @@ Result<void> Replica::Impl::apply_range(size_t lo, size_t hi, bool bulk) {
   return ok();
 }
 
-// "<head><tuple>, <tuple>, ...<tail>" with n tuples, cached (n is a power of
-// two, so that few distinct statements reach the store's statement cache).
-const std::string& Replica::Impl::in_list_sql(const char* head, const char* tuple, const char* tail, size_t n) {
-  auto& sql = sql_cache_[{head, n}];
-  if (sql.empty()) {
-    sql = head;
-    for (size_t i = 0; i < n; ++i) {
-      if (i > 0) sql += ", ";
-      sql += tuple;
-    }
-    sql += tail;
-  }
-  return sql;
-}
-
-namespace {
-// Largest power of two <= min(n, 256).
-size_t chunk_of(size_t n) {
-  size_t c = 256;
-  while (c > n) c /= 2;
-  return c;
-}
-}  // namespace
-
-Result<int64_t> Replica::Impl::record_processed(Tx& tx, const std::vector<std::string_view>& ids, int64_t now) {
-  int64_t total = 0;
-  for (size_t at = 0; at < ids.size();) {
-    size_t n = chunk_of(ids.size() - at);
-    Params params;
-    params.reserve(3 * n);
-    for (size_t j = 0; j < n; ++j) {
-      params.emplace_back(cfg_.group_id);
-      params.emplace_back(ids[at + j]);
-      params.emplace_back(static_cast<long long>(now));
-    }
-    const std::string& sql = in_list_sql("INSERT INTO herald_processed (group_id, ce_id, processed_at) VALUES ",
-                                         "(?, ?, ?)", " ON CONFLICT DO NOTHING", n);
-    HERALD_ASSIGN_OR_RETURN(int64_t inserted, tx.exec(sql, params));
-    total += inserted;
-    at += n;
-  }
-  return total;
-}
-
-Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx, BatchDedup* bd) {
+Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx) {
   if (r.dropped || r.part->fenced) {
     r.dropped = true;
     return Outcome::kDropped;
@@ -688,20 +621,12 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       return Outcome::kParked;
     }
   }
-  return apply_event(tx, r.ev, err, fx, bd);
+  return apply_event(tx, r.ev, err, fx);
 }
 
-Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx, BatchDedup* bd) {
-  const bool dedup = cfg_.dedup_window.count() > 0 && !ev.id.empty();
-  if (dedup && bd != nullptr) {
-    if (bd->mine.count(ev.id)) {
-      fx.delta.duplicates++;
-      return Outcome::kDuplicate;
-    }
-    bd->mine.insert(ev.id);  // undone with the whole transaction if anything fails
-    bd->fresh.push_back(ev.id);
-  } else if (dedup) {
-    auto fresh = mark_processed(tx, cfg_.group_id, ev.id, wall_ms());
+Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx) {
+  if (cfg_.dedup_window.count() > 0 && !ev.id.empty()) {
+    auto fresh = processed_.mark(tx, ev.id, fx.now_ms, fx.ids);
     if (!fresh) {
       *err = fresh.error().to_string();
       return Outcome::kFailed;
@@ -766,10 +691,13 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
         if (batch_[i].part == p) batch_[i].dropped = true;
       }
       update_ready();
+      processed_.clear();  // the other instance recorded ids we have not seen
       return false;
     }
   }
+  HERALD_TRY(processed_.write(*tx, fx.ids, now));
   HERALD_TRY(tx->commit());
+  processed_.committed(fx.ids);
   fx.delta.transactions++;
   apply_effects(fx);
   return true;
@@ -1053,10 +981,10 @@ Result<void> Replica::Impl::periodic(Clock::time_point now) {
     last_prune_ = now;
     int64_t pruned = 0;
     HERALD_TRY(store_.run([&](Tx& tx) -> Result<void> {
-      HERALD_ASSIGN_OR_RETURN(pruned, prune_processed(tx, cfg_.group_id, wall_ms() - cfg_.dedup_window.count()));
+      HERALD_ASSIGN_OR_RETURN(pruned, processed_.prune(tx, wall_ms() - cfg_.dedup_window.count()));
       return ok();
     }));
-    if (pruned > 0) HLOG_DEBUG("replica {}: pruned {} processed ids", cfg_.group_id, pruned);
+    if (pruned > 0) HLOG_DEBUG("replica {}: pruned {} rows of processed ids", cfg_.group_id, pruned);
   }
   if (cfg_.ordered && (scan_now_ || now - last_scan_ >= cfg_.parked_scan_interval)) {
     scan_now_ = false;

@@ -2,9 +2,9 @@
 // database, with exactly-once effect.
 //
 // For every event (or every batch of events) the replica opens one local
-// transaction that runs the service's handler, records the event's ce_id in
-// herald_processed (dropping duplicates a re-publish may cause; one
-// multi-row INSERT per transaction) and moves herald_offsets(group, topic,
+// transaction that runs the service's handler, records the event's ce_id
+// (dropping duplicates a re-publish may cause; processed_ids.h: for UUIDv7
+// ids one row per ~4 s bucket and transaction) and moves herald_offsets(group, topic,
 // partition, next_offset) past it with a compare-and-set, so that an instance
 // that lost its partition to another (a zombie) cannot move it back. Because the
 // effect and the position commit together, a crash anywhere neither loses nor
@@ -89,6 +89,10 @@ struct ReplicaConfig {
   // prune_interval). 0 disables deduplication.
   std::chrono::milliseconds dedup_window{std::chrono::hours(24 * 7)};
   std::chrono::milliseconds prune_interval{std::chrono::minutes(1)};
+  // UUIDv7 ids are checked in memory (ProcessedIds, processed_ids.h): at most
+  // this many are cached (16-32 bytes each); older ~4 s buckets are dropped and
+  // read again from the database when an id of theirs comes up.
+  size_t dedup_cache_ids = 1'000'000;
 
   // Asynchronous commits to the broker, for lag reporting only.
   bool commit_to_broker = true;

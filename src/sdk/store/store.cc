@@ -1,5 +1,7 @@
 #include "sdk/store/store.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <thread>
 
@@ -111,6 +113,37 @@ Result<void> Store::migrate(const std::vector<Migration>& migrations) {
   return ok();
 }
 
+namespace {
+// herald_processed_ids, and the UUIDv7 ids of herald_processed moved there
+// (one row each; `bucket` is the id's first 10 characters).
+std::string processed_ids_sql(Dialect d) {
+  std::string is_v7;
+  if (d == Dialect::kSqlite) {
+    auto hex = [](int n) {
+      std::string s;
+      for (int i = 0; i < n; ++i) s += "[0-9a-f]";
+      return s;
+    };
+    is_v7 = "ce_id GLOB '" + hex(8) + "-" + hex(4) + "-7" + hex(3) + "-" + hex(4) + "-" + hex(12) + "'";
+  } else {
+    is_v7 = "ce_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$'";
+  }
+  const char* int_type = d == Dialect::kSqlite ? "INTEGER" : "BIGINT";
+  return fmt::format(
+      R"(CREATE TABLE IF NOT EXISTS herald_processed_ids (
+            group_id TEXT NOT NULL,
+            bucket TEXT NOT NULL,
+            ids TEXT NOT NULL,
+            processed_at {0} NOT NULL);
+          CREATE INDEX IF NOT EXISTS herald_processed_ids_by_bucket ON herald_processed_ids (group_id, bucket);
+          CREATE INDEX IF NOT EXISTS herald_processed_ids_by_time ON herald_processed_ids (group_id, processed_at);
+          INSERT INTO herald_processed_ids (group_id, bucket, ids, processed_at)
+            SELECT group_id, substr(ce_id, 1, 10), ce_id, processed_at FROM herald_processed WHERE {1};
+          DELETE FROM herald_processed WHERE {1})",
+      int_type, is_v7);
+}
+}  // namespace
+
 const std::vector<Migration>& sdk_migrations() {
   static const std::vector<Migration> kMigrations = {
       {"herald_outbox_v1",
@@ -168,6 +201,8 @@ const std::vector<Migration>& sdk_migrations() {
             PRIMARY KEY (group_id, ce_id));
           CREATE INDEX IF NOT EXISTS herald_processed_by_time
             ON herald_processed (group_id, processed_at))"},
+      // UUIDv7 ids move to one row per bucket and transaction (ProcessedIds).
+      {"herald_processed_ids_v1", processed_ids_sql(Dialect::kSqlite), processed_ids_sql(Dialect::kPostgres)},
   };
   return kMigrations;
 }

@@ -288,6 +288,10 @@ bool is_retryable(const Error& e);
 //
 //   herald_processed(group_id TEXT, ce_id TEXT, processed_at BIGINT,
 //                    PRIMARY KEY(group_id, ce_id))   + index on (group_id, processed_at)
+//     (ids that are not UUIDv7; those are in herald_processed_ids, see
+//     sdk/replica/processed_ids.h)
+//   herald_processed_ids(group_id TEXT, bucket TEXT, ids TEXT, processed_at BIGINT)
+//                    + indexes on (group_id, bucket) and (group_id, processed_at)
 const std::vector<Migration>& sdk_migrations();
 
 // ---- herald_offsets: consumer positions kept in the service's database ----
