@@ -57,5 +57,7 @@ if [[ -z "${SKIP_SDK:-}" ]]; then
   /usr/bin/python3 "$root/bench/groups/groups_bench.py" --herald "$root/build/herald" | tee "$out/groups.txt"
   "$root/build/bench/sdk/herald_sdk_outbox_bench" --reps "$reps" | tee "$out/sdk_outbox.txt"
   "$root/build/bench/sdk_replica/herald_replica_bench" --reps "$reps" | tee "$out/sdk_replica.txt"
+  "$root/build/bench/sdk_replica/herald_replica_bench" --reps "$reps" --noop-handler \
+    --only raw,rawhdr,batch,nodedup | tee "$out/sdk_replica_noop.txt"
 fi
 echo "raw results in bench/results/; write the ratios into bench/RESULTS.md"

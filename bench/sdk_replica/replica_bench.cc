@@ -5,7 +5,7 @@
 //
 //   herald_replica_bench [--events N] [--partitions P] [--single N] [--reps R]
 //                        [--batch B] [--brokers HOST:PORT] [--dir D]
-//                        [--only raw,batch,normal,nodedup,single] [--noop-handler]
+//                        [--only raw,rawhdr,batch,normal,nodedup,single] [--noop-handler]
 //
 // Workload: N "fold.add" CloudEvents (binary mode: ce_* headers, ~40-byte
 // JSON payload, 1,000 keys) in P partitions. The replica's handler is the
@@ -14,6 +14,8 @@
 // transaction (offset compare-and-set, commit).
 //
 //   raw               plain librdkafka consumer (assign, poll, count bytes)
+//   rawhdr            the same, also reading every record's headers
+//                     (rd_kafka_message_headers: what any CloudEvents consumer pays)
 //   replica batch     transactions of up to B events (default 1,000), SQLite synchronous=FULL
 //   replica batch/normal   same with synchronous=NORMAL
 //   replica batch/nodedup  same as batch with the ce_id window off
@@ -62,7 +64,7 @@ struct Options {
   int batch = 1000;
   std::string brokers;
   std::string dir;
-  std::string only;  // comma-separated subset of raw,batch,normal,nodedup,single ("" = all)
+  std::string only;  // comma-separated subset of raw,rawhdr,batch,normal,nodedup,single ("" = all)
   bool wants(const char* what) const { return only.empty() || ("," + only + ",").find(std::string(",") + what + ",") != std::string::npos; }
 };
 
@@ -143,11 +145,13 @@ std::map<int32_t, int64_t> produce(const std::string& brokers, const std::string
   return ends;
 }
 
-// Plain consumer: assign every partition from the beginning, poll until the ends.
+// Plain consumer: assign every partition from the beginning, poll until the
+// ends; with read_headers, also parse each record's headers and walk them.
 double raw_consume(const std::string& brokers, const std::string& topic, const std::map<int32_t, int64_t>& ends,
-                   int64_t* bytes_out) {
+                   int64_t* bytes_out, bool read_headers) {
   rd_kafka_t* rk = handle(RD_KAFKA_CONSUMER, {{"bootstrap.servers", brokers},
                                               {"group.id", "bench-raw"},
+                                              {"queued.min.messages", "1000000"},  // as the replica
                                               {"enable.auto.commit", "false"},
                                               {"enable.partition.eof", "false"}});
   rd_kafka_poll_set_consumer(rk);
@@ -164,6 +168,15 @@ double raw_consume(const std::string& brokers, const std::string& topic, const s
     if (!m->err) {
       total++;
       bytes += static_cast<int64_t>(m->len + m->key_len);
+      rd_kafka_headers_t* hdrs = nullptr;
+      if (read_headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name = nullptr;
+        const void* value = nullptr;
+        size_t size = 0;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          bytes += static_cast<int64_t>(size);
+        }
+      }
     }
     rd_kafka_message_destroy(m);
   }
@@ -287,15 +300,21 @@ int main(int argc, char** argv) {
   create_topic(o.brokers, topic1, o.partitions);
   auto ends1 = produce(o.brokers, topic1, o.single, o.partitions);
 
-  std::vector<double> raw, batch_full, batch_normal, batch_nodedup, single;
+  std::vector<double> raw, raw_headers, batch_full, batch_normal, batch_nodedup, single;
   const std::string db = (dir / "replica.db").string();
   for (int rep = 0; rep < o.reps; ++rep) {
     if (o.wants("raw")) {
       int64_t bytes = 0;
-      double s = raw_consume(o.brokers, topic, ends, &bytes);
+      double s = raw_consume(o.brokers, topic, ends, &bytes, false);
       raw.push_back(static_cast<double>(o.events) / s);
       std::printf("rep %d raw events_per_s=%.0f mib_per_s=%.1f\n", rep, raw.back(),
                   static_cast<double>(bytes) / s / (1 << 20));
+    }
+    if (o.wants("rawhdr")) {
+      int64_t bytes = 0;
+      double s = raw_consume(o.brokers, topic, ends, &bytes, true);
+      raw_headers.push_back(static_cast<double>(o.events) / s);
+      std::printf("rep %d raw_headers events_per_s=%.0f\n", rep, raw_headers.back());
     }
     if (o.wants("batch")) {
       auto r = replica_run(o.brokers, topic, db, "bench-batch-" + std::to_string(rep), o.batch, true, true, ends);
@@ -330,6 +349,7 @@ int main(int argc, char** argv) {
                 raw_m > 0 ? median(v) / raw_m : 0.0);
   };
   std::printf("\nreplica_bench raw events_per_s=%.0f\n", raw_m);
+  report("raw_reading_headers", raw_headers);
   report(("batch" + std::to_string(o.batch) + "_sync_full").c_str(), batch_full);
   report(("batch" + std::to_string(o.batch) + "_sync_normal").c_str(), batch_normal);
   report(("batch" + std::to_string(o.batch) + "_sync_full_nodedup").c_str(), batch_nodedup);
