@@ -92,7 +92,7 @@ struct ReplicaConfig {
   // UUIDv7 ids are checked in memory (ProcessedIds, processed_ids.h): at most
   // this many are cached (16-32 bytes each); older ~4 s buckets are dropped and
   // read again from the database when an id of theirs comes up.
-  size_t dedup_cache_ids = 1'000'000;
+  size_t dedup_cache_ids = 200'000;
 
   // Asynchronous commits to the broker, for lag reporting only.
   bool commit_to_broker = true;
