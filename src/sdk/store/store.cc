@@ -237,13 +237,6 @@ Result<bool> mark_processed(Tx& tx, std::string_view group, std::string_view ce_
   return n == 1;
 }
 
-Result<bool> is_processed(Tx& tx, std::string_view group, std::string_view ce_id) {
-  HERALD_ASSIGN_OR_RETURN(
-      auto row, tx.query_one("SELECT 1 FROM herald_processed WHERE group_id = ? AND ce_id = ?",
-                             {group, ce_id}));
-  return row.has_value();
-}
-
 Result<int64_t> prune_processed(Tx& tx, std::string_view group, int64_t older_than_ms) {
   return tx.exec("DELETE FROM herald_processed WHERE group_id = ? AND processed_at < ?",
                  {group, older_than_ms});

@@ -309,8 +309,6 @@ Result<std::map<int32_t, int64_t>> load_offsets(Tx& tx, std::string_view group,
 // already recorded (a duplicate: skip the event's effect).
 Result<bool> mark_processed(Tx& tx, std::string_view group, std::string_view ce_id,
                             int64_t now_ms);
-// True when ce_id is recorded for group.
-Result<bool> is_processed(Tx& tx, std::string_view group, std::string_view ce_id);
 // Deletes entries of group older than older_than_ms; returns how many.
 Result<int64_t> prune_processed(Tx& tx, std::string_view group, int64_t older_than_ms);
 
