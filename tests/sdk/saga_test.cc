@@ -98,6 +98,8 @@ class Sagas : public ::testing::TestWithParam<std::string> {
     cfg.compensation_backoff = milliseconds(100);
     cfg.compensation_timeout = seconds(2);
     cfg.timer_interval = milliseconds(50);
+    cfg.finished_retention = finished_retention_;
+    cfg.prune_interval = milliseconds(100);
     cfg.kafka = {{"log_level", "3"}};
     SagaDefinition d{"pair",
                      {{"step_a", "a.commands", "a.do", "a.undo", step_timeout},
@@ -168,6 +170,7 @@ class Sagas : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<OutboxRelay> orch_relay_;
   std::mutex mu_;
   std::map<std::string, int> finished_;
+  milliseconds finished_retention_{std::chrono::hours(24)};
 };
 
 TEST_P(Sagas, HappyPathCompletesEveryStepAndMergesReplyData) {
@@ -189,6 +192,24 @@ TEST_P(Sagas, HappyPathCompletesEveryStepAndMergesReplyData) {
   auto unknown = orch_db_.store->run([&](Tx& tx) { return orch_->begin(tx, "nope", "s2", {}); });
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code, Errc::kInvalidArgument);
+}
+
+TEST_P(Sagas, FinishedSagasArePrunedAfterTheRetentionRunningOnesStay) {
+  finished_retention_ = milliseconds(300);
+  start_orchestrator();
+  a_.start(brokers_);  // b is down: "open" waits at its second step
+  begin("refused", {{"fail", "a"}});
+  begin("open");
+  wait_state("refused", SagaState::kCompensated);
+  EXPECT_TRUE(eventually([&] { return !get("refused").has_value(); }, seconds(10)))
+      << "a compensated saga outlived its retention";
+  EXPECT_TRUE(eventually([&] { return a_.effects("open") == 1; }, seconds(10)));
+  auto open = get("open");
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->state, SagaState::kRunning);
+  // Once pruned, the id may start a new saga.
+  begin("refused");
+  EXPECT_EQ(get("refused")->state, SagaState::kRunning);
 }
 
 TEST_P(Sagas, FailureAtFirstStepHasNothingToCompensate) {

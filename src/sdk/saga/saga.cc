@@ -50,6 +50,8 @@ const char* kSagaTables =
     " PRIMARY KEY(participant, command_id));"
     "CREATE INDEX IF NOT EXISTS herald_saga_commands_age ON herald_saga_commands(participant, created_at)";
 
+const char* kSagaFinishedIndex = "CREATE INDEX IF NOT EXISTS herald_sagas_finished ON herald_sagas(state, updated_at)";
+
 constexpr const char* kSagaColumns =
     "saga_id, saga, state, step, data, reason, attempts, deadline_ms, version, created_at, updated_at";
 
@@ -115,7 +117,10 @@ std::optional<SagaState> parse_saga_state(std::string_view name) {
 }
 
 const std::vector<Migration>& saga_migrations() {
-  static const std::vector<Migration> m{{"herald_sagas_v1", kSagaTables, kSagaTables}};
+  static const std::vector<Migration> m{
+      {"herald_sagas_v1", kSagaTables, kSagaTables},
+      {"herald_sagas_v2", kSagaFinishedIndex, kSagaFinishedIndex},  // pruning finished sagas
+  };
   return m;
 }
 
@@ -384,15 +389,34 @@ class SagaOrchestrator::Impl {
 
   void timer_loop() {
     std::unique_lock lk(mu_);
+    auto last_prune = std::chrono::steady_clock::now();
     while (!stopping_) {
       cv_.wait_for(lk, cfg_.timer_interval);
       if (stopping_) break;
+      lk.unlock();
+      if (cfg_.finished_retention.count() > 0 && std::chrono::steady_clock::now() - last_prune >= cfg_.prune_interval) {
+        last_prune = std::chrono::steady_clock::now();
+        prune_finished();
+      }
       // Replies already in the log may still be unread (after a restart):
       // time nothing out before the replica has caught up.
-      if (!replica_->ready()) continue;
-      lk.unlock();
-      check_deadlines();
+      if (replica_->ready()) check_deadlines();
       lk.lock();
+    }
+  }
+
+  void prune_finished() const {
+    int64_t n = 0;
+    auto r = store_.run([&](Tx& tx) -> Result<void> {
+      HERALD_ASSIGN_OR_RETURN(n, tx.exec("DELETE FROM herald_sagas WHERE state IN ('completed', 'compensated', "
+                                         "'failed') AND updated_at < ?",
+                                         {now_ms() - cfg_.finished_retention.count()}));
+      return ok();
+    });
+    if (!r) {
+      HLOG_WARN("saga: pruning finished sagas: {}", r.error().to_string());
+    } else if (n > 0) {
+      HLOG_DEBUG("saga: pruned {} finished saga(s)", n);
     }
   }
 

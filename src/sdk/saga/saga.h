@@ -123,6 +123,11 @@ struct SagaOrchestratorConfig {
   std::chrono::milliseconds compensation_backoff{1000};   // after a failed compensation
   std::chrono::milliseconds compensation_timeout{30000};  // resend when unconfirmed (steps without timeout)
   std::chrono::milliseconds timer_interval{200};          // how often deadlines are checked
+  // Terminal sagas (completed, compensated, failed) are deleted from
+  // herald_sagas this long after they finished, checked every prune_interval;
+  // 0 keeps them. Their history stays in events_topic either way.
+  std::chrono::milliseconds finished_retention{std::chrono::hours(24 * 30)};
+  std::chrono::milliseconds prune_interval{std::chrono::minutes(1)};
   // Extra librdkafka properties for the reply consumer (session.timeout.ms,
   // group.instance.id, ...) and for topic creation.
   std::vector<std::pair<std::string, std::string>> kafka;
@@ -147,7 +152,8 @@ class SagaOrchestrator {
 
   // Starts saga `saga` with id `saga_id` inside `tx`: records it and adds the
   // first command to the outbox, so both exist iff `tx` commits.
-  // kInvalidArgument for an unknown saga or empty id, kAlreadyExists when the id is taken.
+  // kInvalidArgument for an unknown saga or empty id, kAlreadyExists when the id
+  // is taken (by a saga not yet pruned: see finished_retention).
   Result<void> begin(Tx& tx, std::string_view saga, std::string_view saga_id, nlohmann::json data) const;
 
   // Consumes replies and checks deadlines on background threads until stop().
