@@ -23,8 +23,8 @@ std::string bucket_text(uint64_t b) { return fmt::format("{:08x}-{:x}", b >> 4, 
 }  // namespace
 
 std::optional<Uuid7> Uuid7::parse(std::string_view text) {
-  if (text.size() != kIdLen || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-' ||
-      text[14] != '7') {
+  if (text.size() != kIdLen || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+      text[23] != '-' || text[14] != '7') {
     return std::nullopt;
   }
   Uuid7 id;
@@ -56,7 +56,8 @@ std::string Uuid7::text() const {
 // ---------------------------------------------------------------- Uuid7Set
 
 size_t Uuid7Set::slot_of(const Uuid7& id) const {
-  return static_cast<size_t>(((id.lo ^ (id.hi * 31)) * 0x9E3779B97F4A7C15ULL) >> 32) & (slots_.size() - 1);
+  return static_cast<size_t>(((id.lo ^ (id.hi * 31)) * 0x9E3779B97F4A7C15ULL) >> 32) &
+         (slots_.size() - 1);
 }
 
 bool Uuid7Set::contains(const Uuid7& id) const {
@@ -69,7 +70,8 @@ bool Uuid7Set::contains(const Uuid7& id) const {
 
 bool Uuid7Set::insert(const Uuid7& id) {
   if (2 * (size_ + 1) > slots_.size()) {  // keep the load factor <= 1/2
-    std::vector<Uuid7> old = std::exchange(slots_, std::vector<Uuid7>(std::max<size_t>(16, 2 * slots_.size())));
+    std::vector<Uuid7> old =
+        std::exchange(slots_, std::vector<Uuid7>(std::max<size_t>(16, 2 * slots_.size())));
     size_ = 0;
     for (const auto& o : old) {
       if (!(o == Uuid7{})) insert(o);
@@ -97,19 +99,24 @@ Result<ProcessedIds::Bucket*> ProcessedIds::bucket(Tx& tx, uint64_t b) {
     it->second.used = tick_;
     return &it->second;
   }
-  HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT ids FROM herald_processed_ids WHERE group_id = ? AND bucket = ?",
-                                              {group_, bucket_text(b)}));
+  HERALD_ASSIGN_OR_RETURN(
+      auto rows, tx.query("SELECT ids FROM herald_processed_ids WHERE group_id = ? AND bucket = ?",
+                          {group_, bucket_text(b)}));
   Bucket fresh;
   fresh.used = tick_;
   for (const auto& row : rows) {
     const std::string& ids = row.text(0);
     if (ids.size() % kIdLen != 0) {
-      return Error{Errc::kCorruption, fmt::format("herald_processed_ids: a row of bucket {} holds {} bytes, not a "
-                                                  "multiple of {}", bucket_text(b), ids.size(), kIdLen)};
+      return Error{Errc::kCorruption,
+                   fmt::format("herald_processed_ids: a row of bucket {} holds {} bytes, not a "
+                               "multiple of {}",
+                               bucket_text(b), ids.size(), kIdLen)};
     }
     for (size_t at = 0; at < ids.size(); at += kIdLen) {
       auto id = Uuid7::parse(std::string_view(ids).substr(at, kIdLen));
-      if (!id) return Error{Errc::kCorruption, fmt::format("herald_processed_ids: bad id in bucket {}", bucket_text(b))};
+      if (!id)
+        return Error{Errc::kCorruption,
+                     fmt::format("herald_processed_ids: bad id in bucket {}", bucket_text(b))};
       fresh.ids.insert(*id);
     }
   }
@@ -131,14 +138,17 @@ Result<bool> ProcessedIds::mark(Tx& tx, std::string_view id, int64_t now_ms, Pen
 Result<void> ProcessedIds::write(Tx& tx, const Pending& pending, int64_t now_ms) {
   if (pending.ids.empty()) return ok();
   std::vector<Uuid7> ids = pending.ids;
-  std::stable_sort(ids.begin(), ids.end(), [](const Uuid7& a, const Uuid7& b) { return a.bucket() < b.bucket(); });
+  std::stable_sort(ids.begin(), ids.end(),
+                   [](const Uuid7& a, const Uuid7& b) { return a.bucket() < b.bucket(); });
   for (size_t lo = 0; lo < ids.size();) {
     size_t hi = lo;
     std::string text;
     text.reserve(kIdLen * (ids.size() - lo));
     while (hi < ids.size() && ids[hi].bucket() == ids[lo].bucket()) text += ids[hi++].text();
-    HERALD_TRY(tx.exec("INSERT INTO herald_processed_ids (group_id, bucket, ids, processed_at) VALUES (?, ?, ?, ?)",
-                       {group_, bucket_text(ids[lo].bucket()), std::move(text), static_cast<long long>(now_ms)}));
+    HERALD_TRY(tx.exec(
+        "INSERT INTO herald_processed_ids (group_id, bucket, ids, processed_at) VALUES (?, ?, ?, "
+        "?)",
+        {group_, bucket_text(ids[lo].bucket()), std::move(text), static_cast<long long>(now_ms)}));
     lo = hi;
   }
   return ok();
@@ -150,7 +160,8 @@ void ProcessedIds::committed(const Pending& pending) {
     if (it == buckets_.end()) continue;  // not cached: loaded again, with these, when needed
     size_t before = it->second.ids.size();
     it->second.ids.insert(id);
-    if (before > 0) total_ += it->second.ids.size() - before;  // an empty bucket already counted one
+    if (before > 0)
+      total_ += it->second.ids.size() - before;  // an empty bucket already counted one
   }
   ++tick_;
   if (total_ > limit_) evict();
@@ -163,7 +174,8 @@ void ProcessedIds::evict() {
   for (const auto& [b, bucket] : buckets_) by_use.emplace_back(bucket.used, b);
   std::sort(by_use.begin(), by_use.end());
   for (const auto& [used, b] : by_use) {
-    if (total_ <= limit_ / 2 || used == tick_ - 1) break;  // never the buckets of the last transaction
+    if (total_ <= limit_ / 2 || used == tick_ - 1)
+      break;  // never the buckets of the last transaction
     auto it = buckets_.find(b);
     total_ -= std::max<size_t>(1, it->second.ids.size());
     buckets_.erase(it);
@@ -176,9 +188,10 @@ void ProcessedIds::clear() {
 }
 
 Result<int64_t> ProcessedIds::prune(Tx& tx, int64_t older_than_ms) {
-  HERALD_ASSIGN_OR_RETURN(int64_t rows, tx.exec("DELETE FROM herald_processed_ids WHERE group_id = ? AND "
-                                                "processed_at < ?",
-                                                {group_, static_cast<long long>(older_than_ms)}));
+  HERALD_ASSIGN_OR_RETURN(int64_t rows,
+                          tx.exec("DELETE FROM herald_processed_ids WHERE group_id = ? AND "
+                                  "processed_at < ?",
+                                  {group_, static_cast<long long>(older_than_ms)}));
   HERALD_ASSIGN_OR_RETURN(int64_t legacy, prune_processed(tx, group_, older_than_ms));
   return rows + legacy;
 }

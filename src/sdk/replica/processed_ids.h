@@ -1,15 +1,16 @@
 // ProcessedIds: the ce_ids a consumer group has applied, for deduplication.
 //
 // UUIDv7 ids (what the SDK's producers create: 48 bits of milliseconds first)
-// are grouped into buckets by their first 36 bits (ms >> 12: ~4 s) and recorded as ONE
-// row per bucket per transaction in
+// are grouped into buckets by their first 36 bits (ms >> 12: ~4 s) and
+// recorded as ONE row per bucket per transaction in
 //   herald_processed_ids(group_id, bucket, ids, processed_at)
-// where `ids` concatenates the 36-character ids and `bucket` is the id's first
-// 10 characters (9 hex digits and a dash). Checks are answered from memory: the first check of an id of
-// a bucket loads that bucket's rows, and ids join their bucket once their
-// transaction commits. The cache holds up to `cache_limit` ids; beyond that the
-// least recently used buckets are dropped (and loaded again when needed).
-// Every other id takes one row in herald_processed (mark_processed()).
+// where `ids` concatenates the 36-character ids and `bucket` is the id's
+// first 10 characters (9 hex digits and a dash). Checks are answered from
+// memory: the first check of an id of a bucket loads that bucket's rows, and
+// ids join their bucket once their transaction commits. The cache holds up
+// to `cache_limit` ids; beyond that the least recently used buckets are
+// dropped (and loaded again when needed). Every other id takes one row in
+// herald_processed (mark_processed()).
 //
 // The cache is this process's view of the group: drop it (clear()) whenever
 // another instance may have written for the group, i.e. on every rebalance and
@@ -69,7 +70,8 @@ class ProcessedIds {
     std::vector<Uuid7> ids;
   };
 
-  ProcessedIds(std::string group, size_t cache_limit) : group_(std::move(group)), limit_(cache_limit) {}
+  ProcessedIds(std::string group, size_t cache_limit)
+      : group_(std::move(group)), limit_(cache_limit) {}
 
   // Within `tx`: true when `id` is new (it is then part of `pending`, or
   // recorded in herald_processed for a non-UUIDv7 id); false when it was
