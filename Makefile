@@ -2,7 +2,7 @@
 #   make run     build and start the broker on 127.0.0.1:9092 with data in ./data
 #   make test    build, run the whole suite, then the unit tests under ASan+UBSan
 #   make bench   benchmarks (bench/README.md)
-#   make asan    the lower layers' unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make asan    unit tests of the lower layers and the SDK's stores/envelope under ASan + UBSan
 #   make fuzz    libFuzzer targets (clang-14), FUZZ_SECONDS each
 
 JOBS ?= $(shell nproc)
@@ -27,9 +27,10 @@ test: build
 	cd build && ctest --output-on-failure -j $(JOBS) --timeout 600 $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory asan
 
-# Unit tests of the lower layers (the ones that parse untrusted bytes and own the data) under
-# ASan+UBSan. Only their targets are built, so this costs a fraction of a full second build.
-ASAN_TESTS ?= ^(common|record|storage|protocol|broker|fuzz)_
+# Unit tests of the lower layers (the ones that parse untrusted bytes and own the data) and of
+# the SDK's stores and envelope under ASan+UBSan. Only their targets are built, so this costs a
+# fraction of a full second build.
+ASAN_TESTS ?= ^((common|record|storage|protocol|broker|fuzz)_|sdk_(store_sqlite|envelope|uuid)$$)
 asan: deps
 	@cmake --preset asan >/dev/null
 	@cd build-asan && targets=$$(ctest -N -L unit -R '$(ASAN_TESTS)' | awk '/Test +#/{print $$3}') && \
