@@ -87,11 +87,6 @@ bool Uuid7Set::insert(const Uuid7& id) {
   }
 }
 
-void Uuid7Set::clear() {
-  std::fill(slots_.begin(), slots_.end(), Uuid7{});
-  size_ = 0;
-}
-
 // ---------------------------------------------------------------- ProcessedIds
 
 Result<ProcessedIds::Bucket*> ProcessedIds::bucket(Tx& tx, uint64_t b) {
@@ -138,8 +133,8 @@ Result<bool> ProcessedIds::mark(Tx& tx, std::string_view id, int64_t now_ms, Pen
 Result<void> ProcessedIds::write(Tx& tx, const Pending& pending, int64_t now_ms) {
   if (pending.ids.empty()) return ok();
   std::vector<Uuid7> ids = pending.ids;
-  std::stable_sort(ids.begin(), ids.end(),
-                   [](const Uuid7& a, const Uuid7& b) { return a.bucket() < b.bucket(); });
+  std::sort(ids.begin(), ids.end(),
+            [](const Uuid7& a, const Uuid7& b) { return a.bucket() < b.bucket(); });
   for (size_t lo = 0; lo < ids.size();) {
     size_t hi = lo;
     std::string text;

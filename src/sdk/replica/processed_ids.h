@@ -54,7 +54,6 @@ class Uuid7Set {
   bool contains(const Uuid7& id) const;
   bool insert(const Uuid7& id);  // false when already present
   size_t size() const { return size_; }
-  void clear();
 
  private:
   size_t slot_of(const Uuid7& id) const;
