@@ -274,15 +274,19 @@ TEST_P(StoreTest, ProcessedIdsRecordOneRowPerBucketAndSurviveAColdCache) {
 }
 
 TEST_P(StoreTest, ProcessedIdsReloadEvictedBucketsAndPruneByProcessingTime) {
-  ProcessedIds ids("g", 64);  // a few buckets at most
+  ProcessedIds ids("g", 64, /*keep_transactions=*/1);  // a few buckets at most
+  ProcessedIds busy("g2", 64, /*keep_transactions=*/10);  // keeps the last 10 transactions' buckets
   for (uint64_t t = 0; t < 20; ++t) {
-    auto tx = begin();
-    ProcessedIds::Pending pending;
-    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(*ids.mark(*tx, v7_id(0x0192f3a40 + t, i), 1000 + t, pending));
-    ASSERT_TRUE(ids.write(*tx, pending, 1000 + t));
-    ASSERT_TRUE(tx->commit());
-    ids.committed(pending);
+    for (ProcessedIds* p : {&ids, &busy}) {
+      auto tx = begin();
+      ProcessedIds::Pending pending;
+      for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(*p->mark(*tx, v7_id(0x0192f3a40 + t, i), 1000 + t, pending));
+      ASSERT_TRUE(p->write(*tx, pending, 1000 + t));
+      ASSERT_TRUE(tx->commit());
+      p->committed(pending);
+    }
     EXPECT_LE(ids.cached(), 64u + 10u);
+    EXPECT_EQ(busy.cached(), std::min<size_t>(t + 1, 10) * 10) << t;  // over the limit from t = 6
   }
   {
     auto tx = begin();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace herald::sdk {
@@ -11,11 +12,24 @@ namespace {
 
 constexpr size_t kIdLen = 36;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
+// Lowercase hex digit -> value; 0xff for every other byte.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  t.fill(0xff);
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+  return t;
+}();
+
+// The 32 digit positions of a canonical UUID (dashes at 8, 13, 18, 23).
+constexpr std::array<uint8_t, 32> kDigitAt = [] {
+  std::array<uint8_t, 32> at{};
+  size_t n = 0;
+  for (uint8_t i = 0; i < kIdLen; ++i) {
+    if (i != 8 && i != 13 && i != 18 && i != 23) at[n++] = i;
+  }
+  return at;
+}();
 
 // "tttttttt-t": the first 10 characters of every id of bucket b (9 hex digits).
 std::string bucket_text(uint64_t b) { return fmt::format("{:08x}-{:x}", b >> 4, b & 0xf); }
@@ -27,17 +41,15 @@ std::optional<Uuid7> Uuid7::parse(std::string_view text) {
       text[23] != '-' || text[14] != '7') {
     return std::nullopt;
   }
-  Uuid7 id;
-  int digits = 0;
-  for (char c : text) {
-    if (c == '-') continue;
-    int v = hex_value(c);
-    if (v < 0) return std::nullopt;
-    uint64_t& half = digits < 16 ? id.hi : id.lo;
-    half = (half << 4) | static_cast<uint64_t>(v);
-    ++digits;
+  uint64_t half[2] = {0, 0};
+  uint8_t bad = 0;
+  for (size_t d = 0; d < 32; ++d) {
+    const uint8_t v = kHexValue[static_cast<uint8_t>(text[kDigitAt[d]])];
+    bad |= v;
+    half[d / 16] = (half[d / 16] << 4) | (v & 0xf);
   }
-  return id;
+  if (bad & 0xf0) return std::nullopt;
+  return Uuid7{half[0], half[1]};
 }
 
 std::string Uuid7::text() const {
@@ -122,11 +134,14 @@ Result<ProcessedIds::Bucket*> ProcessedIds::bucket(Tx& tx, uint64_t b) {
 Result<bool> ProcessedIds::mark(Tx& tx, std::string_view id, int64_t now_ms, Pending& pending) {
   auto v7 = Uuid7::parse(id);
   if (!v7) return mark_processed(tx, group_, id, now_ms);
-  if (pending.seen.contains(*v7)) return false;
-  HERALD_ASSIGN_OR_RETURN(Bucket * b, bucket(tx, v7->bucket()));
-  if (b->ids.contains(*v7)) return false;
-  pending.seen.insert(*v7);
-  pending.ids.push_back(*v7);
+  return mark(tx, *v7, pending);
+}
+
+Result<bool> ProcessedIds::mark(Tx& tx, const Uuid7& id, Pending& pending) {
+  HERALD_ASSIGN_OR_RETURN(Bucket * b, bucket(tx, id.bucket()));
+  if (b->ids.contains(id)) return false;
+  if (!pending.seen.insert(id)) return false;
+  pending.ids.push_back(id);
   return true;
 }
 
@@ -169,8 +184,8 @@ void ProcessedIds::evict() {
   for (const auto& [b, bucket] : buckets_) by_use.emplace_back(bucket.used, b);
   std::sort(by_use.begin(), by_use.end());
   for (const auto& [used, b] : by_use) {
-    if (total_ <= limit_ / 2 || used == tick_ - 1)
-      break;  // never the buckets of the last transaction
+    if (total_ <= limit_ / 2 || used + keep_ >= tick_)
+      break;  // never the buckets in current use
     auto it = buckets_.find(b);
     total_ -= std::max<size_t>(1, it->second.ids.size());
     buckets_.erase(it);

@@ -9,7 +9,10 @@
 // memory: the first check of an id of a bucket loads that bucket's rows, and
 // ids join their bucket once their transaction commits. The cache holds up
 // to `cache_limit` ids; beyond that the least recently used buckets are
-// dropped (and loaded again when needed). Every other id takes one row in
+// dropped (and loaded again when needed), except those used by the last
+// `keep_transactions` transactions: a catch-up that interleaves partitions
+// keeps its few busy buckets (each up to ~4 s of the topic's ids) even when
+// they hold more ids than the limit, instead of reloading them over and over. Every other id takes one row in
 // herald_processed (mark_processed()).
 //
 // The cache is this process's view of the group: drop it (clear()) whenever
@@ -69,13 +72,15 @@ class ProcessedIds {
     std::vector<Uuid7> ids;
   };
 
-  ProcessedIds(std::string group, size_t cache_limit)
-      : group_(std::move(group)), limit_(cache_limit) {}
+  ProcessedIds(std::string group, size_t cache_limit, uint64_t keep_transactions = 64)
+      : group_(std::move(group)), limit_(cache_limit), keep_(keep_transactions) {}
 
   // Within `tx`: true when `id` is new (it is then part of `pending`, or
   // recorded in herald_processed for a non-UUIDv7 id); false when it was
   // applied before, by a committed transaction or earlier in `pending`.
   Result<bool> mark(Tx& tx, std::string_view id, int64_t now_ms, Pending& pending);
+  // The same for an id already parsed.
+  Result<bool> mark(Tx& tx, const Uuid7& id, Pending& pending);
   // Writes pending's UUIDv7 ids into tx (one row per bucket); call before commit.
   Result<void> write(Tx& tx, const Pending& pending, int64_t now_ms);
   // The transaction of `pending` committed: its ids join the cache.
@@ -98,6 +103,7 @@ class ProcessedIds {
 
   std::string group_;
   size_t limit_;
+  uint64_t keep_;
   std::unordered_map<uint64_t, Bucket> buckets_;
   size_t total_ = 0;  // ids in buckets_ (an empty bucket counts as one)
   uint64_t tick_ = 0;

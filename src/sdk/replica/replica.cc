@@ -6,6 +6,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -41,6 +43,59 @@ enum class Outcome : uint8_t {
   kReplayHead,  // the replay of a parked chain's head: handled outside the batch
   kDropped,     // not ours any more (fenced partition)
   kFailed,      // handler threw (or the envelope is malformed)
+};
+
+// A thread that runs posted jobs one after another, in order.
+class Worker {
+ public:
+  Worker() : thread_([this] { loop(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard lk(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+  // Returns once every posted job has finished.
+  void wait_idle() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return jobs_.empty() && !busy_; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return done_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      busy_ = true;
+      lk.unlock();
+      job();
+      lk.lock();
+      busy_ = false;
+      if (jobs_.empty()) cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool busy_ = false;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the rest is built
 };
 
 }  // namespace
@@ -98,6 +153,7 @@ class Replica::Impl {
     Part* part = nullptr;
     kafka::MessagePtr msg;
     Event ev;
+    std::optional<Uuid7> id7;  // ev.id when it is a UUIDv7
     bool decoded = false;
     std::string decode_error;
     bool dropped = false;
@@ -136,7 +192,9 @@ class Replica::Impl {
   Result<void> flush();
   Result<void> apply_range(size_t lo, size_t hi);
   Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
-  Outcome apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx);
+  // id7: ev.id parsed (decode_batch() does it on the decoder thread); nullopt
+  // when it is not a UUIDv7.
+  Outcome apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7, std::string* err, Effects& fx);
   // Moves the stored offsets and commits. false (rolled back) when a
   // partition's stored offset was moved by someone else: it is then fenced.
   Result<bool> commit(std::unique_ptr<Tx> tx, Effects& fx);
@@ -170,17 +228,44 @@ class Replica::Impl {
   std::set<std::string> dlq_topics_ready_;
 
   std::map<PartKey, Part> parts_;  // structure changes under mu_
-  // The batch is batch_[0, batch_len_). Recs past batch_len_ are kept, not
+  // Consumed records wait in batches. Recs past `len` are kept, not
   // destroyed, so that the next batch reuses their buffers (the decoded
   // events' strings): no allocation per event once warm.
-  std::vector<Rec> batch_;
-  size_t batch_len_ = 0;
-  Headers headers_scratch_;  // accept(): the current record's headers
-  void clear_batch() {
-    for (size_t i = 0; i < batch_len_; ++i) batch_[i].msg.reset();
-    batch_len_ = 0;
+  struct Batch {
+    std::vector<Rec> recs;
+    size_t len = 0;
+    bool decoded = false;             // decode_batch() ran over recs[0, len)
+    Clock::time_point deadline;       // commit by then (first record + max_batch_delay)
+  };
+  // Decoding a record (its headers, the CloudEvents envelope) and freeing
+  // the librdkafka message take about half the time of a no-op replica, and
+  // need nothing but the record: with batches of at least kPipelineMin events
+  // they run on decoder_, a second thread, while this thread applies the
+  // previous batch. fill_ receives records; pending_ (if any) is full and
+  // decoded (or being decoded) and is applied when fill_ is full, at its
+  // deadline, or before anything else (end of partition, rebalance, stop)
+  // by flush(). Three batches rotate: fill, pending, and the one the decoder
+  // is releasing.
+  static constexpr int kPipelineMin = 16;
+  Batch batches_[3];
+  Batch* fill_ = &batches_[0];
+  Batch* pending_ = nullptr;
+  Batch* applying_ = nullptr;  // the batch apply_range() works on
+  std::unique_ptr<Worker> decoder_;  // null: decode inline (small batches)
+  Headers headers_scratch_;  // decode_batch(): the current record's headers
+  static void decode_batch(Batch& b, Headers& scratch);
+  static void release_batch(Batch& b) {
+    for (size_t i = 0; i < b.len; ++i) b.recs[i].msg.reset();
+    b.len = 0;
+    b.decoded = false;
   }
-  Clock::time_point batch_deadline_;
+  // Drops every batch unapplied (the database decides where the next run starts).
+  void drop_batches();
+  Result<void> apply_batch(Batch& b);
+  // fill_ is full: hands it to the decoder and applies pending_ meanwhile.
+  Result<void> hand_off();
+  Clock::time_point deadline() const { return pending_ ? pending_->deadline : fill_->deadline; }
+  bool holds_records() const { return pending_ != nullptr || fill_->len > 0; }
   bool assigned_once_ = false;
   std::optional<Error> fatal_;      // set inside the rebalance callback
   bool closing_after_error_ = false;
@@ -249,16 +334,18 @@ Result<void> Replica::Impl::run() {
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error{Errc::kInvalidArgument, fmt::format("replica {}: subscribe: {}", cfg_.group_id, kafka::describe(err))};
   }
+  if (cfg_.max_batch_events >= kPipelineMin) decoder_ = std::make_unique<Worker>();
   Result<void> result = loop();
   if (result) {
     commit_to_broker(true);
   } else {
-    // Whatever is in the batch was not committed; the database decides where
-    // the next run starts, so just drop it.
+    // Whatever is in the batches was not committed; the database decides
+    // where the next run starts, so just drop it.
     closing_after_error_ = true;
-    clear_batch();
+    drop_batches();
   }
   rd_kafka_consumer_close(rk_.get());  // revoke callback flushes (nothing) and commits
+  decoder_.reset();
   if (result && fatal_) result = *fatal_;
   if (dlq_producer_) rd_kafka_flush(dlq_producer_->handle(), 5000);
   {
@@ -460,12 +547,12 @@ Result<void> Replica::Impl::loop() {
       since_clock = 0;
       const auto now = Clock::now();
       HERALD_TRY(periodic(now));
-      if (batch_len_ > 0 && now >= batch_deadline_) HERALD_TRY(flush());
+      if (holds_records() && now >= deadline()) HERALD_TRY(flush());
       if (m == nullptr) {
         int timeout_ms = 100;
-        if (batch_len_ > 0) {
+        if (holds_records()) {
           timeout_ms = static_cast<int>(std::clamp<int64_t>(
-              std::chrono::duration_cast<milliseconds>(batch_deadline_ - now).count(), 0, 100));
+              std::chrono::duration_cast<milliseconds>(deadline() - now).count(), 0, 100));
         }
         m = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
       }
@@ -500,59 +587,105 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   if (p == nullptr || p->fenced) return ok();          // not (or no longer) ours
   if (msg->offset < p->fetched_next) return ok();       // already accepted
   p->fetched_next = msg->offset + 1;
-  if (batch_len_ == batch_.size()) batch_.emplace_back();
-  Rec& r = batch_[batch_len_];
+  Batch& b = *fill_;
+  if (b.len == b.recs.size()) b.recs.emplace_back();
+  Rec& r = b.recs[b.len];
   r.part = p;
-  r.dropped = false;
-  r.decode_error.clear();
-  const Headers& h = headers_scratch_;
-  message_headers_into(*msg, headers_scratch_);
-  std::optional<std::string_view> value;
-  if (msg->payload) value = std::string_view(static_cast<const char*>(msg->payload), msg->len);
-  std::string_view key;
-  if (msg->key) key = std::string_view(static_cast<const char*>(msg->key), msg->key_len);
-  auto decoded = decode_into(r.ev, key, value, h);
-  r.decoded = decoded.has_value();
-  if (!decoded) {
-    if (!has_header(h, kHeaderSpecVersion)) {
-      // A plain Kafka record: hand it over as an anonymous event.
-      Event& e = r.ev;
-      e.id.clear();
-      e.type.clear();
-      e.source.clear();
-      e.content_type.assign(kJsonContentType);
-      e.time_ms = 0;
-      e.aggregate_version.reset();
-      e.aggregate_id.assign(key);
-      e.tombstone = !value.has_value();
-      e.payload.assign(value.value_or(std::string_view()));
-      e.extensions = h;
-      r.decoded = true;
-    } else {
-      r.decode_error = decoded.error().to_string();
-    }
-  }
-  if (r.decoded) {
-    if (!r.ev.position) r.ev.position.emplace();
-    r.ev.position->topic.assign(p->topic);
-    r.ev.position->partition = p->partition;
-    r.ev.position->offset = msg->offset;
-  }
   r.msg = std::move(msg);
-  if (batch_len_ == 0) batch_deadline_ = Clock::now() + cfg_.max_batch_delay;
-  ++batch_len_;
-  if (static_cast<int>(batch_len_) >= cfg_.max_batch_events) return flush();
-  return ok();
+  if (b.len == 0) b.deadline = Clock::now() + cfg_.max_batch_delay;
+  ++b.len;
+  if (static_cast<int>(b.len) < cfg_.max_batch_events) return ok();
+  return decoder_ ? hand_off() : flush();
 }
 
-Result<void> Replica::Impl::flush() {
-  if (batch_len_ == 0) return ok();
-  auto r = apply_range(0, batch_len_);
-  clear_batch();
+// Decodes b's records: runs on the decoder thread (or inline). Reads only the
+// records and their partitions' names, which do not change while a batch
+// holds them (rebalances flush first).
+void Replica::Impl::decode_batch(Batch& b, Headers& h) {
+  for (size_t i = 0; i < b.len; ++i) {
+    Rec& r = b.recs[i];
+    const rd_kafka_message_t& msg = *r.msg;
+    r.dropped = false;
+    r.decode_error.clear();
+    message_headers_into(msg, h);
+    std::optional<std::string_view> value;
+    if (msg.payload) value = std::string_view(static_cast<const char*>(msg.payload), msg.len);
+    std::string_view key;
+    if (msg.key) key = std::string_view(static_cast<const char*>(msg.key), msg.key_len);
+    auto decoded = decode_into(r.ev, key, value, h);
+    r.decoded = decoded.has_value();
+    if (!decoded) {
+      if (!has_header(h, kHeaderSpecVersion)) {
+        // A plain Kafka record: hand it over as an anonymous event.
+        Event& e = r.ev;
+        e.id.clear();
+        e.type.clear();
+        e.source.clear();
+        e.content_type.assign(kJsonContentType);
+        e.time_ms = 0;
+        e.aggregate_version.reset();
+        e.aggregate_id.assign(key);
+        e.tombstone = !value.has_value();
+        e.payload.assign(value.value_or(std::string_view()));
+        e.extensions = h;
+        r.decoded = true;
+      } else {
+        r.decode_error = decoded.error().to_string();
+      }
+    }
+    if (r.decoded) {
+      if (!r.ev.position) r.ev.position.emplace();
+      r.ev.position->topic.assign(r.part->topic);
+      r.ev.position->partition = r.part->partition;
+      r.ev.position->offset = msg.offset;
+      r.id7 = Uuid7::parse(r.ev.id);
+    }
+  }
+  b.decoded = true;
+}
+
+Result<void> Replica::Impl::hand_off() {
+  decoder_->wait_idle();  // pending_ is decoded; the third batch is released
+  Batch* full = fill_;
+  decoder_->post([this, full] { decode_batch(*full, headers_scratch_); });
+  Batch* prev = pending_;
+  pending_ = full;
+  for (Batch& b : batches_) {
+    if (&b != full && &b != prev) fill_ = &b;
+  }
+  if (prev == nullptr) return ok();
+  auto r = apply_batch(*prev);
+  decoder_->post([prev] { release_batch(*prev); });
   return r;
 }
 
-// Applies batch_[lo, hi) in one transaction. When an event fails, the
+// Applies everything accepted so far: pending_, then fill_.
+Result<void> Replica::Impl::flush() {
+  if (decoder_) decoder_->wait_idle();
+  for (Batch* b : {std::exchange(pending_, nullptr), fill_}) {
+    if (b == nullptr || b->len == 0) continue;
+    auto r = apply_batch(*b);
+    release_batch(*b);
+    HERALD_TRY(r);
+  }
+  return ok();
+}
+
+void Replica::Impl::drop_batches() {
+  if (decoder_) decoder_->wait_idle();
+  for (Batch& b : batches_) release_batch(b);
+  pending_ = nullptr;
+}
+
+Result<void> Replica::Impl::apply_batch(Batch& b) {
+  if (!b.decoded) decode_batch(b, headers_scratch_);
+  applying_ = &b;
+  auto r = apply_range(0, b.len);
+  applying_ = nullptr;
+  return r;
+}
+
+// Applies applying_->recs[lo, hi) in one transaction. When an event fails, the
 // transaction is rolled back, [lo, i) is applied again without it, the
 // failing event goes through the poison path alone, and [i+1, hi) follows.
 Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
@@ -562,8 +695,9 @@ Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
     std::string err;
     size_t i = lo;
     Outcome out = Outcome::kApplied;
+    auto& batch = applying_->recs;
     for (; i < hi; ++i) {
-      out = apply_record(*tx, batch_[i], &err, fx);
+      out = apply_record(*tx, batch[i], &err, fx);
       if (out == Outcome::kFailed || out == Outcome::kReplayHead) break;
     }
     if (i == hi) {
@@ -573,12 +707,12 @@ Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
     }
     tx->rollback();
     if (i > lo) HERALD_TRY(apply_range(lo, i));
-    if (batch_[i].part->fenced) {
-      batch_[i].dropped = true;
+    if (batch[i].part->fenced) {
+      batch[i].dropped = true;
     } else if (out == Outcome::kReplayHead) {
-      HERALD_TRY(replay_chain(batch_[i]));
+      HERALD_TRY(replay_chain(batch[i]));
     } else {
-      HERALD_TRY(handle_poison(batch_[i], err));
+      HERALD_TRY(handle_poison(batch[i], err));
     }
     lo = i + 1;
   }
@@ -621,12 +755,13 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       return Outcome::kParked;
     }
   }
-  return apply_event(tx, r.ev, err, fx);
+  return apply_event(tx, r.ev, r.id7, err, fx);
 }
 
-Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, std::string* err, Effects& fx) {
+Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7, std::string* err,
+                                   Effects& fx) {
   if (cfg_.dedup_window.count() > 0 && !ev.id.empty()) {
-    auto fresh = processed_.mark(tx, ev.id, fx.now_ms, fx.ids);
+    auto fresh = id7 ? processed_.mark(tx, *id7, fx.ids) : processed_.mark(tx, ev.id, fx.now_ms, fx.ids);
     if (!fresh) {
       *err = fresh.error().to_string();
       return Outcome::kFailed;
@@ -687,8 +822,10 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
         p->fenced = true;
         stats_.fenced++;
       }
-      for (size_t i = 0; i < batch_len_; ++i) {
-        if (batch_[i].part == p) batch_[i].dropped = true;
+      if (applying_ != nullptr) {
+        for (size_t i = 0; i < applying_->len; ++i) {
+          if (applying_->recs[i].part == p) applying_->recs[i].dropped = true;
+        }
       }
       update_ready();
       processed_.clear();  // the other instance recorded ids we have not seen
@@ -880,7 +1017,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         *err = ev.error().to_string();
         return i;
       }
-      if (apply_event(tx, *ev, err, fx) == Outcome::kFailed) return i;
+      if (apply_event(tx, *ev, Uuid7::parse(ev->id), err, fx) == Outcome::kFailed) return i;
       HERALD_TRY(dlq::delete_parked(tx, cfg_.group_id, topic, partition, chain[i].offset));
       fx.delta.unparked++;
     }
