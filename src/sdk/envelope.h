@@ -33,7 +33,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <any>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -168,14 +170,23 @@ Result<int64_t> parse_rfc3339(std::string_view text);
 // dispatch() lets the exception through so the caller can retry or park the
 // event. Register everything before the first dispatch(); after that the
 // registry is read-only and may be shared by threads.
+//
+// prepare() does a typed handler's parsing ahead of time, without running
+// it: a Replica calls it on its decoder thread, so that JSON parsing and
+// from_json overlap with the previous batch's handlers. The result goes back
+// to dispatch(); it holds the converted value or the exception the
+// conversion threw (thrown again by dispatch(), as if parsed there).
 template <class... Args>
 class HandlerRegistry {
  public:
   using Handler = std::function<void(const Event&, Args...)>;
+  using Prepared = std::any;  // empty, a T of on_json<T>, or a std::exception_ptr
 
   // Raw handler for `ce_type` (replaces an earlier one for the same type).
   HandlerRegistry& on(std::string ce_type, Handler h) {
-    handlers_[std::move(ce_type)] = std::move(h);
+    handlers_[std::move(ce_type)] = Entry{
+        [h = std::move(h)](const Event& ev, const Prepared*, Args... args) { h(ev, std::forward<Args>(args)...); },
+        nullptr};
     return *this;
   }
 
@@ -183,12 +194,35 @@ class HandlerRegistry {
   // nlohmann's from_json (NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE etc.); then
   // f(const T&, const Event&, Args...) runs. A payload that does not parse or
   // convert throws nlohmann::json::exception, i.e. counts as a handler failure.
+  // The conversion may run on another thread than f (see prepare()).
   template <class T, class F>
   HandlerRegistry& on_json(std::string ce_type, F f) {
-    return on(std::move(ce_type), [f = std::move(f)](const Event& ev, Args... args) {
+    auto run = [f = std::move(f)](const Event& ev, const Prepared* prepared, Args... args) {
+      if (prepared != nullptr && prepared->has_value()) {
+        if (const auto* error = std::any_cast<std::exception_ptr>(prepared)) std::rethrow_exception(*error);
+        f(*std::any_cast<T>(prepared), ev, std::forward<Args>(args)...);
+        return;
+      }
       T value = nlohmann::json::parse(ev.payload).template get<T>();
       f(value, ev, std::forward<Args>(args)...);
-    });
+    };
+    auto prepare = [](const Event& ev) -> Prepared {
+      try {
+        return Prepared(nlohmann::json::parse(ev.payload).template get<T>());
+      } catch (...) {
+        return Prepared(std::current_exception());
+      }
+    };
+    handlers_[std::move(ce_type)] = Entry{std::move(run), std::move(prepare)};
+    return *this;
+  }
+
+  // The parsing of ev's typed handler, for dispatch(ev, &prepared, ...);
+  // empty when its handler is not typed.
+  Prepared prepare(const Event& ev) const {
+    auto it = handlers_.find(ev.type);
+    if (it == handlers_.end() || !it->second.prepare) return {};
+    return it->second.prepare(ev);
   }
 
   // Handler for every ce_type without its own handler (and for tombstones
@@ -201,8 +235,12 @@ class HandlerRegistry {
   // Runs the handler for ev.type, or the fallback. Returns false when neither
   // exists (nothing ran). Exceptions from the handler propagate.
   bool dispatch(const Event& ev, Args... args) const {
+    return dispatch(ev, static_cast<const Prepared*>(nullptr), std::forward<Args>(args)...);
+  }
+  // The same with what prepare(ev) returned (nullptr: parse now).
+  bool dispatch(const Event& ev, const Prepared* prepared, Args... args) const {
     if (auto it = handlers_.find(ev.type); it != handlers_.end()) {
-      it->second(ev, std::forward<Args>(args)...);
+      it->second.run(ev, prepared, std::forward<Args>(args)...);
       return true;
     }
     if (fallback_) {
@@ -217,7 +255,11 @@ class HandlerRegistry {
   }
 
  private:
-  std::map<std::string, Handler, std::less<>> handlers_;
+  struct Entry {
+    std::function<void(const Event&, const Prepared*, Args...)> run;
+    std::function<Prepared(const Event&)> prepare;  // null for raw handlers
+  };
+  std::map<std::string, Entry, std::less<>> handlers_;
   Handler fallback_;
 };
 

@@ -208,5 +208,33 @@ TEST(HandlerRegistry, BadPayloadThrowsAndFallbackCatchesUnknownTypes) {
   EXPECT_TRUE(reg.handles("anything"));
 }
 
+TEST(HandlerRegistry, PreparedPayloadIsUsedAndItsParseErrorThrownAtDispatch) {
+  HandlerRegistry<std::vector<std::string>&> reg;
+  reg.on_json<EmailChanged>("users.email_changed",
+                            [](const EmailChanged& e, const Event&, std::vector<std::string>& out) {
+                              out.push_back(e.email);
+                            });
+  reg.on("users.deleted", [](const Event& ev, std::vector<std::string>& out) { out.push_back(ev.aggregate_id); });
+  Event ev = Event::json("users.email_changed", "/u", "u1", {{"email", "x@y"}});
+  auto prepared = reg.prepare(ev);
+  ASSERT_TRUE(prepared.has_value());
+  ev.payload = "not json";  // the handler gets what prepare() parsed, not the payload again
+  std::vector<std::string> seen;
+  EXPECT_TRUE(reg.dispatch(ev, &prepared, seen));
+  EXPECT_EQ(seen, (std::vector<std::string>{"x@y"}));
+  EXPECT_THROW(reg.dispatch(ev, nullptr, seen), nlohmann::json::exception);
+
+  auto failed = reg.prepare(ev);  // "not json": the exception is kept, thrown at dispatch, every time
+  EXPECT_THROW(reg.dispatch(ev, &failed, seen), nlohmann::json::exception);
+  EXPECT_THROW(reg.dispatch(ev, &failed, seen), nlohmann::json::exception);
+
+  Event deleted = Event::json("users.deleted", "/u", "u2", nullptr);
+  auto none = reg.prepare(deleted);  // raw handlers parse nothing ahead
+  EXPECT_FALSE(none.has_value());
+  EXPECT_FALSE(reg.prepare(Event::json("users.unknown", "/u", "u3", nullptr)).has_value());
+  EXPECT_TRUE(reg.dispatch(deleted, &none, seen));
+  EXPECT_EQ(seen, (std::vector<std::string>{"x@y", "u2"}));
+}
+
 }  // namespace
 }  // namespace herald::sdk

@@ -154,6 +154,7 @@ class Replica::Impl {
     kafka::MessagePtr msg;
     Event ev;
     std::optional<Uuid7> id7;  // ev.id when it is a UUIDv7
+    ReplicaHandlers::Prepared prepared;  // handlers_.prepare(ev)
     bool decoded = false;
     std::string decode_error;
     bool dropped = false;
@@ -192,9 +193,10 @@ class Replica::Impl {
   Result<void> flush();
   Result<void> apply_range(size_t lo, size_t hi);
   Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
-  // id7: ev.id parsed (decode_batch() does it on the decoder thread); nullopt
-  // when it is not a UUIDv7.
-  Outcome apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7, std::string* err, Effects& fx);
+  // id7: ev.id parsed, nullopt when it is not a UUIDv7; prepared: what
+  // handlers_.prepare(ev) returned (or null). decode_batch() computes both.
+  Outcome apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7,
+                      const ReplicaHandlers::Prepared* prepared, std::string* err, Effects& fx);
   // Moves the stored offsets and commits. false (rolled back) when a
   // partition's stored offset was moved by someone else: it is then fenced.
   Result<bool> commit(std::unique_ptr<Tx> tx, Effects& fx);
@@ -253,9 +255,12 @@ class Replica::Impl {
   Batch* applying_ = nullptr;  // the batch apply_range() works on
   std::unique_ptr<Worker> decoder_;  // null: decode inline (small batches)
   Headers headers_scratch_;  // decode_batch(): the current record's headers
-  static void decode_batch(Batch& b, Headers& scratch);
+  void decode_batch(Batch& b, Headers& scratch) const;
   static void release_batch(Batch& b) {
-    for (size_t i = 0; i < b.len; ++i) b.recs[i].msg.reset();
+    for (size_t i = 0; i < b.len; ++i) {
+      b.recs[i].msg.reset();
+      b.recs[i].prepared.reset();
+    }
     b.len = 0;
     b.decoded = false;
   }
@@ -598,10 +603,11 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   return decoder_ ? hand_off() : flush();
 }
 
-// Decodes b's records: runs on the decoder thread (or inline). Reads only the
-// records and their partitions' names, which do not change while a batch
-// holds them (rebalances flush first).
-void Replica::Impl::decode_batch(Batch& b, Headers& h) {
+// Decodes b's records and prepares their typed handlers' payloads: runs on
+// the decoder thread (or inline). Reads only the records, their partitions'
+// names, which do not change while a batch holds them (rebalances flush
+// first), and the read-only handler registry.
+void Replica::Impl::decode_batch(Batch& b, Headers& h) const {
   for (size_t i = 0; i < b.len; ++i) {
     Rec& r = b.recs[i];
     const rd_kafka_message_t& msg = *r.msg;
@@ -639,6 +645,7 @@ void Replica::Impl::decode_batch(Batch& b, Headers& h) {
       r.ev.position->partition = r.part->partition;
       r.ev.position->offset = msg.offset;
       r.id7 = Uuid7::parse(r.ev.id);
+      r.prepared = handlers_.prepare(r.ev);
     }
   }
   b.decoded = true;
@@ -755,11 +762,11 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       return Outcome::kParked;
     }
   }
-  return apply_event(tx, r.ev, r.id7, err, fx);
+  return apply_event(tx, r.ev, r.id7, &r.prepared, err, fx);
 }
 
-Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7, std::string* err,
-                                   Effects& fx) {
+Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<Uuid7>& id7,
+                                   const ReplicaHandlers::Prepared* prepared, std::string* err, Effects& fx) {
   if (cfg_.dedup_window.count() > 0 && !ev.id.empty()) {
     auto fresh = id7 ? processed_.mark(tx, *id7, fx.ids) : processed_.mark(tx, ev.id, fx.now_ms, fx.ids);
     if (!fresh) {
@@ -772,7 +779,7 @@ Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<
     }
   }
   try {
-    if (!handlers_.dispatch(ev, tx)) {
+    if (!handlers_.dispatch(ev, prepared, tx)) {
       if (cfg_.skip_unhandled) {
         fx.delta.unhandled++;
         return Outcome::kUnhandled;
@@ -1017,7 +1024,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         *err = ev.error().to_string();
         return i;
       }
-      if (apply_event(tx, *ev, Uuid7::parse(ev->id), err, fx) == Outcome::kFailed) return i;
+      if (apply_event(tx, *ev, Uuid7::parse(ev->id), nullptr, err, fx) == Outcome::kFailed) return i;
       HERALD_TRY(dlq::delete_parked(tx, cfg_.group_id, topic, partition, chain[i].offset));
       fx.delta.unparked++;
     }

@@ -46,8 +46,10 @@
 // thread, just after ready() turned true (and before the next event).
 //
 // Threads: run() owns the librdkafka consumer and runs every handler on the
-// calling thread (start() makes that a background thread). ready(), status(),
-// stats(), wait_until() and stop() are thread-safe.
+// calling thread (start() makes that a background thread). With
+// max_batch_events >= 16 a second thread decodes the next batch meanwhile
+// (headers, envelope, ce_id, and on_json payloads: HandlerRegistry::prepare).
+// ready(), status(), stats(), wait_until() and stop() are thread-safe.
 #pragma once
 
 #include <chrono>
@@ -90,8 +92,9 @@ struct ReplicaConfig {
   std::chrono::milliseconds dedup_window{std::chrono::hours(24 * 7)};
   std::chrono::milliseconds prune_interval{std::chrono::minutes(1)};
   // UUIDv7 ids are checked in memory (ProcessedIds, processed_ids.h): at most
-  // this many are cached (16-32 bytes each); older ~4 s buckets are dropped and
-  // read again from the database when an id of theirs comes up.
+  // this many are cached (16-32 bytes each), plus whatever the buckets used by
+  // the last 64 transactions hold; older ~4 s buckets are dropped and read
+  // again from the database when an id of theirs comes up.
   size_t dedup_cache_ids = 200'000;
 
   // Asynchronous commits to the broker, for lag reporting only.
