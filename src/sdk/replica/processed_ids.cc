@@ -184,8 +184,7 @@ void ProcessedIds::evict() {
   for (const auto& [b, bucket] : buckets_) by_use.emplace_back(bucket.used, b);
   std::sort(by_use.begin(), by_use.end());
   for (const auto& [used, b] : by_use) {
-    if (total_ <= limit_ / 2 || used + keep_ >= tick_)
-      break;  // never the buckets in current use
+    if (total_ <= limit_ / 2 || used + keep_ >= tick_) break;  // never the buckets in current use
     auto it = buckets_.find(b);
     total_ -= std::max<size_t>(1, it->second.ids.size());
     buckets_.erase(it);

@@ -12,8 +12,8 @@
 // dropped (and loaded again when needed), except those used by the last
 // `keep_transactions` transactions: a catch-up that interleaves partitions
 // keeps its few busy buckets (each up to ~4 s of the topic's ids) even when
-// they hold more ids than the limit, instead of reloading them over and over. Every other id takes one row in
-// herald_processed (mark_processed()).
+// they hold more ids than the limit, instead of reloading them over and
+// over. Every other id takes one row in herald_processed (mark_processed()).
 //
 // The cache is this process's view of the group: drop it (clear()) whenever
 // another instance may have written for the group, i.e. on every rebalance and
