@@ -1,7 +1,8 @@
 // Replica behaviour in one process against an embedded broker, on SQLite and
 // PostgreSQL: tombstones, plain records, deduplication, catch-up after
 // downtime, database offsets over broker offsets, broker commits for lag,
-// wait_until, status and the stop-on-poison policy.
+// wait_until, status, the stop-on-poison policy and typed (on_json) handlers
+// whose payloads the decoder thread converts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -381,6 +382,66 @@ TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
     ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   }
   EXPECT_EQ((*stored_offsets(store(), "clean", "fold"))[0], last + 1);
+}
+
+// A typed payload whose conversion records the thread it ran on.
+struct TypedAmount {
+  int64_t amount = 0;
+};
+std::mutex g_conversion_mu;
+std::set<std::thread::id> g_conversion_threads;
+void from_json(const nlohmann::json& j, TypedAmount& a) {
+  {
+    std::lock_guard lk(g_conversion_mu);
+    g_conversion_threads.insert(std::this_thread::get_id());
+  }
+  a.amount = j.at("amount").get<int64_t>();
+}
+
+TEST_P(Projection, TypedHandlersGetPayloadsParsedAheadAndBadOnesAreRetriedThenDeadLettered) {
+  ASSERT_TRUE(make_topic(brokers_, "typed", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  {
+    std::lock_guard lk(g_conversion_mu);
+    g_conversion_threads.clear();
+  }
+  int64_t last = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (i == 50) {
+      EncodedEvent bad = fold_event("k", 1000);
+      bad.value = "not json";  // fails in the conversion, on whichever thread runs it
+      send("typed", bad);
+    }
+    last = send("typed", fold_event("k", 2));
+  }
+  std::mutex mu;
+  std::set<std::thread::id> handler_threads;
+  ReplicaHandlers h;
+  h.on_json<TypedAmount>("fold.add", [&](const TypedAmount& a, const Event& ev, Tx& tx) {
+    {
+      std::lock_guard lk(mu);
+      handler_threads.insert(std::this_thread::get_id());
+    }
+    auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
+                     "cnt = fold.cnt + 1, total = fold.total + excluded.total",
+                     {ev.aggregate_id, static_cast<long long>(a.amount)});
+    if (!r) throw std::runtime_error(r.error().to_string());
+  });
+  auto cfg = config(brokers_, "typed", "typed");
+  cfg.max_batch_events = 16;  // full batches are decoded on the decoder thread
+  cfg.max_retries = 2;
+  Running r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("typed", 0, last, seconds(30)));
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{100, 200}));
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  EXPECT_EQ(r->stats().retries, 2);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(handler_threads.size(), 1u);
+  std::lock_guard lk2(g_conversion_mu);
+  const auto handler_thread = *handler_threads.begin();
+  EXPECT_TRUE(std::any_of(g_conversion_threads.begin(), g_conversion_threads.end(),
+                          [&](std::thread::id t) { return t != handler_thread; }))
+      << "every payload was converted on the handlers' thread";
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, Projection, ::testing::Values("sqlite", "postgres"),
