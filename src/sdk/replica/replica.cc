@@ -254,8 +254,10 @@ class Replica::Impl {
   Batch* pending_ = nullptr;
   Batch* applying_ = nullptr;  // the batch apply_range() works on
   std::unique_ptr<Worker> decoder_;  // null: decode inline (small batches)
-  Headers headers_scratch_;  // decode_batch(): the current record's headers
-  void decode_batch(Batch& b, Headers& scratch) const;
+  // decode_batch(): the current record's headers. One decode runs at a time
+  // (inline ones only while the decoder is idle), so one scratch serves both threads.
+  Headers headers_scratch_;
+  void decode_batch(Batch& b);
   static void release_batch(Batch& b) {
     for (size_t i = 0; i < b.len; ++i) {
       b.recs[i].msg.reset();
@@ -607,7 +609,8 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
 // the decoder thread (or inline). Reads only the records, their partitions'
 // names, which do not change while a batch holds them (rebalances flush
 // first), and the read-only handler registry.
-void Replica::Impl::decode_batch(Batch& b, Headers& h) const {
+void Replica::Impl::decode_batch(Batch& b) {
+  Headers& h = headers_scratch_;
   for (size_t i = 0; i < b.len; ++i) {
     Rec& r = b.recs[i];
     const rd_kafka_message_t& msg = *r.msg;
@@ -654,7 +657,7 @@ void Replica::Impl::decode_batch(Batch& b, Headers& h) const {
 Result<void> Replica::Impl::hand_off() {
   decoder_->wait_idle();  // pending_ is decoded; the third batch is released
   Batch* full = fill_;
-  decoder_->post([this, full] { decode_batch(*full, headers_scratch_); });
+  decoder_->post([this, full] { decode_batch(*full); });
   Batch* prev = pending_;
   pending_ = full;
   for (Batch& b : batches_) {
@@ -685,7 +688,7 @@ void Replica::Impl::drop_batches() {
 }
 
 Result<void> Replica::Impl::apply_batch(Batch& b) {
-  if (!b.decoded) decode_batch(b, headers_scratch_);
+  if (!b.decoded) decode_batch(b);
   applying_ = &b;
   auto r = apply_range(0, b.len);
   applying_ = nullptr;
