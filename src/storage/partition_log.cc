@@ -342,9 +342,12 @@ Result<AppendInfo> PartitionLog::append(MutableByteSpan batch, record::Crc crc) 
   auto w = active_->append(batch, h, &truncated_back);
   if (!w) {
     if (!truncated_back) {
-      failed_.store(true);
       failure_ = Error{Errc::kIoError, fmt::format("{}: log failed: partial append could not be removed: {}",
                                                    dir_.string(), w.error().to_string())};
+      failed_.store(true);
+      Error f = failure_;
+      lock.unlock();
+      fail_waiters(f);  // nothing appended before the failure is acknowledged any more
     }
     return std::move(w).error();
   }
@@ -379,8 +382,12 @@ Result<void> PartitionLog::flush() { return sync_now(); }
 Result<void> PartitionLog::sync_now() {
   std::lock_guard sync_lock(sync_mu_);
   if (failed_.load()) {
-    std::lock_guard lock(append_mu_);
-    return failure_;
+    Error f = [&] {
+      std::lock_guard lock(append_mu_);
+      return failure_;
+    }();
+    fail_waiters(f);
+    return f;
   }
   int64_t target;
   std::vector<std::shared_ptr<Segment>> segs;

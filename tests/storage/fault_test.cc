@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "common/log.h"
@@ -253,6 +254,34 @@ TEST(DiskFull, StickyEnospcFailsAppendsKeepsDataReadableAndRecovers) {
   ASSERT_TRUE(log->close());
   log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
   EXPECT_EQ(read_all_batches(*log), ok_batches);
+}
+
+// A write fails and so does the truncate that would undo it: the log fails,
+// and a producer already waiting for an earlier batch to become durable is
+// answered with the error instead of waiting forever.
+TEST(PartialAppend, FailsWaitersOfEarlierBatches) {
+  TempDir dir;
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
+  Bytes first = make_batch(2, 100);
+  auto info = log->append(first);
+  ASSERT_TRUE(info);
+  std::optional<Result<void>> answer;
+  log->wait_durable(info->last_offset, [&](Result<void> r) { answer = r; });
+  ASSERT_FALSE(answer.has_value());  // no flusher: not synced yet
+  fs.fail_nth(FaultOp::kWrite, 1, EIO);
+  fs.fail_nth(FaultOp::kTruncate, 1, EIO, /*sticky=*/true);
+  Bytes second = make_batch(2, 100);
+  ASSERT_FALSE(log->append(second));
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_FALSE(*answer);
+  EXPECT_EQ(answer->error().code, Errc::kIoError) << answer->error().to_string();
+  bool later = false;
+  log->wait_durable(info->last_offset, [&](Result<void> r) { later = !r; });
+  EXPECT_TRUE(later);  // a new waiter is refused at once
+  EXPECT_FALSE(log->flush());
 }
 
 // A real "disk full": RLIMIT_FSIZE makes write(2) fail with EFBIG past a size.
