@@ -52,16 +52,19 @@ std::optional<Uuid7> Uuid7::parse(std::string_view text) {
   return Uuid7{half[0], half[1]};
 }
 
-std::string Uuid7::text() const {
-  std::string out(kIdLen, '-');
+void Uuid7::append_text(std::string& out) const {
   static constexpr char kHex[] = "0123456789abcdef";
-  int digit = 0;
-  for (size_t i = 0; i < kIdLen; ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
-    uint64_t half = digit < 16 ? hi : lo;
-    out[i] = kHex[(half >> (60 - 4 * (digit % 16))) & 0xf];
-    ++digit;
+  const size_t at = out.size();
+  out.resize(at + kIdLen, '-');
+  for (size_t d = 0; d < 32; ++d) {
+    const uint64_t half = d < 16 ? hi : lo;
+    out[at + kDigitAt[d]] = kHex[(half >> (60 - 4 * (d % 16))) & 0xf];
   }
+}
+
+std::string Uuid7::text() const {
+  std::string out;
+  append_text(out);
   return out;
 }
 
@@ -154,7 +157,7 @@ Result<void> ProcessedIds::write(Tx& tx, const Pending& pending, int64_t now_ms)
     size_t hi = lo;
     std::string text;
     text.reserve(kIdLen * (ids.size() - lo));
-    while (hi < ids.size() && ids[hi].bucket() == ids[lo].bucket()) text += ids[hi++].text();
+    while (hi < ids.size() && ids[hi].bucket() == ids[lo].bucket()) ids[hi++].append_text(text);
     HERALD_TRY(tx.exec(
         "INSERT INTO herald_processed_ids (group_id, bucket, ids, processed_at) VALUES (?, ?, ?, "
         "?)",

@@ -47,6 +47,7 @@ struct Uuid7 {
   uint64_t hi = 0, lo = 0;
   static std::optional<Uuid7> parse(std::string_view text);
   std::string text() const;
+  void append_text(std::string& out) const;  // text() without a temporary
   uint64_t bucket() const { return hi >> 28; }  // the first 9 hex digits: ms >> 12
   bool operator==(const Uuid7&) const = default;
 };

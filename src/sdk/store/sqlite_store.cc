@@ -9,6 +9,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <functional>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -34,10 +36,16 @@ Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
                                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc)};
 }
 
+// Looks statements up by the caller's SQL text without copying it.
+struct SqlHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 // One connection with its prepared-statement cache.
 struct Conn {
   sqlite3* db = nullptr;
-  std::unordered_map<std::string, sqlite3_stmt*> stmts;
+  std::unordered_map<std::string, sqlite3_stmt*, SqlHash, std::equal_to<>> stmts;
 
   ~Conn() {
     for (auto& [sql, st] : stmts) sqlite3_finalize(st);
@@ -45,8 +53,7 @@ struct Conn {
   }
 
   Result<sqlite3_stmt*> prepare(std::string_view sql) {
-    std::string key(sql);
-    if (auto it = stmts.find(key); it != stmts.end()) return it->second;
+    if (auto it = stmts.find(sql); it != stmts.end()) return it->second;
     sqlite3_stmt* st = nullptr;
     int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
                                 SQLITE_PREPARE_PERSISTENT, &st, nullptr);
@@ -55,7 +62,7 @@ struct Conn {
       for (auto& [s, old] : stmts) sqlite3_finalize(old);
       stmts.clear();
     }
-    stmts.emplace(std::move(key), st);
+    stmts.emplace(std::string(sql), st);
     return st;
   }
 
@@ -292,8 +299,7 @@ class SqliteStore final : public Store {
 Result<sqlite3_stmt*> SqliteTx::bind(std::string_view sql, const Params& params) {
   if (!conn_) return Error{Errc::kClosed, "sqlite: transaction has ended"};
   HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * st, conn_->prepare(sql));
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  sqlite3_reset(st);  // every parameter is bound again below: no clear_bindings
   int expected = sqlite3_bind_parameter_count(st);
   if (expected != static_cast<int>(params.size())) {
     return Error{Errc::kInvalidArgument,
