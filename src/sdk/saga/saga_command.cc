@@ -64,25 +64,34 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     if (eq == std::string::npos) return fail(err, fmt::format("--property '{}': no '='", kv));
     props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  std::map<std::string, std::vector<Change>> by_saga;  // saga id -> changes in log order
+  // show: every change of one saga; list: each saga's latest change and how many it had.
+  std::vector<Change> history;
+  struct Latest {
+    Change last;
+    size_t changes = 0;
+  };
+  std::map<std::string, Latest> latest;
   std::vector<std::string> first_seen;
+  const bool showing = show_cmd->parsed();
   auto read = kafka::read_to_end(props, topic, std::chrono::seconds(timeout_s), [&](const rd_kafka_message_t& m) {
     auto ev = decode_message(m);
     if (!ev || ev->tombstone) return;
     auto body = json::parse(ev->payload, nullptr, false);
     if (!body.is_object()) return;
     std::string sid = str(body, "saga_id");
-    if (!id.empty() && sid != id) return;
-    auto& changes = by_saga[sid];
-    if (changes.empty()) first_seen.push_back(sid);
-    changes.push_back({std::move(body), ev->time_ms});
+    if (showing) {
+      if (sid == id) history.push_back({std::move(body), ev->time_ms});
+      return;
+    }
+    auto& l = latest[sid];
+    if (l.changes++ == 0) first_seen.push_back(sid);
+    l.last = {std::move(body), ev->time_ms};
   });
   if (!read && read.error().code != Errc::kNotFound) return fail(err, read.error().message);
 
-  if (show_cmd->parsed()) {
-    auto it = by_saga.find(id);
-    if (it == by_saga.end()) return fail(err, fmt::format("no saga '{}' in {}", id, topic));
-    for (const auto& c : it->second) {
+  if (showing) {
+    if (history.empty()) return fail(err, fmt::format("no saga '{}' in {}", id, topic));
+    for (const auto& c : history) {
       if (as_json) {
         json j = c.body;
         j["time"] = format_rfc3339(c.time_ms);
@@ -98,7 +107,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   }
   size_t shown = 0;
   for (const auto& sid : first_seen) {
-    const Change& last = by_saga[sid].back();
+    const Change& last = latest[sid].last;
     if (!state.empty() && str(last.body, "state") != state) continue;
     ++shown;
     if (as_json) {
@@ -109,7 +118,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
                 {"step_name", str(last.body, "step_name")},
                 {"reason", str(last.body, "reason")},
                 {"updated", format_rfc3339(last.time_ms)},
-                {"changes", by_saga[sid].size()}};
+                {"changes", latest[sid].changes}};
       fmt::print(out, "{}\n", j.dump());
       continue;
     }

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
-#include <functional>
 #include <string_view>
 #include <unordered_map>
 
