@@ -87,7 +87,8 @@ class Sagas : public ::testing::TestWithParam<std::string> {
   }
 
   // The two-step saga "pair"; creates every topic.
-  void start_orchestrator(milliseconds step_timeout = milliseconds(0), int max_compensation_retries = 10) {
+  // step_b_timeout: step_b's reply timeout (0 = wait forever); step_a always waits.
+  void start_orchestrator(milliseconds step_b_timeout = milliseconds(0), int max_compensation_retries = 10) {
     SagaOrchestratorConfig cfg;
     cfg.brokers = brokers_;
     cfg.group_id = "orders";
@@ -102,8 +103,8 @@ class Sagas : public ::testing::TestWithParam<std::string> {
     cfg.prune_interval = milliseconds(100);
     cfg.kafka = {{"log_level", "3"}};
     SagaDefinition d{"pair",
-                     {{"step_a", "a.commands", "a.do", "a.undo", step_timeout},
-                      {"step_b", "b.commands", "b.do", "b.undo", step_timeout}}};
+                     {{"step_a", "a.commands", "a.do", "a.undo"},
+                      {"step_b", "b.commands", "b.do", "b.undo", step_b_timeout}}};
     auto o = SagaOrchestrator::create(cfg, *orch_db_.store, {d});
     ASSERT_TRUE(o) << o.error().to_string();
     orch_ = std::move(*o);
@@ -240,7 +241,9 @@ TEST_P(Sagas, FailureAtSecondStepCompensatesTheFirst) {
 }
 
 TEST_P(Sagas, StepTimeoutCompensatesOnceTheParticipantReturns) {
-  start_orchestrator(milliseconds(1500), 60);  // resends b's compensation every 1.5 s while b is down
+  // Only step_b has a timeout, so a slow machine cannot time out step_a first;
+  // b's compensation is resent every 1.5 s while b is down.
+  start_orchestrator(milliseconds(1500), 60);
   a_.start(brokers_);  // b is down
   begin("s1");
   auto s = wait_state("s1", SagaState::kCompensating);
