@@ -39,10 +39,7 @@ struct PoisonFold {
       if (j.value("poison", false) && !fixed.load()) {
         throw std::runtime_error("cannot fold " + ev.aggregate_id + ": poisoned payload");
       }
-      auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
-                       "cnt = fold.cnt + 1, total = fold.total + excluded.total",
-                       {ev.aggregate_id, static_cast<long long>(j.at("amount").get<int64_t>())});
-      if (!r) throw std::runtime_error(r.error().to_string());
+      fold_add(tx, ev.aggregate_id, j.at("amount").get<int64_t>());
     });
   }
   int attempts_of(const std::string& id) {

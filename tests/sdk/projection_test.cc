@@ -422,10 +422,7 @@ TEST_P(Projection, TypedHandlersGetPayloadsParsedAheadAndBadOnesAreRetriedThenDe
       std::lock_guard lk(mu);
       handler_threads.insert(std::this_thread::get_id());
     }
-    auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
-                     "cnt = fold.cnt + 1, total = fold.total + excluded.total",
-                     {ev.aggregate_id, static_cast<long long>(a.amount)});
-    if (!r) throw std::runtime_error(r.error().to_string());
+    fold_add(tx, ev.aggregate_id, a.amount);
   });
   auto cfg = config(brokers_, "typed", "typed");
   cfg.max_batch_events = 16;  // full batches are decoded on the decoder thread

@@ -152,14 +152,17 @@ Result<void> create_fold_table(Store& store) {
   });
 }
 
+void fold_add(Tx& tx, const std::string& key, int64_t amount) {
+  auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
+                   "cnt = fold.cnt + 1, total = fold.total + excluded.total",
+                   {key, static_cast<long long>(amount)});
+  if (!r) throw std::runtime_error(r.error().to_string());
+}
+
 void install_fold(ReplicaHandlers& h) {
   h.on("fold.add", [](const Event& ev, Tx& tx) {
     auto j = nlohmann::json::parse(ev.payload);
-    int64_t amount = j.at("amount").get<int64_t>();
-    auto r = tx.exec("INSERT INTO fold (k, cnt, total) VALUES (?, 1, ?) ON CONFLICT (k) DO UPDATE SET "
-                     "cnt = fold.cnt + 1, total = fold.total + excluded.total",
-                     {ev.aggregate_id, static_cast<long long>(amount)});
-    if (!r) throw std::runtime_error(r.error().to_string());
+    fold_add(tx, ev.aggregate_id, j.at("amount").get<int64_t>());
   });
 }
 

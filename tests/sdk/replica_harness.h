@@ -95,6 +95,9 @@ using Fold = std::map<std::string, FoldRow>;
 Result<void> create_fold_table(Store& store);
 // Registers the fold handler for "fold.add" on `h`.
 void install_fold(ReplicaHandlers& h);
+// The fold of one "fold.add" event inside a handler: adds 1 to cnt and amount
+// to total of row `key`; throws on a database error (the handler's contract).
+void fold_add(Tx& tx, const std::string& key, int64_t amount);
 // The fold in the database.
 Result<Fold> fold_of_db(Store& store);
 
