@@ -44,7 +44,7 @@ bench: build
 
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build build-fuzz -j $(JOBS)
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_batch fuzz_request
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
