@@ -1,4 +1,4 @@
-// Kafka error codes (kafka-protocol.md §9), as they travel in `error_code`
+// Kafka error codes (Kafka protocol guide, "Error Codes"), as they travel in `error_code`
 // fields. Separate from herald::Errc: the broker maps storage/protocol Errc
 // values to these in one function.
 //
@@ -109,7 +109,7 @@ enum class ErrorCode : int16_t {
 // not listed above.
 const char* error_name(ErrorCode code);
 
-// True for the codes clients retry (the "r" column of kafka-protocol.md §9).
+// True for the codes clients retry (the "Retriable" column of that table).
 bool is_retriable(ErrorCode code);
 
 inline constexpr int16_t to_wire(ErrorCode code) { return static_cast<int16_t>(code); }

@@ -1,4 +1,4 @@
-// Request and response headers (kafka-protocol.md §1.4, §1.5).
+// Request and response headers (Kafka protocol guide, "Common Request and Response Structure").
 //
 // A frame's body (after the i32 size) starts with the request header. Which
 // header version follows from the api key and request version:

@@ -1,7 +1,7 @@
 // Kafka wire primitives shared by the generated codecs (and the header codec).
 //
 // Every rule that depends on "flexible or not" lives here once
-// (kafka-protocol.md §1.2, §1.3):
+// (Kafka protocol guide, "Protocol Primitives"; flexible versions: KIP-482):
 //
 //   type            classic (flex = false)       flexible / compact (flex = true)
 //   string          i16 len, null = -1           uvarint(len + 1), null = 0

@@ -2,8 +2,8 @@
 // validation, splitting a `records` buffer, and the broker's in-place rewrites.
 //
 // The same bytes travel on the wire and sit on disk, so Herald parses the
-// header, checks length and CRC, and stores the batch as it came (layout and
-// the validation rules: docs/kafka-protocol.md §3.26). Every function here
+// header, checks length and CRC, and stores the batch as it came (layout:
+// https://kafka.apache.org/documentation/#recordbatch; validation rules below). Every function here
 // works on borrowed bytes and never allocates for the happy path.
 //
 // Usage (a Produce handler):

@@ -1,4 +1,4 @@
-// BatchBuilder: writes a v2 record batch (docs/kafka-protocol.md §3.26) from
+// BatchBuilder: writes a v2 record batch from
 // records, for tests, the CLI producer, compaction and the group
 // coordinator's __consumer_offsets writes.
 //

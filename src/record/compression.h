@@ -1,5 +1,5 @@
 // Record-batch compression codecs: the records area of a v2 batch is one blob
-// compressed with the codec in attribute bits 0-2 (docs/kafka-protocol.md §3.26).
+// compressed with the codec in attribute bits 0-2.
 //
 //   gzip    RFC 1952 (zlib); concatenated members are accepted
 //   snappy  raw snappy block (librdkafka) or xerial framing (Java clients:

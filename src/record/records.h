@@ -1,5 +1,5 @@
 // The records inside a v2 batch: decoding them from (possibly compressed)
-// untrusted bytes. Layout: docs/kafka-protocol.md §3.26, "Record".
+// untrusted bytes. Layout: https://kafka.apache.org/documentation/#record.
 //
 // Views in a decoded Record point into the batch (uncompressed batches) or into
 // the caller's `scratch` buffer (compressed batches), so both must outlive the

@@ -152,7 +152,7 @@ class PartitionLog final : private FlushTarget {
   // kCorruption (the batch CRCs are checked by read_slice).
   Result<ReadResult> read(int64_t offset, uint64_t max_bytes, int64_t max_offset) const;
 
-  // First record with timestamp >= ts (docs/kafka-protocol.md 7.3), or nullopt.
+  // First record with timestamp >= ts (ListOffsets by timestamp), or nullopt.
   Result<std::optional<TimestampOffset>> offset_for_timestamp(int64_t ts) const;
   // The record with the largest timestamp (ListOffsets -3), nullopt when empty.
   std::optional<TimestampOffset> max_timestamp() const;

@@ -2,7 +2,7 @@
 // arrays and records, tagged-field sections at the end of every struct, known
 // tags decoded, unknown tags skipped, tags written in ascending order and only
 // when they differ from their default. kafka-python 2.0.2 has no flexible
-// versions, so these bytes are written out by hand from kafka-protocol.md §1.3.
+// versions, so these bytes are written out by hand from KIP-482's encoding rules.
 #include <gtest/gtest.h>
 
 #include "protocol/messages.h"

@@ -1,5 +1,5 @@
 // The wire primitives: classic vs compact strings/bytes/arrays, nullability,
-// varint limits, array-count guards, tagged sections (kafka-protocol.md §1).
+// varint limits, array-count guards, tagged sections.
 #include "protocol/wire.h"
 
 #include <gtest/gtest.h>

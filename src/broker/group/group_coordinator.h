@@ -1,5 +1,5 @@
 // GroupCoordinator: Kafka's classic consumer-group protocol on one node
-// (docs/kafka-protocol.md section 5, docs/groups.md): membership, the join and
+// (docs/groups.md): membership, the join and
 // sync barriers, sessions, generations, static membership, and committed
 // offsets kept durably in the internal compacted topic `__consumer_offsets`
 // (offsets_format.h).

@@ -1,6 +1,6 @@
 // The records the group coordinator keeps in the internal compacted topic
 // `__consumer_offsets`, in Apache Kafka's own key/value layout, so that tools
-// which read that topic understand it (docs/kafka-protocol.md 5.7, docs/groups.md).
+// which read that topic understand it (docs/groups.md).
 //
 // Keys and values are classic (non-flexible) encodings: i16-length strings,
 // i32-length bytes, each record prefixed by an i16 schema version.
@@ -96,8 +96,8 @@ Result<OffsetValue> decode_offset_value(ByteSpan value);
 // Value versions 0-3.
 Result<GroupValue> decode_group_value(ByteSpan value);
 
-// The topics of a "consumer" protocol subscription (docs/kafka-protocol.md
-// 5.6): i16 version, [str] topics, ... Only the topic list is read.
+// The topics of a "consumer" protocol subscription (Kafka's
+// ConsumerProtocolSubscription): i16 version, [str] topics, ... Only the topic list is read.
 Result<std::vector<std::string>> decode_subscription_topics(ByteSpan metadata);
 
 }  // namespace herald::broker::group

@@ -16,7 +16,8 @@ namespace herald::broker {
     static asio::awaitable<Response> handle(RequestContext& ctx, Request req); \
   }
 
-// Version ranges: kafka-protocol.md section 2.1, "advertise" column.
+// Version ranges advertised in ApiVersions. Produce v0-2 are advertised (librdkafka compresses
+// only when Produce starts at v0, KAFKA-18659) but answered UNSUPPORTED_VERSION per partition.
 HERALD_HANDLER(Produce, 0, 11);
 HERALD_HANDLER(Fetch, 4, 12);
 HERALD_HANDLER(ListOffsets, 0, 9);
@@ -47,7 +48,8 @@ HERALD_HANDLER(OffsetDelete, 0, 0);
 
 #undef HERALD_HANDLER
 
-// ApiVersions answers versions it does not support itself (kafka-protocol.md section 4).
+// ApiVersions answers versions it does not support itself (UNSUPPORTED_VERSION in a v0
+// body listing its own range).
 asio::awaitable<HandlerOutcome> run_api_versions(RequestContext& ctx, ByteSpan body);
 
 }  // namespace herald::broker

@@ -1,4 +1,4 @@
-// Idempotent-producer state of one partition (kafka-protocol.md section 6):
+// Idempotent-producer state of one partition (KIP-98):
 // per producer id, the current epoch and the last 5 appended batches, so a
 // retried batch is answered with its original offset instead of appended
 // twice, and a gap in sequence numbers is refused.
@@ -57,7 +57,7 @@ class ProducerStateTable {
   size_t size() const { return producers_.size(); }
 
   // Snapshot written at clean shutdown; `upto` is the log end it covers.
-  // Format (docs/storage-format.md, "producer snapshot"): version u8 = 1, upto i64, count u32,
+  // Format (docs/storage-format.md section 8): version u8 = 1, upto i64, count u32,
   // entries {pid i64, epoch i16, last_append_ms i64, n u8, n x {first i32, last i32, base i64, last_off i64}},
   // crc32c u32 of everything before it.
   Bytes encode_snapshot(int64_t upto) const;

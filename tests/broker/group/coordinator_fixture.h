@@ -25,7 +25,7 @@ using protocol::ErrorCode;
 
 inline int16_t code(ErrorCode e) { return static_cast<int16_t>(e); }
 
-// A "consumer" protocol subscription (docs/kafka-protocol.md 5.6, version 0) to `topics`.
+// A "consumer" protocol subscription (ConsumerProtocolSubscription v0) to `topics`.
 inline Bytes subscription(const std::vector<std::string>& topics) {
   Writer w(32);
   w.put_i16(0);

@@ -1,6 +1,6 @@
 // Group membership: the join and sync barriers, rebalances on join, leave and
 // session expiry, generation fencing, static membership and the request
-// checks of docs/kafka-protocol.md 5.4.
+// checks of docs/groups.md ("Errors").
 #include "broker/group/coordinator_fixture.h"
 
 namespace herald::broker::group::testing {
