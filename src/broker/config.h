@@ -22,6 +22,7 @@ struct BrokerConfig {
   bool auto_create_topics = true;        // auto.create.topics.enable
   int32_t default_partitions = 1;        // num.partitions
   int32_t socket_request_max_bytes = 104857600;
+  int32_t fetch_max_bytes = 57671680;    // fetch.max.bytes: a Fetch's max_bytes is capped to this
   int32_t offsets_topic_partitions = 50; // offsets.topic.num.partitions
   int32_t group_min_session_timeout_ms = 6000;
   int32_t group_max_session_timeout_ms = 1800000;

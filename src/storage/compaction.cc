@@ -124,6 +124,7 @@ struct CleanedSegment {
 
 Result<CompactionStats> PartitionLog::compact(int64_t now) {
   std::lock_guard maintenance(maintenance_mu_);
+  HERALD_TRY(check_open());
   CompactionStats stats;
   const LogConfig cfg = config();
   if (!cfg.compact) return stats;
@@ -326,9 +327,11 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
       std::unique_lock lock(segments_mu_);
       for (auto& seg : fresh) segments_[seg->base_offset()] = seg;
     }
-    swap_incomplete_ = false;
+    // The marker goes before the next pass may start: left on disk, it would
+    // make open() swap in that pass's unfinished .cleaned files.
     HERALD_TRY(fs_.remove(dir_ / kSwapMarkerName));
     HERALD_TRY(fs_.sync_dir(dir_));
+    swap_incomplete_ = false;
   }
   if (end_dirty > first_dirty) {
     cleaner_offset_.store(std::max(cleaner, end_of(closed[end_dirty - 1])));

@@ -25,7 +25,7 @@ class FaultFile final : public File {
   Result<void> write_at(uint64_t offset, ByteSpan data) override {
     std::lock_guard lock(fs_.mu_);
     HERALD_TRY(alive_locked());
-    const int err = fs_.check_locked(FaultOp::kWrite);
+    const int err = fs_.check_locked(FaultOp::kWrite, inode_->path);
     if (err != 0) {
       const size_t half = data.size() / 2;
       if (half > 0 && real_->write_at(offset, data.subspan(0, half))) mark_dirty_locked(offset);
@@ -40,7 +40,7 @@ class FaultFile final : public File {
     {
       std::lock_guard lock(fs_.mu_);
       HERALD_TRY(alive_locked());
-      const int err = fs_.check_locked(FaultOp::kRead);
+      const int err = fs_.check_locked(FaultOp::kRead, inode_->path);
       if (err != 0) return os_error(err, "pread (injected)", path());
     }
     return real_->read_at(offset, dst);
@@ -49,7 +49,7 @@ class FaultFile final : public File {
   Result<void> sync() override {
     std::lock_guard lock(fs_.mu_);
     HERALD_TRY(alive_locked());
-    const int err = fs_.check_locked(FaultOp::kSync);
+    const int err = fs_.check_locked(FaultOp::kSync, inode_->path);
     if (err != 0) return os_error(err, "fdatasync (injected)", path());
     HERALD_TRY(real_->sync());
     inode_->dirty_from = UINT64_MAX;
@@ -59,7 +59,7 @@ class FaultFile final : public File {
   Result<void> truncate(uint64_t size) override {
     std::lock_guard lock(fs_.mu_);
     HERALD_TRY(alive_locked());
-    const int err = fs_.check_locked(FaultOp::kTruncate);
+    const int err = fs_.check_locked(FaultOp::kTruncate, inode_->path);
     if (err != 0) return os_error(err, "ftruncate (injected)", path());
     HERALD_ASSIGN_OR_RETURN(uint64_t old, real_->size());
     HERALD_TRY(real_->truncate(size));
@@ -99,10 +99,9 @@ FaultFileSystem::~FaultFileSystem() {
   }
 }
 
-void FaultFileSystem::fail_nth(FaultOp op, uint64_t n, int err, bool sticky) {
+void FaultFileSystem::fail_nth(FaultOp op, uint64_t n, int err, bool sticky, std::string path_suffix) {
   std::lock_guard lock(mu_);
-  auto i = static_cast<size_t>(op);
-  rules_[i] = Rule{counts_[i] + n, err, sticky};
+  rules_[static_cast<size_t>(op)] = Rule{n, err, sticky, std::move(path_suffix), 0};
 }
 
 void FaultFileSystem::clear_faults() {
@@ -125,13 +124,14 @@ uint64_t FaultFileSystem::faults_injected() const {
   return injected_;
 }
 
-int FaultFileSystem::check_locked(FaultOp op) {
+int FaultFileSystem::check_locked(FaultOp op, const std::string& path) {
   if (crashed_) return EIO;  // the "machine" is down: nothing after the crash happens
   auto i = static_cast<size_t>(op);
-  const uint64_t n = ++counts_[i];
-  const Rule& r = rules_[i];
-  if (r.at == 0) return 0;
-  if (n == r.at || (r.sticky && n > r.at)) {
+  ++counts_[i];
+  Rule& r = rules_[i];
+  if (r.n == 0 || !path.ends_with(r.suffix)) return 0;
+  const uint64_t n = ++r.seen;
+  if (n == r.n || (r.sticky && n > r.n)) {
     ++injected_;
     return r.err;
   }
@@ -165,7 +165,7 @@ void FaultFileSystem::move_inode_locked(const std::string& from, const std::stri
 
 Result<std::shared_ptr<File>> FaultFileSystem::open(const std::filesystem::path& path, OpenMode mode) {
   std::lock_guard lock(mu_);
-  const int err = check_locked(FaultOp::kOpen);
+  const int err = check_locked(FaultOp::kOpen, path.string());
   if (err != 0) return os_error(err, "open (injected)", path);
   const std::string p = path.string();
   HERALD_ASSIGN_OR_RETURN(bool existed, base_.exists(path));
@@ -178,7 +178,7 @@ Result<std::shared_ptr<File>> FaultFileSystem::open(const std::filesystem::path&
 
 Result<void> FaultFileSystem::rename(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::lock_guard lock(mu_);
-  const int err = check_locked(FaultOp::kRename);
+  const int err = check_locked(FaultOp::kRename, from.string());
   if (err != 0) return os_error(err, "rename (injected)", from);
   const std::string a = from.string(), b = to.string();
   std::string backup;
@@ -200,7 +200,7 @@ Result<void> FaultFileSystem::rename(const std::filesystem::path& from, const st
 
 Result<void> FaultFileSystem::remove(const std::filesystem::path& path) {
   std::lock_guard lock(mu_);
-  const int err = check_locked(FaultOp::kRemove);
+  const int err = check_locked(FaultOp::kRemove, path.string());
   if (err != 0) return os_error(err, "unlink (injected)", path);
   const std::string p = path.string();
   const std::string backup = backup_name_locked(p);
@@ -217,7 +217,7 @@ Result<void> FaultFileSystem::remove(const std::filesystem::path& path) {
 
 Result<void> FaultFileSystem::sync_dir(const std::filesystem::path& dir) {
   std::lock_guard lock(mu_);
-  const int err = check_locked(FaultOp::kSyncDir);
+  const int err = check_locked(FaultOp::kSyncDir, dir.string());
   if (err != 0) return os_error(err, "fsync dir (injected)", dir);
   HERALD_TRY(base_.sync_dir(dir));
   auto it = pending_.find(dir.string());

@@ -52,7 +52,9 @@ class FaultFileSystem final : public FileSystem {
 
   // Fails the n-th (1-based, counted from now) operation of kind `op` with
   // errno `err`; with `sticky`, every later one too. Replaces an earlier rule for op.
-  void fail_nth(FaultOp op, uint64_t n, int err, bool sticky = false);
+  // A non-empty `path_suffix` counts only operations on paths ending with it
+  // (e.g. ".log": the segments' data, not their indexes or the checkpoint).
+  void fail_nth(FaultOp op, uint64_t n, int err, bool sticky = false, std::string path_suffix = {});
   void clear_faults();
   // Operations of that kind seen since construction (including failed ones).
   uint64_t count(FaultOp op) const;
@@ -84,13 +86,15 @@ class FaultFileSystem final : public FileSystem {
     std::string backup;  // hard link keeping what rename/unlink replaced ("" if nothing)
   };
   struct Rule {
-    uint64_t at = 0;  // absolute count at which to fail; 0 = none
+    uint64_t n = 0;  // fail the n-th matching operation; 0 = none
     int err = 0;
     bool sticky = false;
+    std::string suffix;  // only operations on paths ending with it count ("" = all)
+    uint64_t seen = 0;   // matching operations since the rule was set
   };
 
-  // Counts the op; returns the errno to inject, or 0. Requires mu_.
-  int check_locked(FaultOp op);
+  // Counts the op on `path`; returns the errno to inject, or 0. Requires mu_.
+  int check_locked(FaultOp op, const std::string& path);
   std::shared_ptr<Inode> inode_locked(const std::string& path, bool pre_existing);
   std::string backup_name_locked(const std::string& path);
   void move_inode_locked(const std::string& from, const std::string& to);

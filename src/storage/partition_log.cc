@@ -76,7 +76,11 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::
       new PartitionLog(dir, config, flusher, fs, std::move(clock), std::max<uint64_t>(options.recovery_step_bytes, 1)));
   HERALD_TRY(fs.create_dirs(dir));
   const int64_t t0 = mono_ns();
-  HERALD_TRY(log->recover());
+  if (auto r = log->recover(); !r) {
+    std::lock_guard lock(log->append_mu_);
+    log->closed_ = true;  // the destructor must not write a checkpoint over a half recovery
+    return std::move(r).error();
+  }
   HLOG_DEBUG("{}: opened in {:.1f} ms: offsets [{}, {}), {} segments", dir.string(), static_cast<double>(mono_ns() - t0) / 1e6,
              log->log_start_offset(), log->log_end_offset(), log->segment_count());
   if (flusher != nullptr) {
@@ -399,30 +403,18 @@ Result<void> PartitionLog::sync_now() {
     segs.push_back(active_);
   }
   for (auto& s : segs) sizes.push_back(s->size());  // never below what `target` covers
-  auto fail = [&](Error e) -> Error {
-    Error f{Errc::kIoError, fmt::format("{}: log failed: {}", dir_.string(), e.to_string())};
-    {
-      std::lock_guard lock(append_mu_);
-      if (!failed_.load()) {
-        failure_ = f;
-        failed_.store(true);
-      }
-    }
-    fail_waiters(f);
-    return f;
-  };
   bool need_dir_sync = false;
   for (size_t i = 0; i < segs.size(); ++i) {
     if (segs[i]->synced_size < sizes[i]) {
       auto r = segs[i]->file()->sync();
-      if (!r) return fail(std::move(r).error());
+      if (!r) return fail_log(r.error());
       segs[i]->synced_size = sizes[i];
     }
     need_dir_sync |= !segs[i]->dir_entry_synced;
   }
   if (need_dir_sync) {
     auto r = fs_.sync_dir(dir_);
-    if (!r) return fail(std::move(r).error());
+    if (!r) return fail_log(r.error());
     for (auto& s : segs) s->dir_entry_synced = true;
   }
   if (target > durable_.load()) {
@@ -456,6 +448,29 @@ Result<void> PartitionLog::sync_now() {
     }
   }
   advance_recovery_position();
+  if (failed_.load()) {
+    std::lock_guard lock(append_mu_);
+    return failure_;
+  }
+  return ok();
+}
+
+Error PartitionLog::fail_log(const Error& cause) {
+  Error f{Errc::kIoError, fmt::format("{}: log failed: {}", dir_.string(), cause.to_string())};
+  {
+    std::lock_guard lock(append_mu_);
+    if (!failed_.load()) {
+      failure_ = f;
+      failed_.store(true);
+    }
+  }
+  fail_waiters(f);
+  return f;
+}
+
+Result<void> PartitionLog::check_open() {
+  std::lock_guard lock(append_mu_);
+  if (closed_) return Error{Errc::kClosed, fmt::format("{}: log is closed", dir_.string())};
   return ok();
 }
 
@@ -476,9 +491,12 @@ void PartitionLog::advance_recovery_position() {
   // Index snapshot first, then a sync that covers everything it describes,
   // then the checkpoint that points at both.
   auto indexed = active->persist_index(true);
-  auto synced = indexed ? active->file()->sync() : Result<void>(indexed.error());
-  if (!synced) {
-    HLOG_WARN("{}: recovery point: {}", dir_.string(), synced.error().to_string());
+  if (!indexed) {
+    HLOG_WARN("{}: recovery point: {}", dir_.string(), indexed.error().to_string());
+    return;
+  }
+  if (auto synced = active->file()->sync(); !synced) {
+    (void)fail_log(synced.error());
     return;
   }
   indexed_upto_ = *indexed;
@@ -836,6 +854,7 @@ Result<void> PartitionLog::delete_segments(const std::vector<std::shared_ptr<Seg
 
 Result<int64_t> PartitionLog::delete_records_before(int64_t offset) {
   std::lock_guard maintenance(maintenance_mu_);
+  HERALD_TRY(check_open());
   if (offset == -1) offset = high_watermark();
   if (offset < 0 || offset > log_end_offset()) {
     return Error{Errc::kOutOfRange, fmt::format("{}: delete records before {}: log end is {}", dir_.string(),
@@ -856,6 +875,7 @@ Result<int64_t> PartitionLog::delete_records_before(int64_t offset) {
 
 Result<void> PartitionLog::apply_retention(int64_t now) {
   std::lock_guard maintenance(maintenance_mu_);
+  HERALD_TRY(check_open());
   const LogConfig cfg = config();
   auto closed = persisted_closed_segments();
   auto segs = snapshot();

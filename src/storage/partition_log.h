@@ -213,6 +213,14 @@ class PartitionLog final : private FlushTarget {
   void advance_recovery_position();
   Result<void> delete_segments(const std::vector<std::shared_ptr<Segment>>& doomed, int64_t new_log_start);
   void fail_waiters(const Error& e);
+  // A sync of the log's data failed: the kernel may have dropped the dirty
+  // pages, so a later fdatasync returning 0 proves nothing. The log refuses
+  // every append and sync from now on; waiters get the error. Returns it.
+  Error fail_log(const Error& cause);
+  // kClosed once close() ran. Maintenance (retention, compaction, DeleteRecords)
+  // checks it under maintenance_mu_: a pass that listed this log before it was
+  // closed must not touch files a re-created topic may own by now.
+  Result<void> check_open();
   void fire_waiters(int64_t durable);
   SegmentMap snapshot() const;
   // Segments with base < recovery point: synced, indexed, closed (safe for retention/compaction).

@@ -18,7 +18,10 @@ confluent_kafka.admin.AdminClient:
     re-created under the same name starts empty;
   - everything (topics, partition counts, configs) survives a clean restart;
   - __consumer_offsets does not exist until used, CreateTopics on it is
-    INVALID_REQUEST, Metadata naming it creates it (compacted, 50 partitions).
+    INVALID_REQUEST, Metadata naming it creates it (compacted, 50 partitions);
+    altering it to delete by retention or to skip the sync -> POLICY_VIOLATION;
+  - message.timestamp.after.max.ms = 2^63-1 accepts produces (no overflow);
+    a Fetch asking for 2 GiB gets at most fetch.max.bytes (55 MiB).
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
@@ -79,6 +82,15 @@ def confluent_part(h, b):
     offsets_cfg = {k: v.value for k, v in describe(a, "__consumer_offsets").items()}
     h.check_eq((offsets_cfg.get("cleanup.policy"), offsets_cfg.get("flush.policy")), ("compact", "always"),
                "__consumer_offsets is compacted and synced before every answer")
+    for conf, what in [({"cleanup.policy": "delete"}, "cleanup.policy=delete"),
+                       ({"cleanup.policy": "compact,delete"}, "cleanup.policy=compact,delete"),
+                       ({"flush.policy": "interval"}, "flush.policy=interval")]:
+        r = ConfigResource(ResourceType.TOPIC, "__consumer_offsets", set_config=conf)
+        h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.POLICY_VIOLATION,
+                   f"alter_configs __consumer_offsets {what} -> POLICY_VIOLATION")
+    offsets_cfg = {k: v.value for k, v in describe(a, "__consumer_offsets").items()}
+    h.check_eq((offsets_cfg.get("cleanup.policy"), offsets_cfg.get("flush.policy")), ("compact", "always"),
+               "__consumer_offsets configs unchanged by the refused alters")
 
     # --- create_topics -------------------------------------------------------------
     cfg = {"retention.ms": "86400000", "cleanup.policy": "compact", "segment.bytes": "1048576",
@@ -196,6 +208,25 @@ def confluent_part(h, b):
     got = harness.consume_partition(b.bootstrap, "adm-b", 0, 40, None)
     h.check_eq([m.value() for m in got], [b"r-%03d" % i for i in range(40, 100)],
                "consumer from the new log start reads r-040..r-099")
+
+    # --- bounds at their extremes -----------------------------------------------------------
+    fut = a.create_topics([NewTopic("adm-ts", 1, 1, config={"message.timestamp.after.max.ms": str(2**63 - 1)})],
+                          operation_timeout=10)["adm-ts"]
+    h.check_eq(result_code(fut), 0, "create adm-ts with message.timestamp.after.max.ms = 2^63-1")
+    fut = a.create_topics([NewTopic("adm-big", 1, 1)], operation_timeout=10)["adm-big"]
+    h.check_eq(result_code(fut), 0, "create adm-big")
+    big = kwire.build_batch([(None, b"v" * (512 << 10), None)])  # built once: kafka-python's CRC is slow
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        err, base, msg = c.produce("adm-ts", 0, kwire.build_batch([(b"k", b"now", None)]))
+        h.check_eq((err, msg), (0, None), "produce to adm-ts: no overflow in the future-timestamp bound")
+        errs = [c.produce("adm-big", 0, big, acks=1)[0] for _ in range(120)]
+        h.check_eq(set(errs), {0}, "120 batches of 512 KiB produced to adm-big (60 MiB)")
+        err, hwm, recs = c.fetch("adm-big", 0, 0, max_bytes=2**31 - 1)
+        batches = list(kwire.iter_batches(recs))
+        whole = sum(12 + bh.length for bh in batches) == len(recs)
+        h.check(err == 0 and 0 < len(recs) <= 57671680 and len(batches) < 120 and whole,
+                "Fetch with max_bytes 2^31-1 gets at most fetch.max.bytes (55 MiB), whole batches",
+                f"err {err}, {len(recs)} bytes, {len(batches)} batches")
 
     # --- restart keeps topics, partition counts, configs, log start --------------------------
     b.stop()

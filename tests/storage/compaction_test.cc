@@ -121,6 +121,14 @@ int64_t active_base(const std::filesystem::path& dir) {
   return best;
 }
 
+// A log in `dir`, closed, holding 80 records over 6 keys: the records and
+// the base of its active segment.
+std::pair<std::vector<Rec>, int64_t> closed_log_of_80(const std::filesystem::path& dir) {
+  auto log = open_log(dir);
+  auto all = fill(*log, 80, 6);
+  return {all, active_base(dir)};
+}
+
 TEST(Compaction, KeepsLatestRecordPerKeyAndOriginalOffsets) {
   TempDir dir;
   auto log = open_log(dir.path());
@@ -348,13 +356,7 @@ TEST(Compaction, CrashAtAnyStepLeavesOldOrNewSet) {
     for (uint64_t n = 1; n < 500; ++n) {
       const std::string ctx = fmt::format("op {} n {}", op_kind, n);
       TempDir dir;
-      std::vector<Rec> all;
-      int64_t active = 0;
-      {
-        auto log = open_log(dir.path());
-        all = fill(*log, 80, 6);
-        active = active_base(dir.path());
-      }
+      const auto [all, active] = closed_log_of_80(dir.path());
       FaultFileSystem fs;
       OpenOptions o;
       o.fs = &fs;
@@ -392,13 +394,7 @@ TEST(Compaction, CrashAtAnyStepLeavesOldOrNewSet) {
 
 TEST(Compaction, InterruptedSwapIsFinishedOnOpen) {
   TempDir dir;
-  std::vector<Rec> all;
-  int64_t active = 0;
-  {
-    auto log = open_log(dir.path());
-    all = fill(*log, 80, 6);
-    active = active_base(dir.path());
-  }
+  const auto [all, active] = closed_log_of_80(dir.path());
   FaultFileSystem fs;
   OpenOptions o;
   o.fs = &fs;
@@ -420,6 +416,66 @@ TEST(Compaction, InterruptedSwapIsFinishedOnOpen) {
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
   }
+}
+
+// The swap is done but the marker cannot be removed: no later pass may run
+// while it is on disk (open() would swap that pass's unfinished .cleaned
+// files in); reopening removes it and compaction goes on.
+TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilReopen) {
+  TempDir dir;
+  auto [all, active] = closed_log_of_80(dir.path());
+  const auto compacted = expected_after(all, active);
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  {
+    auto log = open_log(dir.path(), compact_config(), o);
+    fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/false, "compaction.swap");
+    EXPECT_FALSE(log->compact(kTs + 1000));
+    EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
+    EXPECT_EQ(decode_all(*log), compacted);  // the swap itself went through
+    auto more = fill(*log, 40, 6);
+    all.insert(all.end(), more.begin(), more.end());
+    auto again = log->compact(kTs + 2000);
+    ASSERT_FALSE(again);
+    EXPECT_NE(again.error().to_string().find("reopen"), std::string::npos) << again.error().to_string();
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+      EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
+    }
+  }
+  auto log = open_log(dir.path());
+  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+  ASSERT_TRUE(log->compact(kTs + 3000));
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+}
+
+// A maintenance pass may hold a log that was closed meanwhile (its topic
+// deleted, and maybe re-created in the same directory): retention, compaction
+// and DeleteRecords refuse with kClosed and touch no file.
+TEST(Compaction, ClosedLogLeavesTheDirectoryToItsSuccessor) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.delete_retention = true;
+  c.retention_ms = 0;  // everything closed is expired
+  auto old_log = open_log(dir.path(), c);
+  fill(*old_log, 80, 6);
+  ASSERT_TRUE(old_log->close());
+  std::filesystem::remove_all(dir.path());
+  auto new_log = open_log(dir.path(), compact_config());
+  auto fresh = fill(*new_log, 80, 6);
+  auto retention = old_log->apply_retention(kTs + 100000);
+  auto compaction = old_log->compact(kTs + 100000);
+  auto deletion = old_log->delete_records_before(40);
+  ASSERT_FALSE(retention);
+  ASSERT_FALSE(compaction);
+  ASSERT_FALSE(deletion);
+  EXPECT_EQ(retention.error().code, Errc::kClosed) << retention.error().to_string();
+  EXPECT_EQ(compaction.error().code, Errc::kClosed) << compaction.error().to_string();
+  EXPECT_EQ(deletion.error().code, Errc::kClosed) << deletion.error().to_string();
+  EXPECT_EQ(decode_all(*new_log), fresh);
+  EXPECT_EQ(new_log->log_start_offset(), 0);
+  new_log.reset();
+  EXPECT_EQ(decode_all(*open_log(dir.path())), fresh);
 }
 
 }  // namespace

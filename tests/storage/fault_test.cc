@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "storage/fault_file_system.h"
 #include "storage/partition_log.h"
@@ -282,6 +283,69 @@ TEST(PartialAppend, FailsWaitersOfEarlierBatches) {
   log->wait_durable(info->last_offset, [&](Result<void> r) { later = !r; });
   EXPECT_TRUE(later);  // a new waiter is refused at once
   EXPECT_FALSE(log->flush());
+}
+
+// fdatasync of the segment data fails in the step that moves the recovery
+// point (after the round's own sync succeeded). Linux reports a writeback
+// error once and may have dropped the pages, so a later successful sync would
+// prove nothing: the log must fail, not log a warning and go on.
+TEST(SyncFailure, InTheRecoveryPointStepFailsTheLog) {
+  TempDir dir;
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  o.recovery_step_bytes = 1;  // every flush also moves the recovery point
+  auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
+  Bytes first = make_batch(2, 100);
+  auto info = log->append(first);
+  ASSERT_TRUE(info);
+  // Data syncs of this flush: 1 = the round's (it acknowledges `first`), 2 = the recovery step's.
+  fs.fail_nth(FaultOp::kSync, 2, EIO, /*sticky=*/false, ".log");
+  auto flushed = log->flush();
+  ASSERT_EQ(fs.faults_injected(), 1u);
+  ASSERT_FALSE(flushed);
+  EXPECT_EQ(flushed.error().code, Errc::kIoError) << flushed.error().to_string();
+  Bytes second = make_batch(2, 100);
+  auto refused = log->append(second);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kIoError);
+  EXPECT_FALSE(log->flush());
+  bool failed = false;
+  log->wait_durable(info->last_offset + 1, [&](Result<void> r) { failed = !r; });
+  EXPECT_TRUE(failed);
+  // What the successful first sync covered is still there after a restart.
+  log.reset();
+  verify_after_restart(dir.path(), {{0, first}}, info->last_offset + 1, "recovery-step sync failure");
+}
+
+// open() fails half-way through recovery (here: persisting the rebuilt index
+// of an unclean log): nothing is written on the way out, in particular no
+// "clean" checkpoint that would make the next open trust a half-recovered log.
+TEST(OpenFailure, HalfRecoveredLogWritesNoCheckpoint) {
+  TempDir dir;
+  {
+    FaultFileSystem fs;
+    OpenOptions o;
+    o.fs = &fs;
+    auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(testing::append(*log, make_batch(2, 100)));
+    ASSERT_TRUE(log->flush());
+    fs.crash(CrashMode::kKeepUnsynced, 1);  // no clean close: the next open recovers
+  }
+  const auto checkpoint = dir.path() / "checkpoint";
+  auto before = read_whole_file(checkpoint).value();
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  fs.fail_nth(FaultOp::kWrite, 1, EIO, /*sticky=*/false, ".index");
+  auto failed = PartitionLog::open(dir.path(), small_config(), nullptr, o);
+  ASSERT_FALSE(failed);
+  ASSERT_GT(fs.faults_injected(), 0u);
+  EXPECT_EQ(read_whole_file(checkpoint).value(), before);
+  fs.clear_faults();
+  auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o);
+  ASSERT_TRUE(log) << log.error().to_string();
+  EXPECT_EQ(read_all_batches(**log).size(), 6u);
 }
 
 // A real "disk full": RLIMIT_FSIZE makes write(2) fail with EFBIG past a size.

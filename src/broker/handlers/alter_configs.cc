@@ -70,6 +70,13 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
     }
     if (!r) return {ErrorCode::kInvalidConfig, r.error().message};
   }
+  // The group coordinator needs __consumer_offsets compacted, never deleted by retention and
+  // synced before each commit is answered: a change that would undo that is refused.
+  if (topic->internal() &&
+      (!cfg.log.compact || cfg.log.delete_retention || cfg.log.flush_policy != storage::FlushPolicy::kAlways)) {
+    return {ErrorCode::kPolicyViolation,
+            fmt::format("'{}' is internal: it stays cleanup.policy=compact and flush.policy=always", name)};
+  }
   if (validate_only) return {ErrorCode::kNone, {}};
   auto r = b.topics().set_config(name, cfg);
   if (!r) return {to_error_code(r.error().code), r.error().message};

@@ -120,7 +120,9 @@ asio::awaitable<protocol::FetchResponse> FetchHandler::handle(RequestContext& ct
   } else {
     for (auto& t : targets) t.out->aborted_transactions.emplace();
   }
-  const uint64_t max_bytes = static_cast<uint64_t>(std::max(req.max_bytes, 1));
+  // As Kafka's fetch.max.bytes: a client asking for more (up to 2 GiB) gets at most this much.
+  const int32_t cap = std::max(ctx.broker.config().fetch_max_bytes, 1);
+  const uint64_t max_bytes = static_cast<uint64_t>(std::clamp(req.max_bytes, 1, cap));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
   for (;;) {
     // Register for wake-ups before reading, so an append between the read and the wait is not missed.

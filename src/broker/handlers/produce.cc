@@ -66,7 +66,7 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
   int64_t now = now_ms();
   if (!cfg.log_append_time) {
     bool too_old = cfg.timestamp_before_max_ms != INT64_MAX && h.base_timestamp < now - cfg.timestamp_before_max_ms;
-    bool too_new = h.max_timestamp > now + cfg.timestamp_after_max_ms;
+    bool too_new = h.max_timestamp > now && h.max_timestamp - now > cfg.timestamp_after_max_ms;  // no overflow
     if (too_old || too_new) {
       return fail(ErrorCode::kInvalidTimestamp,
                   fmt::format("timestamp {} outside message.timestamp.before/after.max.ms", too_new ? h.max_timestamp : h.base_timestamp));

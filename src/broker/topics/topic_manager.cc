@@ -310,11 +310,12 @@ Result<void> TopicManager::set_config(const std::string& name, const TopicConfig
 void TopicManager::run_maintenance(int64_t now) {
   for (auto& topic : list()) {
     for (auto& p : topic->partitions()) {
-      if (auto r = p->log->apply_retention(now); !r) {
+      // kClosed: the topic was deleted since list(); its files are not this log's any more.
+      if (auto r = p->log->apply_retention(now); !r && r.error().code != Errc::kClosed) {
         HLOG_ERROR("retention {}/{}: {}", topic->name(), p->index, r.error().to_string());
       }
       if (p->log->config().compact) {
-        if (auto r = p->log->compact(now); !r) {
+        if (auto r = p->log->compact(now); !r && r.error().code != Errc::kClosed) {
           HLOG_ERROR("compaction {}/{}: {}", topic->name(), p->index, r.error().to_string());
         }
       }
