@@ -15,11 +15,13 @@ confluent_kafka.admin.AdminClient:
   - delete_records (AdminClient has none in 1.7.0: raw DeleteRecords v1, the
     version librdkafka uses) -> low watermark moves, consumers start there;
   - delete_topics, deleting again -> UNKNOWN_TOPIC_OR_PARTITION, and a topic
-    re-created under the same name starts empty;
+    re-created under the same name starts empty, without the deleted topic's
+    committed offsets (also after a restart);
   - everything (topics, partition counts, configs) survives a clean restart;
   - __consumer_offsets does not exist until used, CreateTopics on it is
     INVALID_REQUEST, Metadata naming it creates it (compacted, 50 partitions);
-    altering it to delete by retention or to skip the sync -> POLICY_VIOLATION;
+    altering it to delete by retention or to skip the sync, or adding
+    partitions to it -> POLICY_VIOLATION;
   - message.timestamp.after.max.ms = 2^63-1 accepts produces (no overflow);
     a Fetch asking for 2 GiB gets at most fetch.max.bytes (55 MiB).
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
@@ -91,6 +93,9 @@ def confluent_part(h, b):
     offsets_cfg = {k: v.value for k, v in describe(a, "__consumer_offsets").items()}
     h.check_eq((offsets_cfg.get("cleanup.policy"), offsets_cfg.get("flush.policy")), ("compact", "always"),
                "__consumer_offsets configs unchanged by the refused alters")
+    fut = a.create_partitions([NewPartitions("__consumer_offsets", 51)], operation_timeout=10)["__consumer_offsets"]
+    h.check_eq(result_code(fut), KafkaError.POLICY_VIOLATION, "create_partitions __consumer_offsets -> POLICY_VIOLATION")
+    h.check_eq(topics_now(a).get("__consumer_offsets"), 50, "__consumer_offsets keeps 50 partitions")
 
     # --- create_topics -------------------------------------------------------------
     cfg = {"retention.ms": "86400000", "cleanup.policy": "compact", "segment.bytes": "1048576",
@@ -241,6 +246,13 @@ def confluent_part(h, b):
     h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (40, 100), "after clean restart: adm-b watermarks")
 
     # --- delete_topics ------------------------------------------------------------------------
+    from confluent_kafka import Consumer, TopicPartition
+    grp = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "adm-grp", "enable.auto.commit": False,
+                    "logger": harness.confluent_quiet_logger()})
+    grp.commit(offsets=[TopicPartition("adm-b", 0, 77)], asynchronous=False)
+    h.check_eq(grp.committed([TopicPartition("adm-b", 0)], timeout=10)[0].offset, 77,
+               "group adm-grp committed offset 77 on adm-b")
+    grp.close()
     fs = a.delete_topics(["adm-a", "adm-b"], operation_timeout=10)
     h.check_eq({k: result_code(f) for k, f in fs.items()}, {"adm-a": 0, "adm-b": 0}, "delete_topics adm-a, adm-b")
     t = topics_now(a)
@@ -253,6 +265,13 @@ def confluent_part(h, b):
     d = describe(a, "adm-b")
     h.check(all(e.source == ConfigSource.DEFAULT_CONFIG.value for e in d.values() if not e.is_read_only),
             "re-created adm-b has no overrides left over")
+    b.stop()
+    b.start()
+    grp = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "adm-grp", "enable.auto.commit": False,
+                    "logger": harness.confluent_quiet_logger()})
+    h.check_eq(grp.committed([TopicPartition("adm-b", 0)], timeout=10)[0].offset, -1001,
+               "after a restart, re-created adm-b has no committed offset from the deleted one (OFFSET_INVALID)")
+    grp.close()
 
 
 def kafka_python_part(h, b):

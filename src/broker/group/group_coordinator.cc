@@ -101,6 +101,14 @@ struct OffsetEntry {
   bool deleted = false;   // tombstone marker, kept so that an older in-flight commit cannot resurrect it
 };
 
+// Commits of one partition appended to __consumer_offsets and not yet durable:
+// how many, and the last one (OffsetFetch answers it once it is durable).
+struct PendingCommit {
+  int count = 0;
+  int64_t log_pos = -1;
+  OffsetValue value;
+};
+
 struct Group {
   Group(std::string group_id, asio::any_io_executor ex) : id(std::move(group_id)), timer(ex) {}
   std::string id;
@@ -114,6 +122,12 @@ struct Group {
   std::map<std::string, Member> members;
   std::map<std::string, std::string> static_members;  // group.instance.id -> member id
   std::map<std::string, Clock::time_point> pending;    // KIP-394 member ids handed out -> expiry
+  // Members of this generation that have not sent SyncGroup yet; removed at
+  // sync_deadline (a rebalance timeout after the join completed), as Kafka
+  // does since KAFKA-12890, so a leader that never syncs cannot hold the
+  // followers' SyncGroup for ever.
+  std::set<std::string> pending_sync;
+  Clock::time_point sync_deadline;
   uint64_t next_seq = 0;
 
   // Join barrier.
@@ -125,7 +139,7 @@ struct Group {
 
   // Committed offsets.
   std::map<TopicPartition, OffsetEntry> offsets;
-  std::map<TopicPartition, int> pending_commits;  // appended, not yet durable
+  std::map<TopicPartition, PendingCommit> pending_commits;  // appended, not yet durable
 
   // One timer per group, armed at the earliest deadline.
   asio::steady_timer timer;
@@ -603,6 +617,7 @@ void GroupCoordinator::maybe_prepare_rebalance(Group& g, const std::string& reas
 
 void GroupCoordinator::prepare_rebalance(Group& g, const std::string& reason) {
   if (g.state == GroupState::kCompletingRebalance) reset_sync_with_error(g, ErrorCode::kRebalanceInProgress);
+  g.pending_sync.clear();
   const auto now = Clock::now();
   if (g.state == GroupState::kEmpty) {
     g.initial_delay = true;
@@ -687,10 +702,12 @@ void GroupCoordinator::complete_join(Group& g) {
   transition(g, GroupState::kCompletingRebalance);
   HLOG_INFO("group {}: generation {} with {} members, protocol {}, leader {}", g.id, g.generation, g.members.size(),
             *g.protocol_name, g.leader.value_or(""));
+  g.sync_deadline = now + millis(g.rebalance_timeout_ms());
   for (Member* m : g.members_in_order()) {
     if (m->await_join) answer_join(m->await_join, g.join_result(*m, g.is_leader(m->id)));
     m->deadline = now + millis(m->session_timeout_ms);
     m->is_new = false;
+    g.pending_sync.insert(m->id);
   }
 }
 
@@ -720,6 +737,7 @@ void GroupCoordinator::erase_member(Group& g, const std::string& member_id) {
     if (sit != g.static_members.end() && sit->second == member_id) g.static_members.erase(sit);
   }
   g.members.erase(it);
+  g.pending_sync.erase(member_id);
   if (g.is_leader(member_id)) {
     auto ordered = g.members_in_order();
     if (ordered.empty()) {
@@ -783,6 +801,7 @@ void GroupCoordinator::sync_locked(const protocol::SyncGroupRequest& req, SyncCa
     return done(sync_error(ErrorCode::kInconsistentGroupProtocol));
   }
   Member& m = mit->second;
+  g.pending_sync.erase(m.id);
   switch (g.state) {
     case GroupState::kEmpty:
       return done(sync_error(ErrorCode::kUnknownMemberId));
@@ -967,6 +986,7 @@ void GroupCoordinator::schedule(Group& g) {
     }
   }
   if (g.state == GroupState::kPreparingRebalance) consider(g.join_deadline);
+  if (!g.pending_sync.empty()) consider(g.sync_deadline);
   if (!next) return;
   if (g.armed_at && *g.armed_at <= *next) return;  // fires earlier and re-schedules then
   g.armed_at = *next;
@@ -1002,6 +1022,11 @@ void GroupCoordinator::on_timer(const std::weak_ptr<Group>& weak, uint64_t seq) 
   }
   for (const auto& id : expired) {
     if (g.members.count(id)) remove_member(g, id, "session timeout expired");
+  }
+  if (!g.pending_sync.empty() && now >= g.sync_deadline &&
+      (g.state == GroupState::kCompletingRebalance || g.state == GroupState::kStable)) {
+    const auto late = std::exchange(g.pending_sync, {});
+    for (const auto& id : late) remove_member(g, id, "no SyncGroup within the rebalance timeout");
   }
   if (g.state == GroupState::kPreparingRebalance && now >= g.join_deadline) on_join_deadline(g);
   finish_locked(g);
@@ -1328,7 +1353,10 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
           weak = g->self;
           for (size_t i = 0; i < items.size(); ++i) {
             items[i].pos = a->base_offset + static_cast<int64_t>(i);
-            ++g->pending_commits[items[i].tp];
+            PendingCommit& pc = g->pending_commits[items[i].tp];
+            ++pc.count;
+            pc.log_pos = items[i].pos;
+            pc.value = items[i].value;
           }
         }
       }
@@ -1345,7 +1373,7 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
   for (auto& it : items) {
     if (g) {
       auto pc = g->pending_commits.find(it.tp);
-      if (pc != g->pending_commits.end() && --pc->second <= 0) g->pending_commits.erase(pc);
+      if (pc != g->pending_commits.end() && --pc->second.count <= 0) g->pending_commits.erase(pc);
     }
     if (!durable) {
       resp.topics[it.ti].partitions[it.pi].error_code = ec(ErrorCode::kCoordinatorNotAvailable);
@@ -1363,111 +1391,134 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
   co_return resp;
 }
 
-protocol::OffsetFetchResponse GroupCoordinator::offset_fetch(const ClientInfo& client,
-                                                             const protocol::OffsetFetchRequest& req) {
-  protocol::OffsetFetchResponse resp;
+asio::awaitable<protocol::OffsetFetchResponse> GroupCoordinator::offset_fetch(ClientInfo client,
+                                                                              protocol::OffsetFetchRequest req) {
   using P = protocol::OffsetFetchResponse::OffsetFetchResponsePartitions;
+  using Topics = std::vector<protocol::OffsetFetchResponse::OffsetFetchResponseTopics>;
   struct Query {
     std::string group_id;
     // nullopt: every committed offset of the group.
     std::optional<std::vector<std::pair<std::string, std::vector<int32_t>>>> topics;
+    std::optional<ErrorCode> error;
+    Topics out;
+    // A commit still in flight is answered once it is durable (read-your-writes
+    // for a fetch pipelined behind the commit): the group's partition and the
+    // last such commit's position.
+    std::shared_ptr<Partition> wait_partition;
+    int64_t wait_pos = -1;
   };
-  // One group's answer in the v8+ layout; v0-7 is converted below.
-  auto answer = [this](const Query& q, std::vector<protocol::OffsetFetchResponse::OffsetFetchResponseTopics>& out)
-      -> std::optional<ErrorCode> {
-    if (auto e = check_status(q.group_id, true)) return e;
-    Group* g = find_locked(q.group_id);
-    auto fill = [](P& p, const OffsetEntry* e) {
-      if (e && !e->deleted) {
-        p.committed_offset = e->value.offset;
-        p.committed_leader_epoch = e->value.leader_epoch;
-        p.metadata = e->value.metadata;
-      } else {
-        p.committed_offset = -1;
-        p.committed_leader_epoch = -1;
-        p.metadata = std::string();
-      }
-    };
-    if (!q.topics) {
-      if (!g) return std::nullopt;
-      for (const auto& [tp, e] : g->offsets) {
-        if (e.deleted) continue;
-        if (out.empty() || out.back().name != tp.first) {
-          out.emplace_back();
-          out.back().name = tp.first;
-        }
-        P p;
-        p.partition_index = tp.second;
-        fill(p, &e);
-        out.back().partitions.push_back(std::move(p));
-      }
-      return std::nullopt;
-    }
-    for (const auto& [name, parts] : *q.topics) {
-      out.emplace_back();
-      out.back().name = name;
-      for (int32_t pi : parts) {
-        P p;
-        p.partition_index = pi;
-        const OffsetEntry* e = nullptr;
-        if (g) {
-          auto it = g->offsets.find(TopicPartition{name, pi});
-          if (it != g->offsets.end()) e = &it->second;
-        }
-        fill(p, e);
-        out.back().partitions.push_back(std::move(p));
-      }
-    }
-    return std::nullopt;
-  };
-
-  std::lock_guard lock(mu_);
+  std::vector<Query> queries;
   if (client.version >= 8) {
     for (const auto& rg : req.groups) {
-      Query q{rg.group_id, std::nullopt};
+      Query& q = queries.emplace_back();
+      q.group_id = rg.group_id;
       if (rg.topics) {
         q.topics.emplace();
         for (const auto& t : *rg.topics) q.topics->emplace_back(t.name, t.partition_indexes);
       }
-      protocol::OffsetFetchResponse::OffsetFetchResponseGroup og;
-      og.group_id = rg.group_id;
-      if (auto e = answer(q, og.topics)) {
-        og.error_code = ec(*e);
-        og.topics.clear();
+    }
+  } else {
+    Query& q = queries.emplace_back();
+    q.group_id = req.group_id;
+    if (req.topics || client.version < 2) {
+      q.topics.emplace();
+      if (req.topics) {
+        for (const auto& t : *req.topics) q.topics->emplace_back(t.name, t.partition_indexes);
       }
-      resp.groups.push_back(std::move(og));
-    }
-    return resp;
-  }
-  Query q{req.group_id, std::nullopt};
-  if (req.topics || client.version < 2) {
-    q.topics.emplace();
-    if (req.topics) {
-      for (const auto& t : *req.topics) q.topics->emplace_back(t.name, t.partition_indexes);
     }
   }
-  std::vector<protocol::OffsetFetchResponse::OffsetFetchResponseTopics> topics;
-  auto err = answer(q, topics);
-  if (err && client.version < 2) {
+
+  // The latest value of a partition's committed offset: a commit in flight if
+  // it was appended after the table's entry, else the entry unless it is a
+  // tombstone or belongs to a deleted (or deleted and re-created) topic.
+  // Returns whether there is one.
+  auto fill = [this](Query& q, const Group* g, const TopicPartition& tp, P& p) {
+    const OffsetValue* v = nullptr;
+    int64_t pos = -1;
+    if (g) {
+      if (auto it = g->offsets.find(tp); it != g->offsets.end()) {
+        pos = it->second.log_pos;
+        auto t = topics_.find(tp.first);
+        if (!it->second.deleted && t && t->id() == it->second.topic_id) v = &it->second.value;
+      }
+      if (auto it = g->pending_commits.find(tp); it != g->pending_commits.end() && it->second.log_pos > pos) {
+        v = &it->second.value;
+        q.wait_pos = std::max(q.wait_pos, it->second.log_pos);
+      }
+    }
+    p.partition_index = tp.second;
+    p.committed_offset = v ? v->offset : -1;
+    p.committed_leader_epoch = v ? v->leader_epoch : -1;
+    p.metadata = v ? v->metadata : std::string();
+    return v != nullptr;
+  };
+  {
+    std::lock_guard lock(mu_);
+    for (Query& q : queries) {
+      if (auto e = check_status(q.group_id, true)) {
+        q.error = e;
+        continue;
+      }
+      const Group* g = find_locked(q.group_id);
+      if (q.topics) {
+        for (const auto& [name, parts] : *q.topics) {
+          q.out.emplace_back().name = name;
+          for (int32_t pi : parts) fill(q, g, TopicPartition{name, pi}, q.out.back().partitions.emplace_back());
+        }
+      } else if (g) {
+        std::set<TopicPartition> keys;
+        for (const auto& [tp, e] : g->offsets) keys.insert(tp);
+        for (const auto& [tp, pc] : g->pending_commits) keys.insert(tp);
+        for (const auto& tp : keys) {
+          P p;
+          if (!fill(q, g, tp, p)) continue;
+          if (q.out.empty() || q.out.back().name != tp.first) q.out.emplace_back().name = tp.first;
+          q.out.back().partitions.push_back(std::move(p));
+        }
+      }
+      if (q.wait_pos >= 0) q.wait_partition = offsets_topic_->partition(partition_for(q.group_id, offsets_partitions_));
+    }
+  }
+  auto ex = co_await asio::this_coro::executor;
+  for (Query& q : queries) {
+    if (!q.wait_partition) continue;
+    if (auto r = co_await wait_durable(*q.wait_partition->log, q.wait_pos, ex); !r) {
+      q.error = ErrorCode::kCoordinatorNotAvailable;
+    }
+  }
+
+  protocol::OffsetFetchResponse resp;
+  if (client.version >= 8) {
+    for (Query& q : queries) {
+      auto& og = resp.groups.emplace_back();
+      og.group_id = q.group_id;
+      if (q.error) {
+        og.error_code = ec(*q.error);
+      } else {
+        og.topics = std::move(q.out);
+      }
+    }
+    co_return resp;
+  }
+  Query& q = queries.front();
+  if (q.error && client.version < 2) {
     // v0-1 have no top-level error: every requested partition carries it.
-    topics.clear();
+    q.out.clear();
     for (const auto& [name, parts] : *q.topics) {
-      topics.emplace_back();
-      topics.back().name = name;
+      q.out.emplace_back().name = name;
       for (int32_t pi : parts) {
-        P p;
+        P& p = q.out.back().partitions.emplace_back();
         p.partition_index = pi;
         p.committed_offset = -1;
         p.metadata = std::string();
-        p.error_code = ec(*err);
-        topics.back().partitions.push_back(std::move(p));
+        p.error_code = ec(*q.error);
       }
     }
-  } else if (err) {
-    resp.error_code = ec(*err);
-    topics.clear();
+  } else if (q.error) {
+    resp.error_code = ec(*q.error);
+    q.out.clear();
   }
-  for (auto& t : topics) {
+  for (auto& t : q.out) {
     protocol::OffsetFetchResponse::OffsetFetchResponseTopic ot;
     ot.name = std::move(t.name);
     for (auto& p : t.partitions) {
@@ -1481,7 +1532,7 @@ protocol::OffsetFetchResponse GroupCoordinator::offset_fetch(const ClientInfo& c
     }
     resp.topics.push_back(std::move(ot));
   }
-  return resp;
+  co_return resp;
 }
 
 // ---------------------------------------------------------------------------
@@ -1696,6 +1747,46 @@ asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(
     }
   }
   co_return resp;
+}
+
+asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic) {
+  std::vector<Appended> waits;
+  {
+    std::lock_guard lock(mu_);
+    if (!active()) co_return;  // load() and the sweep find the topic gone
+    for (auto& [id, gp] : groups_) {
+      Group& g = *gp;
+      std::vector<TopicPartition> doomed;
+      for (const auto& [tp, e] : g.offsets) {
+        if (tp.first == topic && !e.deleted) doomed.push_back(tp);
+      }
+      for (const auto& [tp, pc] : g.pending_commits) {
+        if (tp.first == topic && std::find(doomed.begin(), doomed.end(), tp) == doomed.end()) doomed.push_back(tp);
+      }
+      if (doomed.empty()) continue;
+      std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
+      for (const auto& tp : doomed) records.emplace_back(encode_offset_key(OffsetKey{id, tp.first, tp.second}), std::nullopt);
+      auto a = append_locked(id, records);
+      if (!a) {
+        // OffsetFetch already ignores them (topic id); the sweep retries.
+        HLOG_WARN("group {}: dropping offsets of deleted topic {}: {}", id, topic, a.error().to_string());
+        continue;
+      }
+      for (size_t i = 0; i < doomed.size(); ++i) {
+        OffsetEntry& e = g.offsets[doomed[i]];
+        e.deleted = true;
+        e.log_pos = a->base_offset + static_cast<int64_t>(i);
+      }
+      HLOG_INFO("group {}: dropped {} committed offsets of deleted topic {}", id, doomed.size(), topic);
+      waits.push_back(*a);
+    }
+  }
+  auto ex = co_await asio::this_coro::executor;
+  for (const auto& a : waits) {
+    if (auto r = co_await wait_durable(*a.partition->log, a.last_offset, ex); !r) {
+      HLOG_WARN("dropping offsets of deleted topic {}: {}", topic, r.error().to_string());
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

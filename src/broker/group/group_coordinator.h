@@ -110,11 +110,16 @@ class GroupCoordinator {
   protocol::HeartbeatResponse heartbeat(const ClientInfo& client, const protocol::HeartbeatRequest& req);
   protocol::LeaveGroupResponse leave_group(const ClientInfo& client, const protocol::LeaveGroupRequest& req);
   asio::awaitable<protocol::OffsetCommitResponse> offset_commit(ClientInfo client, protocol::OffsetCommitRequest req);
-  protocol::OffsetFetchResponse offset_fetch(const ClientInfo& client, const protocol::OffsetFetchRequest& req);
+  asio::awaitable<protocol::OffsetFetchResponse> offset_fetch(ClientInfo client, protocol::OffsetFetchRequest req);
   protocol::ListGroupsResponse list_groups(const ClientInfo& client, const protocol::ListGroupsRequest& req);
   protocol::DescribeGroupsResponse describe_groups(const ClientInfo& client, const protocol::DescribeGroupsRequest& req);
   asio::awaitable<protocol::DeleteGroupsResponse> delete_groups(ClientInfo client, protocol::DeleteGroupsRequest req);
   asio::awaitable<protocol::OffsetDeleteResponse> offset_delete(ClientInfo client, protocol::OffsetDeleteRequest req);
+
+  // A topic was deleted: tombstones every group's committed offsets of it
+  // (Kafka's onPartitionsDeleted) and returns once they are durable, so a
+  // topic re-created under the same name starts with none, restart or not.
+  asio::awaitable<void> forget_topic(std::string topic);
 
   std::optional<GroupSnapshot> snapshot(std::string_view group_id) const;
   // The periodic sweep, run now: drops offsets of deleted topics and (with

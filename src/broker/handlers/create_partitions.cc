@@ -30,6 +30,12 @@ asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::han
       out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
       continue;
     }
+    if (topic->internal()) {
+      // A group's records live in partition hash(group) % count: a new count would move them.
+      out.error_code = code(ErrorCode::kPolicyViolation);
+      out.error_message = fmt::format("'{}' is internal: its partition count cannot change", t.name);
+      continue;
+    }
     auto r = ctx.broker.topics().add_partitions(t.name, t.count, req.validate_only);
     if (!r) {
       out.error_code = code(r.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidPartitions

@@ -1,4 +1,5 @@
-// DeleteTopics: by name (v1-6) or by id (v6). Internal topics cannot be deleted.
+// DeleteTopics: by name (v1-6) or by id (v6), with every group's committed offsets of the
+// topic. Internal topics cannot be deleted.
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -26,6 +27,7 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
     auto& out = resp.responses.emplace_back();
     out.name = name;
     out.error_code = code(delete_one(ctx.broker, name));
+    if (out.error_code == 0) co_await ctx.broker.groups().forget_topic(name);
   }
   for (const auto& t : req.topics) {
     auto& out = resp.responses.emplace_back();
@@ -50,6 +52,7 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
     out.name = name;
     if (auto topic = ctx.broker.topics().find(name)) out.topic_id = topic->id();
     out.error_code = code(delete_one(ctx.broker, name));
+    if (out.error_code == 0) co_await ctx.broker.groups().forget_topic(name);
   }
   co_return resp;
 }

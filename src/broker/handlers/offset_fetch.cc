@@ -6,7 +6,7 @@
 namespace herald::broker {
 
 asio::awaitable<protocol::OffsetFetchResponse> OffsetFetchHandler::handle(RequestContext& ctx, protocol::OffsetFetchRequest req) {
-  co_return ctx.broker.groups().offset_fetch(group::client_info(ctx), req);
+  co_return co_await ctx.broker.groups().offset_fetch(group::client_info(ctx), std::move(req));
 }
 
 }  // namespace herald::broker

@@ -245,6 +245,11 @@ class CoordinatorTest : public ::testing::Test {
     return get(f);
   }
 
+  protocol::OffsetFetchResponse fetch(const protocol::OffsetFetchRequest& r, int16_t version = 7) {
+    auto f = spawn(coord_->offset_fetch(client(version), r));
+    return get(f);
+  }
+
   // Committed offset of one partition (-1 if none), via OffsetFetch v7.
   int64_t committed(const std::string& group, const std::string& topic, int32_t partition) {
     protocol::OffsetFetchRequest r;
@@ -253,7 +258,7 @@ class CoordinatorTest : public ::testing::Test {
     r.topics->emplace_back();
     r.topics->back().name = topic;
     r.topics->back().partition_indexes = {partition};
-    auto resp = coord_->offset_fetch(client(7), r);
+    auto resp = fetch(r);
     EXPECT_EQ(resp.error_code, 0);
     if (resp.topics.size() != 1 || resp.topics[0].partitions.size() != 1) return -2;
     return resp.topics[0].partitions[0].committed_offset;

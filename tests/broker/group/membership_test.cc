@@ -225,6 +225,49 @@ TEST_F(JoinGroupMembershipTest, LeaderThatNeverSyncsIsExpiredAndFollowersAreTold
   EXPECT_EQ(rf.error_code, code(ErrorCode::kRebalanceInProgress));
 }
 
+// KAFKA-12890: heartbeats keep a session alive, not a generation whose
+// SyncGroup never comes.
+TEST_F(JoinGroupMembershipTest, LeaderThatHeartbeatsButNeverSyncsIsRemovedAfterTheRebalanceTimeout) {
+  auto a = join(join_req("g", "", /*session_ms=*/300, /*rebalance_ms=*/200), 3);
+  auto b = join(join_req("g", "", 300, 200), 3);
+  auto ra = get(a), rb = get(b);
+  const std::string leader = ra.leader;
+  const std::string follower = ra.member_id == leader ? rb.member_id : ra.member_id;
+  auto fs = sync(sync_req("g", 1, follower));
+  const auto t0 = std::chrono::steady_clock::now();
+  while (fs.wait_for(20ms) != std::future_status::ready && std::chrono::steady_clock::now() - t0 < 3s) {
+    heartbeat("g", 1, leader);
+  }
+  auto rf = get(fs, 10ms);
+  EXPECT_EQ(rf.error_code, code(ErrorCode::kRebalanceInProgress));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(heartbeat("g", 1, leader), code(ErrorCode::kUnknownMemberId));
+  auto again = join(join_req("g", follower, 300, 200), 3);
+  auto r = get(again);
+  EXPECT_EQ(r.generation_id, 2);
+  EXPECT_EQ(r.leader, follower);
+  EXPECT_EQ(r.members.size(), 1u);
+}
+
+TEST_F(JoinGroupMembershipTest, FollowerThatHeartbeatsButNeverSyncsInAStableGroupIsRemoved) {
+  auto a = join(join_req("g", "", 300, 200), 3);
+  auto b = join(join_req("g", "", 300, 200), 3);
+  auto ra = get(a), rb = get(b);
+  const std::string leader = ra.leader;
+  const std::string follower = ra.member_id == leader ? rb.member_id : ra.member_id;
+  auto ls = sync(sync_req("g", 1, leader, {{leader, bytes_of("L")}, {follower, bytes_of("F")}}));
+  ASSERT_EQ(get(ls).error_code, 0);
+  ASSERT_EQ(coord_->snapshot("g")->state, "Stable");
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 3s && heartbeat("g", 1, follower) == 0) {
+    heartbeat("g", 1, leader);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(heartbeat("g", 1, follower), code(ErrorCode::kUnknownMemberId));
+  EXPECT_EQ(heartbeat("g", 1, leader), code(ErrorCode::kRebalanceInProgress));
+}
+
 TEST_F(JoinGroupMembershipTest, HeartbeatFencing) {
   int32_t gen = 0;
   auto ids = stable_group("g", 1, &gen);

@@ -22,7 +22,7 @@ TEST_F(GroupOffsetsTest, SimpleCommitToANewGroupIsStoredAndFetched) {
   protocol::OffsetFetchRequest all;
   all.group_id = "g";
   all.topics.reset();  // null: every committed offset (v2+)
-  auto resp = coord_->offset_fetch(client(7), all);
+  auto resp = fetch(all);
   ASSERT_EQ(resp.topics.size(), 1u);
   ASSERT_EQ(resp.topics[0].partitions.size(), 2u);
   EXPECT_EQ(resp.topics[0].partitions[0].metadata, "meta");
@@ -42,7 +42,7 @@ TEST_F(GroupOffsetsTest, OffsetFetchV8AnswersSeveralGroups) {
   r.groups.back().topics->emplace_back();
   r.groups.back().topics->back().name = "t";
   r.groups.back().topics->back().partition_indexes = {0, 1};
-  auto resp = coord_->offset_fetch(client(8), r);
+  auto resp = fetch(r, 8);
   ASSERT_EQ(resp.groups.size(), 2u);
   ASSERT_EQ(resp.groups[0].topics.size(), 1u);
   EXPECT_EQ(resp.groups[0].topics[0].partitions[0].committed_offset, 1);
@@ -245,6 +245,54 @@ TEST_F(GroupOffsetsTest, OffsetsOfADeletedTopicAreDropped) {
   EXPECT_EQ(committed("g", "t", 0), 6);
 }
 
+TEST_F(GroupOffsetsTest, ARecreatedTopicStartsWithoutTheOldTopicsOffsets) {
+  // Re-created before any sweep: OffsetFetch tells the two topics apart by id.
+  ASSERT_TRUE(topics_->create("gone", 1, {}));
+  commit("g", -1, "", {{"gone", 0, 5}, {"t", 0, 6}});
+  ASSERT_TRUE(topics_->remove("gone"));
+  ASSERT_TRUE(topics_->create("gone", 1, {}));
+  EXPECT_EQ(committed("g", "gone", 0), -1);
+  // DeleteTopics tombstones the offsets durably: a restart (which cannot tell
+  // the two topics apart) does not bring them back.
+  commit("g", -1, "", {{"gone", 0, 7}});
+  ASSERT_EQ(committed("g", "gone", 0), 7);
+  ASSERT_TRUE(topics_->remove("gone"));
+  auto f = spawn(coord_->forget_topic("gone"));
+  get(f);
+  ASSERT_TRUE(topics_->create("gone", 1, {}));
+  reopen();
+  EXPECT_EQ(committed("g", "gone", 0), -1);
+  EXPECT_EQ(committed("g", "t", 0), 6);
+}
+
+// Kafka answers a connection's requests one at a time, so an OffsetFetch
+// pipelined behind an OffsetCommit sees it; here they run concurrently, and
+// the fetch waits for the commit to be durable instead.
+TEST_F(GroupOffsetsTest, OffsetFetchRightBehindACommitSeesIt) {
+  protocol::OffsetFetchRequest q;
+  q.group_id = "g";
+  q.topics.emplace();
+  q.topics->emplace_back();
+  q.topics->back().name = "t";
+  q.topics->back().partition_indexes = {0};
+  int stale = 0;
+  for (int64_t o = 1; o <= 50; ++o) {
+    protocol::OffsetCommitRequest c;
+    c.group_id = "g";
+    c.generation_id_or_member_epoch = -1;
+    c.topics.emplace_back().name = "t";
+    c.topics.back().partitions.emplace_back().partition_index = 0;
+    c.topics.back().partitions.back().committed_offset = o;
+    auto cf = spawn(coord_->offset_commit(client(7), c));
+    auto ff = spawn(coord_->offset_fetch(client(7), q));
+    auto fr = get(ff);
+    ASSERT_EQ(first_error(get(cf)), 0);
+    ASSERT_EQ(fr.topics.size(), 1u);
+    if (fr.topics[0].partitions[0].committed_offset != o) ++stale;
+  }
+  EXPECT_EQ(stale, 0);
+}
+
 TEST_F(GroupOffsetsTest, OffsetsNeverExpireByDefault) {
   commit("g", -1, "", {{"t", 0, 5}});
   EXPECT_EQ(coord_->run_cleanup(), 0u);
@@ -278,10 +326,10 @@ TEST_F(GroupOffsetsTest, OffsetFetchV1ReportsErrorsPerPartition) {
   r.topics->emplace_back();
   r.topics->back().name = "t";
   r.topics->back().partition_indexes = {0};
-  auto v1 = coord_->offset_fetch(client(1), r);
+  auto v1 = fetch(r, 1);
   ASSERT_EQ(v1.topics.size(), 1u);
   EXPECT_EQ(v1.topics[0].partitions[0].error_code, code(ErrorCode::kCoordinatorLoadInProgress));
-  auto v7 = coord_->offset_fetch(client(7), r);
+  auto v7 = fetch(r);
   EXPECT_EQ(v7.error_code, code(ErrorCode::kCoordinatorLoadInProgress));
   ASSERT_TRUE(coord_->start());
 }
