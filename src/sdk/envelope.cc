@@ -18,7 +18,8 @@ bool is_reserved(std::string_view name) {
          name == kHeaderAggregateVersion;
 }
 
-bool valid_utf8(std::string_view s) {
+// Length of the longest prefix of `s` that is well-formed UTF-8.
+size_t utf8_prefix(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -37,22 +38,24 @@ bool valid_utf8(std::string_view s) {
       n = 3;
       cp = c & 0x07;
     } else {
-      return false;
+      return i;
     }
-    if (i + n >= s.size()) return false;  // truncated sequence
+    if (i + n >= s.size()) return i;  // truncated sequence
     for (size_t k = 1; k <= n; ++k) {
       auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
+      if ((cc & 0xC0) != 0x80) return i;
       cp = cp << 6 | (cc & 0x3F);
     }
     if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
         cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
+      return i;
     }
     i += n + 1;
   }
-  return true;
+  return i;
 }
+
+bool valid_utf8(std::string_view s) { return utf8_prefix(s) == s.size(); }
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -283,6 +286,28 @@ rd_kafka_headers_t* make_kafka_headers(const Headers& headers) {
                         static_cast<ssize_t>(x.value.size()));
   }
   return h;
+}
+
+std::string text_for_db(std::string_view s, size_t max_bytes) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(s.size(), max_bytes));
+  while (!s.empty()) {
+    size_t n = std::min(utf8_prefix(s), s.find('\0'));
+    if (out.size() + n > max_bytes) {
+      n = max_bytes - out.size();
+      while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // not inside a character
+      out.append(s.substr(0, n));
+      return out.append("\xE2\x80\xA6");  // U+2026: cut here
+    }
+    out.append(s.substr(0, n));
+    s.remove_prefix(n);
+    if (s.empty()) break;
+    if (out.size() + kReplacement.size() > max_bytes) return out.append("\xE2\x80\xA6");
+    out.append(kReplacement);
+    s.remove_prefix(1);
+  }
+  return out;
 }
 
 std::string headers_to_json(const Headers& headers) {

@@ -151,6 +151,11 @@ void message_headers_into(const rd_kafka_message_t& msg, Headers& out);
 // to rd_kafka_producev(RD_KAFKA_V_HEADERS(h)), which takes ownership on success).
 rd_kafka_headers_t* make_kafka_headers(const Headers& headers);
 
+// `s` as text any TEXT column takes (PostgreSQL refuses invalid UTF-8 and NUL
+// bytes): each bad byte becomes U+FFFD, and text longer than `max_bytes` is
+// cut at a character boundary and ends with U+2026.
+std::string text_for_db(std::string_view s, size_t max_bytes);
+
 // Headers <-> compact JSON text [["name","value"],...] (how the outbox table
 // stores them). A value that is not valid UTF-8 is stored as
 // ["name","<base64>","b64"], so any byte string round-trips.

@@ -24,24 +24,30 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// "seq.add" {"n": N}: appends (key, N) to table applied, in application order.
-// Fails for (key, N) in `poisoned`.
+// "seq.add" {"n": N}, and plain records (no CloudEvents headers) with the
+// same payload: appends (key, N) to table applied, in application order.
+// Fails for (key, N) in `poisoned`, with an error text that is not UTF-8 (as
+// a JSON parser's error quoting the payload's bytes would be), and for an
+// event that does not know its position.
 struct SeqHandler {
   std::mutex mu;
   std::set<std::pair<std::string, int>> poisoned;
 
   void install(ReplicaHandlers& h) {
-    h.on("seq.add", [this](const Event& ev, Tx& tx) {
+    auto apply = [this](const Event& ev, Tx& tx) {
       int n = nlohmann::json::parse(ev.payload).at("n").get<int>();
+      if (!ev.position) throw std::runtime_error("event without a position");
       {
         std::lock_guard lk(mu);
         if (poisoned.count({ev.aggregate_id, n})) {
-          throw std::runtime_error("poisoned " + ev.aggregate_id + "#" + std::to_string(n));
+          throw std::runtime_error("poisoned " + ev.aggregate_id + "#" + std::to_string(n) + " \xff\xfe");
         }
       }
       auto r = tx.exec("INSERT INTO applied (k, n) VALUES (?, ?)", {ev.aggregate_id, n});
       if (!r) throw std::runtime_error(r.error().to_string());
-    });
+    };
+    h.on("seq.add", apply);
+    h.otherwise(apply);
   }
   void set_poisoned(std::set<std::pair<std::string, int>> p) {
     std::lock_guard lk(mu);
@@ -85,6 +91,13 @@ class OrderedDeadLetters : public ::testing::TestWithParam<std::string> {
   }
   int64_t send(const EncodedEvent& e) {
     auto r = producer_->send(topic_, 0, std::string_view(e.key), std::string_view(*e.value), e.headers);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : -1;
+  }
+  // A plain Kafka record: no headers.
+  int64_t send_plain(const std::string& key, int n) {
+    const std::string value = nlohmann::json{{"n", n}}.dump();
+    auto r = producer_->send(topic_, 0, std::string_view(key), std::string_view(value), {});
     EXPECT_TRUE(r) << r.error().to_string();
     return r ? *r : -1;
   }
@@ -209,6 +222,68 @@ TEST_P(OrderedDeadLetters, SkippingADeadHeadReleasesTheRestOfTheChain) {
   ASSERT_EQ(run_cli({"skip", "--store", ts_.url, "--group", group_, "--topic", topic_, "--key", "Q"}, &out), 0);
   ASSERT_TRUE(eventually([&] { return applied()["Q"] == std::vector<int>({2, 3}); }, seconds(20)));
   EXPECT_TRUE(parked().empty());
+}
+
+TEST_P(OrderedDeadLetters, PlainRecordsOfAPoisonedKeyReplayInOrder) {
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"P", 1}});
+  send_plain("P", 1);
+  send_plain("P", 2);
+  int64_t last = send_plain("O", 1);
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  EXPECT_EQ(applied()["O"], std::vector<int>({1}));
+  ASSERT_EQ(parked().size(), 2u);
+  handler.set_poisoned({});
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--store", ts_.url, "--group", group_, "--topic", topic_}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return applied()["P"] == std::vector<int>({1, 2}); }, seconds(20)))
+      << "P: " << applied()["P"].size() << ", dead-lettered " << r->stats().dead_lettered;
+  EXPECT_TRUE(parked().empty());
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+}
+
+// SQLite has one writer at a time: a replica retrying a parked event must not
+// keep its transaction open while it waits between attempts.
+TEST_P(OrderedDeadLetters, RetryingAParkedEventLetsOtherWritersIn) {
+  if (ts_.store->dialect() != Dialect::kSqlite) GTEST_SKIP() << "PostgreSQL writers do not block each other here";
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"R", 1}});
+  send(seq("R", 1));
+  int64_t last = send(seq("R", 2));
+  auto c = cfg();
+  c.retry_backoff = milliseconds(1500);
+  c.max_retry_backoff = milliseconds(1500);
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(c, *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  ASSERT_EQ(r->stats().dead_lettered, 1);
+  // Still broken: the replay retries it once (1.5 s apart) and dead-letters it again.
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--store", ts_.url, "--group", group_, "--topic", topic_}, &out), 0);
+  auto other = Store::open(ts_.url);
+  ASSERT_TRUE(other) << other.error().to_string();
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  int writes = 0;
+  const auto until = std::chrono::steady_clock::now() + seconds(20);
+  while (r->stats().dead_lettered < 2 && std::chrono::steady_clock::now() < until) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE((*other)->run([&](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.exec("INSERT INTO applied (k, n) VALUES ('other', ?)", {writes}));
+      return ok();
+    }));
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    ++writes;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(r->stats().dead_lettered, 2);
+  EXPECT_GE(r->stats().retries, 2);
+  EXPECT_LT(slowest, milliseconds(1000)) << writes << " writes; the slowest waited for the replica's backoff";
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, OrderedDeadLetters, ::testing::Values("sqlite", "postgres"),

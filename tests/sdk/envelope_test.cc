@@ -236,5 +236,19 @@ TEST(HandlerRegistry, PreparedPayloadIsUsedAndItsParseErrorThrownAtDispatch) {
   EXPECT_EQ(seen, (std::vector<std::string>{"x@y", "u2"}));
 }
 
+TEST(Envelope, TextForDbReplacesBadBytesAndCutsAtACharacter) {
+  using namespace std::string_literals;
+  EXPECT_EQ(text_for_db("plain text", 100), "plain text");
+  EXPECT_EQ(text_for_db("caf\xC3\xA9", 100), "caf\xC3\xA9") << "valid UTF-8 stays";
+  EXPECT_EQ(text_for_db("a\xFF" "b", 100), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(text_for_db("a\0b"s, 100), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(text_for_db("x\xC3", 100), "x\xEF\xBF\xBD") << "truncated sequence";
+  EXPECT_EQ(text_for_db("\xED\xA0\x80", 100), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "a surrogate";
+  // 'é' is 2 bytes: a cut at 4 bytes would split the second one.
+  EXPECT_EQ(text_for_db("\xC3\xA9\xC3\xA9\xC3\xA9", 3), "\xC3\xA9\xE2\x80\xA6");
+  EXPECT_EQ(text_for_db(std::string(10, 'x'), 4), "xxxx\xE2\x80\xA6");
+  EXPECT_EQ(text_for_db("", 4), "");
+}
+
 }  // namespace
 }  // namespace herald::sdk

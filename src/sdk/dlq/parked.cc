@@ -11,6 +11,9 @@ constexpr std::string_view kColumns =
     "group_id, topic, partition_id, record_offset, record_key, payload, headers, record_timestamp, state, "
     "error, attempts, parked_at";
 
+// A handler's error text, as stored: it may quote the event's own bytes.
+constexpr size_t kMaxErrorBytes = 4096;
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -73,7 +76,7 @@ Result<void> park(Tx& tx, const ParkedEvent& e) {
                                  kColumns),
                      {e.group, e.topic, e.partition, static_cast<long long>(e.offset), Param::blob(e.key), v,
                       headers_to_json(e.headers), static_cast<long long>(e.timestamp_ms),
-                      static_cast<int>(e.state), e.error, e.attempts,
+                      static_cast<int>(e.state), text_for_db(e.error, kMaxErrorBytes), e.attempts,
                       static_cast<long long>(e.parked_at_ms != 0 ? e.parked_at_ms : now_ms())}));
   return ok();
 }
@@ -129,7 +132,7 @@ Result<void> set_parked_state(Tx& tx, std::string_view group, std::string_view t
   } else {
     HERALD_TRY(tx.exec("UPDATE herald_parked SET state = ?, error = ?, attempts = ? WHERE group_id = ? AND "
                        "topic = ? AND partition_id = ? AND record_offset = ?",
-                       {static_cast<int>(state), error, attempts, group, topic, partition,
+                       {static_cast<int>(state), text_for_db(error, kMaxErrorBytes), attempts, group, topic, partition,
                         static_cast<long long>(offset)}));
   }
   return ok();

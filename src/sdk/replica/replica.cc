@@ -34,6 +34,27 @@ bool has_header(const Headers& h, std::string_view name) {
   return std::any_of(h.begin(), h.end(), [&](const Header& x) { return x.name == name; });
 }
 
+// Decodes a record into `e`: a CloudEvent, or, when the record has no
+// ce_specversion header at all, a plain Kafka record handed over as an
+// anonymous event (empty id and type, the key as aggregate id, the headers
+// as extensions).
+Result<void> decode_record(Event& e, std::string_view key, const std::optional<std::string_view>& value,
+                           const Headers& h) {
+  auto decoded = decode_into(e, key, value, h);
+  if (decoded || has_header(h, kHeaderSpecVersion)) return decoded;
+  e.id.clear();
+  e.type.clear();
+  e.source.clear();
+  e.content_type.assign(kJsonContentType);
+  e.time_ms = 0;
+  e.aggregate_version.reset();
+  e.aggregate_id.assign(key);
+  e.tombstone = !value.has_value();
+  e.payload.assign(value.value_or(std::string_view()));
+  e.extensions = h;
+  return ok();
+}
+
 // How one event fared inside a transaction.
 enum class Outcome : uint8_t {
   kApplied,     // handler ran
@@ -621,27 +642,9 @@ void Replica::Impl::decode_batch(Batch& b) {
     if (msg.payload) value = std::string_view(static_cast<const char*>(msg.payload), msg.len);
     std::string_view key;
     if (msg.key) key = std::string_view(static_cast<const char*>(msg.key), msg.key_len);
-    auto decoded = decode_into(r.ev, key, value, h);
+    auto decoded = decode_record(r.ev, key, value, h);
     r.decoded = decoded.has_value();
-    if (!decoded) {
-      if (!has_header(h, kHeaderSpecVersion)) {
-        // A plain Kafka record: hand it over as an anonymous event.
-        Event& e = r.ev;
-        e.id.clear();
-        e.type.clear();
-        e.source.clear();
-        e.content_type.assign(kJsonContentType);
-        e.time_ms = 0;
-        e.aggregate_version.reset();
-        e.aggregate_id.assign(key);
-        e.tombstone = !value.has_value();
-        e.payload.assign(value.value_or(std::string_view()));
-        e.extensions = h;
-        r.decoded = true;
-      } else {
-        r.decode_error = decoded.error().to_string();
-      }
-    }
+    if (!decoded) r.decode_error = decoded.error().to_string();
     if (r.decoded) {
       if (!r.ev.position) r.ev.position.emplace();
       r.ev.position->topic.assign(r.part->topic);
@@ -1015,8 +1018,12 @@ Result<void> Replica::Impl::replay_chain(Rec& r) {
 Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partition, const std::string& key) {
   Part* p = find(topic, partition);
   if (p == nullptr || p->fenced) return ok();
-  auto decode_row = [](const dlq::ParkedEvent& row) {
-    return decode(row.key, row.value ? std::optional<std::string_view>(*row.value) : std::nullopt, row.headers);
+  auto decode_row = [&](const dlq::ParkedEvent& row) -> Result<Event> {
+    Event ev;
+    HERALD_TRY(decode_record(ev, row.key, row.value ? std::optional<std::string_view>(*row.value) : std::nullopt,
+                             row.headers));
+    ev.position = EventPosition{topic, partition, row.offset};
+    return ev;
   };
   // Applies rows [0, n) of `chain` in `tx`; returns how many succeeded.
   auto apply_rows = [&](Tx& tx, const std::vector<dlq::ParkedEvent>& chain, size_t n, Effects& fx,
@@ -1034,8 +1041,18 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     return n;
   };
   int failures = 0;  // failed attempts of the current first row
+  int64_t failing = -1;  // its offset
   std::string err;
   for (;;) {
+    if (failures > 0 && failures <= cfg_.max_retries) {
+      HLOG_WARN("replica {}: parked {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, topic, partition,
+                failing, failures, err);
+      {
+        std::lock_guard lk(mu_);
+        stats_.retries++;
+      }
+      HERALD_TRY(backoff(failures));  // before the transaction: the store's other writers go on meanwhile
+    }
     HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
     HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(*tx, cfg_.group_id, topic, key));
     Effects fx;
@@ -1074,17 +1091,16 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         if (!committed) return ok();
       }
       failures = 1;
+      failing = chain[done].offset;
       continue;
     }
     const auto& head = chain.front();
+    if (head.offset != failing) {  // the chain changed meanwhile (dlq skip): start over
+      tx->rollback();
+      failures = 0;
+      continue;
+    }
     if (failures <= cfg_.max_retries) {
-      HLOG_WARN("replica {}: parked {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, topic, partition,
-                head.offset, failures, err);
-      {
-        std::lock_guard lk(mu_);
-        stats_.retries++;
-      }
-      HERALD_TRY(backoff(failures));
       HERALD_ASSIGN_OR_RETURN(size_t done, apply_rows(*tx, chain, 1, fx, &err));
       if (done == 1) {
         HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
