@@ -93,12 +93,22 @@ Result<void> BrokerImpl::start() {
 }
 
 asio::awaitable<void> BrokerImpl::accept_loop() {
+  std::chrono::steady_clock::time_point last_accept_warning{};
   for (;;) {
     asio::io_context& target = *ios_[next_io_++ % ios_.size()];
     auto [ec, socket] = co_await acceptor_->async_accept(target, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-      HLOG_WARN("accept: {}", ec.message());
+      // Out of file descriptors (or memory): the connection stays in the
+      // backlog, so retrying at once would spin. Retry every 100 ms; warn once
+      // a second.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_accept_warning >= std::chrono::seconds(1)) {
+        HLOG_WARN("accept: {}; retrying every 100 ms", ec.message());
+        last_accept_warning = now;
+      }
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+      co_await pause.async_wait(use_nothrow);
       continue;
     }
     auto conn = std::make_shared<Connection>(*this, std::move(socket));

@@ -119,14 +119,17 @@ Result<std::vector<Record>> decode_records(ByteSpan batch, Bytes& scratch, size_
   return records;
 }
 
-Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, size_t max_decompressed_bytes) {
+Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required, size_t max_decompressed_bytes) {
   int32_t expected = 0;
   return for_each_record(
       batch, scratch,
-      [&expected](const Record& r) -> Result<void> {
+      [&expected, keys_required](const Record& r) -> Result<void> {
         if (r.offset_delta != expected) {
           return Error{Errc::kCorruption,
                        fmt::format("record {}: offset delta {}, expected {}", expected, r.offset_delta, expected)};
+        }
+        if (keys_required && !r.key) {
+          return Error{Errc::kInvalidArgument, fmt::format("record {} has no key (compacted topics need one)", expected)};
         }
         ++expected;
         return ok();

@@ -100,8 +100,9 @@ Result<void> for_each_record(ByteSpan batch, Bytes& scratch, Fn&& fn,
 
 // Record-level produce checks (§3.26 rule 10) on top of validate_produce_batch:
 // every record decodes and offset deltas are exactly 0, 1, 2, ... Returns the
-// decoding error, or kCorruption naming the first out-of-sequence record.
-Result<void> check_produce_records(ByteSpan batch, Bytes& scratch,
+// decoding error, or kCorruption naming the first out-of-sequence record; with
+// `keys_required` (compacted topics), kInvalidArgument for a record without a key.
+Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required = false,
                                    size_t max_decompressed_bytes = kDefaultMaxDecompressedBytes);
 
 }  // namespace herald::record

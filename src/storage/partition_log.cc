@@ -69,8 +69,9 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::
                                                          Flusher* flusher, OpenOptions options) {
   FileSystem& fs = options.fs != nullptr ? *options.fs : FileSystem::posix();
   std::function<int64_t()> clock = options.clock ? std::move(options.clock) : std::function<int64_t()>(now_ms);
-  if (config.index_interval_bytes <= 0 || config.segment_bytes <= 0) {
-    return Error{Errc::kInvalidArgument, "index_interval_bytes and segment_bytes must be positive"};
+  // index_interval_bytes 0 (Kafka allows it) indexes every batch.
+  if (config.index_interval_bytes < 0 || config.segment_bytes <= 0) {
+    return Error{Errc::kInvalidArgument, "index_interval_bytes must be >= 0 and segment_bytes positive"};
   }
   std::unique_ptr<PartitionLog> log(
       new PartitionLog(dir, config, flusher, fs, std::move(clock), std::max<uint64_t>(options.recovery_step_bytes, 1)));
@@ -598,7 +599,19 @@ void PartitionLog::set_config(const LogConfig& config) {
     std::lock_guard lock(config_mu_);
     config_ = config;
   }
-  always_.store(config.flush_policy == FlushPolicy::kAlways);
+  const bool always = config.flush_policy == FlushPolicy::kAlways;
+  if (always && !always_.load()) {
+    // From interval to always: the high watermark becomes the durable offset.
+    // Sync what consumers can already read first, so that it does not go
+    // back; the second sync covers appends that raced with the switch.
+    auto sync = [this] {
+      if (auto r = sync_now(); !r) HLOG_ERROR("{}: sync for flush.policy=always: {}", dir_.string(), r.error().to_string());
+    };
+    sync();
+    always_.store(true);
+    sync();
+  }
+  always_.store(always);
   {
     std::shared_lock lock(segments_mu_);
     for (auto& [base, seg] : segments_) seg->set_index_interval(config.index_interval_bytes);

@@ -220,10 +220,15 @@ def confluent_part(h, b):
     h.check_eq(result_code(fut), 0, "create adm-ts with message.timestamp.after.max.ms = 2^63-1")
     fut = a.create_topics([NewTopic("adm-big", 1, 1)], operation_timeout=10)["adm-big"]
     h.check_eq(result_code(fut), 0, "create adm-big")
+    fut = a.create_topics([NewTopic("adm-idx", 1, 1, config={"index.interval.bytes": "0"})],
+                          operation_timeout=10)["adm-idx"]
+    h.check_eq(result_code(fut), 0, "create adm-idx with index.interval.bytes=0 (an index entry per batch)")
     big = kwire.build_batch([(None, b"v" * (512 << 10), None)])  # built once: kafka-python's CRC is slow
     with kwire.Conn("127.0.0.1", b.port) as c:
         err, base, msg = c.produce("adm-ts", 0, kwire.build_batch([(b"k", b"now", None)]))
         h.check_eq((err, msg), (0, None), "produce to adm-ts: no overflow in the future-timestamp bound")
+        errs = [c.produce("adm-idx", 0, kwire.build_batch([(b"k", b"%d" % i, None)]))[0] for i in range(3)]
+        h.check_eq(errs, [0, 0, 0], "3 batches produced to adm-idx")
         errs = [c.produce("adm-big", 0, big, acks=1)[0] for _ in range(120)]
         h.check_eq(set(errs), {0}, "120 batches of 512 KiB produced to adm-big (60 MiB)")
         err, hwm, recs = c.fetch("adm-big", 0, 0, max_bytes=2**31 - 1)
@@ -243,6 +248,12 @@ def confluent_part(h, b):
     h.check_eq((d["retention.ms"].value, d["cleanup.policy"].value, d["retention.ms"].source),
                ("3600000", "delete", ConfigSource.DYNAMIC_TOPIC_CONFIG.value),
                "after clean restart: adm-a configs kept")
+    d = describe(a, "adm-b")
+    h.check_eq((d["retention.bytes"].value, d["retention.bytes"].source),
+               (str(1 << 40), ConfigSource.DEFAULT_CONFIG.value),
+               "after clean restart: the broker's --topic-default is still a default, not an override of adm-b")
+    h.check_eq(harness.watermarks(b.bootstrap, "adm-idx"), (0, 3),
+               "after clean restart: adm-idx (index.interval.bytes=0) opens with its 3 records")
     h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (40, 100), "after clean restart: adm-b watermarks")
 
     # --- delete_topics ------------------------------------------------------------------------
@@ -325,7 +336,7 @@ def kafka_python_part(h, b):
 
 
 def run(h):
-    b = h.broker(extra_args=["--auto-create-topics", "false"]).start()
+    b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}"]).start()
     confluent_part(h, b)
     kafka_python_part(h, b)
     b.stop()

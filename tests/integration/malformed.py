@@ -24,8 +24,14 @@ Then, with raw Produce requests (hand-built record batches):
     auto-creation; Produce to it -> 17 or UNKNOWN_TOPIC_OR_PARTITION (3, what
     Kafka answers for any topic it does not have);
   - an unknown partition / unknown topic -> UNKNOWN_TOPIC_OR_PARTITION (3).
+  - a good CRC over records that do not decode, and a batch claiming more
+    records than it holds -> CORRUPT_MESSAGE (2);
+  - an acks=0 Produce that fails -> the connection is closed, with a log line.
 Finally every message the background producer got acknowledged is read back.
+Last, with 100 connections over a 64-descriptor limit the broker retries
+accept every 100 ms (a few log lines, little CPU) and serves again after.
 """
+import os
 import socket
 import struct
 import threading
@@ -259,6 +265,22 @@ def produce_error_cases(h, b):
         # Truncated: the batch length says more than the request carries.
         err, base, msg = c.produce(TARGET, 0, good[:-7])
         h.check_eq(err, 2, f"truncated batch -> CORRUPT_MESSAGE ({msg})")
+
+        def with_crc(batch):
+            batch = bytearray(batch)
+            batch[17:21] = struct.pack(">I", kwire.crc32c(bytes(batch[21:])))
+            return bytes(batch)
+        # A good CRC over records that do not decode (header: 61 bytes, then the records).
+        garbage = bytearray(good)
+        garbage[61:] = bytes((i * 37 + 11) & 0xFF for i in range(len(good) - 61))
+        err, base, msg = c.produce(TARGET, 0, with_crc(garbage))
+        h.check_eq(err, 2, f"good CRC over undecodable records -> CORRUPT_MESSAGE ({msg})")
+        # A batch that claims 1000 records (last offset delta 999) and holds 3.
+        claims = bytearray(good)
+        claims[23:27] = struct.pack(">i", 999)
+        claims[57:61] = struct.pack(">i", 1000)
+        err, base, msg = c.produce(TARGET, 0, with_crc(claims))
+        h.check_eq(err, 2, f"batch claiming 1000 records with 3 present -> CORRUPT_MESSAGE ({msg})")
         h.check_eq(hwm(c, TARGET), 3, "nothing written: high watermark unchanged")
         err, hw, stored_after = c.fetch(TARGET, 0, 0)
         h.check(err == 0 and stored_after == stored_before, "nothing written: fetched bytes unchanged")
@@ -290,6 +312,17 @@ def produce_error_cases(h, b):
         h.check("no-such-topic-xyz" not in c.metadata(None), "... and Produce did not create it")
         h.check_eq(hwm(c, TARGET), 3, "target topic still holds exactly the 3 control records")
 
+    # acks=0 has no response to carry an error: the broker closes the connection (as Kafka does).
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        mark = b.log_size()
+        body = kwire.string(None) + kwire.i16(0) + kwire.i32(10000) + kwire.array(
+            [TARGET], lambda t: kwire.string(t) + kwire.array([7], lambda p: kwire.i32(p) + kwire.bytes_(good)))
+        c.sock.sendall(kwire.request_frame(0, 8, 99, body))
+        how, secs = expect_closed(c.sock, "acks=0 produce to a missing partition")
+        h.check(True, f"acks=0 produce to a missing partition: connection closed ({how}, {secs:.2f}s)")
+        h.check("acks=0 produce to malformed-target/7 failed" in b.wait_log("acks=0 produce", after=mark),
+                "... with a log line naming the partition and the error")
+
     # The real client sees MESSAGE_TOO_LARGE as MSG_SIZE_TOO_LARGE for a too-large message.
     from confluent_kafka import Producer, KafkaError
     res = []
@@ -308,6 +341,32 @@ def produce_error_cases(h, b):
             f"confluent producer: invalid topic name -> {res[0] if res else None}")
 
 
+def out_of_descriptors(h, b):
+    """With its descriptors used up, the broker neither spins nor floods its log, and serves again after."""
+    import resource
+    soft, hard = resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (64, hard))
+    mark = b.log_size()
+    cpu0 = cpu_seconds(b.proc.pid)
+    socks = [socket.create_connection(("127.0.0.1", b.port), timeout=5) for _ in range(100)]
+    time.sleep(2.0)
+    cpu = cpu_seconds(b.proc.pid) - cpu0
+    warnings = b.log_text()[mark:].count("accept:")
+    for s in socks:
+        s.close()
+    resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    h.check(1 <= warnings <= 5, f"100 connections over a 64-descriptor limit: {warnings} accept warnings in 2 s",
+            f"{warnings} lines")
+    h.check(cpu < 0.5, f"... and the broker used {cpu:.2f} CPU-s in those 2 s (no busy retry)")
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        h.check(len(c.api_versions()) > 10, "after the clients closed: a new connection is served")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(h):
     b = h.broker().start()
     bg = BackgroundProducer(b.bootstrap)
@@ -320,6 +379,7 @@ def run(h):
         check_alive(h, b, bg, "the produce error cases")
     finally:
         bg.stop()
+    out_of_descriptors(h, b)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",
             f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")

@@ -212,6 +212,13 @@ TEST(PartitionLog, HighWatermarkIsDurableOffsetUnderAlwaysAndLogEndUnderInterval
   fired = false;
   log->wait_durable(9, [&](Result<void> r) { fired = r.has_value(); });
   EXPECT_TRUE(fired);
+
+  // Back to always: what consumers could read stays readable (it is synced now).
+  ASSERT_TRUE(testing::append(*log, make_batch(5)));
+  EXPECT_EQ(log->high_watermark(), 15);
+  log->set_config(LogConfig{});
+  EXPECT_EQ(log->durable_offset(), 15);
+  EXPECT_EQ(log->high_watermark(), 15);
 }
 
 TEST(PartitionLog, IntervalPolicySyncsInTheBackground) {

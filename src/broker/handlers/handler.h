@@ -32,6 +32,7 @@ struct RequestContext {
   std::string peer_host;         // "/127.0.0.1", as DescribeGroups shows it
   asio::any_io_executor executor;  // the connection's strand: resume here after waiting
   bool suppress_response = false;  // Produce with acks=0 sets it: no response is sent
+  std::string close_reason = {};   // set by a handler: no response, close the connection (logged)
   int16_t version() const { return header.api_version; }
 };
 
@@ -74,6 +75,7 @@ asio::awaitable<HandlerOutcome> run_handler(RequestContext& ctx, ByteSpan body) 
                                                        ctx.version(), req.error().to_string())};
   }
   auto resp = co_await H::handle(ctx, std::move(*req));
+  if (!ctx.close_reason.empty()) co_return HandlerOutcome{std::nullopt, std::move(ctx.close_reason)};
   if (ctx.suppress_response) co_return HandlerOutcome{};
   co_return HandlerOutcome{encode_response(ctx, resp), {}};
 }

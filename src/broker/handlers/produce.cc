@@ -72,12 +72,13 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
                   fmt::format("timestamp {} outside message.timestamp.before/after.max.ms", too_new ? h.max_timestamp : h.base_timestamp));
     }
   }
-  if (cfg.log.compact) {
+  {
+    // Every record must decode (as Kafka's LogValidator checks): a batch with a good CRC
+    // over bad records would leave the partition unreadable for clients.
     Bytes scratch;
-    auto recs = record::decode_records(bytes, scratch);
-    if (!recs) return fail(ErrorCode::kCorruptMessage, recs.error().message);
-    for (const auto& r : *recs) {
-      if (!r.key) return fail(ErrorCode::kInvalidRecord, "compacted topics need a key on every record");
+    if (auto r = record::check_produce_records(bytes, scratch, cfg.log.compact); !r) {
+      return fail(r.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidRecord : ErrorCode::kCorruptMessage,
+                  r.error().message);
     }
   }
   // The request frame is a buffer this connection owns; the batch is rewritten in place
@@ -154,6 +155,12 @@ asio::awaitable<protocol::ProduceResponse> ProduceHandler::handle(RequestContext
       if (!o.message.empty()) {
         pr.error_message = o.message;
         HLOG_DEBUG("produce {}/{} from {}: {}", td.name, pd.index, ctx.peer_host, o.message);
+      }
+      if (req.acks == 0 && o.error != ErrorCode::kNone && ctx.close_reason.empty()) {
+        // No response to carry the error: as Kafka does, close the connection, so that the
+        // client notices (and refreshes its metadata).
+        ctx.close_reason = fmt::format("acks=0 produce to {}/{} failed: {} ({})", td.name, pd.index,
+                                       protocol::error_name(o.error), o.message);
       }
       pr.base_offset = o.base_offset;
       pr.log_append_time_ms = o.log_append_time;

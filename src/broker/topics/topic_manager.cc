@@ -158,6 +158,7 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
     return Error{Errc::kCorruption, fmt::format("{}: unreadable topic metadata", (dir / "topic.json").string())};
   }
   TopicConfig config = defaults_;
+  config.overrides.clear();  // the broker's defaults stay defaults (a later restart may change them)
   const json configs = meta.value("configs", json::object());
   for (const auto& [k, v] : configs.items()) {
     if (!v.is_string()) {
