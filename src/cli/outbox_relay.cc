@@ -47,7 +47,16 @@ int run(const RelayFlags& f) {
     }
     opts.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
+  // Before any thread starts (Store::open, OutboxRelay::create). Only the
+  // long-running mode waits for SIGINT/SIGTERM; with --once they keep their
+  // default action: the process ends, unacknowledged rows stay in the outbox.
+  sigset_t set;
+  if (f.once) {
+    sigemptyset(&set);
+    std::signal(SIGPIPE, SIG_IGN);
+  } else {
+    set = block_stop_signals();  // waited for below
+  }
 
   auto store = sdk::Store::open(f.db);
   if (!store) {
@@ -101,7 +110,8 @@ void add_outbox_relay_command(CLI::App& app, std::function<int()>& action) {
       ->capture_default_str();
   cmd->add_option("-X,--property", f->properties,
                   "Extra librdkafka producer setting KEY=VALUE, repeatable "
-                  "(enable.idempotence and acks are always true / all)");
+                  "(enable.idempotence, enable.gapless.guarantee and acks are always "
+                  "true / true / all)");
   cmd->add_option("--batch-size", f->batch_size, "Rows per publish round")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

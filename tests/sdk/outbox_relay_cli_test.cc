@@ -110,6 +110,29 @@ TEST_P(RelayCliTest, OncePublishesEverythingPendingAndExits) {
   EXPECT_EQ(recs->size(), 30u);
 }
 
+// --once waits for no signal: SIGTERM ends it at once (default action), even
+// while it is stuck on an unreachable broker; the rows stay in the outbox.
+TEST_P(RelayCliTest, OnceEndsOnSigtermWhileTheBrokerIsUnreachable) {
+  commit_events(1, 5);
+  pid_t pid = spawn({"outbox-relay", "--db", url_, "--brokers", "127.0.0.1:1", "--once",
+                     "--delivery-timeout", "60", "--once-timeout", "120", "--log-level", "error"});
+  std::this_thread::sleep_for(1s);  // stuck in its first round
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 100 && done == 0; ++i) {
+    done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(50ms);
+  }
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "outbox-relay --once ignored SIGTERM";
+  }
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
+  EXPECT_EQ(outbox_pending(*store_).value(), 5);
+}
+
 TEST_P(RelayCliTest, BadArgumentsExitWithTwo) {
   EXPECT_EQ(run_cli({"outbox-relay", "--brokers", broker_->brokers()}), 2);  // no --db
   EXPECT_EQ(run_cli({"outbox-relay", "--db", url_, "-X", "novalue", "--once"}), 2);

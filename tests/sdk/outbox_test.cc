@@ -3,6 +3,7 @@
 #include "sdk/outbox/outbox.h"
 
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
 
 #include <map>
 #include <set>
@@ -22,6 +23,55 @@ using testing::read_topic;
 using testing::Record;
 using testing::TempDir;
 using testing::TestBroker;
+
+// Creates `topic` (one partition) with topic-level `configs`.
+Result<void> create_topic_with_configs(const std::string& brokers, const std::string& topic,
+                                       const std::map<std::string, std::string>& configs) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!rk) return Error{Errc::kIoError, err};
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, err, sizeof(err));
+  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &nt, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  Result<void> out = ok();
+  if (!ev) {
+    out = Error{Errc::kIoError, "create topic: timed out"};
+  } else if (rd_kafka_event_error(ev)) {
+    out = Error{Errc::kIoError, std::string("create topic: ") + rd_kafka_event_error_string(ev)};
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    if (n == 1 && rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out = Error{Errc::kIoError,
+                  std::string("create topic: ") + rd_kafka_topic_result_error_string(res[0])};
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
+// Per aggregate, the versions in `recs` are 1, 2, 3, ... in log order (no gap,
+// no reordering). Returns the last version of each aggregate.
+std::map<std::string, int64_t> expect_commit_order(const std::vector<Record>& recs) {
+  std::map<std::string, int64_t> last;
+  for (const Record& rec : recs) {
+    auto ev = rec.event();
+    EXPECT_TRUE(ev) << ev.error().to_string();
+    if (!ev || !ev->aggregate_version) continue;
+    EXPECT_EQ(*ev->aggregate_version, last[ev->aggregate_id] + 1)
+        << "aggregate " << ev->aggregate_id << " out of order";
+    last[ev->aggregate_id] = *ev->aggregate_version;
+  }
+  return last;
+}
 
 class OutboxTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -81,6 +131,16 @@ class OutboxTest : public ::testing::TestWithParam<std::string> {
       (*tx)->rollback();
     }
     return id;
+  }
+  // One event of aggregate `account` with version `seq` and `pad` bytes of padding.
+  void add_event(Outbox& outbox, const std::string& account, int seq, size_t pad = 0) {
+    ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
+      auto ev = Event::json("accounts.deposited", "", account,
+                            {{"seq", seq}, {"pad", std::string(pad, 'x')}});
+      ev.aggregate_version = seq;
+      HERALD_TRY(outbox.add(tx, std::move(ev)));
+      return ok();
+    }));
   }
   int64_t pending() { return outbox_pending(*store_).value(); }
 
@@ -282,6 +342,164 @@ TEST_P(OutboxTest, StopReturnsPromptlyWhenTheBrokerIsUnreachable) {
   relay->stop();
   EXPECT_LT(mono_ns() - t0, 5'000'000'000);
   EXPECT_EQ(pending(), 5);
+}
+
+// A row the producer refuses outright (bigger than its message.max.bytes):
+// the later rows of its aggregate are not produced in that round either.
+TEST_P(OutboxTest, ARowTheProducerRefusesHoldsBackTheRestOfItsAggregate) {
+  Outbox outbox({.topic = "big", .source = "/bank"});
+  add_event(outbox, "a", 1);
+  add_event(outbox, "a", 2, 5000);  // > message.max.bytes below
+  add_event(outbox, "a", 3);
+  add_event(outbox, "b", 1);
+  add_event(outbox, "a", 4);
+  add_event(outbox, "b", 2);
+  auto opts = relay_options();
+  opts.kafka_config = {{"message.max.bytes", "2000"}};
+  auto relay = make_relay(*store_, opts);
+  (void)relay->publish_once();
+  auto recs = read_topic(broker_->brokers(), "big", 3, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  auto last = expect_commit_order(*recs);
+  EXPECT_EQ(last["a"], 1);
+  EXPECT_EQ(last["b"], 2);
+  EXPECT_EQ(pending(), 3);  // a2 (refused), a3 and a4 (held behind it)
+  relay.reset();
+  // A relay that can send a2 publishes the rest of "a", in order.
+  auto good = make_relay(*store_, relay_options());
+  ASSERT_TRUE(good->drain(60s));
+  recs = read_topic(broker_->brokers(), "big", 6, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 6u);
+  last = expect_commit_order(*recs);
+  EXPECT_EQ(last["a"], 4);
+  EXPECT_EQ(pending(), 0);
+}
+
+// The broker refuses a2 (over the topic's max.message.bytes) while a3 and a4
+// are already in flight in requests of their own: none of them may land
+// after a1 without a2 (the producer runs with enable.gapless.guarantee).
+TEST_P(OutboxTest, ARowTheBrokerRefusesDoesNotLetTheLaterRowsOfItsAggregateThrough) {
+  ASSERT_TRUE(create_topic_with_configs(broker_->brokers(), "strict",
+                                        {{"max.message.bytes", "3000"}}));
+  Outbox outbox({.topic = "strict", .source = "/bank"});
+  add_event(outbox, "a", 1);
+  add_event(outbox, "a", 2, 4000);
+  add_event(outbox, "a", 3);
+  add_event(outbox, "a", 4);
+  auto opts = relay_options();
+  opts.kafka_config = {{"batch.num.messages", "1"}};  // one request per row
+  opts.error_backoff = 100ms;
+  auto relay = make_relay(*store_, opts);
+  for (int i = 0; i < 4; ++i) {
+    (void)relay->publish_once();
+    std::this_thread::sleep_for(150ms);
+  }
+  auto recs = read_topic(broker_->brokers(), "strict", 1, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  auto last = expect_commit_order(*recs);
+  EXPECT_EQ(last["a"], 1);
+  EXPECT_EQ(recs->size(), 1u);
+  EXPECT_EQ(pending(), 3);
+  EXPECT_GE(relay->stats().failed_deliveries, 1u);
+}
+
+// A round that publishes some rows and fails others returns the count
+// published; the failed row's aggregate is held (skipped) for error_backoff,
+// then retried, with the wait doubling while it keeps failing.
+TEST_P(OutboxTest, AFailingRowIsHeldWithBackoffWhileTheRestFlows) {
+  Outbox outbox({.topic = "partial", .source = "/bank"});
+  add_event(outbox, "bad", 1, 5000);
+  add_event(outbox, "bad", 2);
+  for (int i = 1; i <= 10; ++i) add_event(outbox, "good", i);
+  auto opts = relay_options();
+  opts.kafka_config = {{"message.max.bytes", "2000"}};
+  opts.error_backoff = 500ms;
+  auto relay = make_relay(*store_, opts);
+  auto r = relay->publish_once();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, 10u);
+  auto st = relay->stats();
+  EXPECT_EQ(st.published, 10u);
+  EXPECT_EQ(st.failed_deliveries, 1u);
+  EXPECT_NE(st.last_error.find("1 of 12"), std::string::npos) << st.last_error;
+  add_event(outbox, "good", 11);
+  r = relay->publish_once();  // "bad" is held: only good/11
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, 1u);
+  r = relay->publish_once();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, 0u);
+  EXPECT_EQ(relay->stats().failed_deliveries, 1u);
+  // > error_backoff: retried, fails again (nothing else to publish: an error).
+  std::this_thread::sleep_for(600ms);
+  r = relay->publish_once();
+  EXPECT_FALSE(r);
+  EXPECT_EQ(relay->stats().failed_deliveries, 2u);
+  std::this_thread::sleep_for(600ms);  // < 2 * error_backoff: still held
+  r = relay->publish_once();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, 0u);
+  EXPECT_EQ(relay->stats().failed_deliveries, 2u);
+  std::this_thread::sleep_for(600ms);
+  r = relay->publish_once();
+  EXPECT_FALSE(r);
+  EXPECT_EQ(relay->stats().failed_deliveries, 3u);
+  EXPECT_EQ(pending(), 2);
+  auto recs = read_topic(broker_->brokers(), "partial", 11, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 11u);
+  expect_commit_order(*recs);
+}
+
+// batch_size rows or more that keep failing at the head of the outbox do not
+// stop the rows behind them.
+TEST_P(OutboxTest, RowsThatKeepFailingAtTheHeadDoNotBlockTheOutbox) {
+  Outbox outbox({.topic = "flow", .source = "/bank"});
+  for (int i = 0; i < 5; ++i) add_event(outbox, "bad-" + std::to_string(i), 1, 5000);
+  std::map<std::string, int> seq;
+  for (int i = 0; i < 20; ++i) {
+    std::string account = "good-" + std::to_string(i % 3);
+    add_event(outbox, account, ++seq[account]);
+  }
+  auto opts = relay_options();
+  opts.batch_size = 5;
+  opts.kafka_config = {{"message.max.bytes", "2000"}};
+  opts.error_backoff = 100ms;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  auto recs = read_topic(broker_->brokers(), "flow", 20, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 20u);
+  expect_commit_order(*recs);
+  for (int i = 0; i < 100 && pending() > 5; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pending(), 5);
+  relay->stop();
+  auto st = relay->stats();
+  EXPECT_EQ(st.published, 20u);
+  EXPECT_GE(st.failed_deliveries, 5u);
+  EXPECT_FALSE(st.last_error.empty());
+}
+
+// Warming up the metadata of new topics stops at the first failure and on stop().
+TEST_P(OutboxTest, StopReturnsPromptlyWithSeveralNewTopicsAndNoBroker) {
+  Outbox outbox({.topic = "", .source = "/bank"});
+  ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
+    for (int i = 1; i <= 4; ++i) {
+      HERALD_TRY(outbox.add(tx, "t" + std::to_string(i), Event::json("x", "", "a", {{"i", i}})));
+    }
+    return ok();
+  }));
+  auto dead = relay_options();
+  dead.brokers = "127.0.0.1:1";
+  dead.delivery_timeout = 60s;
+  auto relay = make_relay(*store_, dead);
+  ASSERT_TRUE(relay->start());
+  std::this_thread::sleep_for(300ms);
+  int64_t t0 = mono_ns();
+  relay->stop();
+  EXPECT_LT(mono_ns() - t0, 3'000'000'000);
+  EXPECT_EQ(pending(), 4);
 }
 
 // The guide's code (docs/sdk.md, examples/sdk_snippets) runs as written.

@@ -3,7 +3,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -25,7 +28,39 @@ using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 struct Delivery {
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   bool done = false;
+  bool held = false;  // not produced this round (see produce())
 };
+
+bool is_fatal(rd_kafka_t* rk, std::string* reason = nullptr) {
+  char buf[512];
+  if (rd_kafka_fatal_error(rk, buf, sizeof(buf)) == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  if (reason) *reason = buf;
+  return true;
+}
+
+// Errors that say nothing about the row itself: it was purged, refused or
+// timed out because the relay is stopping or the producer hit a fatal error
+// (`fatal`) caused by another row.
+bool is_collateral(rd_kafka_resp_err_t err, bool fatal) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+    case RD_KAFKA_RESP_ERR__FATAL:
+      return true;
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+      return fatal;
+    default:
+      return false;
+  }
+}
+
+// Held aggregates: retry backoff cap and most aggregates held at once.
+constexpr std::chrono::milliseconds kMaxHoldBackoff{30000};
+constexpr size_t kMaxHeld = 10000;
+// warm_up(): metadata wait per topic, in slices so that stop() is seen.
+constexpr int kWarmUpMs = 5000;
+constexpr int kWarmUpSliceMs = 250;
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
   auto* d = static_cast<Delivery*>(msg->_private);
@@ -54,6 +89,7 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void*) {
 
 struct OutboxRow {
   int64_t id;
+  std::string aggregate;
   std::string topic;
   std::optional<std::string> key;
   Headers headers;
@@ -75,6 +111,12 @@ struct OutboxRelay::Impl {
   mutable std::mutex stats_mu;
   RelayStats stats;
   std::set<std::string, std::less<>> known_topics;  // metadata fetched by this producer
+  // Aggregates whose last round failed: read_batch() skips them until retry_ns.
+  struct Hold {
+    int64_t retry_ns = 0;
+    std::chrono::milliseconds backoff{0};
+  };
+  std::map<std::string, Hold, std::less<>> holds;
 
   Impl(Store& s, RelayOptions o) : store(s), opt(std::move(o)) {}
 
@@ -94,6 +136,10 @@ struct OutboxRelay::Impl {
       for (const auto& [k, v] : opt.kafka_config) HERALD_TRY(set(k, v));
       HERALD_TRY(set("enable.idempotence", "true"));
       HERALD_TRY(set("acks", "all"));
+      // A permanent failure inside a partition's stream (e.g. the broker refuses
+      // a record as too large while later ones are in flight) is a fatal error,
+      // not a gap the later records of the aggregate would jump: see relay.h.
+      HERALD_TRY(set("enable.gapless.guarantee", "true"));
       HERALD_TRY(set("message.timeout.ms", std::to_string(opt.delivery_timeout.count())));
       return ok();
     };
@@ -135,20 +181,75 @@ struct OutboxRelay::Impl {
     return have;
   }
 
-  Result<std::vector<OutboxRow>> read_batch() {
+  // The oldest batch_size rows, leaving out the aggregates held at `now_ns`.
+  Result<std::vector<OutboxRow>> read_batch(int64_t now_ns) {
+    nlohmann::json skip = nlohmann::json::array();
+    for (const auto& [aggregate, hold] : holds) {
+      if (hold.retry_ns > now_ns) skip.push_back(aggregate);
+    }
+    std::string sql =
+        "SELECT id, aggregate_id, topic, msg_key, headers, payload FROM herald_outbox ";
+    Params params;
+    if (!skip.empty()) {
+      sql += store.dialect() == Dialect::kPostgres
+                 ? "WHERE aggregate_id NOT IN (SELECT jsonb_array_elements_text(?::jsonb)) "
+                 : "WHERE aggregate_id NOT IN (SELECT value FROM json_each(?)) ";
+      // Invalid UTF-8 is replaced: such an aggregate is then retried early, no more.
+      params.emplace_back(skip.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+    sql += "ORDER BY id LIMIT ?";
+    params.emplace_back(opt.batch_size);
     HERALD_ASSIGN_OR_RETURN(auto tx, store.begin({.read_only = true}));
-    HERALD_ASSIGN_OR_RETURN(
-        auto rows, tx->query("SELECT id, topic, msg_key, headers, payload FROM herald_outbox "
-                             "ORDER BY id LIMIT ?",
-                             {opt.batch_size}));
+    HERALD_ASSIGN_OR_RETURN(auto rows, tx->query(sql, params));
     tx->rollback();
     std::vector<OutboxRow> out;
     out.reserve(rows.size());
     for (auto& r : rows) {
-      HERALD_ASSIGN_OR_RETURN(Headers h, headers_from_json(r.text(3)));
-      out.push_back(OutboxRow{r.int64(0), r.text(1), r[2], std::move(h), r[4]});
+      HERALD_ASSIGN_OR_RETURN(Headers h, headers_from_json(r.text(4)));
+      out.push_back(OutboxRow{r.int64(0), r.text(1), r.text(2), r[3], std::move(h), r[5]});
     }
     return out;
+  }
+
+  // After a round read at `read_ns`: drops the holds of aggregates with an
+  // acknowledged row, then holds (or holds longer) those with a failed row.
+  void update_holds(int64_t read_ns, const std::vector<OutboxRow>& rows,
+                    const std::set<std::string_view>& acked,
+                    const std::set<std::string_view>& failed) {
+    if (static_cast<int64_t>(rows.size()) < opt.batch_size) {
+      // Every row not held was read: a due hold whose aggregate has no row left
+      // (deleted by hand) is stale.
+      std::set<std::string_view> seen;
+      for (const auto& r : rows) seen.insert(r.aggregate);
+      std::erase_if(holds, [&](const auto& h) {
+        return h.second.retry_ns <= read_ns && !seen.count(h.first);
+      });
+    }
+    for (std::string_view a : acked) {
+      if (auto it = holds.find(a); it != holds.end()) holds.erase(it);
+    }
+    int64_t now = mono_ns();
+    for (std::string_view a : failed) {
+      auto it = holds.find(a);
+      if (it == holds.end()) {
+        if (holds.size() >= kMaxHeld) continue;  // retried every round, as if not held
+        it = holds.emplace(std::string(a), Hold{}).first;
+        it->second.backoff = opt.error_backoff;
+      } else {
+        it->second.backoff = std::min(it->second.backoff * 2, kMaxHoldBackoff);
+      }
+      it->second.retry_ns = now + std::chrono::nanoseconds(it->second.backoff).count();
+    }
+  }
+
+  // How long until the next hold comes due (for idle()); `d` when none is sooner.
+  std::chrono::milliseconds until_next_retry(std::chrono::milliseconds d) const {
+    int64_t now = mono_ns();
+    int64_t left_ms = d.count();
+    for (const auto& [aggregate, hold] : holds) {
+      if (hold.retry_ns > now) left_ms = std::min(left_ms, (hold.retry_ns - now) / 1'000'000 + 1);
+    }
+    return std::chrono::milliseconds(left_ms);
   }
 
   Result<void> delete_rows(const std::vector<int64_t>& ids) {
@@ -170,27 +271,57 @@ struct OutboxRelay::Impl {
 
   // librdkafka 2.0 asks for the metadata of a topic it has not produced to
   // only on its 1 s topic scan; ask now, so the first events of a topic (and
-  // of a freshly started relay) do not wait a second.
+  // of a freshly started relay) do not wait a second. Best effort: gives up
+  // on stop() and after the first failure (no broker reachable: the other
+  // topics would wait as long, and the rows cannot go out anyway).
   void warm_up(const std::vector<OutboxRow>& rows) {
     for (const auto& r : rows) {
+      if (stopping) return;
       if (known_topics.count(r.topic)) continue;
+      known_topics.insert(r.topic);
       rd_kafka_topic_t* t = rd_kafka_topic_new(producer.get(), r.topic.c_str(), nullptr);
       const rd_kafka_metadata_t* md = nullptr;
-      if (rd_kafka_metadata(producer.get(), 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(md);
+      rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+      for (int waited = 0; waited < kWarmUpMs && !stopping; waited += kWarmUpSliceMs) {
+        err = rd_kafka_metadata(producer.get(), 0, t, &md, kWarmUpSliceMs);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT) break;
       }
       rd_kafka_topic_destroy(t);
-      known_topics.insert(r.topic);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        HLOG_DEBUG("outbox relay: metadata of {}: {}", r.topic, rd_kafka_err2str(err));
+        return;
+      }
+      rd_kafka_metadata_destroy(md);
     }
   }
 
-  // Produces `rows` in order and waits for every delivery report.
+  // Produces `rows` in order and waits for every delivery report. Some rows
+  // are held (not produced; they go in a later round) so that they cannot
+  // overtake an earlier row of their aggregate that fails:
+  //   - the rows of an aggregate after one refused synchronously;
+  //   - the rows of a held aggregate (one being retried) after its first:
+  //     that row failed before and most likely fails again, often as the
+  //     first record of a producer recreated after the fatal error it caused.
+  //     A broker keeps no sequence state for a producer whose first record in
+  //     a partition it refused, so it would accept the records in flight
+  //     behind it (as Kafka does); gapless only stops the producer afterwards.
   std::vector<Delivery> produce(const std::vector<OutboxRow>& rows) {
     std::vector<Delivery> slots(rows.size());
     warm_up(rows);
     rd_kafka_t* rk = producer.get();
+    std::set<std::string_view> stopped;  // aggregates with nothing more this round
+    std::set<std::string_view> probed;   // held aggregates that sent their first row
     for (size_t i = 0; i < rows.size(); ++i) {
       const OutboxRow& r = rows[i];
+      if (stopped.count(r.aggregate)) {
+        slots[i].held = true;
+        continue;
+      }
+      if (holds.count(r.aggregate) && !probed.insert(r.aggregate).second) {
+        slots[i].held = true;
+        stopped.insert(r.aggregate);
+        continue;
+      }
       rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
       // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
       void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
@@ -212,12 +343,17 @@ struct OutboxRelay::Impl {
         rd_kafka_headers_destroy(hdrs);
         slots[i].err = err;
         slots[i].done = true;
+        stopped.insert(r.aggregate);
       }
     }
     // Every report must have arrived before `slots` goes away; message.timeout.ms
-    // bounds this. On stop, purge so that shutting down does not wait for it.
+    // bounds this. On stop, purge so that shutting down does not wait for it;
+    // after a fatal error too (the producer is recreated: what it still holds
+    // would only time out).
     while (rd_kafka_outq_len(rk) > 0) {
-      if (stopping) rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      if (stopping || is_fatal(rk)) {
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      }
       rd_kafka_flush(rk, 100);
     }
     rd_kafka_poll(rk, 0);
@@ -227,23 +363,35 @@ struct OutboxRelay::Impl {
   Result<size_t> publish_once() {
     HERALD_ASSIGN_OR_RETURN(bool have, ensure_lease());
     if (!have) return size_t{0};
-    HERALD_ASSIGN_OR_RETURN(auto rows, read_batch());
-    if (rows.empty()) return size_t{0};
+    int64_t read_ns = mono_ns();
+    HERALD_ASSIGN_OR_RETURN(auto rows, read_batch(read_ns));
+    if (rows.empty()) {
+      update_holds(read_ns, rows, {}, {});
+      return size_t{0};
+    }
     auto slots = produce(rows);
+    std::string fatal_reason;
+    bool fatal = is_fatal(producer.get(), &fatal_reason);
     std::vector<int64_t> acked;
     acked.reserve(rows.size());
+    std::set<std::string_view> acked_aggregates, failed_aggregates;
     uint64_t failed = 0;
     rd_kafka_resp_err_t first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t i = 0; i < rows.size(); ++i) {
+      if (slots[i].held) continue;
       if (slots[i].done && slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         acked.push_back(rows[i].id);
+        acked_aggregates.insert(rows[i].aggregate);
       } else {
         ++failed;
-        if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          first_err = slots[i].done ? slots[i].err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        rd_kafka_resp_err_t err = slots[i].done ? slots[i].err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (!is_collateral(err, fatal)) failed_aggregates.insert(rows[i].aggregate);
+        if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR || is_collateral(first_err, fatal)) {
+          first_err = err;
         }
       }
     }
+    update_holds(read_ns, rows, acked_aggregates, failed_aggregates);
     HERALD_TRY(delete_rows(acked));
     {
       std::lock_guard lock(stats_mu);
@@ -251,18 +399,23 @@ struct OutboxRelay::Impl {
       if (!acked.empty()) ++stats.batches;
       stats.failed_deliveries += failed;
     }
-    char buf[512];
-    if (rd_kafka_fatal_error(producer.get(), buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", buf);
+    if (fatal) {
+      HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", fatal_reason);
       producer.reset();
       known_topics.clear();
       HERALD_TRY(make_producer());
     }
     if (failed > 0) {
-      return Error{Errc::kIoError,
-                   fmt::format("outbox relay: {} of {} deliveries failed (first: {}); they stay "
-                               "in the outbox",
-                               failed, rows.size(), rd_kafka_err2str(first_err))};
+      Error e{Errc::kIoError,
+              fmt::format("outbox relay: {} of {} deliveries failed (first: {}); they stay "
+                          "in the outbox",
+                          failed, rows.size(), rd_kafka_err2str(first_err))};
+      // Nothing went out: the caller backs off. Otherwise the rest flows and
+      // the failed aggregates wait for their retry.
+      if (acked.empty()) return e;
+      HLOG_WARN("{}", e.to_string());
+      std::lock_guard lock(stats_mu);
+      stats.last_error = e.to_string();
     }
     return acked.size();
   }
@@ -319,9 +472,9 @@ struct OutboxRelay::Impl {
       if (!have) {
         idle(opt.standby_retry);
       } else if (pg) {
-        idle(opt.idle_wait);
+        idle(until_next_retry(opt.idle_wait));
       } else {
-        idle(poll);
+        idle(until_next_retry(poll));
         poll = std::min(poll * 2, opt.max_poll);
       }
     }

@@ -19,14 +19,34 @@
 //     produced in that order with an idempotent producer (which keeps
 //     per-partition order across retries), and the record key is the
 //     aggregate id, so all events of an aggregate land in one partition.
+//     When a row fails, the later rows of its aggregate do not overtake it:
+//     after a synchronous refusal (e.g. larger than message.max.bytes) they
+//     are not produced in that round; a broker refusal (e.g. the topic's
+//     max.message.bytes) is a fatal producer error (enable.gapless.guarantee,
+//     forced), which fails what follows it in the partition, and the relay
+//     recreates the producer. The one case gapless does not cover is a
+//     delivery that times out (delivery_timeout, message.timeout.ms): a later
+//     row of the aggregate in another request may still be acknowledged.
+//     Also, a broker keeps no sequence state for a producer whose first
+//     record in a partition it refused, and accepts the requests in flight
+//     behind it; so a retried aggregate's first row is sent alone. A row
+//     refused as the first record of a new producer (relay start, after a
+//     fatal error) can still be overtaken by later rows of its aggregate in
+//     other requests.
 //   - One active relay per database: the relay holds the lease
 //     "herald_outbox_relay" (Store::try_lease) while publishing; a second relay
 //     (another replica of the service, a sidecar) stands by and takes over when
 //     the holder dies.
 //   - Bounded table: published rows are deleted.
 // A row whose delivery fails (broker down past delivery_timeout, message too
-// large, ...) stays in the outbox and is retried after error_backoff; the
-// failure is logged and counted in stats().
+// large, ...) stays in the outbox; the failure is logged and counted in
+// stats(). Its aggregate is held: the relay skips the aggregate's rows
+// (in memory, per relay) and retries the first of them alone after
+// error_backoff, doubling per consecutive failure up to 30 s; an
+// acknowledged row of the aggregate ends the hold. Other aggregates flow
+// meanwhile. At most 10,000 aggregates are held at once; beyond that, a
+// failing aggregate is retried every round. A round in which nothing was
+// acknowledged and something failed counts as an error (error_backoff).
 //
 // Waking up: PostgreSQL: LISTEN herald_outbox (a trigger NOTIFYs on insert),
 // with a rescan every idle_wait as a safety net. SQLite: the Outbox wakes
@@ -57,15 +77,15 @@ namespace herald::sdk {
 struct RelayOptions {
   std::string brokers = "127.0.0.1:9092";  // bootstrap.servers
   // Extra librdkafka settings, applied last (e.g. {"compression.type", "lz4"},
-  // security settings for a real cluster). enable.idempotence and acks are
-  // forced to true / all.
+  // security settings for a real cluster). enable.idempotence,
+  // enable.gapless.guarantee and acks are forced to true / true / all.
   std::vector<std::pair<std::string, std::string>> kafka_config;
   int batch_size = 1000;                           // rows per read/produce/delete round
   std::chrono::milliseconds idle_wait{1000};       // PostgreSQL: rescan at least this often
   std::chrono::milliseconds min_poll{1};           // SQLite: first wait when idle
   std::chrono::milliseconds max_poll{100};         // SQLite: backoff cap when idle
   std::chrono::milliseconds delivery_timeout{30000};  // message.timeout.ms
-  std::chrono::milliseconds error_backoff{500};    // after a failed round
+  std::chrono::milliseconds error_backoff{500};    // after a failed round; first hold
   std::chrono::milliseconds standby_retry{1000};   // retry the lease this often
   std::string lease_name = "herald_outbox_relay";
 };
@@ -73,8 +93,8 @@ struct RelayOptions {
 struct RelayStats {
   uint64_t published = 0;          // rows acknowledged by the broker and deleted
   uint64_t batches = 0;            // rounds that published at least one row
-  uint64_t failed_deliveries = 0;  // delivery reports with an error
-  uint64_t errors = 0;             // failed rounds (store or producer errors)
+  uint64_t failed_deliveries = 0;  // rows produced without success (refused, error report)
+  uint64_t errors = 0;             // failed rounds (store errors; rows failed, none acknowledged)
   bool has_lease = false;
   std::string last_error;
 };
@@ -102,9 +122,12 @@ class OutboxRelay {
   void wake();
 
   // One round on the caller's thread: takes the lease if needed, reads up to
-  // batch_size rows, publishes them, deletes the acknowledged ones. Returns
-  // the number deleted; 0 when the outbox is empty or another relay holds the
-  // lease. Not to be mixed with a running loop.
+  // batch_size rows (not of held aggregates), publishes them, deletes the
+  // acknowledged ones. Returns the number deleted; 0 when the outbox is empty
+  // (or only held aggregates are left) or another relay holds the lease. Rows
+  // that failed while others were acknowledged are logged and counted
+  // (failed_deliveries, last_error); an Error when rows failed and none was
+  // acknowledged. Not to be mixed with a running loop.
   Result<size_t> publish_once();
   // publish_once() until the outbox is empty; kOutOfRange on timeout.
   Result<void> drain(std::chrono::milliseconds timeout);
