@@ -228,13 +228,13 @@ TEST_F(JoinGroupMembershipTest, LeaderThatNeverSyncsIsExpiredAndFollowersAreTold
 // KAFKA-12890: heartbeats keep a session alive, not a generation whose
 // SyncGroup never comes.
 TEST_F(JoinGroupMembershipTest, LeaderThatHeartbeatsButNeverSyncsIsRemovedAfterTheRebalanceTimeout) {
+  const auto t0 = std::chrono::steady_clock::now();  // the sync deadline runs from the join's completion, later
   auto a = join(join_req("g", "", /*session_ms=*/300, /*rebalance_ms=*/200), 3);
   auto b = join(join_req("g", "", 300, 200), 3);
   auto ra = get(a), rb = get(b);
   const std::string leader = ra.leader;
   const std::string follower = ra.member_id == leader ? rb.member_id : ra.member_id;
   auto fs = sync(sync_req("g", 1, follower));
-  const auto t0 = std::chrono::steady_clock::now();
   while (fs.wait_for(20ms) != std::future_status::ready && std::chrono::steady_clock::now() - t0 < 3s) {
     heartbeat("g", 1, leader);
   }
@@ -250,6 +250,7 @@ TEST_F(JoinGroupMembershipTest, LeaderThatHeartbeatsButNeverSyncsIsRemovedAfterT
 }
 
 TEST_F(JoinGroupMembershipTest, FollowerThatHeartbeatsButNeverSyncsInAStableGroupIsRemoved) {
+  const auto t0 = std::chrono::steady_clock::now();
   auto a = join(join_req("g", "", 300, 200), 3);
   auto b = join(join_req("g", "", 300, 200), 3);
   auto ra = get(a), rb = get(b);
@@ -258,7 +259,6 @@ TEST_F(JoinGroupMembershipTest, FollowerThatHeartbeatsButNeverSyncsInAStableGrou
   auto ls = sync(sync_req("g", 1, leader, {{leader, bytes_of("L")}, {follower, bytes_of("F")}}));
   ASSERT_EQ(get(ls).error_code, 0);
   ASSERT_EQ(coord_->snapshot("g")->state, "Stable");
-  const auto t0 = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - t0 < 3s && heartbeat("g", 1, follower) == 0) {
     heartbeat("g", 1, leader);
     std::this_thread::sleep_for(20ms);
