@@ -24,40 +24,6 @@ using testing::Record;
 using testing::TempDir;
 using testing::TestBroker;
 
-// Creates `topic` (one partition) with topic-level `configs`.
-Result<void> create_topic_with_configs(const std::string& brokers, const std::string& topic,
-                                       const std::map<std::string, std::string>& configs) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err));
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!rk) return Error{Errc::kIoError, err};
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, err, sizeof(err));
-  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
-  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
-  rd_kafka_CreateTopics(rk, &nt, 1, nullptr, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
-  Result<void> out = ok();
-  if (!ev) {
-    out = Error{Errc::kIoError, "create topic: timed out"};
-  } else if (rd_kafka_event_error(ev)) {
-    out = Error{Errc::kIoError, std::string("create topic: ") + rd_kafka_event_error_string(ev)};
-  } else {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** res =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-    if (n == 1 && rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      out = Error{Errc::kIoError,
-                  std::string("create topic: ") + rd_kafka_topic_result_error_string(res[0])};
-    }
-  }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_NewTopic_destroy(nt);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_destroy(rk);
-  return out;
-}
-
 // Per aggregate, the versions in `recs` are 1, 2, 3, ... in log order (no gap,
 // no reordering). Returns the last version of each aggregate.
 std::map<std::string, int64_t> expect_commit_order(const std::vector<Record>& recs) {
@@ -380,8 +346,8 @@ TEST_P(OutboxTest, ARowTheProducerRefusesHoldsBackTheRestOfItsAggregate) {
 // are already in flight in requests of their own: none of them may land
 // after a1 without a2 (the producer runs with enable.gapless.guarantee).
 TEST_P(OutboxTest, ARowTheBrokerRefusesDoesNotLetTheLaterRowsOfItsAggregateThrough) {
-  ASSERT_TRUE(create_topic_with_configs(broker_->brokers(), "strict",
-                                        {{"max.message.bytes", "3000"}}));
+  ASSERT_TRUE(testing::create_topic(broker_->brokers(), "strict", 1,
+                                    {{"max.message.bytes", "3000"}}));
   Outbox outbox({.topic = "strict", .source = "/bank"});
   add_event(outbox, "a", 1);
   add_event(outbox, "a", 2, 4000);

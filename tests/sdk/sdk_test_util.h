@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,7 +88,8 @@ Result<std::vector<Record>> read_topic(const std::string& brokers, const std::st
                                        size_t min_count, std::chrono::milliseconds timeout);
 
 // Creates `topic` with `partitions` partitions (CreateTopics via librdkafka).
-Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions);
+Result<void> create_topic(const std::string& brokers, const std::string& topic, int partitions,
+                          const std::map<std::string, std::string>& configs = {});
 
 // Total records in `topic` (sum of high watermarks minus low watermarks).
 Result<int64_t> topic_size(const std::string& brokers, const std::string& topic);
