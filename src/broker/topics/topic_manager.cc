@@ -180,14 +180,14 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
   return topic;
 }
 
-Result<void> TopicManager::write_meta(const Topic& topic) {
+Result<void> TopicManager::write_meta(const Topic& topic, int32_t partitions) {
   json meta;
   meta["name"] = topic.name();
   meta["id"] = hex(topic.id());
   meta["internal"] = topic.internal();
   {
     std::lock_guard lock(topic.mu_);
-    meta["partitions"] = topic.partitions_.size();
+    meta["partitions"] = partitions >= 0 ? static_cast<size_t>(partitions) : topic.partitions_.size();
     meta["configs"] = topic.config_.overrides;
   }
   std::string s = meta.dump(2);
@@ -285,15 +285,28 @@ Result<void> TopicManager::add_partitions(const std::string& name, int32_t total
   if (validate_only) return ok();
   TopicConfig config = topic->config();
   std::vector<std::shared_ptr<Partition>> added;
+  auto close_added = [&added] {
+    for (auto& p : added) {
+      if (auto r = p->log->close(); !r) HLOG_WARN("closing a partition not added: {}", r.error().to_string());
+    }
+  };
   for (int32_t i = current; i < total; ++i) {
-    HERALD_ASSIGN_OR_RETURN(auto p, open_partition(topic_dir(name), i, config));
-    added.push_back(std::move(p));
+    auto p = open_partition(topic_dir(name), i, config);
+    if (!p) {
+      close_added();
+      return p.error();
+    }
+    added.push_back(std::move(*p));
   }
-  {
-    std::lock_guard lock(topic->mu_);
-    for (auto& p : added) topic->partitions_.push_back(std::move(p));
+  // The new count is on disk before any client can write to the new partitions:
+  // otherwise a restart would drop what they acknowledged.
+  if (auto r = write_meta(*topic, total); !r) {
+    close_added();
+    return r;
   }
-  return write_meta(*topic);
+  std::lock_guard lock(topic->mu_);
+  for (auto& p : added) topic->partitions_.push_back(std::move(p));
+  return ok();
 }
 
 Result<void> TopicManager::set_config(const std::string& name, const TopicConfig& config) {

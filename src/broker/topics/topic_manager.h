@@ -120,7 +120,8 @@ class TopicManager {
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
   Result<std::shared_ptr<Partition>> open_partition(const std::filesystem::path& topic_dir, int32_t index,
                                                     const TopicConfig& config);
-  Result<void> write_meta(const Topic& topic);
+  // Writes topic.json; `partitions` >= 0 overrides the topic's current count.
+  Result<void> write_meta(const Topic& topic, int32_t partitions = -1);
   std::filesystem::path topic_dir(const std::string& name) const { return data_dir_ / "topics" / name; }
 
   const std::filesystem::path data_dir_;
