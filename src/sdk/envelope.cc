@@ -7,6 +7,7 @@
 
 #include "common/civil_time.h"
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "sdk/uuid.h"
 
 namespace herald::sdk {
@@ -16,43 +17,6 @@ bool is_reserved(std::string_view name) {
   return name == kHeaderSpecVersion || name == kHeaderId || name == kHeaderType ||
          name == kHeaderSource || name == kHeaderTime || name == kHeaderContentType ||
          name == kHeaderAggregateVersion;
-}
-
-// Length of the longest prefix of `s` that is well-formed UTF-8.
-size_t utf8_prefix(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (i + n >= s.size()) return i;  // truncated sequence
-    for (size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return i;
-      cp = cp << 6 | (cc & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return i;
-    }
-    i += n + 1;
-  }
-  return i;
 }
 
 bool valid_utf8(std::string_view s) { return utf8_prefix(s) == s.size(); }

@@ -246,10 +246,9 @@ TEST_P(DeadLetters, MalformedEnvelopeIsDeadLetteredWithoutRetries) {
   bad.headers = {{"ce_specversion", "1.0"}, {"ce_type", "fold.add"}};  // no ce_id, no ce_source
   send(topic, bad, 0);
   int64_t last = send(topic, fold_event("x", 4), 0);
-  auto t0 = std::chrono::steady_clock::now();
   RunningReplica r(cfg, store(), std::move(h));
   ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30)));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2)) << "a malformed envelope must not be retried";
+  EXPECT_EQ(r->stats().retries, 0) << "a malformed envelope must not be retried";
   EXPECT_EQ(r->stats().dead_lettered, 1);
   auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(10));
   ASSERT_TRUE(letters);

@@ -8,6 +8,9 @@
 // partitions again (counted as duplicates, dropped by ce_id). The survivor
 // must report zero duplicates, and the database must equal the fold of the
 // log. SQLite (a shared file) and PostgreSQL.
+//
+// Also: an instance whose partition was taken over (fenced) answers
+// wait_until() from the database, where the new owner's offsets land.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -118,6 +121,45 @@ TEST_P(ReplicaRebalance, SurvivorTakesOverFromDatabaseOffsets) {
   auto expected = fold_of_log(brokers, topic, static_cast<size_t>(sent.load()), seconds(60));
   ASSERT_TRUE(expected);
   EXPECT_EQ(*fold_of_db(*ts.store), expected->fold);
+}
+
+// Another instance of the group takes partition 0 over and applies offsets
+// 5..7: its transaction moves the stored offset to 8. This instance reads
+// 5..7 as well, finds the offset moved at commit and fences the partition
+// (it drops its records until the next rebalance, which a single consumer
+// never gets). wait_until must then read the database, not this instance's
+// stale position.
+TEST_P(ReplicaRebalance, WaitUntilReadsTheDatabaseForAFencedPartition) {
+  TempDir dir;
+  auto broker = GroupBroker::start();
+  const std::string brokers = broker->brokers();
+  const std::string topic = "fenced";
+  const std::string group = "fenced-group";
+  ASSERT_TRUE(make_topic(brokers, topic, 1));
+  TestStore ts = open_test_store(GetParam(), dir.path(), "replica_fenced");
+  ASSERT_TRUE(create_fold_table(*ts.store));
+  EventProducer prod(brokers);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(prod.send(topic, fold_event("k", 1)));  // offsets 0..4
+  ASSERT_TRUE(prod.flush());
+
+  ReplicaHandlers h;
+  install_fold(h);
+  RunningReplica r(test_config(brokers, group, topic), *ts.store, std::move(h));
+  auto applied = r->wait_until(topic, 0, 4, seconds(30));
+  ASSERT_TRUE(applied && *applied) << (applied ? "timed out" : applied.error().to_string());
+  ASSERT_EQ(stored_offsets(*ts.store, group, topic)->at(0), 5);
+
+  ASSERT_TRUE(ts.store->run([&](Tx& tx) -> Result<void> { return save_offset(tx, group, topic, 0, 8); }));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(prod.send(topic, fold_event("k", 1)));  // offsets 5..7
+  ASSERT_TRUE(prod.flush());
+  ASSERT_TRUE(eventually([&] { return r->stats().fenced > 0; }, seconds(30))) << "the partition was never fenced";
+
+  auto taken = r->wait_until(topic, 0, 7, seconds(5));
+  ASSERT_TRUE(taken) << taken.error().to_string();
+  EXPECT_TRUE(*taken) << "wait_until kept reading the fenced partition's position instead of the database";
+  auto beyond = r->wait_until(topic, 0, 8, milliseconds(300));
+  ASSERT_TRUE(beyond) << beyond.error().to_string();
+  EXPECT_FALSE(*beyond) << "offset 8 was applied by nobody";
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, ReplicaRebalance, ::testing::Values("sqlite", "postgres"),

@@ -149,6 +149,42 @@ TEST_P(StoreTest, PlaceholdersInLiteralsAndCommentsAreText) {
   EXPECT_EQ(mismatch.error().code, Errc::kInvalidArgument);
 }
 
+// PostgreSQL TEXT holds neither NUL nor invalid UTF-8, and libpq sends a text
+// parameter only up to its first NUL. Both stores refuse such text, naming the
+// parameter, before the statement runs: nothing is cut short (two ids that
+// differ after a NUL would be one), and SQL that works on SQLite works on
+// PostgreSQL. The same bytes bind as Param::blob().
+TEST_P(StoreTest, TextParametersMustBeUtf8WithoutNul) {
+  using namespace std::string_literals;
+  create_items();
+  auto tx = begin();
+  for (const std::string& bad : {"a\0x"s, "\0"s, "caf\xc3"s, "\xff"s, "a\xc0\xaf"s, "\xed\xa0\x80"s}) {
+    auto n = tx->exec("INSERT INTO items (id, name) VALUES (?, ?)", {1, bad});
+    ASSERT_FALSE(n) << ::testing::PrintToString(bad);
+    EXPECT_EQ(n.error().code, Errc::kInvalidArgument) << n.error().to_string();
+    EXPECT_NE(n.error().message.find("parameter 2"), std::string::npos) << n.error().message;
+  }
+  auto q = tx->query("SELECT id FROM items WHERE name = ? OR name = ?", {"ok", "a\0y"s});
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(q.error().message.find("parameter 2"), std::string::npos) << q.error().message;
+  // Refused before it reached the database: the transaction goes on.
+  ASSERT_TRUE(tx->exec("INSERT INTO items (id, name, data) VALUES (?, ?, ?)",
+                       {1, "caf\xc3\xa9 \xf0\x9f\x98\x80", Param::blob("a\0x\xff"s)}));
+  auto row = tx->query_one("SELECT name, data FROM items WHERE id = ?", {1});
+  ASSERT_TRUE(row && *row) << (row ? "no row" : row.error().to_string());
+  EXPECT_EQ((*row)->text(0), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+  EXPECT_EQ((*row)->text(1), "a\0x\xff"s);
+  // Deduplication never merges two ids that differ only after a NUL.
+  for (const std::string& id : {"a\0x"s, "a\0y"s}) {
+    auto fresh = mark_processed(*tx, "g", id, 1000);
+    ASSERT_FALSE(fresh) << "ce_id " << ::testing::PrintToString(id) << " recorded as " << *fresh;
+    EXPECT_EQ(fresh.error().code, Errc::kInvalidArgument);
+  }
+  ASSERT_TRUE(tx->commit());
+  EXPECT_EQ(count("herald_processed"), 0);
+}
+
 TEST_P(StoreTest, SdkTablesExistAfterOpen) {
   for (const char* t : {"herald_outbox", "herald_offsets", "herald_processed", "herald_processed_ids",
                         "herald_migrations"}) {
@@ -490,6 +526,24 @@ TEST(SqlRewrite, IdentifiersAreValidated) {
   EXPECT_FALSE(detail::is_identifier("1x"));
   EXPECT_FALSE(detail::is_identifier("a b"));
   EXPECT_FALSE(detail::is_identifier(""));
+}
+
+TEST(SqlRewrite, TextIsCheckedForUtf8AndNul) {
+  using namespace std::string_literals;
+  constexpr size_t kOk = std::string_view::npos;
+  EXPECT_EQ(detail::bad_text_byte(""), kOk);
+  EXPECT_EQ(detail::bad_text_byte("plain ascii"), kOk);
+  EXPECT_EQ(detail::bad_text_byte("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf"), kOk);
+  EXPECT_EQ(detail::bad_text_byte("\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf"), kOk);  // U+10000, U+10FFFF
+  EXPECT_EQ(detail::bad_text_byte("ab\0c"s), 2u);
+  EXPECT_EQ(detail::bad_text_byte("a\x80"), 1u);              // lone continuation byte
+  EXPECT_EQ(detail::bad_text_byte("a\xc3"), 1u);              // cut short
+  EXPECT_EQ(detail::bad_text_byte("\xc3\x28"), 0u);           // not a continuation
+  EXPECT_EQ(detail::bad_text_byte("\xc0\x80"), 0u);           // overlong NUL
+  EXPECT_EQ(detail::bad_text_byte("\xe0\x80\xaf"), 0u);       // overlong
+  EXPECT_EQ(detail::bad_text_byte("x\xed\xb0\x80"), 1u);      // surrogate
+  EXPECT_EQ(detail::bad_text_byte("\xf4\x90\x80\x80"), 0u);   // above U+10FFFF
+  EXPECT_EQ(detail::bad_text_byte("\xf8\x88\x80\x80\x80"), 0u);
 }
 
 }  // namespace

@@ -7,15 +7,6 @@
 #include "common/log.h"
 
 namespace herald::sdk::kafka {
-namespace {
-
-struct Delivery {
-  bool done = false;
-  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-  int64_t offset = -1;
-};
-
-}  // namespace
 
 std::string describe(rd_kafka_resp_err_t err) {
   return fmt::format("{} ({})", rd_kafka_err2str(err), rd_kafka_err2name(err));
@@ -150,36 +141,41 @@ Result<std::unique_ptr<SyncProducer>> SyncProducer::create(const std::string& br
                       {"message.timeout.ms", "30000"}};
   props.insert(props.end(), extra.begin(), extra.end());
   HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(props));
-  rd_kafka_conf_set_dr_msg_cb(conf.get(), &SyncProducer::on_delivery);
-  HERALD_ASSIGN_OR_RETURN(auto rk, make_handle(RD_KAFKA_PRODUCER, std::move(conf)));
   std::unique_ptr<SyncProducer> p(new SyncProducer());
-  p->rk_ = std::move(rk);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &SyncProducer::on_delivery);
+  rd_kafka_conf_set_opaque(conf.get(), p.get());  // heap-allocated: stays put while rk_ lives
+  HERALD_ASSIGN_OR_RETURN(p->rk_, make_handle(RD_KAFKA_PRODUCER, std::move(conf)));
   return p;
 }
 
-void SyncProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
-  auto* d = static_cast<Delivery*>(msg->_private);
-  if (d == nullptr) return;
-  d->err = msg->err;
-  d->offset = msg->offset;
-  d->done = true;
+// Runs inside rd_kafka_poll()/rd_kafka_flush() on the calling thread.
+void SyncProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<SyncProducer*>(opaque);
+  Delivery& d = self->delivery_;
+  if (d.id == 0 || reinterpret_cast<uintptr_t>(msg->_private) != d.id) return;  // abandoned earlier
+  d.err = msg->err;
+  d.offset = msg->offset;
+  d.done = true;
 }
 
 Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
                                    std::optional<std::string_view> key, std::optional<std::string_view> value,
                                    const Headers& headers, int64_t timestamp_ms) {
-  Delivery d;
+  Delivery& d = delivery_;
+  d = Delivery{.id = ++last_id_};
   rd_kafka_headers_t* hdrs = make_kafka_headers(headers);
   const void* key_ptr = key ? key->data() : nullptr;
   const size_t key_len = key ? key->size() : 0;
   void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
   const size_t value_len = value ? value->size() : 0;
+  void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(d.id));
   rd_kafka_resp_err_t err = rd_kafka_producev(
       rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
-      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    d.id = 0;
     rd_kafka_headers_destroy(hdrs);
     return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(err))};
   }
@@ -187,13 +183,17 @@ Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
   while (!d.done) {
     rd_kafka_poll(rk_.get(), 50);
     if (!d.done && std::chrono::steady_clock::now() > deadline) {
-      // The message still references `d`; purge it so the callback cannot fire later.
+      // Give the record up (purged, so librdkafka stops retrying it; one
+      // already in flight may still have been written). Its report comes on
+      // this or a later poll or flush, even from replica.cc's stop(); with
+      // d.id reset it is ignored whenever it comes.
       rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       rd_kafka_poll(rk_.get(), 0);
-      if (!d.done) rd_kafka_flush(rk_.get(), 1000);
+      d.id = 0;
       return Error{Errc::kIoError, fmt::format("produce to {}: no delivery report", topic)};
     }
   }
+  d.id = 0;
   if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(d.err))};
   }

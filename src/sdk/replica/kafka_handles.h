@@ -96,11 +96,24 @@ class SyncProducer {
   rd_kafka_t* handle() { return rk_.get(); }
 
  private:
+  // The delivery report send() waits for. Records carry a sequence number as
+  // their opaque, not a pointer: a report that comes after its send() gave
+  // up (librdkafka serves a purged record's report on a later poll or flush)
+  // names an old number and is ignored.
+  struct Delivery {
+    uint64_t id = 0;  // the record waited for; 0 = none
+    bool done = false;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t offset = -1;
+  };
+
   SyncProducer() = default;
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
 
-  HandlePtr rk_;
+  uint64_t last_id_ = 0;
+  Delivery delivery_;
   std::chrono::milliseconds timeout_{30000};
+  HandlePtr rk_;  // last: destroyed first, so no report can arrive for a destroyed member
 };
 
 }  // namespace herald::sdk::kafka

@@ -164,7 +164,7 @@ class Replica::Impl {
     bool caught_up = false;     // (mu_)
     int64_t fetched_next = -1;  // next offset accepted into the batch (-1: any)
     int64_t broker_committed = -1;
-    bool fenced = false;        // another instance moved the stored offset: ignore until reassigned
+    bool fenced = false;        // (mu_) another instance moved the stored offset: ignore until reassigned
     std::map<std::string, int64_t> parked;  // ordered mode: key -> offset of the chain's first row
   };
   using PartKey = std::pair<std::string, int32_t>;
@@ -1225,10 +1225,11 @@ Result<bool> Replica::Impl::wait_until(std::string_view topic, int32_t partition
   std::unique_lock lk(mu_);
   for (;;) {
     auto it = parts_.find(PartKey(std::string(topic), partition));
-    if (it != parts_.end()) {
-      if (it->second.has_row && it->second.applied_next > offset) return true;
-    } else {
-      // Not ours (or not yet): another instance sharing the database may hold it.
+    if (it != parts_.end() && it->second.has_row && it->second.applied_next > offset) return true;
+    if (it == parts_.end() || it->second.fenced) {
+      // Not ours (not yet, or no longer: a fenced partition stays listed until
+      // the rebalance, but another instance sharing the database applies it
+      // now): its offset is in the database.
       lk.unlock();
       std::map<int32_t, int64_t> stored;
       HERALD_TRY(store_.run(

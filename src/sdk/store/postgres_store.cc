@@ -234,6 +234,8 @@ Result<ResultPtr> PgTx::run(std::string_view sql, const Params& params) {
                  fmt::format("postgres: '{}' has {} placeholders, {} parameters given", sql, count,
                              params.size())};
   }
+  // libpq sends a text parameter up to its first NUL: refuse what would be cut.
+  HERALD_TRY(check_text_params("postgres", sql, params));
   std::vector<std::string> scratch(params.size());
   std::vector<const char*> values(params.size());
   std::vector<int> lengths(params.size());

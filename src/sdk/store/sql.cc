@@ -1,6 +1,11 @@
 #include "sdk/store/sql.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cctype>
+
+#include "common/utf8.h"
 
 namespace herald::sdk::detail {
 
@@ -68,6 +73,26 @@ bool is_identifier(std::string_view s) {
     if (!ok) return false;
   }
   return true;
+}
+
+size_t bad_text_byte(std::string_view s) {
+  const size_t at = std::min(utf8_prefix(s), s.find('\0'));
+  return at == s.size() ? std::string_view::npos : at;
+}
+
+Result<void> check_text_params(const char* store, std::string_view sql, const Params& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].kind() != Param::Kind::kText) continue;
+    const std::string& text = params[i].as_bytes();
+    size_t at = bad_text_byte(text);
+    if (at == std::string_view::npos) continue;
+    const char* what = text[at] == '\0' ? "a NUL byte" : "invalid UTF-8";
+    return Error{Errc::kInvalidArgument,
+                 fmt::format("{}: parameter {} of '{}' is not storable text: {} at byte {} "
+                             "(text must be UTF-8 without NUL; bind bytes with Param::blob())",
+                             store, i + 1, sql, what, at)};
+  }
+  return ok();
 }
 
 }  // namespace herald::sdk::detail

@@ -306,6 +306,7 @@ Result<sqlite3_stmt*> SqliteTx::bind(std::string_view sql, const Params& params)
                  fmt::format("sqlite: '{}' has {} placeholders, {} parameters given", sql,
                              expected, params.size())};
   }
+  HERALD_TRY(check_text_params("sqlite", sql, params));  // what PostgreSQL would refuse or cut
   for (size_t i = 0; i < params.size(); ++i) {
     const Param& p = params[i];
     int idx = static_cast<int>(i + 1);

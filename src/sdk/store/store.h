@@ -24,6 +24,12 @@
 //     ON CONFLICT DO NOTHING work in both (SQLite >= 3.24).
 //   - Binary data: bind with Param::blob(); declare the column with
 //     Store::blob_type() ("BLOB" / "BYTEA"). Query results give the raw bytes.
+//   - Text parameters must be well-formed UTF-8 without NUL bytes, which is
+//     what PostgreSQL TEXT can hold. Both stores refuse any other text before
+//     the statement runs (kInvalidArgument naming the parameter; the
+//     transaction stays usable), so nothing is cut at a NUL and no SQL works
+//     on SQLite only. Bytes of unknown form go through Param::blob(), or
+//     text_for_db() (sdk/envelope.h) when a lossy text form is good enough.
 //   - Results are text: integers as decimal, NULL as std::nullopt. PostgreSQL
 //     booleans read "t"/"f", SQLite's read "1"/"0": prefer integer columns.
 //   - DDL that differs (autoincrement keys, types) goes through Migration,
@@ -137,8 +143,10 @@ class Tx {
 
   // Runs one statement (no result rows expected). Returns the number of rows
   // inserted/updated/deleted. Errors: kAlreadyExists for a unique/primary-key
-  // violation, kIoError otherwise (is_retryable() tells deadlocks, busy and
-  // serialization failures apart), kClosed when the transaction has ended.
+  // violation, kInvalidArgument for a text parameter that is not UTF-8 without
+  // NUL or a wrong parameter count (nothing ran), kIoError otherwise
+  // (is_retryable() tells deadlocks, busy and serialization failures apart),
+  // kClosed when the transaction has ended.
   virtual Result<int64_t> exec(std::string_view sql, const Params& params = {}) = 0;
 
   // Runs one statement and returns all its rows (possibly none).
@@ -306,7 +314,8 @@ Result<std::map<int32_t, int64_t>> load_offsets(Tx& tx, std::string_view group,
 // ---- herald_processed: ce_ids already applied, for deduplication ----
 
 // Records ce_id for group. Returns true when it is new, false when it was
-// already recorded (a duplicate: skip the event's effect).
+// already recorded (a duplicate: skip the event's effect). kInvalidArgument
+// when ce_id is not UTF-8 without NUL (TEXT column; see the rules above).
 Result<bool> mark_processed(Tx& tx, std::string_view group, std::string_view ce_id,
                             int64_t now_ms);
 // Deletes entries of group older than older_than_ms; returns how many.
