@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
+#include <unordered_set>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -58,6 +59,9 @@ bool is_collateral(rd_kafka_resp_err_t err, bool fatal) {
 // Held aggregates: retry backoff cap and most aggregates held at once.
 constexpr std::chrono::milliseconds kMaxHoldBackoff{30000};
 constexpr size_t kMaxHeld = 10000;
+// Most established aggregates remembered; beyond, all are forgotten (which
+// only costs their later rows a round).
+constexpr size_t kMaxEstablished = 100000;
 // warm_up(): metadata wait per topic, in slices so that stop() is seen.
 constexpr int kWarmUpMs = 5000;
 constexpr int kWarmUpSliceMs = 250;
@@ -86,6 +90,12 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void*) {
     HLOG_DEBUG("outbox relay: producer: {}", reason);
   }
 }
+
+// Looks aggregates up by std::string_view without copying them.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 
 struct OutboxRow {
   int64_t id;
@@ -117,6 +127,11 @@ struct OutboxRelay::Impl {
     std::chrono::milliseconds backoff{0};
   };
   std::map<std::string, Hold, std::less<>> holds;
+  // Aggregates with a row acknowledged by the current producer and no row
+  // failed since: their partition has producer state on the broker, so a
+  // refusal there is a fatal error that fails the rows in flight behind it.
+  // See produce().
+  std::unordered_set<std::string, StringHash, std::equal_to<>> established;
 
   Impl(Store& s, RelayOptions o) : store(s), opt(std::move(o)) {}
 
@@ -299,29 +314,24 @@ struct OutboxRelay::Impl {
   // are held (not produced; they go in a later round) so that they cannot
   // overtake an earlier row of their aggregate that fails:
   //   - the rows of an aggregate after one refused synchronously;
-  //   - the rows of a held aggregate (one being retried) after its first:
-  //     that row failed before and most likely fails again, often as the
-  //     first record of a producer recreated after the fatal error it caused.
+  //   - the rows of an aggregate that is not established after its first.
   //     A broker keeps no sequence state for a producer whose first record in
   //     a partition it refused, so it would accept the records in flight
   //     behind it (as Kafka does); gapless only stops the producer afterwards.
+  //     This covers a fresh producer (relay start, after a fatal error) and a
+  //     held aggregate (its row failed: it is no longer established).
   std::vector<Delivery> produce(const std::vector<OutboxRow>& rows) {
     std::vector<Delivery> slots(rows.size());
     warm_up(rows);
     rd_kafka_t* rk = producer.get();
     std::set<std::string_view> stopped;  // aggregates with nothing more this round
-    std::set<std::string_view> probed;   // held aggregates that sent their first row
     for (size_t i = 0; i < rows.size(); ++i) {
       const OutboxRow& r = rows[i];
       if (stopped.count(r.aggregate)) {
         slots[i].held = true;
         continue;
       }
-      if (holds.count(r.aggregate) && !probed.insert(r.aggregate).second) {
-        slots[i].held = true;
-        stopped.insert(r.aggregate);
-        continue;
-      }
+      if (!established.count(r.aggregate)) stopped.insert(r.aggregate);
       rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
       // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
       void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
@@ -392,6 +402,13 @@ struct OutboxRelay::Impl {
       }
     }
     update_holds(read_ns, rows, acked_aggregates, failed_aggregates);
+    for (std::string_view a : acked_aggregates) {
+      if (!established.count(a)) established.emplace(a);
+    }
+    for (std::string_view a : failed_aggregates) {
+      if (auto it = established.find(a); it != established.end()) established.erase(it);
+    }
+    if (established.size() > kMaxEstablished) established.clear();
     HERALD_TRY(delete_rows(acked));
     {
       std::lock_guard lock(stats_mu);
@@ -403,6 +420,7 @@ struct OutboxRelay::Impl {
       HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", fatal_reason);
       producer.reset();
       known_topics.clear();
+      established.clear();
       HERALD_TRY(make_producer());
     }
     if (failed > 0) {

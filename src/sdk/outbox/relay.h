@@ -27,12 +27,13 @@
 //     recreates the producer. The one case gapless does not cover is a
 //     delivery that times out (delivery_timeout, message.timeout.ms): a later
 //     row of the aggregate in another request may still be acknowledged.
-//     Also, a broker keeps no sequence state for a producer whose first
-//     record in a partition it refused, and accepts the requests in flight
-//     behind it; so a retried aggregate's first row is sent alone. A row
-//     refused as the first record of a new producer (relay start, after a
-//     fatal error) can still be overtaken by later rows of its aggregate in
-//     other requests.
+//     Gapless needs sequence state, and a broker keeps none for a producer
+//     whose first record in a partition it refused: it accepts the requests
+//     in flight behind it. So until a row of an aggregate is acknowledged by
+//     the current producer (relay start, every `--once` run, a producer
+//     recreated after a fatal error), and again after a row of it failed,
+//     a round sends only the aggregate's first row; its later rows go in the
+//     next round.
 //   - One active relay per database: the relay holds the lease
 //     "herald_outbox_relay" (Store::try_lease) while publishing; a second relay
 //     (another replica of the service, a sidecar) stands by and takes over when
@@ -122,8 +123,9 @@ class OutboxRelay {
   void wake();
 
   // One round on the caller's thread: takes the lease if needed, reads up to
-  // batch_size rows (not of held aggregates), publishes them, deletes the
-  // acknowledged ones. Returns the number deleted; 0 when the outbox is empty
+  // batch_size rows (not of held aggregates), publishes them (only the first
+  // row of an aggregate without an acknowledged row yet: see above), deletes
+  // the acknowledged ones. Returns the number deleted; 0 when the outbox is empty
   // (or only held aggregates are left) or another relay holds the lease. Rows
   // that failed while others were acknowledged are logged and counted
   // (failed_deliveries, last_error); an Error when rows failed and none was
