@@ -36,6 +36,11 @@ Clock::duration millis(int64_t v) { return std::chrono::milliseconds(v); }
 constexpr int32_t kGroupOperations = (1 << 3) | (1 << 6) | (1 << 8);
 // Kafka's limit for a group id is what fits an i16-length string in __consumer_offsets keys.
 constexpr size_t kMaxGroupIdBytes = 32767;
+// The same limit for every string a JoinGroup puts into the group's metadata record
+// (member id, group.instance.id, client id, protocol type and names).
+constexpr size_t kMaxStringBytes = 32767;
+// A member id's "-<uuid>" suffix.
+constexpr size_t kMemberIdSuffixBytes = 37;
 
 }  // namespace
 
@@ -101,12 +106,14 @@ struct OffsetEntry {
   bool deleted = false;   // tombstone marker, kept so that an older in-flight commit cannot resurrect it
 };
 
-// Commits of one partition appended to __consumer_offsets and not yet durable:
-// how many, and the last one (OffsetFetch answers it once it is durable).
+// Records of one partition appended to __consumer_offsets and not yet durable
+// (commits, and tombstones of OffsetDelete, DeleteGroups and the sweep): how
+// many, and the last one (OffsetFetch answers it once it is durable).
 struct PendingCommit {
   int count = 0;
   int64_t log_pos = -1;
   OffsetValue value;
+  bool tombstone = false;  // the last one deletes the offset
 };
 
 struct Group {
@@ -140,6 +147,11 @@ struct Group {
   // Committed offsets.
   std::map<TopicPartition, OffsetEntry> offsets;
   std::map<TopicPartition, PendingCommit> pending_commits;  // appended, not yet durable
+  // Dead: its tombstone is on its way to the disk (DeleteGroups, the sweep). The
+  // group goes once it is durable, and back to Empty (with its offsets and this
+  // timestamp) if it is not.
+  int64_t delete_pos = -1;  // the deletion's last record (OffsetFetch waits for it); -1: none
+  int64_t state_ts_before_delete = -1;
 
   // One timer per group, armed at the earliest deadline.
   asio::steady_timer timer;
@@ -147,10 +159,18 @@ struct Group {
   std::optional<Clock::time_point> armed_at;
 
   bool is_leader(const std::string& member_id) const { return leader && *leader == member_id; }
-  bool fenced(const std::optional<std::string>& instance_id, const std::string& member_id) const {
-    if (!instance_id) return false;
-    auto it = static_members.find(*instance_id);
-    return it != static_members.end() && it->second != member_id;
+  // Kafka validateCurrentMember: a group.instance.id, if given, must be registered
+  // (else UNKNOWN_MEMBER_ID) and belong to `member_id` (else FENCED_INSTANCE_ID);
+  // the member must exist.
+  std::optional<ErrorCode> validate_member(const std::optional<std::string>& instance_id,
+                                           const std::string& member_id) const {
+    if (instance_id) {
+      auto it = static_members.find(*instance_id);
+      if (it == static_members.end()) return ErrorCode::kUnknownMemberId;
+      if (it->second != member_id) return ErrorCode::kFencedInstanceId;
+    }
+    if (!members.count(member_id)) return ErrorCode::kUnknownMemberId;
+    return std::nullopt;
   }
   std::vector<Member*> members_in_order() {
     std::vector<Member*> v;
@@ -246,6 +266,28 @@ struct GroupCoordinator::StoreJob {
   int32_t generation = 0;
   std::map<std::string, Bytes> assignment;
   Appended appended;
+};
+
+// A static member replaced in a Stable group, its JoinGroup answered once the
+// record with the new member id is durable; what to restore if it is not.
+struct GroupCoordinator::StaticJob {
+  std::weak_ptr<Group> group;
+  std::string instance_id;
+  std::string old_id;
+  std::string new_id;
+  std::string client_id;
+  std::string client_host;
+  std::vector<Protocol> protocols;
+  int32_t session_timeout_ms = 0;
+  int32_t rebalance_timeout_ms = 0;
+  JoinCallback done;
+};
+
+struct GroupCoordinator::TombstoneJob {
+  std::weak_ptr<Group> group;
+  std::vector<std::pair<TopicPartition, int64_t>> offsets;  // key, position of its tombstone
+  bool remove_group = false;
+  std::optional<Appended> appended;  // nullopt: nothing had to be written
 };
 
 namespace {
@@ -399,6 +441,13 @@ void GroupCoordinator::maybe_drop_locked(const std::string& id) {
 }
 
 std::string GroupCoordinator::new_member_id(std::string_view prefix) {
+  // Kafka's strings hold 32767 bytes: a long client id / group.instance.id is cut (at a
+  // UTF-8 character boundary) so that the id fits the response and the group's record.
+  if (prefix.size() > kMaxStringBytes - kMemberIdSuffixBytes) {
+    size_t n = kMaxStringBytes - kMemberIdSuffixBytes;
+    while (n > 0 && (static_cast<unsigned char>(prefix[n]) & 0xC0) == 0x80) --n;
+    prefix = prefix.substr(0, n);
+  }
   uint64_t a = rng_(), b = rng_();
   a = (a & ~0xF000ull) | 0x4000ull;                          // version 4
   b = (b & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 1
@@ -434,6 +483,15 @@ void GroupCoordinator::join_locked(const ClientInfo& c, protocol::JoinGroupReque
   if (req.session_timeout_ms < config_.min_session_timeout_ms ||
       req.session_timeout_ms > config_.max_session_timeout_ms) {
     return done(join_error(req.member_id, ErrorCode::kInvalidSessionTimeout));
+  }
+  // Strings longer than Kafka's 32767 bytes never come off the wire (the decoder refuses
+  // them), but they would not fit the group's record either: refuse them from any caller.
+  const auto too_long = [](std::string_view v) { return v.size() > kMaxStringBytes; };
+  const bool long_protocol =
+      std::any_of(req.protocols.begin(), req.protocols.end(), [&](const Protocol& p) { return too_long(p.name); });
+  if (too_long(c.client_id) || too_long(req.protocol_type) || long_protocol ||
+      (req.group_instance_id && too_long(*req.group_instance_id))) {
+    return done(join_error(req.member_id, ErrorCode::kInvalidRequest));
   }
   if (c.version == 0 || req.rebalance_timeout_ms <= 0) req.rebalance_timeout_ms = req.session_timeout_ms;
   const bool unknown_member = req.member_id.empty();
@@ -471,14 +529,10 @@ void GroupCoordinator::join_locked(const ClientInfo& c, protocol::JoinGroupReque
     g.pending.erase(req.member_id);
     add_member_and_rebalance(g, req.member_id, c, req, std::move(done));
   } else {
-    const bool instance_unknown = req.group_instance_id && !g.static_members.count(*req.group_instance_id);
-    auto mit = g.members.find(req.member_id);
-    if (g.fenced(req.group_instance_id, req.member_id)) {
-      done(join_error(req.member_id, ErrorCode::kFencedInstanceId));
-    } else if (mit == g.members.end() || instance_unknown) {
-      done(join_error(req.member_id, ErrorCode::kUnknownMemberId));
+    if (auto e = g.validate_member(req.group_instance_id, req.member_id)) {
+      done(join_error(req.member_id, *e));
     } else {
-      Member& m = mit->second;
+      Member& m = g.members.at(req.member_id);
       switch (g.state) {
         case GroupState::kPreparingRebalance:
           update_member_and_rebalance(g, m.id, req, std::move(done), "member rejoined");
@@ -557,10 +611,20 @@ void GroupCoordinator::update_member_and_rebalance(Group& g, const std::string& 
 // Kafka updateStaticMemberAndRebalance: a known group.instance.id joined with member id "".
 void GroupCoordinator::update_static_member(Group& g, const std::string& old_id, const std::string& new_id,
                                             const ClientInfo& c, protocol::JoinGroupRequest& req, JoinCallback done) {
+  auto job = std::make_shared<StaticJob>();
   {
     Member& old = g.members.at(old_id);
     answer_join(old.await_join, join_error(old_id, ErrorCode::kFencedInstanceId));
     answer_sync(old.await_sync, sync_error(ErrorCode::kFencedInstanceId));
+    job->group = g.self;
+    job->instance_id = *req.group_instance_id;
+    job->old_id = old_id;
+    job->new_id = new_id;
+    job->client_id = old.client_id;
+    job->client_host = old.client_host;
+    job->protocols = old.protocols;
+    job->session_timeout_ms = old.session_timeout_ms;
+    job->rebalance_timeout_ms = old.rebalance_timeout_ms;
   }
   auto node = g.members.extract(old_id);
   node.key() = new_id;
@@ -579,14 +643,25 @@ void GroupCoordinator::update_static_member(Group& g, const std::string& old_id,
   switch (g.state) {
     case GroupState::kStable: {
       if (g.protocol_name && *g.protocol_name == g.select_protocol()) {
-        // Same protocol: no rebalance. The member keeps its assignment; persist the new id.
-        if (auto r = store_group_locked(g, nullptr); !r) {
-          HLOG_WARN("group {}: storing static member replacement: {}", g.id, r.error().to_string());
+        // Same protocol: no rebalance. The member keeps its assignment. The new id is
+        // answered once the record holding it is durable; if it cannot be stored the
+        // replacement is undone and the JoinGroup fails (Kafka updateStaticMemberAndRebalance),
+        // so that memory never holds an id a restart would not know.
+        job->done = std::move(done);
+        auto stored = store_group_locked(g, nullptr);
+        if (!stored) {
+          HLOG_ERROR("group {}: storing static member replacement: {}", g.id, stored.error().to_string());
+          finish_static_locked(*job, false);
+          break;
         }
-        bool leader = g.is_leader(new_id);
-        auto resp = g.join_result(m, leader);
-        resp.skip_assignment = leader;  // KIP-814: the leader need not assign again
-        done(std::move(resp));
+        stored->partition->log->wait_durable(stored->last_offset, [this, ex = executor_, job](Result<void> r) {
+          const bool durable = r.has_value();
+          if (!durable) HLOG_ERROR("group: storing a static member replacement: {}", r.error().to_string());
+          asio::post(ex, [this, job, durable] {
+            std::lock_guard relock(mu_);
+            finish_static_locked(*job, durable);
+          });
+        });
       } else {
         m.await_join = std::move(done);
         maybe_prepare_rebalance(g, fmt::format("static member {} changed protocols", *req.group_instance_id));
@@ -606,6 +681,54 @@ void GroupCoordinator::update_static_member(Group& g, const std::string& old_id,
       done(join_error(new_id, ErrorCode::kUnknownMemberId));
       break;
   }
+}
+
+// The static member replacement's record is durable (or not): answer its JoinGroup.
+void GroupCoordinator::finish_static_locked(StaticJob& job, bool ok) {
+  auto gp = job.group.lock();
+  Group* g = gp && find_locked(gp->id) == gp.get() ? gp.get() : nullptr;
+  // Still the incarnation this job installed (no newer one replaced it meanwhile)?
+  bool current = false;
+  if (g) {
+    auto sit = g->static_members.find(job.instance_id);
+    current = sit != g->static_members.end() && sit->second == job.new_id && g->members.count(job.new_id);
+  }
+  if (!ok || stopped_.load()) {
+    if (current) revert_static_member(*g, job);
+    answer_join(job.done, join_error("", stopped_.load() ? ErrorCode::kNotCoordinator
+                                                         : ErrorCode::kCoordinatorNotAvailable));
+  } else if (!current) {
+    // Replaced again by a newer incarnation (fenced), or removed meanwhile.
+    const bool replaced = g && g->static_members.count(job.instance_id);
+    answer_join(job.done,
+                join_error(job.new_id, replaced ? ErrorCode::kFencedInstanceId : ErrorCode::kUnknownMemberId));
+  } else {
+    Member& m = g->members.at(job.new_id);
+    const bool leader = g->is_leader(job.new_id);
+    auto resp = g->join_result(m, leader);
+    resp.skip_assignment = leader;  // KIP-814: the leader need not assign again
+    answer_join(job.done, std::move(resp));
+  }
+  if (g) finish_locked(*g);
+}
+
+// Undoes update_static_member: the previous incarnation's id and settings come back.
+void GroupCoordinator::revert_static_member(Group& g, const StaticJob& job) {
+  auto node = g.members.extract(job.new_id);
+  node.key() = job.old_id;
+  Member& m = node.mapped();
+  m.id = job.old_id;
+  m.client_id = job.client_id;
+  m.client_host = job.client_host;
+  m.protocols = job.protocols;
+  m.session_timeout_ms = job.session_timeout_ms;
+  m.rebalance_timeout_ms = job.rebalance_timeout_ms;
+  m.deadline = Clock::now() + millis(m.session_timeout_ms);
+  g.members.insert(std::move(node));
+  if (g.is_leader(job.new_id)) g.leader = job.old_id;
+  g.static_members[job.instance_id] = job.old_id;
+  HLOG_INFO("group {}: static member {} back to {}: its replacement {} was not stored", g.id, job.instance_id,
+            job.old_id, job.new_id);
 }
 
 void GroupCoordinator::maybe_prepare_rebalance(Group& g, const std::string& reason) {
@@ -792,9 +915,8 @@ void GroupCoordinator::sync_locked(const protocol::SyncGroupRequest& req, SyncCa
   if (!gp) return done(sync_error(ErrorCode::kUnknownMemberId));
   Group& g = *gp;
   if (g.state == GroupState::kDead) return done(sync_error(ErrorCode::kCoordinatorNotAvailable));
-  if (g.fenced(req.group_instance_id, req.member_id)) return done(sync_error(ErrorCode::kFencedInstanceId));
+  if (auto e = g.validate_member(req.group_instance_id, req.member_id)) return done(sync_error(*e));
   auto mit = g.members.find(req.member_id);
-  if (mit == g.members.end()) return done(sync_error(ErrorCode::kUnknownMemberId));
   if (req.generation_id != g.generation) return done(sync_error(ErrorCode::kIllegalGeneration));
   if ((req.protocol_type && g.protocol_type != req.protocol_type) ||
       (req.protocol_name && g.protocol_name != req.protocol_name)) {
@@ -888,9 +1010,8 @@ protocol::HeartbeatResponse GroupCoordinator::heartbeat(const ClientInfo&, const
   Group* g = find_locked(req.group_id);
   if (!g) return set(ErrorCode::kUnknownMemberId);
   if (g->state == GroupState::kDead) return set(ErrorCode::kCoordinatorNotAvailable);
-  if (g->fenced(req.group_instance_id, req.member_id)) return set(ErrorCode::kFencedInstanceId);
+  if (auto e = g->validate_member(req.group_instance_id, req.member_id)) return set(*e);
   auto it = g->members.find(req.member_id);
-  if (it == g->members.end()) return set(ErrorCode::kUnknownMemberId);
   if (req.generation_id != g->generation) return set(ErrorCode::kIllegalGeneration);
   Member& m = it->second;
   switch (g->state) {
@@ -948,12 +1069,10 @@ protocol::LeaveGroupResponse GroupCoordinator::leave_group(const ClientInfo& c, 
           }
         } else if (g->pending.count(l.member_id)) {
           g->pending.erase(l.member_id);
-        } else if (g->fenced(l.group_instance_id, l.member_id)) {
-          err = ErrorCode::kFencedInstanceId;
-        } else if (g->members.count(l.member_id)) {
-          remove_member(*g, l.member_id, l.reason ? "left: " + *l.reason : "left the group");
+        } else if (auto invalid = g->validate_member(l.group_instance_id, l.member_id)) {
+          err = *invalid;
         } else {
-          err = ErrorCode::kUnknownMemberId;
+          remove_member(*g, l.member_id, l.reason ? "left: " + *l.reason : "left the group");
         }
         resp.members.push_back(member_result(l, err));
       }
@@ -972,7 +1091,7 @@ protocol::LeaveGroupResponse GroupCoordinator::leave_group(const ClientInfo& c, 
 // Timers
 
 void GroupCoordinator::schedule(Group& g) {
-  if (stopped_.load()) return;
+  if (stopped_.load() || g.state == GroupState::kDead) return;
   std::optional<Clock::time_point> next;
   auto consider = [&next](Clock::time_point t) {
     if (!next || t < *next) next = t;
@@ -1092,9 +1211,83 @@ Result<GroupCoordinator::Appended> GroupCoordinator::store_group_locked(Group& g
     }
     v.members.push_back(std::move(sm));
   }
+  HERALD_ASSIGN_OR_RETURN(Bytes key, encode_group_key(GroupKey{g.id}));
+  HERALD_ASSIGN_OR_RETURN(Bytes value, encode_group_value(v));
   std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
-  records.emplace_back(encode_group_key(GroupKey{g.id}), encode_group_value(v));
+  records.emplace_back(std::move(key), std::move(value));
   return append_locked(g.id, records);
+}
+
+Result<GroupCoordinator::TombstoneJob> GroupCoordinator::tombstone_locked(Group& g,
+                                                                          const std::vector<TopicPartition>& offsets,
+                                                                          bool remove_group) {
+  std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
+  for (const auto& tp : offsets) {
+    HERALD_ASSIGN_OR_RETURN(Bytes key, encode_offset_key(OffsetKey{g.id, tp.first, tp.second}));
+    records.emplace_back(std::move(key), std::nullopt);
+  }
+  // A group that never stored a metadata record (offsets only) needs no tombstone of its own.
+  if (remove_group && (g.generation > 0 || g.protocol_type)) {
+    HERALD_ASSIGN_OR_RETURN(Bytes key, encode_group_key(GroupKey{g.id}));
+    records.emplace_back(std::move(key), std::nullopt);
+  }
+  TombstoneJob job;
+  job.group = g.self;
+  job.remove_group = remove_group;
+  if (!records.empty()) {
+    HERALD_ASSIGN_OR_RETURN(job.appended, append_locked(g.id, records));
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      const int64_t pos = job.appended->base_offset + static_cast<int64_t>(i);
+      job.offsets.emplace_back(offsets[i], pos);
+      PendingCommit& pc = g.pending_commits[offsets[i]];
+      ++pc.count;
+      pc.log_pos = pos;
+      pc.value = OffsetValue{};
+      pc.tombstone = true;
+    }
+  }
+  if (remove_group) {
+    // Dead until the tombstones are durable: requests get COORDINATOR_NOT_AVAILABLE (Kafka's
+    // answer for a group being removed), OffsetFetch waits for the deletion.
+    g.state_ts_before_delete = g.state_ts_ms;
+    g.delete_pos = job.appended ? job.appended->last_offset : -1;
+    transition(g, GroupState::kDead);
+    for (auto& [mid, m] : g.members) answer_join(m.await_join, join_error(mid, ErrorCode::kUnknownMemberId));
+    g.timer.cancel();
+    ++g.timer_seq;
+    g.armed_at.reset();
+  }
+  return job;
+}
+
+// Tombstones are durable (or not): only now does memory follow. A tombstone
+// applies only over an older entry, as a commit does (records compare by position).
+void GroupCoordinator::finish_tombstones_locked(const TombstoneJob& job, bool durable) {
+  auto gp = job.group.lock();
+  if (!gp || find_locked(gp->id) != gp.get()) return;  // removed meanwhile: its records went with it
+  Group& g = *gp;
+  for (const auto& [tp, pos] : job.offsets) {
+    auto pc = g.pending_commits.find(tp);
+    if (pc != g.pending_commits.end() && --pc->second.count <= 0) g.pending_commits.erase(pc);
+    if (!durable) continue;
+    auto [eit, inserted] = g.offsets.try_emplace(tp);
+    if (inserted || eit->second.log_pos < pos) {
+      eit->second.deleted = true;
+      eit->second.log_pos = pos;
+    }
+  }
+  if (!job.remove_group || g.state != GroupState::kDead) return;
+  g.delete_pos = -1;
+  if (durable) {
+    HLOG_INFO("group {}: removed", g.id);
+    groups_.erase(g.id);
+  } else {
+    // Not removed after all: Empty again, with its offsets (the log may not hold the tombstones).
+    g.state = GroupState::kEmpty;
+    g.state_ts_ms = g.state_ts_before_delete;
+    HLOG_WARN("group {}: not removed: its tombstone is not durable", g.id);
+    schedule(g);
+  }
 }
 
 Result<void> GroupCoordinator::load() {
@@ -1286,7 +1479,7 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
           continue;
         }
         const std::string metadata = p.committed_metadata.value_or("");
-        if (metadata.size() > config_.max_metadata_bytes) {
+        if (metadata.size() > std::min(config_.max_metadata_bytes, kMaxStringBytes)) {
           out.error_code = ec(ErrorCode::kOffsetMetadataTooLarge);
           continue;
         }
@@ -1313,18 +1506,18 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
     }
     Member* member = nullptr;
     if (!err) {
+      const int32_t generation = req.generation_id_or_member_epoch;
       if (g->state == GroupState::kDead) {
         err = ErrorCode::kCoordinatorNotAvailable;
-      } else if (req.generation_id_or_member_epoch >= 0 || !req.member_id.empty() || req.group_instance_id) {
-        auto mit = g->members.find(req.member_id);
-        if (g->fenced(req.group_instance_id, req.member_id)) {
-          err = ErrorCode::kFencedInstanceId;
-        } else if (mit == g->members.end()) {
-          err = ErrorCode::kUnknownMemberId;
-        } else if (req.generation_id_or_member_epoch != g->generation) {
+      } else if (generation < 0 && g->state == GroupState::kEmpty) {
+        // Offsets storage only (admin client, consumer without group management): any member id.
+      } else if (generation >= 0 || !req.member_id.empty() || req.group_instance_id) {
+        if (auto e = g->validate_member(req.group_instance_id, req.member_id)) {
+          err = *e;
+        } else if (generation != g->generation) {
           err = ErrorCode::kIllegalGeneration;
         } else {
-          member = &mit->second;
+          member = &g->members.at(req.member_id);
         }
       } else if (g->state != GroupState::kEmpty) {
         err = ErrorCode::kUnknownMemberId;  // only members commit to a group with members
@@ -1337,13 +1530,16 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
     } else {
       if (member) member->deadline = Clock::now() + millis(member->session_timeout_ms);
       if (!items.empty()) {
-        std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
-        records.reserve(items.size());
-        for (const auto& it : items) {
-          records.emplace_back(encode_offset_key(OffsetKey{g->id, it.tp.first, it.tp.second}),
-                               encode_offset_value(it.value));
-        }
-        auto a = append_locked(g->id, records);
+        auto a = [&]() -> Result<Appended> {
+          std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
+          records.reserve(items.size());
+          for (const auto& it : items) {
+            HERALD_ASSIGN_OR_RETURN(Bytes key, encode_offset_key(OffsetKey{g->id, it.tp.first, it.tp.second}));
+            HERALD_ASSIGN_OR_RETURN(Bytes value, encode_offset_value(it.value));
+            records.emplace_back(std::move(key), std::move(value));
+          }
+          return append_locked(g->id, records);
+        }();
         if (!a) {
           HLOG_ERROR("group {}: offset commit: {}", g->id, a.error().to_string());
           for (auto& it : items) resp.topics[it.ti].partitions[it.pi].error_code = ec(ErrorCode::kCoordinatorNotAvailable);
@@ -1429,9 +1625,9 @@ asio::awaitable<protocol::OffsetFetchResponse> GroupCoordinator::offset_fetch(Cl
   }
 
   // The latest value of a partition's committed offset: a commit in flight if
-  // it was appended after the table's entry, else the entry unless it is a
-  // tombstone or belongs to a deleted (or deleted and re-created) topic.
-  // Returns whether there is one.
+  // it was appended after the table's entry (none if that is a tombstone), else
+  // the entry unless it is a tombstone or belongs to a deleted (or deleted and
+  // re-created) topic. Returns whether there is one.
   auto fill = [this](Query& q, const Group* g, const TopicPartition& tp, P& p) {
     const OffsetValue* v = nullptr;
     int64_t pos = -1;
@@ -1442,7 +1638,7 @@ asio::awaitable<protocol::OffsetFetchResponse> GroupCoordinator::offset_fetch(Cl
         if (!it->second.deleted && t && t->id() == it->second.topic_id) v = &it->second.value;
       }
       if (auto it = g->pending_commits.find(tp); it != g->pending_commits.end() && it->second.log_pos > pos) {
-        v = &it->second.value;
+        v = it->second.tombstone ? nullptr : &it->second.value;
         q.wait_pos = std::max(q.wait_pos, it->second.log_pos);
       }
     }
@@ -1460,6 +1656,11 @@ asio::awaitable<protocol::OffsetFetchResponse> GroupCoordinator::offset_fetch(Cl
         continue;
       }
       const Group* g = find_locked(q.group_id);
+      if (g && g->state == GroupState::kDead) {
+        // Being deleted: no offsets, once the deletion is durable.
+        q.wait_pos = g->delete_pos;
+        g = nullptr;
+      }
       if (q.topics) {
         for (const auto& [name, parts] : *q.topics) {
           q.out.emplace_back().name = name;
@@ -1610,7 +1811,7 @@ protocol::DescribeGroupsResponse GroupCoordinator::describe_groups(const ClientI
 asio::awaitable<protocol::DeleteGroupsResponse> GroupCoordinator::delete_groups(ClientInfo,
                                                                                 protocol::DeleteGroupsRequest req) {
   protocol::DeleteGroupsResponse resp;
-  std::vector<std::pair<size_t, Appended>> waits;
+  std::vector<std::pair<size_t, TombstoneJob>> waits;
   auto ex = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(mu_);
@@ -1625,37 +1826,38 @@ asio::awaitable<protocol::DeleteGroupsResponse> GroupCoordinator::delete_groups(
       } else if (g->state != GroupState::kEmpty) {
         r.error_code = ec(ErrorCode::kNonEmptyGroup);
       } else {
-        // Tombstones for every offset (including commits still in flight) and for the group.
-        std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
+        // Tombstones for every offset (including commits still in flight) and for the group,
+        // which is Dead until they are durable and only then goes from memory.
         std::set<TopicPartition> keys;
         for (const auto& [tp, entry] : g->offsets) {
           if (!entry.deleted) keys.insert(tp);
         }
         for (const auto& [tp, n] : g->pending_commits) keys.insert(tp);
-        for (const auto& tp : keys) {
-          records.emplace_back(encode_offset_key(OffsetKey{id, tp.first, tp.second}), std::nullopt);
-        }
-        records.emplace_back(encode_group_key(GroupKey{id}), std::nullopt);
-        auto a = append_locked(id, records);
-        if (!a) {
-          HLOG_ERROR("group {}: delete: {}", id, a.error().to_string());
+        std::vector<TopicPartition> doomed(keys.begin(), keys.end());
+        auto job = tombstone_locked(*g, doomed, /*remove_group=*/true);
+        if (!job) {
+          HLOG_ERROR("group {}: delete: {}", id, job.error().to_string());
           r.error_code = ec(ErrorCode::kCoordinatorNotAvailable);
         } else {
-          transition(*g, GroupState::kDead);
-          for (auto& [mid, m] : g->members) answer_join(m.await_join, join_error(mid, ErrorCode::kUnknownMemberId));
-          g->timer.cancel();
-          ++g->timer_seq;
-          HLOG_INFO("group {}: deleted ({} offsets)", id, keys.size());
-          groups_.erase(std::string(id));
-          waits.emplace_back(resp.results.size(), *a);
+          HLOG_INFO("group {}: deleting ({} offsets)", id, keys.size());
+          if (job->appended) {
+            waits.emplace_back(resp.results.size(), std::move(*job));
+          } else {
+            finish_tombstones_locked(*job, true);  // nothing was ever stored
+          }
         }
       }
       resp.results.push_back(std::move(r));
     }
   }
-  for (auto& [i, a] : waits) {
-    auto r = co_await wait_durable(*a.partition->log, a.last_offset, ex);
-    if (!r) resp.results[i].error_code = ec(ErrorCode::kCoordinatorNotAvailable);
+  for (auto& [i, job] : waits) {
+    auto r = co_await wait_durable(*job.appended->partition->log, job.appended->last_offset, ex);
+    if (!r) {
+      HLOG_ERROR("group {}: delete not durable: {}", resp.results[i].group_id, r.error().to_string());
+      resp.results[i].error_code = ec(ErrorCode::kCoordinatorNotAvailable);
+    }
+    std::lock_guard lock(mu_);
+    finish_tombstones_locked(job, r.has_value());
   }
   co_return resp;
 }
@@ -1663,7 +1865,7 @@ asio::awaitable<protocol::DeleteGroupsResponse> GroupCoordinator::delete_groups(
 asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(ClientInfo,
                                                                                 protocol::OffsetDeleteRequest req) {
   protocol::OffsetDeleteResponse resp;
-  std::optional<Appended> appended;
+  std::optional<TombstoneJob> job;
   auto ex = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(mu_);
@@ -1698,7 +1900,6 @@ asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(
       }
       if (!known) subscribed.reset();  // cannot tell: treat every topic as subscribed
     }
-    std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
     std::vector<TopicPartition> doomed;
     for (const auto& t : req.topics) {
       protocol::OffsetDeleteResponse::OffsetDeleteResponseTopic rt;
@@ -1715,7 +1916,6 @@ asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(
           TopicPartition tp{t.name, p.partition_index};
           auto it = g->offsets.find(tp);
           if ((it != g->offsets.end() && !it->second.deleted) || g->pending_commits.count(tp)) {
-            records.emplace_back(encode_offset_key(OffsetKey{g->id, tp.first, tp.second}), std::nullopt);
             doomed.push_back(std::move(tp));
           }
         }
@@ -1723,34 +1923,32 @@ asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(
       }
       resp.topics.push_back(std::move(rt));
     }
-    if (!records.empty()) {
-      auto a = append_locked(g->id, records);
-      if (!a) {
-        HLOG_ERROR("group {}: offset delete: {}", g->id, a.error().to_string());
+    if (!doomed.empty()) {
+      auto j = tombstone_locked(*g, doomed, /*remove_group=*/false);
+      if (!j) {
+        HLOG_ERROR("group {}: offset delete: {}", g->id, j.error().to_string());
         resp.error_code = ec(ErrorCode::kCoordinatorNotAvailable);
         resp.topics.clear();
         co_return resp;
       }
-      for (size_t i = 0; i < doomed.size(); ++i) {
-        auto& e = g->offsets[doomed[i]];
-        e.deleted = true;
-        e.log_pos = a->base_offset + static_cast<int64_t>(i);
-      }
-      appended = *a;
+      job = std::move(*j);
     }
   }
-  if (appended) {
-    auto r = co_await wait_durable(*appended->partition->log, appended->last_offset, ex);
+  if (job) {
+    auto r = co_await wait_durable(*job->appended->partition->log, job->appended->last_offset, ex);
     if (!r) {
+      HLOG_ERROR("group {}: offset delete not durable: {}", req.group_id, r.error().to_string());
       resp.error_code = ec(ErrorCode::kCoordinatorNotAvailable);
       resp.topics.clear();
     }
+    std::lock_guard lock(mu_);
+    finish_tombstones_locked(*job, r.has_value());
   }
   co_return resp;
 }
 
 asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic) {
-  std::vector<Appended> waits;
+  std::vector<TombstoneJob> waits;
   {
     std::lock_guard lock(mu_);
     if (!active()) co_return;  // load() and the sweep find the topic gone
@@ -1764,28 +1962,22 @@ asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic) {
         if (tp.first == topic && std::find(doomed.begin(), doomed.end(), tp) == doomed.end()) doomed.push_back(tp);
       }
       if (doomed.empty()) continue;
-      std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
-      for (const auto& tp : doomed) records.emplace_back(encode_offset_key(OffsetKey{id, tp.first, tp.second}), std::nullopt);
-      auto a = append_locked(id, records);
-      if (!a) {
+      auto job = tombstone_locked(g, doomed, /*remove_group=*/false);
+      if (!job) {
         // OffsetFetch already ignores them (topic id); the sweep retries.
-        HLOG_WARN("group {}: dropping offsets of deleted topic {}: {}", id, topic, a.error().to_string());
+        HLOG_WARN("group {}: dropping offsets of deleted topic {}: {}", id, topic, job.error().to_string());
         continue;
       }
-      for (size_t i = 0; i < doomed.size(); ++i) {
-        OffsetEntry& e = g.offsets[doomed[i]];
-        e.deleted = true;
-        e.log_pos = a->base_offset + static_cast<int64_t>(i);
-      }
-      HLOG_INFO("group {}: dropped {} committed offsets of deleted topic {}", id, doomed.size(), topic);
-      waits.push_back(*a);
+      HLOG_INFO("group {}: dropping {} committed offsets of deleted topic {}", id, doomed.size(), topic);
+      waits.push_back(std::move(*job));
     }
   }
   auto ex = co_await asio::this_coro::executor;
-  for (const auto& a : waits) {
-    if (auto r = co_await wait_durable(*a.partition->log, a.last_offset, ex); !r) {
-      HLOG_WARN("dropping offsets of deleted topic {}: {}", topic, r.error().to_string());
-    }
+  for (const auto& job : waits) {
+    auto r = co_await wait_durable(*job.appended->partition->log, job.appended->last_offset, ex);
+    if (!r) HLOG_WARN("dropping offsets of deleted topic {}: {}", topic, r.error().to_string());
+    std::lock_guard lock(mu_);
+    finish_tombstones_locked(job, r.has_value());
   }
 }
 
@@ -1797,9 +1989,10 @@ size_t GroupCoordinator::run_cleanup() {
   if (!active()) return 0;
   const int64_t now = now_ms();
   size_t dropped = 0;
-  std::vector<std::string> dead;
+  std::vector<TombstoneJob> jobs;
   for (auto& [id, gp] : groups_) {
     Group& g = *gp;
+    if (g.state == GroupState::kDead) continue;  // being deleted
     for (auto it = g.offsets.begin(); it != g.offsets.end();) {
       if (it->second.deleted && !g.pending_commits.count(it->first)) {
         it = g.offsets.erase(it);
@@ -1815,45 +2008,41 @@ size_t GroupCoordinator::run_cleanup() {
         expired.push_back(tp);  // the topic was deleted (or deleted and re-created)
       } else if (config_.offsets_retention_ms > 0 && g.state == GroupState::kEmpty) {
         int64_t base = (g.protocol_type && g.state_ts_ms >= 0) ? g.state_ts_ms : e.value.commit_timestamp;
-        if (base + config_.offsets_retention_ms <= now) expired.push_back(tp);
+        // base + retention <= now, without overflow: a commit timestamp (OffsetCommit v1) is the client's.
+        if (base <= now - config_.offsets_retention_ms) expired.push_back(tp);
       }
     }
+    // An Empty group left without offsets goes too, in the same batch (Kafka cleanupGroupMetadata).
+    const bool remove = g.state == GroupState::kEmpty && g.members.empty() && g.pending.empty() &&
+                        g.pending_commits.empty() && g.live_offsets() == expired.size();
+    if (expired.empty() && !remove) continue;
+    auto job = tombstone_locked(g, expired, remove);
+    if (!job) {
+      HLOG_WARN("group {}: expiring offsets: {}", id, job.error().to_string());
+      continue;
+    }
+    dropped += expired.size();
     if (!expired.empty()) {
-      std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
-      for (const auto& tp : expired) records.emplace_back(encode_offset_key(OffsetKey{id, tp.first, tp.second}), std::nullopt);
-      auto a = append_locked(id, records);
-      if (!a) {
-        HLOG_WARN("group {}: expiring offsets: {}", id, a.error().to_string());
-      } else {
-        for (size_t i = 0; i < expired.size(); ++i) {
-          auto& e = g.offsets[expired[i]];
-          e.deleted = true;
-          e.log_pos = a->base_offset + static_cast<int64_t>(i);
-        }
-        dropped += expired.size();
-        HLOG_INFO("group {}: dropped {} committed offsets (expired or topic deleted)", id, expired.size());
-      }
+      HLOG_INFO("group {}: dropping {} committed offsets (expired or topic deleted)", id, expired.size());
     }
-    if (g.state == GroupState::kEmpty && g.members.empty() && g.pending.empty() && g.live_offsets() == 0 &&
-        g.pending_commits.empty()) {
-      dead.push_back(id);
-    }
+    jobs.push_back(std::move(*job));
   }
-  for (const auto& id : dead) {
-    Group& g = *groups_.at(id);
-    if (g.generation > 0 || g.protocol_type) {
-      std::vector<std::pair<Bytes, std::optional<Bytes>>> records;
-      records.emplace_back(encode_group_key(GroupKey{id}), std::nullopt);
-      if (auto a = append_locked(id, records); !a) {
-        HLOG_WARN("group {}: removing: {}", id, a.error().to_string());
-        continue;
-      }
+  // Memory follows once the tombstones are durable. (Not erased in the loop above: it iterates groups_.)
+  for (auto& j : jobs) {
+    if (!j.appended) {
+      finish_tombstones_locked(j, true);  // nothing was ever stored
+      continue;
     }
-    transition(g, GroupState::kDead);
-    g.timer.cancel();
-    ++g.timer_seq;
-    HLOG_INFO("group {}: removed (empty, no committed offsets)", id);
-    groups_.erase(id);
+    auto job = std::make_shared<TombstoneJob>(std::move(j));
+    job->appended->partition->log->wait_durable(job->appended->last_offset, [this, ex = executor_,
+                                                                             job](Result<void> r) {
+      const bool durable = r.has_value();
+      if (!durable) HLOG_WARN("group: expiry tombstones not durable: {}", r.error().to_string());
+      asio::post(ex, [this, job, durable] {
+        std::lock_guard relock(mu_);
+        finish_tombstones_locked(*job, durable);
+      });
+    });
   }
   return dropped;
 }

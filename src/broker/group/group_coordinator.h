@@ -122,9 +122,11 @@ class GroupCoordinator {
   asio::awaitable<void> forget_topic(std::string topic);
 
   std::optional<GroupSnapshot> snapshot(std::string_view group_id) const;
-  // The periodic sweep, run now: drops offsets of deleted topics and (with
-  // offsets_retention_ms > 0) expired offsets, then removes Empty groups that
-  // hold no offsets. Returns the number of offsets dropped.
+  // The periodic sweep, run now: tombstones offsets of deleted topics and
+  // (with offsets_retention_ms > 0) expired offsets, and removes Empty groups
+  // left without offsets. Memory follows once the tombstones are durable
+  // (soon after it returns; a group being removed is Dead meanwhile). Returns
+  // the number of offsets tombstoned.
   size_t run_cleanup();
   int32_t offsets_partition_count() const { return offsets_partitions_; }
   // `__consumer_offsets`, created now if it does not exist yet (Metadata asks for it by name).
@@ -132,8 +134,10 @@ class GroupCoordinator {
 
  private:
   struct StoreJob;
-  struct CommitJob;
+  struct StaticJob;
+  struct TombstoneJob;
   using GroupPtr = std::shared_ptr<Group>;
+  using TopicPartition = std::pair<std::string, int32_t>;
 
   std::optional<protocol::ErrorCode> check_status(std::string_view group_id, bool allow_empty_id) const;
   Result<void> adopt_offsets_topic(std::shared_ptr<Topic> topic);
@@ -154,6 +158,8 @@ class GroupCoordinator {
                                    std::function<void(protocol::JoinGroupResponse)> done, const std::string& reason);
   void update_static_member(Group& g, const std::string& old_id, const std::string& new_id, const ClientInfo& c,
                             protocol::JoinGroupRequest& req, std::function<void(protocol::JoinGroupResponse)> done);
+  void finish_static_locked(StaticJob& job, bool ok);
+  void revert_static_member(Group& g, const StaticJob& job);
   void maybe_prepare_rebalance(Group& g, const std::string& reason);
   void prepare_rebalance(Group& g, const std::string& reason);
   void try_complete_join(Group& g);
@@ -180,6 +186,11 @@ class GroupCoordinator {
                                  const std::vector<std::pair<Bytes, std::optional<Bytes>>>& records);
   // Writes the group's metadata record; `assignment` overrides the members' current assignments.
   Result<Appended> store_group_locked(Group& g, const std::map<std::string, Bytes>* assignment);
+  // Appends tombstones for `offsets` and, with `remove_group`, for the group
+  // itself (which is Dead until they are durable). Memory changes only in
+  // finish_tombstones_locked: once they are durable, or not at all.
+  Result<TombstoneJob> tombstone_locked(Group& g, const std::vector<TopicPartition>& offsets, bool remove_group);
+  void finish_tombstones_locked(const TombstoneJob& job, bool durable);
   Result<void> load();
 
   std::string new_member_id(std::string_view prefix);

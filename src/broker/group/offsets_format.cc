@@ -10,6 +10,22 @@ constexpr int16_t kGroupKeyVersion = 2;
 constexpr int16_t kOffsetValueVersion = 3;
 constexpr int16_t kGroupValueVersion = 3;
 
+// Kafka's strings in these records are i16-length: at most 32767 bytes. A
+// longer one would be written with a negative length, and the decoder would
+// reject the whole record (on replay: the group's generation and members lost).
+constexpr size_t kMaxStringBytes = 32767;
+
+Result<void> check_str(std::string_view field, std::string_view s) {
+  if (s.size() <= kMaxStringBytes) return ok();
+  return Error{Errc::kInvalidArgument,
+               fmt::format("__consumer_offsets {}: {} bytes, over the {} of an i16-length string", field, s.size(),
+                           kMaxStringBytes)};
+}
+Result<void> check_nullable_str(std::string_view field, const std::optional<std::string>& s) {
+  return s ? check_str(field, *s) : ok();
+}
+
+// The caller checked the length (check_str).
 void put_str(Writer& w, std::string_view s) {
   w.put_i16(static_cast<int16_t>(s.size()));
   w.put_bytes(s);
@@ -123,7 +139,9 @@ int32_t partition_for(std::string_view group_id, int32_t partitions) {
   return a % partitions;
 }
 
-Bytes encode_offset_key(const OffsetKey& k) {
+Result<Bytes> encode_offset_key(const OffsetKey& k) {
+  HERALD_TRY(check_str("group", k.group));
+  HERALD_TRY(check_str("topic", k.topic));
   Writer w(8 + k.group.size() + k.topic.size());
   w.put_i16(kOffsetKeyVersion);
   put_str(w, k.group);
@@ -132,14 +150,16 @@ Bytes encode_offset_key(const OffsetKey& k) {
   return w.take();
 }
 
-Bytes encode_group_key(const GroupKey& k) {
+Result<Bytes> encode_group_key(const GroupKey& k) {
+  HERALD_TRY(check_str("group", k.group));
   Writer w(4 + k.group.size());
   w.put_i16(kGroupKeyVersion);
   put_str(w, k.group);
   return w.take();
 }
 
-Bytes encode_offset_value(const OffsetValue& v) {
+Result<Bytes> encode_offset_value(const OffsetValue& v) {
+  HERALD_TRY(check_str("offset metadata", v.metadata));
   Writer w(26 + v.metadata.size());
   w.put_i16(kOffsetValueVersion);
   w.put_i64(v.offset);
@@ -149,7 +169,16 @@ Bytes encode_offset_value(const OffsetValue& v) {
   return w.take();
 }
 
-Bytes encode_group_value(const GroupValue& v) {
+Result<Bytes> encode_group_value(const GroupValue& v) {
+  HERALD_TRY(check_str("protocol type", v.protocol_type));
+  HERALD_TRY(check_nullable_str("protocol", v.protocol));
+  HERALD_TRY(check_nullable_str("leader", v.leader));
+  for (const auto& m : v.members) {
+    HERALD_TRY(check_str("member id", m.member_id));
+    HERALD_TRY(check_nullable_str("group instance id", m.group_instance_id));
+    HERALD_TRY(check_str("client id", m.client_id));
+    HERALD_TRY(check_str("client host", m.client_host));
+  }
   Writer w(64);
   w.put_i16(kGroupValueVersion);
   put_str(w, v.protocol_type);

@@ -84,10 +84,12 @@ struct GroupValue {
   bool operator==(const GroupValue&) const = default;
 };
 
-Bytes encode_offset_key(const OffsetKey& k);      // version 1
-Bytes encode_group_key(const GroupKey& k);        // version 2
-Bytes encode_offset_value(const OffsetValue& v);  // version 3
-Bytes encode_group_value(const GroupValue& v);    // version 3
+// kInvalidArgument for a string longer than 32767 bytes (it does not fit an
+// i16 length): nothing is written rather than a record the decoder rejects.
+Result<Bytes> encode_offset_key(const OffsetKey& k);      // version 1
+Result<Bytes> encode_group_key(const GroupKey& k);        // version 2
+Result<Bytes> encode_offset_value(const OffsetValue& v);  // version 3
+Result<Bytes> encode_group_value(const GroupValue& v);    // version 3
 
 // kUnsupported for an unknown key version (the caller skips the record).
 Result<RecordKey> decode_key(ByteSpan key);

@@ -1,6 +1,8 @@
 // Test fixture for the group coordinator: a temp data dir with a flusher, a
 // topic manager (topic "t", 4 partitions), one io_context thread, and a
 // coordinator with short timeouts so that sessions and barriers expire fast.
+// fault_offsets_partition() puts a group's __consumer_offsets partition on a
+// FaultFileSystem, to fail its writes or syncs.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,8 +16,10 @@
 #include <thread>
 
 #include "broker/group/group_coordinator.h"
+#include "broker/group/offsets_format.h"
 #include "broker/topics/topic_manager.h"
 #include "protocol/error_code.h"
+#include "storage/fault_file_system.h"
 #include "storage/flusher.h"
 
 namespace herald::broker::group::testing {
@@ -93,6 +97,45 @@ class CoordinatorTest : public ::testing::Test {
     io_.reset();
     topics_.reset();
     flusher_.reset();
+    fault_fs_.reset();
+  }
+
+  // Reopens the __consumer_offsets partition that holds `group` (creating the
+  // topic if need be) through a FaultFileSystem, which it returns: e.g.
+  //   fault_offsets_partition("g").fail_nth(storage::FaultOp::kSync, 1, EIO, false, ".log");
+  // fails the next fdatasync of that partition's data. Call it with no request in
+  // flight; the partition stays on it until close() (reopen() opens it normally).
+  storage::FaultFileSystem& fault_offsets_partition(const std::string& group) {
+    if (!fault_fs_) fault_fs_ = std::make_unique<storage::FaultFileSystem>();
+    auto topic = coord_->offsets_topic();
+    if (!topic) {
+      ADD_FAILURE() << topic.error().to_string();
+      return *fault_fs_;
+    }
+    auto part = (*topic)->partition(partition_for(group, coord_->offsets_partition_count()));
+    const storage::LogConfig config = part->log->config();  // as the coordinator set it (flush.policy=always)
+    if (auto r = part->log->close(); !r) ADD_FAILURE() << r.error().to_string();
+    storage::OpenOptions o;
+    o.fs = fault_fs_.get();
+    auto log = storage::PartitionLog::open(dir_ / "topics" / std::string(kOffsetsTopic) / std::to_string(part->index),
+                                           config, flusher_.get(), o);
+    if (!log) {
+      ADD_FAILURE() << log.error().to_string();
+      return *fault_fs_;
+    }
+    part->log = std::move(*log);
+    return *fault_fs_;
+  }
+
+  // Polls `pred` until it holds or `timeout` passes; returns whether it held.
+  template <class Pred>
+  static bool eventually(Pred pred, std::chrono::milliseconds timeout = 3000ms) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(2ms);
+    }
+    return true;
   }
 
   void reopen(GroupConfig cfg) {
@@ -270,6 +313,7 @@ class CoordinatorTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   GroupConfig cfg_;
+  std::unique_ptr<storage::FaultFileSystem> fault_fs_;  // outlives the logs opened through it
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<TopicManager> topics_;
   std::unique_ptr<asio::io_context> io_;

@@ -1,6 +1,8 @@
 // Group membership: the join and sync barriers, rebalances on join, leave and
 // session expiry, generation fencing, static membership and the request
 // checks of docs/groups.md ("Errors").
+#include <cerrno>
+
 #include "broker/group/coordinator_fixture.h"
 
 namespace herald::broker::group::testing {
@@ -356,6 +358,129 @@ TEST_F(JoinGroupMembershipTest, StaticLeaderRejoiningIsToldToSkipAssignment) {
   EXPECT_TRUE(rr.skip_assignment);
   EXPECT_EQ(rr.members.size(), 1u);
   EXPECT_EQ(rr.generation_id, ra.generation_id);
+}
+
+// The replacement is answered once the group record with the new member id is
+// durable. Its fdatasync fails here: the JoinGroup fails and the previous
+// incarnation stays, in memory as after a restart (Kafka reverts it too).
+TEST_F(JoinGroupMembershipTest, StaticMemberReplacementThatIsNotStoredIsUndone) {
+  auto a = join(join_req("g", "", 3000, 3000, "inst-a"), 5);
+  auto ra = get(a);
+  ASSERT_EQ(ra.error_code, 0);
+  auto s = sync(sync_req("g", ra.generation_id, ra.member_id, {{ra.member_id, bytes_of("A")}}));
+  ASSERT_EQ(get(s).error_code, 0);
+  auto& fs = fault_offsets_partition("g");
+  fs.fail_nth(storage::FaultOp::kSync, 1, EIO, /*sticky=*/false, ".log");
+  auto rejoin = join(join_req("g", "", 3000, 3000, "inst-a"), 9);
+  auto rr = get(rejoin);
+  EXPECT_EQ(fs.faults_injected(), 1u);
+  EXPECT_EQ(rr.error_code, code(ErrorCode::kCoordinatorNotAvailable));
+  auto snap = coord_->snapshot("g");
+  ASSERT_EQ(snap->members.size(), 1u);
+  EXPECT_EQ(snap->members[0].member_id, ra.member_id) << "the replacement is undone";
+  EXPECT_EQ(snap->leader, ra.member_id);
+  EXPECT_EQ(snap->state, "Stable");
+  EXPECT_EQ(snap->members[0].assignment, bytes_of("A"));
+  EXPECT_EQ(heartbeat("g", ra.generation_id, ra.member_id, "inst-a"), 0);
+  fs.crash(storage::CrashMode::kDropUnsynced, 1);
+  reopen();
+  snap = coord_->snapshot("g");
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->members.size(), 1u);
+  EXPECT_EQ(snap->members[0].member_id, ra.member_id);
+  // Stored fine this time.
+  auto again = join(join_req("g", "", 3000, 3000, "inst-a"), 9);
+  auto ra2 = get(again);
+  EXPECT_EQ(ra2.error_code, 0);
+  EXPECT_NE(ra2.member_id, ra.member_id);
+  EXPECT_EQ(coord_->snapshot("g")->members[0].member_id, ra2.member_id);
+}
+
+// Kafka's strings hold 32767 bytes, and so do those of the group's record in
+// __consumer_offsets. A member id is "<client id>-<uuid>": from a long client id
+// (or group.instance.id) it used to be longer, its record unreadable, and the
+// group's generation and members lost on restart. The prefix is cut now (at a
+// UTF-8 character boundary); strings that cannot fit are refused.
+TEST_F(JoinGroupMembershipTest, MemberIdsFromLongClientIdsFitKafkasStrings) {
+  std::string long_client = "c";
+  while (long_client.size() + 2 <= 32767) long_client += "\xc3\xa9";  // é
+  ASSERT_EQ(long_client.size(), 32767u);
+  auto f = join(join_req("g", "", 3000, 3000), 3, long_client);
+  auto r = get(f);
+  ASSERT_EQ(r.error_code, 0);
+  EXPECT_LE(r.member_id.size(), 32767u);
+  const size_t cut = r.member_id.size() - 37;  // "-<uuid>"
+  EXPECT_EQ(r.member_id.substr(0, cut), long_client.substr(0, cut));
+  EXPECT_EQ(r.member_id[cut], '-');
+  EXPECT_NE(static_cast<unsigned char>(long_client[cut]) & 0xC0, 0x80) << "cut between characters";
+  auto s = sync(sync_req("g", r.generation_id, r.member_id, {{r.member_id, bytes_of("A")}}));
+  ASSERT_EQ(get(s).error_code, 0);
+
+  const std::string long_instance(32767, 'i');
+  auto st = join(join_req("s", "", 3000, 3000, long_instance), 5);
+  auto rs = get(st);
+  ASSERT_EQ(rs.error_code, 0);
+  EXPECT_LE(rs.member_id.size(), 32767u);
+  auto ss = sync(sync_req("s", rs.generation_id, rs.member_id, {{rs.member_id, bytes_of("S")}}));
+  ASSERT_EQ(get(ss).error_code, 0);
+
+  reopen();
+  auto g = coord_->snapshot("g");
+  ASSERT_TRUE(g) << "the group record is readable after a restart";
+  EXPECT_EQ(g->state, "Stable");
+  EXPECT_EQ(g->generation, r.generation_id);
+  ASSERT_EQ(g->members.size(), 1u);
+  EXPECT_EQ(g->members[0].member_id, r.member_id);
+  EXPECT_EQ(g->members[0].client_id, long_client);
+  EXPECT_EQ(heartbeat("g", r.generation_id, r.member_id), 0);
+  auto sg = coord_->snapshot("s");
+  ASSERT_TRUE(sg);
+  ASSERT_EQ(sg->members.size(), 1u);
+  EXPECT_EQ(sg->members[0].group_instance_id, long_instance);
+  EXPECT_EQ(heartbeat("s", rs.generation_id, rs.member_id, long_instance), 0);
+
+  // Longer than any Kafka string (not from the wire, whose decoder refuses them).
+  const std::string too_long(32768, 'x');
+  auto bad_instance = join(join_req("x", "", 3000, 3000, too_long), 5);
+  EXPECT_EQ(get(bad_instance).error_code, code(ErrorCode::kInvalidRequest));
+  auto bad_protocol = join(join_req("x", "", 3000, 3000, std::nullopt, {"range", too_long}), 3);
+  EXPECT_EQ(get(bad_protocol).error_code, code(ErrorCode::kInvalidRequest));
+  auto bad_client = join(join_req("x", "", 3000, 3000), 3, too_long);
+  EXPECT_EQ(get(bad_client).error_code, code(ErrorCode::kInvalidRequest));
+  EXPECT_FALSE(coord_->snapshot("x"));
+}
+
+// Kafka validateCurrentMember: a group.instance.id the group does not know is
+// UNKNOWN_MEMBER_ID for SyncGroup, Heartbeat, OffsetCommit and LeaveGroup, even
+// with the member id of a (dynamic) member. An Empty group takes commits
+// without generation whatever member id they carry (Kafka validateOffsetCommit).
+TEST_F(JoinGroupMembershipTest, UnknownGroupInstanceIdIsUnknownMemberId) {
+  int32_t gen = 0;
+  auto ids = stable_group("g", 1, &gen, 3000, 3000);
+  const std::string m = ids[0];
+  auto s = sync(sync_req("g", gen, m, {}, "nobody"));
+  EXPECT_EQ(get(s).error_code, code(ErrorCode::kUnknownMemberId));
+  EXPECT_EQ(heartbeat("g", gen, m, "nobody"), code(ErrorCode::kUnknownMemberId));
+  EXPECT_EQ(first_error(commit("g", gen, m, {{"t", 0, 1}}, "m", 7, "nobody")), code(ErrorCode::kUnknownMemberId));
+  protocol::LeaveGroupRequest leave;
+  leave.group_id = "g";
+  leave.members.emplace_back();
+  leave.members.back().member_id = m;
+  leave.members.back().group_instance_id = "nobody";
+  auto lr = coord_->leave_group(client(4), leave);
+  ASSERT_EQ(lr.members.size(), 1u);
+  EXPECT_EQ(lr.members[0].error_code, code(ErrorCode::kUnknownMemberId));
+  EXPECT_EQ(coord_->snapshot("g")->members.size(), 1u) << "the member did not leave";
+  EXPECT_EQ(committed("g", "t", 0), -1);
+  // Without the instance id all of it is fine.
+  EXPECT_EQ(heartbeat("g", gen, m), 0);
+  EXPECT_EQ(first_error(commit("g", gen, m, {{"t", 0, 1}})), 0);
+  leave.members.back().group_instance_id.reset();
+  EXPECT_EQ(coord_->leave_group(client(4), leave).members[0].error_code, 0);
+  ASSERT_EQ(coord_->snapshot("g")->state, "Empty");
+  EXPECT_EQ(first_error(commit("g", -1, m, {{"t", 0, 2}})), 0);
+  EXPECT_EQ(committed("g", "t", 0), 2);
+  EXPECT_EQ(first_error(commit("g", 1000, m, {{"t", 0, 3}})), code(ErrorCode::kUnknownMemberId));
 }
 
 TEST_F(JoinGroupMembershipTest, LeaveGroupByInstanceIdRemovesTheStaticMember) {

@@ -30,7 +30,7 @@ TEST(OffsetsFormat, PartitionForIsAbsHashModuloPartitions) {
 }
 
 TEST(OffsetsFormat, OffsetKeyIsVersion1) {
-  Bytes k = encode_offset_key(OffsetKey{"g", "t", 3});
+  Bytes k = encode_offset_key(OffsetKey{"g", "t", 3}).value();
   EXPECT_EQ(k, (Bytes{0, 1, 0, 1, 'g', 0, 1, 't', 0, 0, 0, 3}));
   auto d = decode_key(k);
   ASSERT_TRUE(d);
@@ -40,14 +40,14 @@ TEST(OffsetsFormat, OffsetKeyIsVersion1) {
 }
 
 TEST(OffsetsFormat, GroupKeyIsVersion2) {
-  Bytes k = encode_group_key(GroupKey{"grp"});
+  Bytes k = encode_group_key(GroupKey{"grp"}).value();
   EXPECT_EQ(k, (Bytes{0, 2, 0, 3, 'g', 'r', 'p'}));
   EXPECT_EQ(std::get<GroupKey>(*decode_key(k)).group, "grp");
 }
 
 TEST(OffsetsFormat, OffsetValueIsVersion3) {
   OffsetValue v{1234, 7, "md", 1700000000000};
-  Bytes b = encode_offset_value(v);
+  Bytes b = encode_offset_value(v).value();
   Bytes want{0, 3, 0, 0, 0, 0, 0, 0, 0x04, 0xd2, 0, 0, 0, 7, 0, 2, 'm', 'd'};
   Writer ts(8);
   ts.put_i64(1700000000000);
@@ -92,7 +92,7 @@ TEST(OffsetsFormat, GroupValueRoundTrips) {
   v.current_state_timestamp = 99;
   v.members.push_back(StoredMember{"m1", "inst", "cli", "/127.0.0.1", 300000, 45000, Bytes{1, 2}, Bytes{3}});
   v.members.push_back(StoredMember{"m2", std::nullopt, "cli2", "/10.0.0.1", 1, 2, Bytes{}, Bytes{}});
-  Bytes b = encode_group_value(v);
+  Bytes b = encode_group_value(v).value();
   EXPECT_EQ(load_be16(b.data()), 3);
   auto d = decode_group_value(b);
   ASSERT_TRUE(d) << d.error().to_string();
@@ -100,26 +100,62 @@ TEST(OffsetsFormat, GroupValueRoundTrips) {
   GroupValue empty;
   empty.protocol_type = "consumer";
   empty.generation = 3;
-  auto de = decode_group_value(encode_group_value(empty));
+  auto de = decode_group_value(encode_group_value(empty).value());
   ASSERT_TRUE(de);
   EXPECT_EQ(*de, empty);
 }
 
 TEST(OffsetsFormat, TruncatedOrUnknownRecordsAreErrorsNotCrashes) {
-  Bytes k = encode_offset_key(OffsetKey{"group", "topic", 1});
+  Bytes k = encode_offset_key(OffsetKey{"group", "topic", 1}).value();
   for (size_t n = 0; n < k.size(); ++n) {
     EXPECT_FALSE(decode_key(ByteSpan(k.data(), n))) << n;
   }
-  Bytes v = encode_offset_value(OffsetValue{1, 2, "meta", 3});
+  Bytes v = encode_offset_value(OffsetValue{1, 2, "meta", 3}).value();
   for (size_t n = 0; n < v.size(); ++n) EXPECT_FALSE(decode_offset_value(ByteSpan(v.data(), n))) << n;
   GroupValue gv;
   gv.members.push_back(StoredMember{"m", std::nullopt, "c", "h", 1, 2, Bytes{1}, Bytes{2}});
-  Bytes g = encode_group_value(gv);
+  Bytes g = encode_group_value(gv).value();
   for (size_t n = 0; n < g.size(); ++n) EXPECT_FALSE(decode_group_value(ByteSpan(g.data(), n))) << n;
   EXPECT_EQ(decode_key(Bytes{0, 9, 0, 0}).error().code, Errc::kUnsupported);
   EXPECT_EQ(decode_offset_value(Bytes{0, 4, 0}).error().code, Errc::kUnsupported);
   Bytes huge{0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff};
   EXPECT_FALSE(decode_group_value(huge)) << "an absurd member count is rejected before allocating";
+}
+
+// Kafka's strings in these records have an i16 length: a longer one cannot be
+// written (it used to be, with a negative length, and the decoder then dropped
+// the whole group record on replay).
+TEST(OffsetsFormat, StringsOver32767BytesAreRefusedNotWrittenCorrupt) {
+  const std::string longest(32767, 'x');
+  const std::string too_long(32768, 'x');
+  GroupValue gv;
+  gv.protocol_type = "consumer";
+  gv.generation = 1;
+  gv.members.push_back(StoredMember{longest, longest, longest, "/127.0.0.1", 1, 2, Bytes{}, Bytes{}});
+  auto fits = encode_group_value(gv);
+  ASSERT_TRUE(fits) << fits.error().to_string();
+  auto back = decode_group_value(*fits);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, gv);
+
+  for (int field = 0; field < 5; ++field) {
+    GroupValue bad = gv;
+    StoredMember& m = bad.members[0];
+    switch (field) {
+      case 0: m.member_id = too_long; break;
+      case 1: m.group_instance_id = too_long; break;
+      case 2: m.client_id = too_long; break;
+      case 3: bad.protocol = too_long; break;
+      case 4: bad.leader = too_long; break;
+    }
+    auto r = encode_group_value(bad);
+    ASSERT_FALSE(r) << "field " << field;
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  }
+  EXPECT_FALSE(encode_offset_value(OffsetValue{1, 2, too_long, 3}));
+  EXPECT_TRUE(encode_offset_value(OffsetValue{1, 2, longest, 3}));
+  EXPECT_FALSE(encode_offset_key(OffsetKey{too_long, "t", 0}));
+  EXPECT_FALSE(encode_group_key(GroupKey{too_long}));
 }
 
 TEST(OffsetsFormat, SubscriptionTopics) {

@@ -1,5 +1,8 @@
 // Committed offsets: validation, durability in __consumer_offsets (Kafka's
 // layout), replay after a restart, deletion, expiry.
+#include <cerrno>
+#include <climits>
+
 #include "broker/group/coordinator_fixture.h"
 #include "broker/group/offsets_format.h"
 #include "record/records.h"
@@ -312,9 +315,146 @@ TEST_F(GroupOffsetsTest, RetentionExpiresOffsetsOfEmptyGroupsAndThenTheGroup) {
   EXPECT_EQ(coord_->run_cleanup(), 1u) << "only the Empty group's offsets expire";
   EXPECT_EQ(committed("idle", "t", 0), -1);
   EXPECT_EQ(committed("busy", "t", 0), 1);
-  EXPECT_FALSE(coord_->snapshot("idle")) << "an Empty group without offsets is removed";
+  EXPECT_TRUE(eventually([&] { return !coord_->snapshot("idle"); })) << "an Empty group without offsets is removed";
   reopen(cfg);
   EXPECT_EQ(committed("idle", "t", 0), -1);
+}
+
+// Memory changes only once the tombstones are durable. Their fdatasync fails
+// here: the client gets an error, and the group keeps what a replay would give
+// (after a power loss the unsynced tombstones are gone).
+TEST_F(GroupOffsetsTest, DeleteGroupsThatIsNotDurableKeepsTheGroup) {
+  int32_t gen = 0;
+  auto ids = stable_group("idle", 1, &gen, 3000, 3000);
+  ASSERT_EQ(first_error(commit("idle", gen, ids[0], {{"t", 0, 5}})), 0);
+  protocol::LeaveGroupRequest leave;
+  leave.group_id = "idle";
+  leave.member_id = ids[0];
+  coord_->leave_group(client(1), leave);
+  ASSERT_EQ(coord_->snapshot("idle")->state, "Empty");
+  auto& fs = fault_offsets_partition("idle");
+  fs.fail_nth(storage::FaultOp::kSync, 1, EIO, /*sticky=*/false, ".log");
+  protocol::DeleteGroupsRequest r;
+  r.groups_names = {"idle"};
+  auto f = spawn(coord_->delete_groups(client(2), r));
+  auto resp = get(f);
+  ASSERT_EQ(fs.faults_injected(), 1u);
+  ASSERT_EQ(resp.results.size(), 1u);
+  EXPECT_EQ(resp.results[0].error_code, code(ErrorCode::kCoordinatorNotAvailable));
+  auto s = coord_->snapshot("idle");
+  ASSERT_TRUE(s) << "the group is still there";
+  EXPECT_EQ(s->state, "Empty");
+  EXPECT_EQ(s->generation, gen + 1);
+  EXPECT_EQ(s->offsets, 1u);
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+  fs.crash(storage::CrashMode::kDropUnsynced, 1);
+  reopen();
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+  ASSERT_TRUE(coord_->snapshot("idle"));
+  EXPECT_EQ(coord_->snapshot("idle")->generation, gen + 1);
+}
+
+TEST_F(GroupOffsetsTest, OffsetDeleteThatIsNotDurableKeepsTheOffset) {
+  ASSERT_EQ(first_error(commit("idle", -1, "", {{"t", 0, 5}, {"t", 1, 6}})), 0);
+  auto& fs = fault_offsets_partition("idle");
+  fs.fail_nth(storage::FaultOp::kSync, 1, EIO, /*sticky=*/false, ".log");
+  protocol::OffsetDeleteRequest r;
+  r.group_id = "idle";
+  r.topics.emplace_back();
+  r.topics.back().name = "t";
+  r.topics.back().partitions.push_back({0});
+  auto f = spawn(coord_->offset_delete(client(0), r));
+  auto resp = get(f);
+  ASSERT_EQ(fs.faults_injected(), 1u);
+  EXPECT_EQ(resp.error_code, code(ErrorCode::kCoordinatorNotAvailable));
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+  EXPECT_EQ(coord_->snapshot("idle")->offsets, 2u);
+  fs.crash(storage::CrashMode::kDropUnsynced, 1);
+  reopen();
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+  EXPECT_EQ(committed("idle", "t", 1), 6);
+}
+
+TEST_F(GroupOffsetsTest, ExpiryThatIsNotDurableKeepsTheOffsetsAndTheGroup) {
+  auto cfg = fast_config();
+  cfg.offsets_retention_ms = 50;
+  reopen(cfg);
+  ASSERT_EQ(first_error(commit("idle", -1, "", {{"t", 0, 5}})), 0);
+  std::this_thread::sleep_for(80ms);
+  auto& fs = fault_offsets_partition("idle");
+  fs.fail_nth(storage::FaultOp::kSync, 1, EIO, /*sticky=*/false, ".log");
+  EXPECT_EQ(coord_->run_cleanup(), 1u);
+  // The group is Dead while its tombstones are on their way, Empty again once they failed.
+  ASSERT_TRUE(eventually([&] {
+    auto s = coord_->snapshot("idle");
+    return s && s->state == "Empty";
+  })) << "the group is kept";
+  EXPECT_EQ(fs.faults_injected(), 1u);
+  EXPECT_EQ(coord_->snapshot("idle")->offsets, 1u);
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+  fs.crash(storage::CrashMode::kDropUnsynced, 1);
+  reopen(cfg);
+  EXPECT_EQ(committed("idle", "t", 0), 5);
+}
+
+// Commits and tombstones of one partition in flight together: whichever is
+// applied first once they are durable, the table ends as a replay would.
+TEST_F(GroupOffsetsTest, CommitsAndDeletesInFlightEndAsAReplayWould) {
+  protocol::OffsetDeleteRequest del;
+  del.group_id = "g";
+  del.topics.emplace_back();
+  del.topics.back().name = "t";
+  del.topics.back().partitions.push_back({0});
+  auto commit_req = [](int64_t o) {
+    protocol::OffsetCommitRequest c;
+    c.group_id = "g";
+    c.generation_id_or_member_epoch = -1;
+    c.topics.emplace_back().name = "t";
+    c.topics.back().partitions.emplace_back().partition_index = 0;
+    c.topics.back().partitions.back().committed_offset = o;
+    return c;
+  };
+  for (int64_t o = 1; o <= 20; ++o) {
+    // commit, tombstone, and every other round a commit after the tombstone.
+    auto c1 = spawn(coord_->offset_commit(client(7), commit_req(o)));
+    auto d = spawn(coord_->offset_delete(client(0), del));
+    std::optional<std::future<protocol::OffsetCommitResponse>> c2;
+    if (o % 2 == 0) c2 = spawn(coord_->offset_commit(client(7), commit_req(o * 10)));
+    ASSERT_EQ(first_error(get(c1)), 0);
+    ASSERT_EQ(get(d).error_code, 0);
+    if (c2) {
+      ASSERT_EQ(first_error(get(*c2)), 0);
+    }
+    EXPECT_EQ(committed("g", "t", 0), o % 2 ? -1 : o * 10) << o;
+  }
+  reopen();
+  EXPECT_EQ(committed("g", "t", 0), 200);
+}
+
+// base + offsets_retention_ms <= now overflowed (undefined; in practice it
+// wrapped and expired the offset at once) for a commit timestamp near
+// INT64_MAX, which OffsetCommit v1 takes from the client, or a huge retention.
+TEST_F(GroupOffsetsTest, RetentionCheckDoesNotOverflow) {
+  auto cfg = fast_config();
+  cfg.offsets_retention_ms = 50;
+  reopen(cfg);
+  protocol::OffsetCommitRequest c;
+  c.group_id = "future";
+  c.generation_id_or_member_epoch = -1;
+  c.topics.emplace_back().name = "t";
+  c.topics.back().partitions.emplace_back().partition_index = 0;
+  c.topics.back().partitions.back().committed_offset = 7;
+  c.topics.back().partitions.back().commit_timestamp = INT64_MAX - 10;
+  auto f = spawn(coord_->offset_commit(client(1), c));
+  ASSERT_EQ(first_error(get(f)), 0);
+  EXPECT_EQ(coord_->run_cleanup(), 0u) << "committed in the far future: not expired";
+  EXPECT_EQ(committed("future", "t", 0), 7);
+
+  cfg.offsets_retention_ms = INT64_MAX;
+  reopen(cfg);
+  ASSERT_EQ(first_error(commit("now", -1, "", {{"t", 0, 3}})), 0);
+  EXPECT_EQ(coord_->run_cleanup(), 0u);
+  EXPECT_EQ(committed("now", "t", 0), 3);
 }
 
 TEST_F(GroupOffsetsTest, OffsetFetchV1ReportsErrorsPerPartition) {
