@@ -296,21 +296,6 @@ TEST_P(OutboxTest, UndeliveredRowsStayInTheOutboxUntilABrokerAcknowledges) {
   EXPECT_EQ(pending(), 0);
 }
 
-TEST_P(OutboxTest, StopReturnsPromptlyWhenTheBrokerIsUnreachable) {
-  Outbox outbox({.topic = "t", .source = "/bank"});
-  for (int i = 1; i <= 5; ++i) deposit(outbox, "a", 1, i);
-  auto dead = relay_options();
-  dead.brokers = "127.0.0.1:1";
-  dead.delivery_timeout = 60s;
-  auto relay = make_relay(*store_, dead);
-  ASSERT_TRUE(relay->start());
-  std::this_thread::sleep_for(500ms);
-  int64_t t0 = mono_ns();
-  relay->stop();
-  EXPECT_LT(mono_ns() - t0, 5'000'000'000);
-  EXPECT_EQ(pending(), 5);
-}
-
 // A row the producer refuses outright (bigger than its message.max.bytes):
 // the later rows of its aggregate are not produced in that round either.
 // (The first round of a fresh relay sends a1 and b1 alone; a2 is refused in
@@ -504,7 +489,8 @@ TEST_P(OutboxTest, RowsThatKeepFailingAtTheHeadDoNotBlockTheOutbox) {
   EXPECT_FALSE(st.last_error.empty());
 }
 
-// Warming up the metadata of new topics stops at the first failure and on stop().
+// No broker: stop() returns promptly; rows stay. Warming up the metadata of new
+// topics stops at the first failure and on stop() (not 5 s per topic).
 TEST_P(OutboxTest, StopReturnsPromptlyWithSeveralNewTopicsAndNoBroker) {
   Outbox outbox({.topic = "", .source = "/bank"});
   ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
