@@ -99,6 +99,19 @@ class OutboxTest : public ::testing::TestWithParam<std::string> {
     return id;
   }
   // One event of aggregate `account` with version `seq` and `pad` bytes of padding.
+  // A relay that sends each row in a request of its own (so that a refused row
+  // has later ones in flight behind it), run for `rounds` publish rounds.
+  std::unique_ptr<OutboxRelay> run_one_row_per_request(int rounds) {
+    auto opts = relay_options();
+    opts.kafka_config = {{"batch.num.messages", "1"}};
+    opts.error_backoff = 100ms;
+    auto relay = make_relay(*store_, opts);
+    for (int i = 0; i < rounds; ++i) {
+      (void)relay->publish_once();
+      std::this_thread::sleep_for(150ms);
+    }
+    return relay;
+  }
   void add_event(Outbox& outbox, const std::string& account, int seq, size_t pad = 0) {
     ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
       auto ev = Event::json("accounts.deposited", "", account,
@@ -344,14 +357,7 @@ TEST_P(OutboxTest, ARowTheBrokerRefusesDoesNotLetTheLaterRowsOfItsAggregateThrou
   add_event(outbox, "a", 2, 4000);
   add_event(outbox, "a", 3);
   add_event(outbox, "a", 4);
-  auto opts = relay_options();
-  opts.kafka_config = {{"batch.num.messages", "1"}};  // one request per row
-  opts.error_backoff = 100ms;
-  auto relay = make_relay(*store_, opts);
-  for (int i = 0; i < 4; ++i) {
-    (void)relay->publish_once();
-    std::this_thread::sleep_for(150ms);
-  }
+  auto relay = run_one_row_per_request(4);
   auto recs = read_topic(broker_->brokers(), "strict", 1, 30s);
   ASSERT_TRUE(recs) << recs.error().to_string();
   auto last = expect_commit_order(*recs);
@@ -379,14 +385,7 @@ TEST_P(OutboxTest, ARowRefusedAsAFreshProducersFirstRecordDoesNotLetItsAggregate
     add_event(outbox, "a", 2);
     add_event(outbox, "a", 3);
     add_event(outbox, "a", 4);
-    auto opts = relay_options();
-    opts.kafka_config = {{"batch.num.messages", "1"}};  // one request per row
-    opts.error_backoff = 100ms;
-    auto relay = make_relay(*store_, opts);
-    for (int i = 0; i < 3; ++i) {
-      (void)relay->publish_once();
-      std::this_thread::sleep_for(150ms);
-    }
+    auto relay = run_one_row_per_request(3);
     auto size = testing::topic_size(broker_->brokers(), topic);
     ASSERT_TRUE(size) << size.error().to_string();
     EXPECT_EQ(*size, 0) << "a later row of \"a\" went out before a1";
