@@ -199,7 +199,9 @@ class HandlerRegistry {
   // nlohmann's from_json (NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE etc.); then
   // f(const T&, const Event&, Args...) runs. A payload that does not parse or
   // convert throws nlohmann::json::exception, i.e. counts as a handler failure.
-  // The conversion may run on another thread than f (see prepare()).
+  // The conversion may run on another thread than f (see prepare()). A
+  // tombstone has no payload to convert: one of this ce_type goes to the
+  // fallback (otherwise()) instead, like a tombstone of an unhandled type.
   template <class T, class F>
   HandlerRegistry& on_json(std::string ce_type, F f) {
     auto run = [f = std::move(f)](const Event& ev, const Prepared* prepared, Args... args) {
@@ -225,9 +227,9 @@ class HandlerRegistry {
   // The parsing of ev's typed handler, for dispatch(ev, &prepared, ...);
   // empty when its handler is not typed.
   Prepared prepare(const Event& ev) const {
-    auto it = handlers_.find(ev.type);
-    if (it == handlers_.end() || !it->second.prepare) return {};
-    return it->second.prepare(ev);
+    const Entry* entry = find(ev);
+    if (entry == nullptr || !entry->prepare) return {};
+    return entry->prepare(ev);
   }
 
   // Handler for every ce_type without its own handler (and for tombstones
@@ -244,8 +246,8 @@ class HandlerRegistry {
   }
   // The same with what prepare(ev) returned (nullptr: parse now).
   bool dispatch(const Event& ev, const Prepared* prepared, Args... args) const {
-    if (auto it = handlers_.find(ev.type); it != handlers_.end()) {
-      it->second.run(ev, prepared, std::forward<Args>(args)...);
+    if (const Entry* entry = find(ev)) {
+      entry->run(ev, prepared, std::forward<Args>(args)...);
       return true;
     }
     if (fallback_) {
@@ -264,6 +266,13 @@ class HandlerRegistry {
     std::function<void(const Event&, const Prepared*, Args...)> run;
     std::function<Prepared(const Event&)> prepare;  // null for raw handlers
   };
+  // ev's own handler; none for a tombstone whose handler is typed.
+  const Entry* find(const Event& ev) const {
+    auto it = handlers_.find(ev.type);
+    if (it == handlers_.end() || (ev.tombstone && it->second.prepare)) return nullptr;
+    return &it->second;
+  }
+
   std::map<std::string, Entry, std::less<>> handlers_;
   Handler fallback_;
 };

@@ -208,6 +208,27 @@ TEST(HandlerRegistry, BadPayloadThrowsAndFallbackCatchesUnknownTypes) {
   EXPECT_TRUE(reg.handles("anything"));
 }
 
+TEST(HandlerRegistry, ATombstoneOfATypedHandlersTypeGoesToTheFallback) {
+  HandlerRegistry<std::vector<std::string>&> reg;
+  reg.on_json<EmailChanged>("users.email_changed",
+                            [](const EmailChanged& e, const Event&, std::vector<std::string>& out) {
+                              out.push_back(e.email);
+                            });
+  reg.on("users.deleted", [](const Event& ev, std::vector<std::string>& out) {
+    out.push_back("raw " + ev.aggregate_id);
+  });
+  std::vector<std::string> seen;
+  const Event typed_tombstone = Event::make_tombstone("u1", "users.email_changed");
+  EXPECT_FALSE(reg.prepare(typed_tombstone).has_value());
+  EXPECT_FALSE(reg.dispatch(typed_tombstone, seen));  // no fallback yet: not handled, nothing thrown
+  EXPECT_TRUE(reg.dispatch(Event::make_tombstone("u2", "users.deleted"), seen));  // raw handlers see tombstones
+  reg.otherwise([](const Event& ev, std::vector<std::string>& out) {
+    out.push_back(std::string(ev.tombstone ? "tombstone " : "event ") + ev.aggregate_id);
+  });
+  EXPECT_TRUE(reg.dispatch(typed_tombstone, seen));
+  EXPECT_EQ(seen, (std::vector<std::string>{"raw u2", "tombstone u1"}));
+}
+
 TEST(HandlerRegistry, PreparedPayloadIsUsedAndItsParseErrorThrownAtDispatch) {
   HandlerRegistry<std::vector<std::string>&> reg;
   reg.on_json<EmailChanged>("users.email_changed",
