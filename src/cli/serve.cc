@@ -53,6 +53,7 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   if (!o.auto_create.empty()) cfg.auto_create_topics = o.auto_create == "true" || o.auto_create == "1";
   if (o.partitions > 0) cfg.default_partitions = o.partitions;
   for (const auto& kv : o.topic_defaults) HERALD_TRY(apply_topic_default(kv, cfg));
+  HERALD_TRY(cfg.topic_defaults.check());
   return ok();
 }
 

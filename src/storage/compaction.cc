@@ -4,7 +4,10 @@
 //   1. The dirty range: closed, persisted segments (below the recovery point,
 //      never the active one) from the cleaner offset on, as long as each is
 //      older than min_compaction_lag_ms. Stops early if the key map grows past
-//      kMaxMapBytes (the next pass continues).
+//      kMaxMapBytes (the next pass continues). The range is compacted only
+//      when it is due, as Kafka's log cleaner decides: its bytes are at least
+//      min_cleanable_dirty_ratio of it plus the clean segments before it, or
+//      its first segment's first batch is older than max_compaction_lag_ms.
 //   2. Key map: key -> offset of its latest record in the dirty range.
 //   3. Every closed segment from the log start to the end of the dirty range
 //      is filtered: a keyed record survives if the map has no newer offset
@@ -139,6 +142,24 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
 
   // 1 + 2. Dirty range and key map.
   const int64_t cleaner = cleaner_offset_.load();
+  bool due = false;
+  {
+    uint64_t clean_bytes = 0, dirty_bytes = 0;
+    bool first = true, overdue = false;
+    for (const auto& seg : closed) {
+      HERALD_ASSIGN_OR_RETURN(SegmentSummary s, seg->summary());
+      if (end_of(seg) <= cleaner) {
+        clean_bytes += s.log_size;
+        continue;
+      }
+      if (s.max_timestamp > now - cfg.min_compaction_lag_ms) break;
+      if (first && s.first_timestamp >= 0 && now - s.first_timestamp >= cfg.max_compaction_lag_ms) overdue = true;
+      first = false;
+      dirty_bytes += s.log_size;
+    }
+    due = !first && (overdue || static_cast<double>(dirty_bytes) >=
+                                    cfg.min_cleanable_dirty_ratio * static_cast<double>(clean_bytes + dirty_bytes));
+  }
   std::unordered_map<std::string, int64_t> latest;
   size_t map_bytes = 0;
   size_t first_dirty = closed.size();
@@ -152,7 +173,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
       break;
     }
     if (first_dirty == closed.size()) first_dirty = i;
-    if (map_bytes > kMaxMapBytes && i > first_dirty) {
+    if (!due || (map_bytes > kMaxMapBytes && i > first_dirty)) {
       end_dirty = i;
       break;
     }

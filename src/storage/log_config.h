@@ -28,6 +28,11 @@ struct LogConfig {
   bool delete_retention = true;            // cleanup.policy contains "delete" (retention applies)
   int64_t delete_retention_ms = 86400000;  // tombstones kept this long after compaction reaches them
   int64_t min_compaction_lag_ms = 0;
+  // A compaction pass runs once the dirty (not yet compacted) bytes are at
+  // least this share of the compactable log, or once a dirty segment's first
+  // batch is older than max_compaction_lag_ms (which also caps segment_ms).
+  double min_cleanable_dirty_ratio = 0.5;
+  int64_t max_compaction_lag_ms = INT64_MAX;
   FlushPolicy flush_policy = FlushPolicy::kAlways;
   int64_t flush_interval_ms = 1000;        // kInterval only
   int32_t index_interval_bytes = 4096;

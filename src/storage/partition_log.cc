@@ -333,7 +333,9 @@ Result<AppendInfo> PartitionLog::append(MutableByteSpan batch, record::Crc crc) 
   if (size > 0) {
     bool roll = size + batch.size() > static_cast<uint64_t>(cfg.segment_bytes);
     if (!roll) {
-      roll = (active_roll_ms_ >= 0 && clock_() - active_roll_ms_ > cfg.segment_ms) ||
+      // Kafka rolls a compacted log by max.compaction.lag.ms too, so that compaction can reach the records.
+      const int64_t roll_ms = cfg.compact ? std::min(cfg.segment_ms, cfg.max_compaction_lag_ms) : cfg.segment_ms;
+      roll = (active_roll_ms_ >= 0 && clock_() - active_roll_ms_ > roll_ms) ||
              base + h.last_offset_delta - active_->base_offset() > static_cast<int64_t>(UINT32_MAX) ||
              size + batch.size() > UINT32_MAX;
     }

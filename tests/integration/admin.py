@@ -99,10 +99,10 @@ def confluent_part(h, b):
 
     # --- create_topics -------------------------------------------------------------
     cfg = {"retention.ms": "86400000", "cleanup.policy": "compact", "segment.bytes": "1048576",
-           "max.message.bytes": "200000"}
+           "max.message.bytes": "200000", "min.cleanable.dirty.ratio": "0.01", "max.compaction.lag.ms": "600000"}
     fs = a.create_topics([NewTopic("adm-a", 3, 1, config=cfg), NewTopic("adm-b", 1, 1)], operation_timeout=10)
     h.check_eq({t: result_code(f) for t, f in fs.items()}, {"adm-a": 0, "adm-b": 0},
-               "create_topics adm-a (3 partitions, 4 configs) and adm-b")
+               "create_topics adm-a (3 partitions, 6 configs) and adm-b")
     t = topics_now(a)
     h.check_eq((t.get("adm-a"), t.get("adm-b")), (3, 1), "list_topics: partition counts")
 
@@ -115,6 +115,10 @@ def confluent_part(h, b):
          "unknown config name"),
         (NewTopic("adm-badpolicy", 1, 1, config={"cleanup.policy": "shred"}), KafkaError.INVALID_CONFIG,
          "cleanup.policy=shred"),
+        (NewTopic("adm-badratio", 1, 1, config={"min.cleanable.dirty.ratio": "1.5"}), KafkaError.INVALID_CONFIG,
+         "min.cleanable.dirty.ratio=1.5"),
+        (NewTopic("adm-badlag", 1, 1, config={"min.compaction.lag.ms": "60000", "max.compaction.lag.ms": "1000"}),
+         KafkaError.INVALID_CONFIG, "min.compaction.lag.ms above max.compaction.lag.ms"),
         (NewTopic("adm-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3 on one node"),
         (NewTopic("bad name!", 1, 1), KafkaError.TOPIC_EXCEPTION, "invalid topic name"),
     ]
@@ -124,7 +128,8 @@ def confluent_part(h, b):
     fut = a.create_topics([NewTopic("adm-validate", 2, 1)], validate_only=True)["adm-validate"]
     h.check_eq(result_code(fut), 0, "create_topics validate_only succeeds")
     t = topics_now(a)
-    h.check(not ({"adm-zero", "adm-badval", "adm-unknowncfg", "adm-badpolicy", "adm-rf3", "adm-validate"} & set(t)),
+    h.check(not ({"adm-zero", "adm-badval", "adm-unknowncfg", "adm-badpolicy", "adm-badratio", "adm-badlag", "adm-rf3",
+                  "adm-validate"} & set(t)),
             "none of the refused or validate-only topics exists", f"topics: {sorted(t)}")
     h.check_eq(t.get("adm-a"), 3, "the existing adm-a is untouched by the duplicate create")
 
@@ -167,7 +172,10 @@ def confluent_part(h, b):
             f"max.message.bytes={d['max.message.bytes'].value}")
     for conf, what in [({"retention.ms": "never"}, "retention.ms=never"),
                        ({"compression.type": "gzip"}, "read-only compression.type"),
-                       ({"no.such.config": "1"}, "unknown config")]:
+                       ({"no.such.config": "1"}, "unknown config"),
+                       ({"min.cleanable.dirty.ratio": "half"}, "min.cleanable.dirty.ratio=half"),
+                       ({"min.compaction.lag.ms": "5000", "max.compaction.lag.ms": "4999"},
+                        "min.compaction.lag.ms above max.compaction.lag.ms")]:
         r = ConfigResource(ResourceType.TOPIC, "adm-a", set_config=conf)
         h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.INVALID_CONFIG, f"alter_configs {what}")
     h.check_eq(describe(a, "adm-a")["retention.ms"].value, "3600000", "refused alters changed nothing")

@@ -219,6 +219,100 @@ TEST(Compaction, RespectsMinCompactionLag) {
   EXPECT_GT(stats->segments_cleaned, 0u);
 }
 
+// Appends `n` records of keys k0..k<5> (timestamps kTs + offset, as fill() gives them).
+void append_more(PartitionLog& log, std::vector<Rec>& all, int n) {
+  for (int i = 0; i < n; ++i) {
+    const int64_t ts = kTs + static_cast<int64_t>(all.size());
+    std::string k = "k" + std::to_string(all.size() % 6), v = "w" + std::to_string(all.size()) + std::string(40, 'y');
+    auto info = testing::append(log, build_batch({{k, v, ts}}));
+    ASSERT_TRUE(info);
+    all.push_back(Rec{info->base_offset, k, v, ts, {}});
+  }
+  ASSERT_TRUE(log.flush());
+}
+
+TEST(Compaction, WaitsUntilTheDirtyBytesReachMinCleanableDirtyRatio) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.min_cleanable_dirty_ratio = 0.9;
+  auto log = open_log(dir.path(), c);
+  auto all = fill(*log, 80, 6);
+  auto stats = log->compact(kTs + 100000);  // nothing clean yet: the whole log is dirty (ratio 1)
+  ASSERT_TRUE(stats);
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  // A few more segments: dirty, but well below 90% of the log.
+  append_more(*log, all, 25);
+  const auto before = decode_all(*log);
+  stats = log->compact(kTs + 100000);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->segments_cleaned, 0u);
+  EXPECT_EQ(stats->records_read, 0u);
+  EXPECT_EQ(decode_all(*log), before);
+  // Once they are, the pass runs and leaves the latest record per key again.
+  append_more(*log, all, 400);
+  stats = log->compact(kTs + 100000);
+  ASSERT_TRUE(stats);
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+  // Ratio 0: any dirty segment is due.
+  append_more(*log, all, 25);
+  c.min_cleanable_dirty_ratio = 0;
+  log->set_config(c);
+  stats = log->compact(kTs + 100000);
+  ASSERT_TRUE(stats);
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+}
+
+TEST(Compaction, MaxCompactionLagMakesADirtySegmentDueWhateverTheRatio) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.min_cleanable_dirty_ratio = 1;  // the ratio alone never makes a second pass due
+  c.max_compaction_lag_ms = 10000;
+  auto log = open_log(dir.path(), c);
+  auto all = fill(*log, 80, 6);
+  ASSERT_TRUE(log->compact(kTs + 100));
+  // The first dirty segment will be today's active one: its first record has timestamp kTs + its base.
+  const int64_t first_dirty_ts = kTs + active_base(dir.path());
+  append_more(*log, all, 25);
+  const auto before = decode_all(*log);
+  auto stats = log->compact(first_dirty_ts + 9999);  // not yet max.compaction.lag.ms old
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(*log), before);
+  stats = log->compact(first_dirty_ts + 10000);
+  ASSERT_TRUE(stats);
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+}
+
+TEST(Compaction, MaxCompactionLagRollsTheActiveSegment) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.segment_bytes = 1 << 20;
+  c.max_compaction_lag_ms = 5000;  // segment.ms stays at its 7 days
+  int64_t now = kTs;
+  OpenOptions o;
+  o.clock = [&] { return now; };
+  auto log = open_log(dir.path(), c, o);
+  std::vector<Rec> all;
+  append_more(*log, all, 3);
+  EXPECT_EQ(log->segment_count(), 1u);
+  now += 5001;
+  append_more(*log, all, 1);
+  EXPECT_EQ(log->segment_count(), 2u);
+  // Not for a log that is not compacted.
+  TempDir dir2;
+  c.compact = false;
+  now = kTs;
+  auto plain = open_log(dir2.path(), c, o);
+  std::vector<Rec> all2;
+  append_more(*plain, all2, 3);
+  now += 5001;
+  append_more(*plain, all2, 1);
+  EXPECT_EQ(plain->segment_count(), 1u);
+}
+
 TEST(Compaction, TombstonesDeleteKeysAndGoAfterDeleteRetention) {
   TempDir dir;
   auto log = open_log(dir.path());

@@ -70,6 +70,7 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
     }
     if (!r) return {ErrorCode::kInvalidConfig, r.error().message};
   }
+  if (auto r = cfg.check(); !r) return {ErrorCode::kInvalidConfig, r.error().message};
   // The group coordinator needs __consumer_offsets compacted, never deleted by retention and
   // synced before each commit is answered: a change that would undo that is refused.
   if (topic->internal() &&

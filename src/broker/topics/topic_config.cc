@@ -18,6 +18,19 @@ Result<int64_t> parse_long(std::string_view name, std::string_view v, int64_t mi
   return out;
 }
 
+// A double in [0, 1].
+Result<double> parse_ratio(std::string_view name, std::string_view v) {
+  double out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not a number", name, v)};
+  }
+  if (!(out >= 0 && out <= 1)) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [0, 1]", name, out)};
+  }
+  return out;
+}
+
 constexpr int64_t kMaxLong = INT64_MAX;
 constexpr int64_t kMaxInt = INT32_MAX;
 
@@ -32,6 +45,11 @@ constexpr ConfigDef kDefs[] = {
     {"max.message.bytes", ConfigType::kInt, "Largest record batch accepted, in bytes", false},
     {"delete.retention.ms", ConfigType::kLong, "How long compaction keeps tombstones", false},
     {"min.compaction.lag.ms", ConfigType::kLong, "Records younger than this are not compacted", false},
+    {"max.compaction.lag.ms", ConfigType::kLong,
+     "Compact a segment once its first records are this old, whatever the dirty ratio; also rolls the active segment",
+     false},
+    {"min.cleanable.dirty.ratio", ConfigType::kDouble,
+     "Compact once the not yet compacted bytes are this share of the compactable log", false},
     {"message.timestamp.type", ConfigType::kString, "CreateTime or LogAppendTime", false},
     {"message.timestamp.before.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the past", false},
     {"message.timestamp.after.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the future", false},
@@ -92,6 +110,10 @@ Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
     HERALD_ASSIGN_OR_RETURN(log.delete_retention_ms, parse_long(name, v, 0, kMaxLong));
   } else if (name == "min.compaction.lag.ms") {
     HERALD_ASSIGN_OR_RETURN(log.min_compaction_lag_ms, parse_long(name, v, 0, kMaxLong));
+  } else if (name == "max.compaction.lag.ms") {
+    HERALD_ASSIGN_OR_RETURN(log.max_compaction_lag_ms, parse_long(name, v, 1, kMaxLong));
+  } else if (name == "min.cleanable.dirty.ratio") {
+    HERALD_ASSIGN_OR_RETURN(log.min_cleanable_dirty_ratio, parse_ratio(name, v));
   } else if (name == "message.timestamp.type") {
     if (v == "CreateTime") {
       log_append_time = false;
@@ -128,6 +150,15 @@ Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
   return ok();
 }
 
+Result<void> TopicConfig::check() const {
+  if (log.min_compaction_lag_ms > log.max_compaction_lag_ms) {
+    return Error{Errc::kInvalidArgument,
+                 fmt::format("min.compaction.lag.ms {} is larger than max.compaction.lag.ms {}",
+                             log.min_compaction_lag_ms, log.max_compaction_lag_ms)};
+  }
+  return ok();
+}
+
 Result<void> TopicConfig::reset(std::string_view name, const TopicConfig& defaults) {
   if (find_topic_config(name) == nullptr) {
     return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
@@ -152,6 +183,8 @@ std::optional<std::string> TopicConfig::get(std::string_view name) const {
   if (name == "max.message.bytes") return std::to_string(max_message_bytes);
   if (name == "delete.retention.ms") return std::to_string(log.delete_retention_ms);
   if (name == "min.compaction.lag.ms") return std::to_string(log.min_compaction_lag_ms);
+  if (name == "max.compaction.lag.ms") return std::to_string(log.max_compaction_lag_ms);
+  if (name == "min.cleanable.dirty.ratio") return fmt::format("{}", log.min_cleanable_dirty_ratio);
   if (name == "message.timestamp.type") return log_append_time ? "LogAppendTime" : "CreateTime";
   if (name == "message.timestamp.before.max.ms") return std::to_string(timestamp_before_max_ms);
   if (name == "message.timestamp.after.max.ms") return std::to_string(timestamp_after_max_ms);

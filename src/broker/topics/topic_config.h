@@ -34,6 +34,9 @@ struct TopicConfig {
   // Validates `value` for `name` and applies it; records it in overrides.
   // kNotFound for an unknown name, kInvalidArgument for a bad value.
   Result<void> set(std::string_view name, std::string_view value);
+  // kInvalidArgument if the values contradict each other (after a set of
+  // changes, as Kafka checks them together).
+  Result<void> check() const;
   // Reverts `name` to the broker default (`defaults`).
   Result<void> reset(std::string_view name, const TopicConfig& defaults);
   // Current value of `name` as Kafka prints it.

@@ -220,6 +220,7 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   TopicConfig config = defaults_;
   config.overrides.clear();
   for (const auto& [k, v] : configs) HERALD_TRY(config.set(k, v));
+  HERALD_TRY(config.check());
   std::lock_guard admin(admin_mu_);
   if (find(name)) return Error{Errc::kAlreadyExists, fmt::format("topic '{}' already exists", name)};
   if (validate_only) return std::make_shared<Topic>(name, TopicId{}, internal, config);
