@@ -125,17 +125,19 @@ Result<ClusterMetadata> fetch_metadata(rd_kafka_t* rk, const std::string& topic,
   return out;
 }
 
-Result<TopicInfo> fetch_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+Result<TopicInfo> fetch_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms, bool just_created) {
   // A topic that was just created can take a moment to show up everywhere.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     HERALD_ASSIGN_OR_RETURN(auto md, fetch_metadata(rk, topic, timeout_ms));
     for (auto& t : md.topics) {
       if (t.name != topic) continue;
+      const bool wait = t.err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                        (just_created && t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+      if (wait && std::chrono::steady_clock::now() < deadline) break;
       if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         return Error{Errc::kNotFound, fmt::format("topic '{}' does not exist", topic)};
       }
-      if (t.err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE && std::chrono::steady_clock::now() < deadline) break;
       if (t.err) return Error{Errc::kIoError, fmt::format("topic '{}': {}", topic, describe_error(t.err))};
       return std::move(t);
     }

@@ -108,7 +108,9 @@ struct ClusterMetadata {
 // Metadata for one topic (`topic` non-empty) or all topics. A missing topic is
 // kNotFound ("topic 'x' does not exist"); auto-creation is never triggered.
 Result<ClusterMetadata> fetch_metadata(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
-Result<TopicInfo> fetch_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+// `just_created`: the topic exists (CreateTopics said so), so UNKNOWN_TOPIC_OR_PART
+// (a broker of a cluster that has not heard of it yet) is retried until the timeout.
+Result<TopicInfo> fetch_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms, bool just_created = false);
 
 struct Watermarks {
   int64_t log_start = 0;       // first offset still in the log

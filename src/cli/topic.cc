@@ -130,7 +130,7 @@ Result<void> run_create(const ClientOptions& copts, const CreateOptions& o) {
   auto r = topic_result(results, n, o.topic);
   if (!r && r.error().code == Errc::kAlreadyExists && o.if_not_exists) return ok();
   HERALD_TRY(r);
-  HERALD_ASSIGN_OR_RETURN(auto info, fetch_topic(rk.get(), o.topic, copts.timeout_ms));
+  HERALD_ASSIGN_OR_RETURN(auto info, fetch_topic(rk.get(), o.topic, copts.timeout_ms, /*just_created=*/true));
   fmt::print("created topic '{}' with {} partition{}\n", o.topic, info.partitions.size(),
              info.partitions.size() == 1 ? "" : "s");
   return ok();

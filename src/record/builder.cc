@@ -51,6 +51,10 @@ BatchBuilder& BatchBuilder::set_log_append_time(int64_t ts_ms) {
   log_append_time_ = ts_ms;
   return *this;
 }
+BatchBuilder& BatchBuilder::set_empty_max_timestamp(int64_t ts_ms) {
+  empty_max_timestamp_ = ts_ms;
+  return *this;
+}
 BatchBuilder& BatchBuilder::set_last_offset_delta(int32_t delta) {
   last_offset_delta_ = delta;
   return *this;
@@ -154,7 +158,7 @@ Result<Bytes> BatchBuilder::build() const {
   h.attributes = static_cast<int16_t>(attrs);
   h.last_offset_delta = last_offset_delta;
   h.base_timestamp = base_timestamp_;
-  h.max_timestamp = log_append_time_.value_or(max_timestamp_);
+  h.max_timestamp = log_append_time_.value_or(count_ == 0 ? empty_max_timestamp_ : max_timestamp_);
   h.producer_id = producer_id_;
   h.producer_epoch = producer_epoch_;
   h.base_sequence = base_sequence_;

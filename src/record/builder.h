@@ -44,6 +44,10 @@ class BatchBuilder {
   BatchBuilder& set_control(bool on);
   // LogAppendTime: attribute bit 3 set and max_timestamp := ts_ms.
   BatchBuilder& set_log_append_time(int64_t ts_ms);
+  // For a batch without records: its max_timestamp (default -1). Kafka's
+  // compaction keeps the max timestamp of a batch it empties, so that the
+  // segment still ages by it under retention.ms.
+  BatchBuilder& set_empty_max_timestamp(int64_t ts_ms);
   // Overrides last_offset_delta (default: the last record's offset delta, or 0
   // when there are no records). Must be >= the last record's offset delta,
   // checked by build().
@@ -67,9 +71,9 @@ class BatchBuilder {
   size_t uncompressed_size() const { return kBatchHeaderSize + records_.size(); }
 
   // Writes the batch: header, records (compressed as chosen), CRC. Does not
-  // reset the builder. With no records the batch has records_count 0 and
-  // base/max timestamp -1 (Kafka's empty batch kept by compaction to retain
-  // producer state). Errors: kInvalidArgument if last_offset_delta is below the
+  // reset the builder. With no records the batch has records_count 0, base
+  // timestamp -1 and max timestamp -1 or set_empty_max_timestamp's (Kafka's
+  // empty batch kept by compaction to retain producer state). Errors: kInvalidArgument if last_offset_delta is below the
   // last record's offset delta or the batch would exceed INT32_MAX bytes;
   // compression errors.
   Result<Bytes> build() const;
@@ -88,6 +92,7 @@ class BatchBuilder {
   bool control_ = false;
   std::optional<int64_t> log_append_time_;
   std::optional<int32_t> last_offset_delta_;
+  int64_t empty_max_timestamp_ = -1;
 
   Bytes records_;  // encoded, uncompressed records area
   Writer body_;    // scratch for one record body

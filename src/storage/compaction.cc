@@ -17,7 +17,8 @@
 //      re-encoded with BatchBuilder (same base offset, offset deltas,
 //      timestamps, headers, producer fields, codec and last_offset_delta);
 //      batches that lose all are dropped, except a segment's last batch, kept
-//      empty so segments stay contiguous. Offsets never change: gaps appear.
+//      empty (with its max timestamp, which retention.ms goes by) so segments
+//      stay contiguous. Offsets never change: gaps appear.
 //   4. Changed segments are swapped in crash-safely (docs/storage-format.md
 //      section 6): write NNN.{log,index,timeindex}.cleaned, fdatasync them,
 //      fsync the directory, write the swap marker (the commit point), rename
@@ -279,6 +280,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
             .set_transactional(h.is_transactional())
             .set_last_offset_delta(h.last_offset_delta);
         if (h.timestamp_type() == record::TimestampType::kLogAppendTime) b.set_log_append_time(h.max_timestamp);
+        b.set_empty_max_timestamp(h.max_timestamp);
         for (const auto& r : kept) HERALD_TRY(b.add(r, h.base_timestamp));
         HERALD_ASSIGN_OR_RETURN(rebuilt, b.build());
         write = rebuilt;

@@ -906,7 +906,18 @@ Result<void> PartitionLog::apply_retention(int64_t now) {
   if (cfg.delete_retention && cfg.retention_ms >= 0) {
     for (; i < closed.size(); ++i) {
       HERALD_ASSIGN_OR_RETURN(SegmentSummary s, closed[i]->summary());
-      if (s.max_timestamp >= now - cfg.retention_ms) break;
+      int64_t newest = s.max_timestamp;
+      if (newest < 0) {
+        // No record has a timestamp (all NO_TIMESTAMP, or only batches compaction emptied): as Kafka
+        // does, the segment's age is that of its file's last change.
+        std::error_code ec;
+        const auto changed = std::filesystem::last_write_time(closed[i]->path(kLogSuffix), ec);
+        if (ec) break;  // age unknown: kept, and so is everything after it
+        newest = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::file_clock::to_sys(changed).time_since_epoch())
+                     .count();
+      }
+      if (newest >= now - cfg.retention_ms) break;
       doomed.push_back(closed[i]);
     }
   }

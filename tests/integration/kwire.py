@@ -87,6 +87,12 @@ def request_frame(api_key: int, api_version: int, correlation_id: int, body: byt
     return i32(len(payload)) + payload
 
 
+def fetch_body(topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int) -> bytes:
+    """Body of a Fetch v4 request (read_uncommitted) for one partition."""
+    return i32(-1) + i32(max_wait_ms) + i32(0) + i32(max_bytes) + i8(0) + array(
+        [topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset) + i32(max_bytes)))
+
+
 class Conn:
     def __init__(self, host: str, port: int, timeout: float = 10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -186,9 +192,7 @@ class Conn:
 
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 64 << 20, max_wait_ms: int = 0):
         """Fetch v4 (read_uncommitted) -> (error_code, high_watermark, records bytes)."""
-        body = i32(-1) + i32(max_wait_ms) + i32(0) + i32(max_bytes) + i8(0) + array(
-            [topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset) + i32(max_bytes)))
-        r = self.request(1, 4, body)
+        r = self.request(1, 4, fetch_body(topic, partition, offset, max_bytes, max_wait_ms))
         r.i32()  # throttle
 
         def part(r):

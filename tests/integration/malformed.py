@@ -362,6 +362,45 @@ def out_of_descriptors(h, b):
         h.check(len(c.api_versions()) > 10, "after the clients closed: a new connection is served")
 
 
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def unread_fetch_responses(h, b):
+    """64 pipelined 16 MiB fetches whose responses the client does not read: the broker stops reading the
+    connection instead of building all of them (1 GiB), and answers every one once the client reads."""
+    topic = "bulk"
+    batch = kwire.build_batch([(b"k", b"x" * 100_000, []) for _ in range(9)])  # ~900 kB
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        c.metadata([topic], auto_create=True)
+        harness.wait_until(lambda: c.produce(topic, 0, batch)[0] == 0, 10, "first batch into 'bulk'")
+        errors = [c.produce(topic, 0, batch)[0] for _ in range(20)]
+        h.check_eq(errors, [0] * 20, "20 more batches of ~900 kB into 'bulk'")
+    n, max_bytes = 64, 16 << 20
+    base = rss_mb(b.proc.pid)
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
+    s.sendall(b"".join(kwire.request_frame(1, 4, i + 1, kwire.fetch_body(topic, 0, 0, max_bytes, 0))
+                       for i in range(n)))
+    peak = base
+    for _ in range(30):
+        time.sleep(0.1)
+        peak = max(peak, rss_mb(b.proc.pid))
+    h.check(peak - base < 300, f"{n} unread 16 MiB fetch responses: broker RSS grew by {peak - base:.0f} MB "
+            f"(from {base:.0f} MB; all of them would be {n * 16} MiB)")
+    got = []
+    f = s.makefile("rb")
+    for _ in range(n):
+        size = struct.unpack(">i", f.read(4))[0]
+        data = f.read(size)
+        got.append((struct.unpack(">i", data[:4])[0], size))
+    s.close()
+    h.check_eq([c for c, _ in got], list(range(1, n + 1)), "... then every response arrives, in order")
+    h.check(min(sz for _, sz in got) > 15 << 20, f"... each with ~16 MiB of records (smallest {min(sz for _, sz in got)})")
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -380,6 +419,7 @@ def run(h):
     finally:
         bg.stop()
     out_of_descriptors(h, b)
+    unread_fetch_responses(h, b)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",
             f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")

@@ -179,6 +179,9 @@ TEST(BatchBuilder, EmptyBuilderBuildsAnEmptyBatchThatProduceRejects) {
   EXPECT_EQ(h.last_sequence(), 7);
   EXPECT_EQ(batch.size(), kBatchHeaderSize);
   EXPECT_EQ(validate_produce_batch(batch).error, BatchError::kInvalidRecord);
+  // Compaction's empty batch keeps the max timestamp of the batch it replaces.
+  EXPECT_EQ(header_of(*b.set_empty_max_timestamp(kTs).build()).max_timestamp, kTs);
+  EXPECT_EQ(header_of(*b.set_empty_max_timestamp(kTs).build()).base_timestamp, -1);
 }
 
 TEST(BatchBuilder, SetsTransactionalAndControlBits) {

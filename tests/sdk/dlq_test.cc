@@ -176,6 +176,13 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos);
   EXPECT_NE(out.find("poisoned payload"), std::string::npos);
 
+  // --key selects a parked key of an ordered replica (--store): without --store it is refused,
+  // not ignored (a skip of "one key" would pass over every pending letter).
+  EXPECT_NE(run_cli({"skip", "--brokers", brokers_, "--topic", topic, "--group", "ledger", "--key", "acct-9"}, &out), 0);
+  EXPECT_NE(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--key", "acct-9"}, &out), 0);
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos);
+
   // Fix, replay: applied once, in the right place.
   handler.fixed.store(true);
   ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "ledger"}, &out), 0);

@@ -280,19 +280,26 @@ TEST_P(Sagas, CompensationThatKeepsFailingEndsFailed) {
   EXPECT_TRUE(failed);
 }
 
-// Sends the command "x1/0/do" to participant a twice (two ce_ids).
-void send_command_twice(const std::string& brokers) {
-  json cmd = {{"saga_id", "x1"}, {"saga", "pair"},      {"step", 0},
-              {"step_name", "step_a"}, {"compensation", false}, {"command_id", "x1/0/do"},
-              {"reply_to", "orders.replies"}, {"data", json::object()}};
+// Sends saga x1's command "x1/0/do" (or its compensation "x1/0/undo") to participant a, `copies` times (one
+// ce_id each).
+void send_command(const std::string& brokers, bool compensation, int copies = 1) {
+  json cmd = {{"saga_id", "x1"},
+              {"saga", "pair"},
+              {"step", 0},
+              {"step_name", "step_a"},
+              {"compensation", compensation},
+              {"command_id", compensation ? "x1/0/undo" : "x1/0/do"},
+              {"reply_to", "orders.replies"},
+              {"data", json::object()}};
   auto prod = kafka::SyncProducer::create(brokers, {{"log_level", "3"}});
   ASSERT_TRUE(prod);
-  for (int i = 0; i < 2; ++i) {
-    auto rec = encode(Event::json("a.do", "/test", "x1", cmd));
+  for (int i = 0; i < copies; ++i) {
+    auto rec = encode(Event::json(compensation ? "a.undo" : "a.do", "/test", "x1", cmd));
     ASSERT_TRUE(rec);
     ASSERT_TRUE((*prod)->send("a.commands", kafka::kAnyPartition, rec->key, rec->value, rec->headers));
   }
 }
+void send_command_twice(const std::string& brokers) { send_command(brokers, false, 2); }
 
 TEST_P(Sagas, ARepeatedCommandRunsOnceAndGetsTheSameReply) {
   start_orchestrator();  // creates the topics; its replies topic gets both answers
@@ -305,6 +312,27 @@ TEST_P(Sagas, ARepeatedCommandRunsOnceAndGetsTheSameReply) {
   EXPECT_EQ(json::parse(*(*replies)[0].value).at("ok"), true);
   EXPECT_EQ(a_.do_runs, 1);
   EXPECT_EQ(a_.effects("x1"), 1);
+}
+
+// E.g. a command dead-lettered by its participant, the saga timed out and compensated, then the
+// dead letter replayed: the command is answered with a refusal and does not run.
+TEST_P(Sagas, ACommandThatComesAfterItsCompensationDoesNotRun) {
+  start_orchestrator();
+  a_.start(brokers_);
+  send_command(brokers_, /*compensation=*/true);
+  send_command(brokers_, /*compensation=*/false);
+  auto replies = read_topic(brokers_, "orders.replies", 2, seconds(30));
+  ASSERT_TRUE(replies) << replies.error().to_string();
+  ASSERT_EQ(replies->size(), 2u);
+  const json undo = json::parse(*(*replies)[0].value), late = json::parse(*(*replies)[1].value);
+  EXPECT_EQ(undo.at("command_id"), "x1/0/undo");
+  EXPECT_EQ(undo.at("ok"), true);
+  EXPECT_EQ(late.at("command_id"), "x1/0/do");
+  EXPECT_EQ(late.at("ok"), false);
+  EXPECT_EQ(late.at("reason"), "compensated before it ran");
+  EXPECT_EQ(a_.undo_runs, 1);
+  EXPECT_EQ(a_.do_runs, 0);
+  EXPECT_EQ(a_.effects("x1"), 0);
 }
 
 TEST_P(Sagas, RememberedCommandsArePrunedAfterTheRetention) {

@@ -149,9 +149,10 @@ TEST(Compaction, KeepsLatestRecordPerKeyAndOriginalOffsets) {
   Bytes b(rr->total_bytes);
   ASSERT_TRUE(read_slice(rr->slices[0], b.data()));
   if (header_of(b).base_offset != got.front().offset) {
-    // A segment whose records all went keeps its last batch, empty.
+    // A segment whose records all went keeps its last batch, empty, with that batch's max timestamp.
     EXPECT_EQ(header_of(b).records_count, 0);
     EXPECT_LT(header_of(b).base_offset, got.front().offset);
+    EXPECT_EQ(header_of(b).max_timestamp, kTs + header_of(b).base_offset);
   }
   // Every segment still ends where the next one begins.
   std::vector<int64_t> bases;

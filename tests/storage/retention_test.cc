@@ -78,6 +78,29 @@ TEST(Retention, ByTimeDeletesOldClosedSegmentsByTheirLargestTimestamp) {
   EXPECT_EQ(log->log_start_offset(), start);
 }
 
+TEST(Retention, ASegmentWithoutTimestampsAgesByItsFilesLastChange) {
+  TempDir dir;
+  auto log = PartitionLog::open(dir.path(), config(10000, -1), nullptr).value();
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(testing::append(*log, make_batch(1, 600, -1)));  // NO_TIMESTAMP
+  ASSERT_TRUE(log->flush());
+  const size_t n = log->segment_count();
+  ASSERT_GT(n, 3u);
+  const int64_t wall_now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  // Timestamp -1 is not "older than any limit": the files were written just now.
+  ASSERT_TRUE(log->apply_retention(wall_now));
+  EXPECT_EQ(log->segment_count(), n);
+  EXPECT_EQ(log->log_start_offset(), 0);
+  // The first segment's file last changed a minute ago: it goes, the others stay.
+  const auto bases = segment_bases(dir.path());
+  std::filesystem::last_write_time(dir.path() / segment_file_name(bases[0], kLogSuffix),
+                                   std::filesystem::file_time_type::clock::now() - std::chrono::minutes(1));
+  ASSERT_TRUE(log->apply_retention(wall_now));
+  EXPECT_EQ(log->segment_count(), n - 1);
+  EXPECT_EQ(log->log_start_offset(), bases[1]);
+}
+
 TEST(Retention, NeverDeletesTheActiveSegment) {
   TempDir dir;
   auto log = filled(dir.path(), config(1, -1));

@@ -49,7 +49,7 @@ asio::awaitable<void> Connection::read_loop() {
   auto self = shared_from_this();
   const auto max_bytes = broker_.config().socket_request_max_bytes;
   for (;;) {
-    while (queue_.size() >= kMaxInFlight && !closed_) {
+    while ((queue_.size() >= kMaxInFlight || (held_bytes_ >= kMaxHeldBytes && !queue_.empty())) && !closed_) {
       reader_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await reader_wake_.async_wait(use_nothrow);
     }
@@ -63,6 +63,7 @@ asio::awaitable<void> Connection::read_loop() {
       break;
     }
     auto frame = std::make_shared<Frame>(static_cast<size_t>(size));
+    held_bytes_ += frame->size;
     auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(frame->data.get(), frame->size), use_nothrow);
     if (ec2) {
       if (!closed_) close_now(fmt::format("truncated frame: {}", ec2.message()));
@@ -98,10 +99,12 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
       HLOG_ERROR("{}", out.close_reason);
     }
   }
+  held_bytes_ -= frame->size;
   if (!out.close_reason.empty()) {
     close_now(out.close_reason);
     co_return;
   }
+  if (out.frame) held_bytes_ += out.frame->size();
   slot->frame = std::move(out.frame);
   slot->ready = true;
   writer_wake_.cancel();
@@ -130,6 +133,8 @@ asio::awaitable<void> Connection::write_loop() {
         close_now({});
         co_return;
       }
+      held_bytes_ -= n;
+      reader_wake_.cancel();
       continue;
     }
     if (read_done_ && queue_.empty()) {

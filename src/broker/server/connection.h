@@ -16,7 +16,6 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <memory>
 #include <string>
 
 #include "common/bytes.h"
@@ -49,7 +48,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> process(std::shared_ptr<Slot> slot, std::shared_ptr<Frame> frame);
   void close_now(const std::string& reason);
 
+  // Reading stops while kMaxInFlight requests are unanswered, or while the
+  // frames being handled plus the responses not yet sent hold kMaxHeldBytes
+  // (a client that pipelines large fetches and reads nothing cannot make the
+  // broker buffer them all); at least one request is always taken.
   static constexpr size_t kMaxInFlight = 64;
+  static constexpr size_t kMaxHeldBytes = size_t{64} << 20;
 
   BrokerImpl& broker_;
   asio::ip::tcp::socket socket_;
@@ -57,6 +61,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer writer_wake_;
   asio::steady_timer reader_wake_;
   std::deque<std::shared_ptr<Slot>> queue_;
+  size_t held_bytes_ = 0;  // request frames being handled + response frames not yet written
   bool read_done_ = false;
   bool closed_ = false;
 };

@@ -89,6 +89,11 @@ Result<std::optional<StoredSaga>> load(Tx& tx, std::string_view id) {
   return std::optional<StoredSaga>(std::move(row));
 }
 
+// The id of a step's command or compensation; a participant runs each id once.
+std::string command_id(std::string_view saga_id, int step, bool compensation) {
+  return fmt::format("{}/{}/{}", saga_id, step, compensation ? "undo" : "do");
+}
+
 Result<void> check_definition(const SagaDefinition& d) {
   if (d.name.empty()) return Error{Errc::kInvalidArgument, "saga: a definition has no name"};
   if (d.steps.empty()) return Error{Errc::kInvalidArgument, fmt::format("saga {}: no steps", d.name)};
@@ -234,7 +239,7 @@ class SagaOrchestrator::Impl {
                 {"step", s.step},
                 {"step_name", step.name},
                 {"compensation", compensation},
-                {"command_id", fmt::format("{}/{}/{}", s.id, s.step, compensation ? "undo" : "do")},
+                {"command_id", command_id(s.id, s.step, compensation)},
                 {"reply_to", cfg_.reply_topic},
                 {"data", s.data}};
     HERALD_TRY(outbox_.add(tx, step.topic,
@@ -296,6 +301,11 @@ class SagaOrchestrator::Impl {
     auto it = sagas_.find(row.s.saga);
     if (it == sagas_.end()) {
       HLOG_ERROR("saga {}: unknown saga '{}' (definition removed?); left as is", row.s.id, row.s.saga);
+      return nullptr;
+    }
+    if (row.s.step < 0 || static_cast<size_t>(row.s.step) >= it->second.steps.size()) {
+      HLOG_ERROR("saga {}: at step {} but saga '{}' has {} step(s) now (definition shortened?); left as is", row.s.id,
+                 row.s.step, row.s.saga, it->second.steps.size());
       return nullptr;
     }
     return &it->second;
@@ -574,6 +584,17 @@ void handle_command(const std::string& participant, const Outbox& outbox, const 
   if (*stored) {
     reply = json::parse((*stored)->text(0));  // a resend: the same answer, the handler does not run again
   } else {
+    if (cmd.compensation) {
+      // The step's command must never run after its compensation: it may still come (a dead letter
+      // replayed after the saga was compensated); it then gets this refusal instead of running.
+      json refused = {{"saga_id", cmd.saga_id}, {"step", cmd.step}, {"compensation", false},
+                      {"command_id", command_id(cmd.saga_id, cmd.step, false)}, {"ok", false},
+                      {"reason", "compensated before it ran"}, {"data", json::object()}};
+      auto ins = tx.exec("INSERT INTO herald_saga_commands(participant, command_id, reply, created_at) "
+                         "VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         {participant, refused["command_id"].get<std::string>(), refused.dump(), now_ms()});
+      if (!ins) throw std::runtime_error(ins.error().to_string());
+    }
     must(tx.exec_script("SAVEPOINT herald_saga_command"));
     SagaReply answer;
     try {
