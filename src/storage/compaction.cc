@@ -29,6 +29,7 @@
 //      a FileSlice of an old file keep reading it (it stays open).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -126,7 +127,7 @@ struct CleanedSegment {
 
 }  // namespace
 
-Result<CompactionStats> PartitionLog::compact(int64_t now) {
+Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64_t> keep_batches) {
   std::lock_guard maintenance(maintenance_mu_);
   HERALD_TRY(check_open());
   CompactionStats stats;
@@ -271,8 +272,12 @@ Result<CompactionStats> PartitionLog::compact(int64_t now) {
         // A batch that loses every record goes, except the segment's last one,
         // which stays as an empty batch (records_count 0, as Kafka keeps them)
         // so that every segment still ends where the next one begins: recovery
-        // relies on that to detect a lost tail.
-        if (kept.empty() && !it.at_end()) continue;
+        // relies on that to detect a lost tail; and except those in
+        // keep_batches (a live producer's last batch, as Kafka's cleaner keeps).
+        if (kept.empty() && !it.at_end() &&
+            !std::binary_search(keep_batches.begin(), keep_batches.end(), h.base_offset)) {
+          continue;
+        }
         record::BatchBuilder b(h.compression());
         b.set_base_offset(h.base_offset)
             .set_partition_leader_epoch(h.partition_leader_epoch)

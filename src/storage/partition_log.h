@@ -40,6 +40,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <vector>
 
 #include "common/bytes.h"
@@ -167,7 +168,10 @@ class PartitionLog final : private FlushTarget {
   // config.delete_retention.
   Result<void> apply_retention(int64_t now_ms);
   // If config.compact: cleans the closed segments (see compaction.cc).
-  Result<CompactionStats> compact(int64_t now_ms);
+  // `keep_batches` (ascending base offsets): batches that stay even when every
+  // record in them is superseded, as empty batches (the broker passes each
+  // live idempotent producer's last batch, so its sequence survives a restart).
+  Result<CompactionStats> compact(int64_t now_ms, std::span<const int64_t> keep_batches = {});
 
   // fdatasync now on the caller's thread (and fire waiters).
   Result<void> flush();

@@ -43,10 +43,12 @@ void ProducerStateTable::record(int64_t producer_id, int16_t epoch, int32_t firs
 
 void ProducerStateTable::expire(int64_t now_ms, int64_t expiration_ms, int64_t log_start) {
   for (auto it = producers_.begin(); it != producers_.end();) {
-    auto& batches = it->second.batches;
-    while (!batches.empty() && batches.front().last_offset < log_start) batches.pop_front();
-    bool idle = expiration_ms >= 0 && now_ms - it->second.last_append_ms > expiration_ms;
-    if (batches.empty() || idle) {
+    // Whole entries only, once the newest batch is below the log start (as Kafka): a retry of an older
+    // batch of the window is still answered as a duplicate.
+    const auto& batches = it->second.batches;
+    const bool gone = batches.empty() || batches.back().last_offset < log_start;
+    const bool idle = expiration_ms >= 0 && now_ms - it->second.last_append_ms > expiration_ms;
+    if (gone || idle) {
       it = producers_.erase(it);
     } else {
       ++it;
@@ -108,6 +110,16 @@ Result<int64_t> ProducerStateTable::decode_snapshot(ByteSpan bytes) {
   }
   producers_ = std::move(out);
   return upto;
+}
+
+std::vector<int64_t> ProducerStateTable::last_batch_offsets() const {
+  std::vector<int64_t> out;
+  out.reserve(producers_.size());
+  for (const auto& [pid, e] : producers_) {
+    if (!e.batches.empty()) out.push_back(e.batches.back().base_offset);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace herald::broker

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/result.h"
@@ -52,9 +53,13 @@ class ProducerStateTable {
   SeqCheck check(int64_t producer_id, int16_t epoch, int32_t first_seq, int32_t last_seq) const;
   void record(int64_t producer_id, int16_t epoch, int32_t first_seq, int32_t last_seq, int64_t base_offset,
               int64_t last_offset, int64_t now_ms);
-  // Drops producers idle longer than `expiration_ms` and batches below `log_start`.
+  // Drops producers idle longer than `expiration_ms` or whose newest batch is below `log_start`.
   void expire(int64_t now_ms, int64_t expiration_ms, int64_t log_start);
   size_t size() const { return producers_.size(); }
+  // The base offset of each producer's newest batch, ascending: compaction
+  // must keep these batches (empty if need be) so that a restart that rebuilds
+  // this table from the log still knows every producer's last sequence.
+  std::vector<int64_t> last_batch_offsets() const;
 
   // Snapshot written at clean shutdown; `upto` is the log end it covers.
   // Format (docs/storage-format.md section 8): version u8 = 1, upto i64, count u32,

@@ -330,7 +330,12 @@ void TopicManager::run_maintenance(int64_t now) {
         HLOG_ERROR("retention {}/{}: {}", topic->name(), p->index, r.error().to_string());
       }
       if (p->log->config().compact) {
-        if (auto r = p->log->compact(now); !r && r.error().code != Errc::kClosed) {
+        std::vector<int64_t> keep;
+        {
+          std::lock_guard lock(p->append_mu);
+          keep = p->producers.last_batch_offsets();
+        }
+        if (auto r = p->log->compact(now, keep); !r && r.error().code != Errc::kClosed) {
           HLOG_ERROR("compaction {}/{}: {}", topic->name(), p->index, r.error().to_string());
         }
       }

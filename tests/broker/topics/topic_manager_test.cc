@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 
+#include "record/builder.h"
 #include "storage/flusher.h"
 
 namespace herald::broker {
@@ -53,6 +54,56 @@ TEST_F(TopicManagerTest, AddedPartitionsGoLiveOnlyOnceTheirCountIsOnDisk) {
   EXPECT_EQ(tm_->find("t")->partition_count(), 3);
   reopen();
   EXPECT_EQ(tm_->find("t")->partition_count(), 3);
+}
+
+// One batch of one record (key "k") from producer `pid` with sequence `seq`, as an idempotent client sends it.
+Bytes producer_batch(int64_t pid, int32_t seq, int64_t ts) {
+  record::BatchBuilder b;
+  b.set_producer(pid, 0, seq);
+  const std::string key = "k", value(60, 'v');
+  EXPECT_TRUE(b.add(ByteSpan(reinterpret_cast<const uint8_t*>(key.data()), key.size()),
+                    ByteSpan(reinterpret_cast<const uint8_t*>(value.data()), value.size()), ts));
+  return *b.build();
+}
+
+TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKnowsItsSequence) {
+  ASSERT_TRUE(tm_->create("t", 1,
+                          {{"cleanup.policy", "compact"}, {"segment.bytes", "400"}, {"min.cleanable.dirty.ratio", "0"}}));
+  auto p = tm_->find("t")->partition(0);
+  // Record timestamps of now: the restart below expires producers idle for a day, by their batches' time.
+  const int64_t ts = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  // Producer 7's only batch, then producer 8 overwrites key "k" 20 times: every record of 7 is superseded.
+  auto append = [&](int64_t pid, int32_t seq) {
+    Bytes b = producer_batch(pid, seq, ts);
+    std::lock_guard lock(p->append_mu);
+    auto info = p->log->append(b);
+    ASSERT_TRUE(info) << info.error().to_string();
+    p->producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
+  };
+  append(7, 0);
+  for (int i = 0; i < 20; ++i) append(8, i);
+  ASSERT_TRUE(p->log->flush());
+  ASSERT_GT(p->log->segment_count(), 3u);
+  tm_->run_maintenance(ts + 1000);
+  bool kept = false;
+  ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) {
+    if (h.producer_id == 7) kept = h.records_count == 0 && h.base_sequence == 0 && h.last_sequence() == 0;
+  }));
+  EXPECT_TRUE(kept) << "producer 7's last batch must stay, empty";
+  // An unclean restart (no producer snapshot) rebuilds the state from the log: a retry of 7's batch
+  // is still a duplicate, not appended a second time.
+  p.reset();
+  tm_->close();
+  for (const auto& e : fs::directory_iterator(dir_ / "topics" / "t")) {
+    if (e.path().extension() == ".producers") fs::remove(e.path());
+  }
+  open();
+  p = tm_->find("t")->partition(0);
+  std::lock_guard lock(p->append_mu);
+  EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
+  EXPECT_EQ(p->producers.check(7, 0, 1, 1).verdict, SeqVerdict::kAppend);
 }
 
 }  // namespace
