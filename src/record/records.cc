@@ -119,11 +119,14 @@ Result<std::vector<Record>> decode_records(ByteSpan batch, Bytes& scratch, size_
   return records;
 }
 
-Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required, size_t max_decompressed_bytes) {
+Result<RecordTimestamps> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required,
+                                               size_t max_decompressed_bytes) {
+  HERALD_ASSIGN_OR_RETURN(BatchHeader h, parse_header(batch));
   int32_t expected = 0;
-  return for_each_record(
+  RecordTimestamps ts;
+  HERALD_TRY(for_each_record(
       batch, scratch,
-      [&expected, keys_required](const Record& r) -> Result<void> {
+      [&](const Record& r) -> Result<void> {
         if (r.offset_delta != expected) {
           return Error{Errc::kCorruption,
                        fmt::format("record {}: offset delta {}, expected {}", expected, r.offset_delta, expected)};
@@ -131,10 +134,17 @@ Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_req
         if (keys_required && !r.key) {
           return Error{Errc::kInvalidArgument, fmt::format("record {} has no key (compacted topics need one)", expected)};
         }
+        int64_t t = 0;
+        if (__builtin_add_overflow(h.base_timestamp, r.timestamp_delta, &t)) {
+          return Error{Errc::kCorruption, fmt::format("record {}: timestamp overflows", expected)};
+        }
+        ts.max = std::max(ts.max, t);
+        if (t != -1 && (ts.min == -1 || t < ts.min)) ts.min = t;
         ++expected;
         return ok();
       },
-      max_decompressed_bytes);
+      max_decompressed_bytes));
+  return ts;
 }
 
 }  // namespace herald::record

@@ -98,11 +98,20 @@ Result<void> for_each_record(ByteSpan batch, Bytes& scratch, Fn&& fn,
   }
 }
 
+// The smallest and largest record timestamp of a batch (base_timestamp +
+// timestamp_delta); records without one (-1, NO_TIMESTAMP) count for the
+// largest only, as in Kafka. -1 when there is none.
+struct RecordTimestamps {
+  int64_t min = -1;
+  int64_t max = -1;
+};
+
 // Record-level produce checks (§3.26 rule 10) on top of validate_produce_batch:
 // every record decodes and offset deltas are exactly 0, 1, 2, ... Returns the
-// decoding error, or kCorruption naming the first out-of-sequence record; with
-// `keys_required` (compacted topics), kInvalidArgument for a record without a key.
-Result<void> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required = false,
-                                   size_t max_decompressed_bytes = kDefaultMaxDecompressedBytes);
+// records' timestamps; the decoding error; kCorruption naming the first
+// out-of-sequence record or a timestamp that overflows; with `keys_required`
+// (compacted topics), kInvalidArgument for a record without a key.
+Result<RecordTimestamps> check_produce_records(ByteSpan batch, Bytes& scratch, bool keys_required = false,
+                                               size_t max_decompressed_bytes = kDefaultMaxDecompressedBytes);
 
 }  // namespace herald::record

@@ -341,6 +341,45 @@ def produce_error_cases(h, b):
             f"confluent producer: invalid topic name -> {res[0] if res else None}")
 
 
+def timestamp_cases(h, b):
+    """Every record's timestamp is checked against message.timestamp.before/after.max.ms, and a batch header
+    whose max_timestamp understates its records is corrected (ListOffsets by time finds them)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    topic = "malformed-ts"
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.create_topics([NewTopic(topic, 1, 1, config={"message.timestamp.before.max.ms": "3600000"})],
+                             operation_timeout=10).values():
+        f.result(timeout=15)
+
+    def batch(timestamps, header_max=None):
+        bb = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                       producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+        for i, ts in enumerate(timestamps):
+            bb.append(i, ts, b"k%d" % i, b"v%d" % i, [])
+        raw = bytearray(bb.build())
+        if header_max is not None:
+            raw[35:43] = struct.pack(">q", header_max)
+            raw[17:21] = struct.pack(">I", kwire.crc32c(bytes(raw[21:])))
+        return bytes(raw)
+
+    now = int(time.time() * 1000)
+    hour = 3600_000
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        err, base, msg = c.produce(topic, 0, batch([now, now + 1000], header_max=now))
+        h.check_eq(err, 0, "a batch whose header max_timestamp understates its records is accepted")
+        err, ts, off = c.list_offsets(topic, 0, now + 500)
+        h.check_eq((err, off), (0, base + 1), "... and ListOffsets(now + 0.5 s) finds its second record")
+        err, _, recs = c.fetch(topic, 0, base)
+        h.check_eq(kwire.iter_batches(recs)[0].max_timestamp if recs else None, now + 1000,
+                   "... stored with the records' max_timestamp")
+        err, _, msg = c.produce(topic, 0, batch([now, now - 2 * hour]))
+        h.check_eq(err, 32, f"a record 2 h old behind a fresh first record -> INVALID_TIMESTAMP ({msg})")
+        err, _, msg = c.produce(topic, 0, batch([now, now + 2 * hour], header_max=now))
+        h.check_eq(err, 32, f"a record 2 h ahead behind an understated header max -> INVALID_TIMESTAMP ({msg})")
+        h.check_eq(hwm(c, topic), base + 2, "nothing of the refused batches was written")
+
+
 def out_of_descriptors(h, b):
     """With its descriptors used up, the broker neither spins nor floods its log, and serves again after."""
     import resource
@@ -420,6 +459,7 @@ def run(h):
         bg.stop()
     out_of_descriptors(h, b)
     unread_fetch_responses(h, b)
+    timestamp_cases(h, b)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",
             f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")

@@ -439,6 +439,16 @@ TEST(CheckProduceRecords, AcceptsSequentialOffsetDeltas) {
   EXPECT_TRUE(check_produce_records(batch, scratch).has_value());
 }
 
+TEST(CheckProduceRecords, ReturnsTheRecordsOwnSmallestAndLargestTimestamp) {
+  BatchBuilder b;
+  for (int64_t ts : {kTs + 5, kTs - 3, int64_t{-1}, kTs + 9, kTs}) ASSERT_TRUE(b.add(std::nullopt, std::nullopt, ts));
+  Bytes scratch;
+  auto r = check_produce_records(*b.build(), scratch);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(r->min, kTs - 3);  // -1 (no timestamp) is not a time
+  EXPECT_EQ(r->max, kTs + 9);
+}
+
 TEST(CheckProduceRecords, RejectsAGapInOffsetDeltas) {
   Bytes area = area_of(good_body(0));
   append_record(area, good_body(2));

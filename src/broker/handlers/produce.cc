@@ -63,27 +63,29 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
   if (h.timestamp_type() == record::TimestampType::kLogAppendTime) {
     return fail(ErrorCode::kInvalidTimestamp, "producers must not set LogAppendTime");
   }
-  int64_t now = now_ms();
-  if (!cfg.log_append_time) {
-    bool too_old = cfg.timestamp_before_max_ms != INT64_MAX && h.base_timestamp < now - cfg.timestamp_before_max_ms;
-    bool too_new = h.max_timestamp > now && h.max_timestamp - now > cfg.timestamp_after_max_ms;  // no overflow
-    if (too_old || too_new) {
-      return fail(ErrorCode::kInvalidTimestamp,
-                  fmt::format("timestamp {} outside message.timestamp.before/after.max.ms", too_new ? h.max_timestamp : h.base_timestamp));
-    }
-  }
-  {
-    // Every record must decode (as Kafka's LogValidator checks): a batch with a good CRC
-    // over bad records would leave the partition unreadable for clients.
-    Bytes scratch;
-    if (auto r = record::check_produce_records(bytes, scratch, cfg.log.compact); !r) {
-      return fail(r.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidRecord : ErrorCode::kCorruptMessage,
-                  r.error().message);
-    }
+  // Every record must decode (as Kafka's LogValidator checks): a batch with a good CRC
+  // over bad records would leave the partition unreadable for clients.
+  Bytes scratch;
+  auto ts = record::check_produce_records(bytes, scratch, cfg.log.compact);
+  if (!ts) {
+    return fail(ts.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidRecord : ErrorCode::kCorruptMessage,
+                ts.error().message);
   }
   // The request frame is a buffer this connection owns; the batch is rewritten in place
-  // (base offset, leader epoch, LogAppendTime) and appended as it came.
+  // (base offset, leader epoch, max timestamp, LogAppendTime) and appended as it came.
   MutableByteSpan mut(const_cast<uint8_t*>(bytes.data()), bytes.size());
+  int64_t now = now_ms();
+  if (!cfg.log_append_time) {
+    // Every record's timestamp is checked, and the header's max_timestamp (which the time index,
+    // ListOffsets and retention go by) is the records' own, as Kafka's LogValidator makes it.
+    bool too_old = cfg.timestamp_before_max_ms != INT64_MAX && ts->min != -1 && ts->min < now - cfg.timestamp_before_max_ms;
+    bool too_new = ts->max > now && ts->max - now > cfg.timestamp_after_max_ms;  // no overflow
+    if (too_old || too_new) {
+      return fail(ErrorCode::kInvalidTimestamp,
+                  fmt::format("timestamp {} outside message.timestamp.before/after.max.ms", too_new ? ts->max : ts->min));
+    }
+    if (ts->max != h.max_timestamp) record::set_max_timestamp(mut, ts->max);
+  }
   std::lock_guard lock(partition->append_mu);
   if (h.producer_id >= 0) {
     auto check = partition->producers.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence());
