@@ -329,9 +329,11 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     HERALD_TRY(fs_.sync_dir(dir_));
     auto marker = fs_.atomic_write(dir_ / kSwapMarkerName, encode_swap_marker(bases));  // commit point
     if (!marker) {
-      // The marker may or may not be durable: only open() can tell which set wins.
-      (void)fs_.remove(dir_ / kSwapMarkerName);
-      HERALD_TRY(fs_.sync_dir(dir_));
+      // The marker may or may not be durable: only open() can tell which set wins. Unless it is
+      // surely gone, no later pass may write .cleaned files that open() would then swap in.
+      auto removed = fs_.remove(dir_ / kSwapMarkerName);
+      const bool gone = (removed || removed.error().code == Errc::kNotFound) && fs_.sync_dir(dir_);
+      if (!gone) swap_incomplete_ = true;
       return std::move(marker).error();
     }
     committed = true;

@@ -544,6 +544,29 @@ TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilReopen) {
   EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
 }
 
+TEST(Compaction, AMarkerThatFailedToCommitAndCannotBeRemovedBlocksLaterPasses) {
+  TempDir dir;
+  auto [all, active] = closed_log_of_80(dir.path());
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  auto log = open_log(dir.path(), compact_config(), o);
+  const auto before = decode_all(*log);
+  // The marker's directory sync fails (the 2nd of the pass: the marker is renamed into place but not
+  // durable), and so does removing it.
+  fs.fail_nth(FaultOp::kSyncDir, 2, EIO, /*sticky=*/false);
+  fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/false, "compaction.swap");
+  EXPECT_FALSE(log->compact(kTs + 1000));
+  EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
+  EXPECT_EQ(decode_all(*log), before);  // not committed in this process: the old set is read
+  auto again = log->compact(kTs + 2000);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().to_string().find("reopen"), std::string::npos) << again.error().to_string();
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
+  }
+}
+
 // A maintenance pass may hold a log that was closed meanwhile (its topic
 // deleted, and maybe re-created in the same directory): retention, compaction
 // and DeleteRecords refuse with kClosed and touch no file.
