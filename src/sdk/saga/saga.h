@@ -35,7 +35,8 @@
 // an event of ce_type "herald.saga.reply" on the orchestrator's reply topic,
 // key = saga id, payload {"saga_id", "step", "compensation", "command_id", "ok",
 // "reason", "data"}. A step's command and its compensation go to the same
-// topic with the same key, so a participant always handles the command first.
+// topic with the same key, so a participant handles the command first (unless
+// the command was dead-lettered: see below).
 //
 // Guarantees (both sides are Replicas writing through the Outbox, so each
 // message's effect, its offset and the next message commit together):
@@ -54,6 +55,9 @@
 //     stored reply again without running the handler. A failed compensation
 //     is not stored, so its resend runs the handler again. Stored replies
 //     are pruned after the participant's retention (7 days by default).
+//   - A command never runs after its compensation: handling a compensation
+//     stores the forward command as refused, so a late one (a dead letter
+//     replayed after the saga was compensated) gets that refusal.
 //   - Every state change is also published on `herald.sagas` (key = saga id),
 //     the history `herald saga list|show` prints.
 //
