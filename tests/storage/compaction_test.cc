@@ -232,37 +232,42 @@ void append_more(PartitionLog& log, std::vector<Rec>& all, int n) {
   ASSERT_TRUE(log.flush());
 }
 
+// A pass at `now` that is not due: it reads and changes nothing.
+void expect_no_pass(PartitionLog& log, int64_t now) {
+  const auto before = decode_all(log);
+  auto stats = log.compact(now);
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_EQ(stats->segments_cleaned, 0u);
+  EXPECT_EQ(stats->records_read, 0u);
+  EXPECT_EQ(decode_all(log), before);
+}
+
+// A pass at `now` that is due: it leaves the latest record per key of `all` in the closed segments.
+void expect_pass(PartitionLog& log, int64_t now, const std::vector<Rec>& all, const std::filesystem::path& dir) {
+  auto stats = log.compact(now);
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(log), expected_after(all, active_base(dir)));
+}
+
 TEST(Compaction, WaitsUntilTheDirtyBytesReachMinCleanableDirtyRatio) {
   TempDir dir;
   LogConfig c = compact_config();
   c.min_cleanable_dirty_ratio = 0.9;
   auto log = open_log(dir.path(), c);
   auto all = fill(*log, 80, 6);
-  auto stats = log->compact(kTs + 100000);  // nothing clean yet: the whole log is dirty (ratio 1)
-  ASSERT_TRUE(stats);
-  EXPECT_GT(stats->segments_cleaned, 0u);
+  expect_pass(*log, kTs + 100000, all, dir.path());  // nothing clean yet: the whole log is dirty (ratio 1)
   // A few more segments: dirty, but well below 90% of the log.
   append_more(*log, all, 25);
-  const auto before = decode_all(*log);
-  stats = log->compact(kTs + 100000);
-  ASSERT_TRUE(stats);
-  EXPECT_EQ(stats->segments_cleaned, 0u);
-  EXPECT_EQ(stats->records_read, 0u);
-  EXPECT_EQ(decode_all(*log), before);
-  // Once they are, the pass runs and leaves the latest record per key again.
+  expect_no_pass(*log, kTs + 100000);
+  // Once they are, the pass runs.
   append_more(*log, all, 400);
-  stats = log->compact(kTs + 100000);
-  ASSERT_TRUE(stats);
-  EXPECT_GT(stats->segments_cleaned, 0u);
-  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+  expect_pass(*log, kTs + 100000, all, dir.path());
   // Ratio 0: any dirty segment is due.
   append_more(*log, all, 25);
   c.min_cleanable_dirty_ratio = 0;
   log->set_config(c);
-  stats = log->compact(kTs + 100000);
-  ASSERT_TRUE(stats);
-  EXPECT_GT(stats->segments_cleaned, 0u);
-  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+  expect_pass(*log, kTs + 100000, all, dir.path());
 }
 
 TEST(Compaction, MaxCompactionLagMakesADirtySegmentDueWhateverTheRatio) {
@@ -276,15 +281,8 @@ TEST(Compaction, MaxCompactionLagMakesADirtySegmentDueWhateverTheRatio) {
   // The first dirty segment will be today's active one: its first record has timestamp kTs + its base.
   const int64_t first_dirty_ts = kTs + active_base(dir.path());
   append_more(*log, all, 25);
-  const auto before = decode_all(*log);
-  auto stats = log->compact(first_dirty_ts + 9999);  // not yet max.compaction.lag.ms old
-  ASSERT_TRUE(stats);
-  EXPECT_EQ(stats->segments_cleaned, 0u);
-  EXPECT_EQ(decode_all(*log), before);
-  stats = log->compact(first_dirty_ts + 10000);
-  ASSERT_TRUE(stats);
-  EXPECT_GT(stats->segments_cleaned, 0u);
-  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+  expect_no_pass(*log, first_dirty_ts + 9999);  // not yet max.compaction.lag.ms old
+  expect_pass(*log, first_dirty_ts + 10000, all, dir.path());
 }
 
 TEST(Compaction, MaxCompactionLagRollsTheActiveSegment) {
