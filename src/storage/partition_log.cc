@@ -471,6 +471,12 @@ Error PartitionLog::fail_log(const Error& cause) {
   return f;
 }
 
+Result<void> PartitionLog::while_open(const std::function<Result<void>()>& fn) {
+  std::lock_guard maintenance(maintenance_mu_);
+  HERALD_TRY(check_open());
+  return fn();
+}
+
 Result<void> PartitionLog::check_open() {
   std::lock_guard lock(append_mu_);
   if (closed_) return Error{Errc::kClosed, fmt::format("{}: log is closed", dir_.string())};

@@ -339,8 +339,24 @@ void TopicManager::run_maintenance(int64_t now) {
           HLOG_ERROR("compaction {}/{}: {}", topic->name(), p->index, r.error().to_string());
         }
       }
-      std::lock_guard lock(p->append_mu);
-      p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+      // Producer state is snapshotted whenever the log has grown, so that a restart after a crash
+      // replays only the batches since (the open path refuses a snapshot past the recovered log end).
+      Bytes snap;
+      int64_t upto = -1;
+      {
+        std::lock_guard lock(p->append_mu);
+        p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+        upto = p->log->log_end_offset();
+        if (upto != p->snapshot_upto) snap = p->producers.encode_snapshot(upto);
+      }
+      if (snap.empty()) continue;
+      auto r = p->log->while_open([&] { return atomic_write_file(snapshot_path(topic_dir(topic->name()), p->index), snap); });
+      if (r) {
+        std::lock_guard lock(p->append_mu);
+        p->snapshot_upto = upto;
+      } else if (r.error().code != Errc::kClosed) {
+        HLOG_WARN("producer snapshot {}/{}: {}", topic->name(), p->index, r.error().to_string());
+      }
     }
   }
 }

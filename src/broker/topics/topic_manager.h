@@ -55,6 +55,7 @@ struct Partition {
   // Serializes the idempotence check and the append that follows it.
   std::mutex append_mu;
   ProducerStateTable producers;  // guarded by append_mu
+  int64_t snapshot_upto = -1;    // log end the last producer snapshot written covers; guarded by append_mu
   DataNotifier notifier;
 };
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 
+#include "common/fs.h"
 #include "record/builder.h"
 #include "storage/flusher.h"
 
@@ -104,6 +105,46 @@ TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKno
   std::lock_guard lock(p->append_mu);
   EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
   EXPECT_EQ(p->producers.check(7, 0, 1, 1).verdict, SeqVerdict::kAppend);
+}
+
+TEST_F(TopicManagerTest, TheMaintenanceSweepSnapshotsProducerStateWhenTheLogHasGrown) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t ts = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  auto append = [&](int64_t pid, int32_t seq) {
+    Bytes b = producer_batch(pid, seq, ts);
+    std::lock_guard lock(p->append_mu);
+    auto info = p->log->append(b);
+    ASSERT_TRUE(info) << info.error().to_string();
+    p->producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
+  };
+  for (int i = 0; i < 3; ++i) append(7, i);
+  const fs::path snap = dir_ / "topics" / "t" / "0.producers";
+  tm_->run_maintenance(ts);
+  auto read_snapshot = [&](ProducerStateTable& table) -> int64_t {
+    auto bytes = read_whole_file(snap);
+    if (!bytes) {
+      ADD_FAILURE() << "no producer snapshot: " << bytes.error().to_string();
+      return -1;
+    }
+    auto upto = table.decode_snapshot(*bytes);
+    EXPECT_TRUE(upto) << upto.error().to_string();
+    return upto ? *upto : -1;
+  };
+  ProducerStateTable first;
+  EXPECT_EQ(read_snapshot(first), 3);
+  EXPECT_EQ(first.check(7, 0, 2, 2).verdict, SeqVerdict::kDuplicate);
+  // Nothing appended since: the next sweep writes nothing.
+  fs::remove(snap);
+  tm_->run_maintenance(ts);
+  EXPECT_FALSE(fs::exists(snap));
+  append(7, 3);
+  tm_->run_maintenance(ts);
+  ProducerStateTable second;
+  EXPECT_EQ(read_snapshot(second), 4);
+  EXPECT_EQ(second.check(7, 0, 3, 3).verdict, SeqVerdict::kDuplicate);
 }
 
 }  // namespace
