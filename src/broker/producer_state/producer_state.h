@@ -61,7 +61,7 @@ class ProducerStateTable {
   // this table from the log still knows every producer's last sequence.
   std::vector<int64_t> last_batch_offsets() const;
 
-  // Snapshot written at clean shutdown; `upto` is the log end it covers.
+  // Snapshot written at clean shutdown and by maintenance sweeps; `upto` is the log end it covers.
   // Format (docs/storage-format.md section 8): version u8 = 1, upto i64, count u32,
   // entries {pid i64, epoch i16, last_append_ms i64, n u8, n x {first i32, last i32, base i64, last_off i64}},
   // crc32c u32 of everything before it.
