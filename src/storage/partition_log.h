@@ -167,12 +167,12 @@ class PartitionLog final : private FlushTarget {
   // closed segments, oldest first; never the active segment. No-op unless
   // config.delete_retention.
   Result<void> apply_retention(int64_t now_ms);
-  // If config.compact: cleans the closed segments (see compaction.cc).
   // Runs `fn` while the log is open, excluding close(), retention and
   // compaction (kClosed without running it once the log is closed): for
   // files the owner keeps beside the log, which must never land in the
   // directory of a log that replaced this one.
   Result<void> while_open(const std::function<Result<void>()>& fn);
+  // If config.compact: cleans the closed segments (see compaction.cc).
   // `keep_batches` (ascending base offsets): batches that stay even when every
   // record in them is superseded, as empty batches (the broker passes each
   // live idempotent producer's last batch, so its sequence survives a restart).
