@@ -67,22 +67,28 @@ Bytes producer_batch(int64_t pid, int32_t seq, int64_t ts) {
   return *b.build();
 }
 
+// Record timestamps of now: a reopen expires producers idle for a day, by their batches' time.
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Appends producer `pid`'s batch `seq` to `p` and records it, as the Produce handler does.
+void append_as_producer(Partition& p, int64_t pid, int32_t seq, int64_t ts) {
+  Bytes b = producer_batch(pid, seq, ts);
+  std::lock_guard lock(p.append_mu);
+  auto info = p.log->append(b);
+  ASSERT_TRUE(info) << info.error().to_string();
+  p.producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
+}
+
 TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKnowsItsSequence) {
   ASSERT_TRUE(tm_->create("t", 1,
                           {{"cleanup.policy", "compact"}, {"segment.bytes", "400"}, {"min.cleanable.dirty.ratio", "0"}}));
   auto p = tm_->find("t")->partition(0);
-  // Record timestamps of now: the restart below expires producers idle for a day, by their batches' time.
-  const int64_t ts = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const int64_t ts = wall_now_ms();
   // Producer 7's only batch, then producer 8 overwrites key "k" 20 times: every record of 7 is superseded.
-  auto append = [&](int64_t pid, int32_t seq) {
-    Bytes b = producer_batch(pid, seq, ts);
-    std::lock_guard lock(p->append_mu);
-    auto info = p->log->append(b);
-    ASSERT_TRUE(info) << info.error().to_string();
-    p->producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
-  };
+  auto append = [&](int64_t pid, int32_t seq) { append_as_producer(*p, pid, seq, ts); };
   append(7, 0);
   for (int i = 0; i < 20; ++i) append(8, i);
   ASSERT_TRUE(p->log->flush());
@@ -110,16 +116,8 @@ TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKno
 TEST_F(TopicManagerTest, TheMaintenanceSweepSnapshotsProducerStateWhenTheLogHasGrown) {
   ASSERT_TRUE(tm_->create("t", 1, {}));
   auto p = tm_->find("t")->partition(0);
-  const int64_t ts = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-  auto append = [&](int64_t pid, int32_t seq) {
-    Bytes b = producer_batch(pid, seq, ts);
-    std::lock_guard lock(p->append_mu);
-    auto info = p->log->append(b);
-    ASSERT_TRUE(info) << info.error().to_string();
-    p->producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
-  };
+  const int64_t ts = wall_now_ms();
+  auto append = [&](int64_t pid, int32_t seq) { append_as_producer(*p, pid, seq, ts); };
   for (int i = 0; i < 3; ++i) append(7, i);
   const fs::path snap = dir_ / "topics" / "t" / "0.producers";
   tm_->run_maintenance(ts);
