@@ -78,6 +78,7 @@ Result<void> BrokerImpl::start() {
                          ? (config_.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config_.listen_host)
                          : config_.advertised_host;
 
+  admin_ = std::make_unique<asio::thread_pool>(1);
   asio::co_spawn(io(), accept_loop(), asio::detached);
   for (auto& ctx : ios_) {
     threads_.emplace_back([c = ctx.get()] {
@@ -169,6 +170,9 @@ void BrokerImpl::stop() {
     for (auto& ctx : ios_) ctx->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    // Admin work in progress finishes while the topics exist; its completion is queued on a stopped
+    // io_context and destroyed with it below.
+    admin_->join();
   }
   if (groups_) groups_->stop();
   if (topics_) topics_->close();

@@ -42,6 +42,10 @@ class BrokerImpl {
   group::GroupCoordinator& groups() { return *groups_; }
   // The first network thread's context (timers and work that is not tied to a connection).
   asio::io_context& io() { return *ios_.front(); }
+  // Where admin requests do their file work (run_on in handlers/wait.h): creating, growing,
+  // reconfiguring and deleting topics fsyncs, and deleting records or a topic waits for a
+  // compaction pass of that partition. Never on a network thread, which serves other connections.
+  asio::any_io_executor admin_executor() { return admin_->get_executor(); }
 
   void register_connection(const std::shared_ptr<Connection>& c);
   void unregister_connection(Connection* c);
@@ -62,6 +66,7 @@ class BrokerImpl {
   std::unique_ptr<group::GroupCoordinator> groups_;  // destroyed before ios_ (its timers live there)
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<asio::thread_pool> admin_;  // one thread: admin requests run one at a time
   // Retention and compaction sweeps: file I/O that may take seconds (a large
   // compaction), so on a thread of their own, never on a network thread.
   std::thread maintenance_thread_;

@@ -4,6 +4,7 @@
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 
 namespace herald::broker {
 
@@ -109,19 +110,23 @@ Resp alter(RequestContext& ctx, const Req& req, bool replace, ToChanges to_chang
 
 asio::awaitable<protocol::AlterConfigsResponse> AlterConfigsHandler::handle(RequestContext& ctx,
                                                                            protocol::AlterConfigsRequest req) {
-  co_return alter<protocol::AlterConfigsResponse>(ctx, req, /*replace=*/true, [](const auto& r) {
-    std::vector<Change> out;
-    for (const auto& c : r.configs) out.push_back({c.name, 0, c.value});
-    return out;
+  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] {
+    return alter<protocol::AlterConfigsResponse>(ctx, req, /*replace=*/true, [](const auto& r) {
+      std::vector<Change> out;
+      for (const auto& c : r.configs) out.push_back({c.name, 0, c.value});
+      return out;
+    });
   });
 }
 
 asio::awaitable<protocol::IncrementalAlterConfigsResponse> IncrementalAlterConfigsHandler::handle(
     RequestContext& ctx, protocol::IncrementalAlterConfigsRequest req) {
-  co_return alter<protocol::IncrementalAlterConfigsResponse>(ctx, req, /*replace=*/false, [](const auto& r) {
-    std::vector<Change> out;
-    for (const auto& c : r.configs) out.push_back({c.name, c.config_operation, c.value});
-    return out;
+  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] {
+    return alter<protocol::IncrementalAlterConfigsResponse>(ctx, req, /*replace=*/false, [](const auto& r) {
+      std::vector<Change> out;
+      for (const auto& c : r.configs) out.push_back({c.name, c.config_operation, c.value});
+      return out;
+    });
   });
 }
 

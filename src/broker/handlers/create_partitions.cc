@@ -1,14 +1,17 @@
-// CreatePartitions: grows a topic to a new total partition count.
+// CreatePartitions: grows a topic to a new total partition count. Runs on the admin thread
+// (creating a partition fsyncs its files and directory).
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 
 namespace herald::broker {
 
 using protocol::ErrorCode;
 
-asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::handle(
-    RequestContext& ctx, protocol::CreatePartitionsRequest req) {
+namespace {
+
+protocol::CreatePartitionsResponse create_partitions(RequestContext& ctx, const protocol::CreatePartitionsRequest& req) {
   protocol::CreatePartitionsResponse resp;
   std::map<std::string, int> seen;
   for (const auto& t : req.topics) seen[t.name]++;
@@ -43,7 +46,14 @@ asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::han
       out.error_message = r.error().message;
     }
   }
-  co_return resp;
+  return resp;
+}
+
+}  // namespace
+
+asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::handle(
+    RequestContext& ctx, protocol::CreatePartitionsRequest req) {
+  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return create_partitions(ctx, req); });
 }
 
 }  // namespace herald::broker

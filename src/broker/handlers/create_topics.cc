@@ -1,16 +1,19 @@
 // CreateTopics: validates names, partition counts, replication factor (1 or
-// -1 on one node) and configs; validate_only checks without creating.
+// -1 on one node) and configs; validate_only checks without creating. Runs on the admin thread
+// (creating a partition fsyncs its files and directory).
 #include "broker/broker_impl.h"
 #include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 
 namespace herald::broker {
 
 using protocol::ErrorCode;
 
-asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(RequestContext& ctx,
-                                                                           protocol::CreateTopicsRequest req) {
+namespace {
+
+protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol::CreateTopicsRequest& req) {
   protocol::CreateTopicsResponse resp;
   auto& b = ctx.broker;
   std::map<std::string, int> seen;
@@ -80,7 +83,14 @@ asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(Requ
       }
     }
   }
-  co_return resp;
+  return resp;
+}
+
+}  // namespace
+
+asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(RequestContext& ctx,
+                                                                           protocol::CreateTopicsRequest req) {
+  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return create_topics(ctx, req); });
 }
 
 }  // namespace herald::broker

@@ -1,20 +1,23 @@
 // DeleteRecords: moves a partition's log start offset forward (-1 = high
 // watermark); whole segments below it are removed. Refused on compacted topics.
+// Runs on the admin thread: it waits for a compaction pass of the partition.
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 
 namespace herald::broker {
 
 using protocol::ErrorCode;
 
-asio::awaitable<protocol::DeleteRecordsResponse> DeleteRecordsHandler::handle(RequestContext& ctx,
-                                                                             protocol::DeleteRecordsRequest req) {
+namespace {
+
+protocol::DeleteRecordsResponse delete_records(BrokerImpl& b, const protocol::DeleteRecordsRequest& req) {
   protocol::DeleteRecordsResponse resp;
   for (const auto& rt : req.topics) {
     auto& ot = resp.topics.emplace_back();
     ot.name = rt.name;
-    auto topic = ctx.broker.topics().find(rt.name);
+    auto topic = b.topics().find(rt.name);
     for (const auto& rp : rt.partitions) {
       auto& op = ot.partitions.emplace_back();
       op.partition_index = rp.partition_index;
@@ -44,7 +47,14 @@ asio::awaitable<protocol::DeleteRecordsResponse> DeleteRecordsHandler::handle(Re
       p->producers.expire(0, -1, *r);
     }
   }
-  co_return resp;
+  return resp;
+}
+
+}  // namespace
+
+asio::awaitable<protocol::DeleteRecordsResponse> DeleteRecordsHandler::handle(RequestContext& ctx,
+                                                                             protocol::DeleteRecordsRequest req) {
+  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return delete_records(ctx.broker, req); });
 }
 
 }  // namespace herald::broker

@@ -1,8 +1,10 @@
 // DeleteTopics: by name (v1-6) or by id (v6), with every group's committed offsets of the
-// topic. Internal topics cannot be deleted.
+// topic. Internal topics cannot be deleted. The files are removed on the admin thread (closing a
+// partition waits for its compaction pass).
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 
 namespace herald::broker {
 
@@ -10,12 +12,15 @@ using protocol::ErrorCode;
 
 namespace {
 
-ErrorCode delete_one(BrokerImpl& b, const std::string& name) {
+asio::awaitable<ErrorCode> delete_one(RequestContext& ctx, const std::string& name) {
+  BrokerImpl& b = ctx.broker;
   auto topic = b.topics().find(name);
-  if (!topic) return ErrorCode::kUnknownTopicOrPartition;
-  if (topic->internal()) return ErrorCode::kInvalidTopicException;
-  auto r = b.topics().remove(name);
-  return r ? ErrorCode::kNone : to_error_code(r.error().code);
+  if (!topic) co_return ErrorCode::kUnknownTopicOrPartition;
+  if (topic->internal()) co_return ErrorCode::kInvalidTopicException;
+  auto r = co_await run_on(b.admin_executor(), ctx.executor, [&] { return b.topics().remove(name); });
+  if (!r) co_return to_error_code(r.error().code);
+  co_await b.groups().forget_topic(name);
+  co_return ErrorCode::kNone;
 }
 
 }  // namespace
@@ -26,8 +31,7 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
   for (const auto& name : req.topic_names) {
     auto& out = resp.responses.emplace_back();
     out.name = name;
-    out.error_code = code(delete_one(ctx.broker, name));
-    if (out.error_code == 0) co_await ctx.broker.groups().forget_topic(name);
+    out.error_code = code(co_await delete_one(ctx, name));
   }
   for (const auto& t : req.topics) {
     auto& out = resp.responses.emplace_back();
@@ -51,8 +55,7 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
     }
     out.name = name;
     if (auto topic = ctx.broker.topics().find(name)) out.topic_id = topic->id();
-    out.error_code = code(delete_one(ctx.broker, name));
-    if (out.error_code == 0) co_await ctx.broker.groups().forget_topic(name);
+    out.error_code = code(co_await delete_one(ctx, name));
   }
   co_return resp;
 }

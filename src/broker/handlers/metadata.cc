@@ -6,6 +6,7 @@
 #include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/wait.h"
 #include "broker/handlers/topic_util.h"
 
 namespace herald::broker {
@@ -62,7 +63,8 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
     if (!topic && name == group::kOffsetsTopic) {
       if (auto t = b.groups().offsets_topic()) topic = *t;
     } else if (!topic && may_create) {
-      auto created = b.topics().create(name, b.config().default_partitions, {});
+      auto created = co_await run_on(b.admin_executor(), ctx.executor,
+                                     [&] { return b.topics().create(name, b.config().default_partitions, {}); });
       if (created) {
         topic = *created;
       } else if (created.error().code == Errc::kAlreadyExists) {

@@ -3,6 +3,7 @@
 // the connection's strand and wakes the coroutine there.
 //
 //   auto r = co_await wait_durable(*partition->log, info.last_offset, ctx.executor);
+//   auto e = co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return topics.remove(name); });
 #pragma once
 
 #include <asio.hpp>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 #include "common/result.h"
 #include "storage/partition_log.h"
@@ -34,6 +36,23 @@ auto async_wait_durable(storage::PartitionLog& log, int64_t offset, asio::any_io
 inline asio::awaitable<Result<void>> wait_durable(storage::PartitionLog& log, int64_t offset,
                                                   asio::any_io_executor ex) {
   co_return co_await async_wait_durable(log, offset, ex, asio::use_awaitable);
+}
+
+// Runs `fn` on `worker` and resumes the calling coroutine on `ex` (the connection's executor) with
+// its result: blocking work, such as fsyncs or waiting for a partition's maintenance lock, done
+// without holding up the other connections of a network thread. `fn` may refer to the coroutine's
+// locals: the coroutine stays suspended until `fn` has returned.
+template <class F>
+asio::awaitable<std::invoke_result_t<F&>> run_on(asio::any_io_executor worker, asio::any_io_executor ex, F fn) {
+  using R = std::invoke_result_t<F&>;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
+      [worker, ex, fn = std::move(fn)](auto handler) mutable {
+        asio::post(worker, [h = std::move(handler), ex, fn = std::move(fn)]() mutable {
+          R r = fn();
+          asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
+        });
+      },
+      asio::use_awaitable);
 }
 
 }  // namespace herald::broker
