@@ -438,6 +438,54 @@ TEST_P(StoreTest, LeaseIsExclusiveUntilReleased) {
   EXPECT_NE(*d, nullptr);
 }
 
+// A listener whose server connection was closed while nobody waited (a PostgreSQL restart, an
+// administrator's pg_terminate_backend) reports it at its next wait, so the relay listens again,
+// instead of timing out quietly on every wait from then on.
+TEST_P(StoreTest, AListenerWhoseConnectionWasClosedReportsAnError) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "the SQLite listener has no connection";
+  auto listener = store_->listen("test_channel");
+  ASSERT_TRUE(listener) << listener.error().to_string();
+  {
+    auto tx = begin();
+    auto killed = tx->query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'");
+    ASSERT_TRUE(killed) << killed.error().to_string();
+    ASSERT_EQ((*killed)->int64(0), 1);
+    ASSERT_TRUE(tx->commit());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server's goodbye arrives
+  // A zero wait (the relay's per-round read) takes the server's last message; the end of the
+  // stream is read by the next wait.
+  bool broken = !(*listener)->wait(std::chrono::milliseconds(0));
+  for (int i = 0; i < 5 && !broken; ++i) broken = !(*listener)->wait(std::chrono::milliseconds(100));
+  EXPECT_TRUE(broken) << "the listener times out forever on a closed connection";
+}
+
+// PostgreSQL's advisory locks are per database: the lease also names the schema, so services whose
+// outbox tables live in different schemas of one database each have a relay publishing.
+TEST_P(StoreTest, LeasesOfDifferentSchemasDoNotExcludeEachOther) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "an SQLite database has one schema";
+  {
+    auto tx = begin();
+    ASSERT_TRUE(tx->exec_script("CREATE SCHEMA billing"));
+    ASSERT_TRUE(tx->commit());
+  }
+  auto a = store_->try_lease("relay_test");
+  ASSERT_TRUE(a) << a.error().to_string();
+  ASSERT_NE(*a, nullptr);
+  auto billing = Store::open(url_ + "?options=-csearch_path%3Dbilling");
+  ASSERT_TRUE(billing) << billing.error().to_string();
+  auto b = (*billing)->try_lease("relay_test");
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_NE(*b, nullptr) << "a relay of another schema holds this one's lease";
+  auto same = Store::open(url_);
+  ASSERT_TRUE(same);
+  auto c = (*same)->try_lease("relay_test");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, nullptr);
+}
+
 TEST_P(StoreTest, ConcurrentTransactionsFromManyThreadsAllCommit) {
   ASSERT_TRUE(store_->run([](Tx& tx) -> Result<void> {
     HERALD_TRY(tx.exec_script("CREATE TABLE counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"));

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -59,9 +59,14 @@ bool is_collateral(rd_kafka_resp_err_t err, bool fatal) {
 // Held aggregates: retry backoff cap and most aggregates held at once.
 constexpr std::chrono::milliseconds kMaxHoldBackoff{30000};
 constexpr size_t kMaxHeld = 10000;
-// Most established aggregates remembered; beyond, all are forgotten (which
-// only costs their later rows a round).
+// Most established (topic, aggregate) pairs remembered; beyond, all are
+// forgotten (which only costs their later rows a round).
 constexpr size_t kMaxEstablished = 100000;
+// How long an acknowledged row keeps its (topic, aggregate) established. A
+// broker forgets an idle producer's sequence state (Kafka and Herald after a
+// day; sooner when retention removes its last batch): well before that, the
+// next row goes alone again.
+constexpr int64_t kEstablishedForNs = int64_t{3600} * 1'000'000'000;
 // warm_up(): metadata wait per topic, in slices so that stop() is seen.
 constexpr int kWarmUpMs = 5000;
 constexpr int kWarmUpSliceMs = 250;
@@ -127,11 +132,18 @@ struct OutboxRelay::Impl {
     std::chrono::milliseconds backoff{0};
   };
   std::map<std::string, Hold, std::less<>> holds;
-  // Aggregates with a row acknowledged by the current producer and no row
-  // failed since: their partition has producer state on the broker, so a
-  // refusal there is a fatal error that fails the rows in flight behind it.
-  // See produce().
-  std::unordered_set<std::string, StringHash, std::equal_to<>> established;
+  // (topic, aggregate) pairs with a row acknowledged by the current producer
+  // within kEstablishedForNs and no row failed since, keyed by
+  // established_key(), with the time of that acknowledgement: their partition
+  // has producer state on the broker, so a refusal there is a fatal error that
+  // fails the rows in flight behind it. See produce().
+  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> established;
+
+  static std::string established_key(const OutboxRow& r) { return r.topic + '\0' + r.aggregate; }
+  bool is_established(const OutboxRow& r, int64_t now_ns) const {
+    auto it = established.find(established_key(r));
+    return it != established.end() && now_ns - it->second < kEstablishedForNs;
+  }
 
   Impl(Store& s, RelayOptions o) : store(s), opt(std::move(o)) {}
 
@@ -325,13 +337,14 @@ struct OutboxRelay::Impl {
     warm_up(rows);
     rd_kafka_t* rk = producer.get();
     std::set<std::string_view> stopped;  // aggregates with nothing more this round
+    const int64_t now = mono_ns();
     for (size_t i = 0; i < rows.size(); ++i) {
       const OutboxRow& r = rows[i];
       if (stopped.count(r.aggregate)) {
         slots[i].held = true;
         continue;
       }
-      if (!established.count(r.aggregate)) stopped.insert(r.aggregate);
+      if (!is_established(r, now)) stopped.insert(r.aggregate);
       rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
       // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
       void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
@@ -373,6 +386,7 @@ struct OutboxRelay::Impl {
   Result<size_t> publish_once() {
     HERALD_ASSIGN_OR_RETURN(bool have, ensure_lease());
     if (!have) return size_t{0};
+    if (!producer) HERALD_TRY(make_producer());  // recreating it after a fatal error failed
     int64_t read_ns = mono_ns();
     HERALD_ASSIGN_OR_RETURN(auto rows, read_batch(read_ns));
     if (rows.empty()) {
@@ -385,6 +399,8 @@ struct OutboxRelay::Impl {
     std::vector<int64_t> acked;
     acked.reserve(rows.size());
     std::set<std::string_view> acked_aggregates, failed_aggregates;
+    std::set<std::string> failed_keys;
+    const int64_t acked_ns = mono_ns();
     uint64_t failed = 0;
     rd_kafka_resp_err_t first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -392,23 +408,29 @@ struct OutboxRelay::Impl {
       if (slots[i].done && slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         acked.push_back(rows[i].id);
         acked_aggregates.insert(rows[i].aggregate);
+        established[established_key(rows[i])] = acked_ns;
       } else {
         ++failed;
         rd_kafka_resp_err_t err = slots[i].done ? slots[i].err : RD_KAFKA_RESP_ERR__TIMED_OUT;
-        if (!is_collateral(err, fatal)) failed_aggregates.insert(rows[i].aggregate);
+        if (!is_collateral(err, fatal)) {
+          failed_aggregates.insert(rows[i].aggregate);
+          failed_keys.insert(established_key(rows[i]));
+        }
         if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR || is_collateral(first_err, fatal)) {
           first_err = err;
         }
       }
     }
     update_holds(read_ns, rows, acked_aggregates, failed_aggregates);
-    for (std::string_view a : acked_aggregates) {
-      if (!established.count(a)) established.emplace(a);
-    }
-    for (std::string_view a : failed_aggregates) {
-      if (auto it = established.find(a); it != established.end()) established.erase(it);
-    }
+    for (const auto& k : failed_keys) established.erase(k);
     if (established.size() > kMaxEstablished) established.clear();
+    if (fatal) {
+      // Before anything that can fail: a relay left with the failed producer would retry on it forever.
+      HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", fatal_reason);
+      producer.reset();
+      known_topics.clear();
+      established.clear();
+    }
     HERALD_TRY(delete_rows(acked));
     {
       std::lock_guard lock(stats_mu);
@@ -416,13 +438,7 @@ struct OutboxRelay::Impl {
       if (!acked.empty()) ++stats.batches;
       stats.failed_deliveries += failed;
     }
-    if (fatal) {
-      HLOG_WARN("outbox relay: recreating the producer after a fatal error: {}", fatal_reason);
-      producer.reset();
-      known_topics.clear();
-      established.clear();
-      HERALD_TRY(make_producer());
-    }
+    if (fatal) HERALD_TRY(make_producer());
     if (failed > 0) {
       Error e{Errc::kIoError,
               fmt::format("outbox relay: {} of {} deliveries failed (first: {}); they stay "
@@ -438,25 +454,31 @@ struct OutboxRelay::Impl {
     return acked.size();
   }
 
-  // Sleeps up to `d`, returning early on stop(), wake() or a notification.
-  void idle(std::chrono::milliseconds d) {
+  // Sleeps up to `d`, returning early on stop(), wake() or (if `on_notify`) a notification.
+  // Notifications are read either way, so the server's queue of them never backs up behind us.
+  void idle(std::chrono::milliseconds d, bool on_notify = true) {
     int64_t deadline = mono_ns() + std::chrono::nanoseconds(d).count();
     while (!stopping && !woken.exchange(false)) {
       int64_t left = (deadline - mono_ns()) / 1'000'000;
       if (left <= 0) return;
       auto slice = std::chrono::milliseconds(std::min<int64_t>(left, 50));
-      if (listener) {
-        auto r = listener->wait(slice);
-        if (!r) {
-          record_error(r.error());
-          listener.reset();
-        } else if (*r) {
-          return;
-        }
-      } else {
+      if (!listener) {
         std::this_thread::sleep_for(slice);
+      } else if (auto r = listen_wait(slice); r && on_notify) {
+        return;
       }
     }
+  }
+
+  // Waits up to `d` for a notification; a broken listener is dropped (loop() listens again).
+  bool listen_wait(std::chrono::milliseconds d) {
+    auto r = listener->wait(d);
+    if (!r) {
+      record_error(r.error());
+      listener.reset();
+      return false;
+    }
+    return *r;
   }
 
   void loop() {
@@ -472,6 +494,8 @@ struct OutboxRelay::Impl {
           record_error(l.error());
         }
       }
+      // A busy relay rarely idles: read the notifications of the rows this round will see anyway.
+      if (listener) listen_wait(std::chrono::milliseconds(0));
       auto r = publish_once();
       if (!r) {
         record_error(r.error());
@@ -488,7 +512,9 @@ struct OutboxRelay::Impl {
         have = stats.has_lease;
       }
       if (!have) {
-        idle(opt.standby_retry);
+        // A standby tries the lease again on its own clock: a commit elsewhere says nothing about
+        // whether the holder is gone.
+        idle(opt.standby_retry, /*on_notify=*/false);
       } else if (pg) {
         idle(until_next_retry(opt.idle_wait));
       } else {

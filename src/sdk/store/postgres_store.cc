@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -38,8 +39,27 @@ Error pg_error(PGconn* conn, const PGresult* res, std::string_view what) {
   return Error{code, fmt::format("postgres {}: {}: {}", st.empty() ? "-----" : st, what, msg)};
 }
 
+// Defaults a connection string or URL can override: a server that does not answer fails the connect
+// after 10 s, and a dead server or a half-open connection is noticed by TCP keepalives within ~25 s
+// instead of the system's default of hours.
+constexpr const char* kConnectDefaults[][2] = {
+    {"connect_timeout", "10"},   {"keepalives", "1"},       {"keepalives_idle", "10"},
+    {"keepalives_interval", "5"}, {"keepalives_count", "3"},
+};
+
 Result<ConnPtr> connect(const std::string& url) {
-  ConnPtr c(PQconnectdb(url.c_str()));
+  // Keywords are processed in order and the last value wins: the defaults come first, so that the
+  // connection string (expanded from "dbname") overrides them.
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : kConnectDefaults) {
+    keys.push_back(k);
+    values.push_back(v);
+  }
+  keys.push_back("dbname");
+  values.push_back(url.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  ConnPtr c(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
   if (!c || PQstatus(c.get()) != CONNECTION_OK) {
     std::string msg = c ? PQerrorMessage(c.get()) : "out of memory";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
@@ -88,7 +108,7 @@ class PgListener final : public Listener {
 
   Result<bool> wait(std::chrono::milliseconds timeout) override {
     PGconn* c = conn_.get();
-    bool got = drain();
+    HERALD_ASSIGN_OR_RETURN(bool got, drain());
     int64_t deadline = mono_ns() + timeout.count() * 1'000'000;
     while (!got) {
       int64_t left_ms = (deadline - mono_ns()) / 1'000'000;
@@ -99,20 +119,22 @@ class PgListener final : public Listener {
         return Error{Errc::kIoError, fmt::format("postgres listen: poll: {}", std::strerror(errno))};
       }
       if (n > 0) {
-        if (PQconsumeInput(c) == 0 || PQstatus(c) == CONNECTION_BAD) {
-          return pg_error(c, nullptr, "listen");
-        }
-        got = drain();
+        HERALD_ASSIGN_OR_RETURN(got, drain());
       }
     }
     return true;
   }
 
  private:
-  bool drain() {
+  // Reads what the server sent; true if it held a notification. A closed connection is an error (the
+  // caller listens again): its socket would otherwise be polled as -1 and time out forever.
+  Result<bool> drain() {
+    PGconn* c = conn_.get();
+    if (PQconsumeInput(c) == 0 || PQstatus(c) != CONNECTION_OK || PQsocket(c) < 0) {
+      return pg_error(c, nullptr, "listen");
+    }
     bool any = false;
-    PQconsumeInput(conn_.get());
-    while (PGnotify* n = PQnotifies(conn_.get())) {
+    while (PGnotify* n = PQnotifies(c)) {
       any = true;
       PQfreemem(n);
     }
@@ -207,10 +229,18 @@ class PgStore final : public Store {
       return Error{Errc::kInvalidArgument, fmt::format("bad lease name '{}'", name)};
     }
     HERALD_ASSIGN_OR_RETURN(auto c, connect(url_));
+    // The server releases the lock when it sees the connection die: its own keepalives make that ~25 s
+    // after the holder's host is gone, not hours (ignored on a Unix socket, where a dead peer is seen
+    // at once).
+    HERALD_TRY(simple(c.get(), "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+                               "SET tcp_keepalives_count = 3"));
     std::string n(name);
     const char* values[] = {n.c_str()};
-    ResultPtr r(PQexecParams(c.get(), "SELECT pg_try_advisory_lock(1214606444, hashtext($1))", 1,
-                             nullptr, values, nullptr, nullptr, 0));
+    // Per schema: services whose outbox tables live in different schemas of one database do not
+    // share a lease.
+    ResultPtr r(PQexecParams(c.get(),
+                             "SELECT pg_try_advisory_lock(1214606444, hashtext(coalesce(current_schema(), '') || '.' || $1))",
+                             1, nullptr, values, nullptr, nullptr, 0));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return pg_error(c.get(), r.get(), "lease");
     if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") return std::unique_ptr<Lease>();
     return std::unique_ptr<Lease>(std::make_unique<PgLease>(std::move(c)));
