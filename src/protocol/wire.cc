@@ -130,6 +130,24 @@ Result<void> read_array_length(Reader& r, bool flex, size_t min_element_size, in
   return {};
 }
 
+namespace {
+thread_local DecodeBudget* current_budget = nullptr;
+}  // namespace
+
+DecodeBudget::DecodeBudget(size_t bytes) : left_(bytes), outer_(current_budget) { current_budget = this; }
+DecodeBudget::~DecodeBudget() { current_budget = outer_; }
+
+Result<void> charge_decode(size_t bytes, const char* where) {
+  DecodeBudget* b = current_budget;
+  if (b == nullptr) return {};
+  if (bytes > b->left_) {
+    return corrupt(where, "decoding needs more than " + std::to_string(b->left_) +
+                              " more bytes of memory, the most a request of this size may take");
+  }
+  b->left_ -= bytes;
+  return {};
+}
+
 Result<void> read_tagged_field(Reader& r, uint32_t& tag, ByteSpan& body, const char* where) {
   uint32_t size = 0;
   HERALD_TRY(read_uvarint32(r, tag, where));

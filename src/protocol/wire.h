@@ -169,6 +169,26 @@ Result<void> read_records(Reader& r, bool flex, bool nullable, Records& out, con
 // that each element takes at least `min_element_size` bytes, is corruption:
 // this check comes before any allocation.
 Result<void> read_array_length(Reader& r, bool flex, size_t min_element_size, int64_t& n, const char* where);
+// The memory a request's decoded arrays may take. A frame of tiny elements (2 bytes each on the
+// wire) decodes into structs of 50-100 bytes each: without a budget, a 100 MiB frame would make
+// the broker allocate gigabytes. While a DecodeBudget lives, every array a decoder on this thread
+// sizes is charged against it (charge_decode), and a request over budget is corruption. Without
+// one (clients, tests), nothing is charged.
+//
+//   { wire::DecodeBudget budget(4 * body.size() + (1 << 20)); req = XRequest::decode(in, v); }
+class DecodeBudget {
+ public:
+  explicit DecodeBudget(size_t bytes);
+  ~DecodeBudget();
+  DecodeBudget(const DecodeBudget&) = delete;
+  DecodeBudget& operator=(const DecodeBudget&) = delete;
+
+ private:
+  friend Result<void> charge_decode(size_t bytes, const char* where);
+  size_t left_;
+  DecodeBudget* outer_;
+};
+Result<void> charge_decode(size_t bytes, const char* where);
 // One tagged field: its tag and a view of its bytes (skipped in `r`).
 Result<void> read_tagged_field(Reader& r, uint32_t& tag, ByteSpan& body, const char* where);
 // Skips a whole tagged-field section (no known tags at this position).

@@ -27,6 +27,7 @@ confluent_kafka.admin.AdminClient:
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
+Raw Metadata v12: a topic asked for by id, an unknown id (UNKNOWN_TOPIC_ID), a name given twice.
 """
 import time
 
@@ -343,10 +344,30 @@ def kafka_python_part(h, b):
         a.close()
 
 
+def metadata_by_id(h, b):
+    """Metadata v12 asks by topic id (the Java admin client's describeTopics(TopicCollection.ofTopicIds)):
+    a known id is answered with its topic, an unknown one with UNKNOWN_TOPIC_ID, name null and the id; a
+    topic named twice is answered once."""
+    a = admin(b.bootstrap)
+    from confluent_kafka.admin import NewTopic
+    h.check_eq(result_code(a.create_topics([NewTopic("by-id", 3, 1)])["by-id"]), 0, "create 'by-id' (3 partitions)")
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        zero = bytes(16)
+        (err, name, tid, parts), = c.metadata_v12([("by-id", zero), ("by-id", zero)])
+        h.check(err == 0 and name == "by-id" and tid != zero and sorted(parts) == [0, 1, 2],
+                f"Metadata v12 naming 'by-id' twice: one answer, id {tid.hex()}", f"{(err, name, tid, parts)}")
+        got = c.metadata_v12([(None, tid)])
+        h.check_eq(got, [(0, "by-id", tid, [0, 1, 2])], "Metadata v12 by that id: the topic, its name and partitions")
+        unknown = bytes(range(1, 17))
+        got = c.metadata_v12([(None, unknown)])
+        h.check_eq(got, [(100, None, unknown, [])], "Metadata v12 by an unknown id: UNKNOWN_TOPIC_ID, name null, the id")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}"]).start()
     confluent_part(h, b)
     kafka_python_part(h, b)
+    metadata_by_id(h, b)
     b.stop()
 
 

@@ -50,6 +50,28 @@ def array(items, enc):
     return i32(len(items)) + b"".join(enc(x) for x in items)
 
 
+def uvarint(n: int) -> bytes:
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([byte])
+        out += bytes([byte | 0x80])
+
+
+def compact_string(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode() if isinstance(s, str) else s
+    return uvarint(len(b) + 1) + b
+
+
+def compact_array(items, enc):
+    if items is None:
+        return uvarint(0)
+    return uvarint(len(items) + 1) + b"".join(enc(x) for x in items)
+
+
 class Reader:
     def __init__(self, data: bytes):
         self.d = data
@@ -80,6 +102,29 @@ class Reader:
         n = self.i32()
         return None if n < 0 else [dec(self) for _ in range(n)]
 
+    # flexible versions
+    def uvarint(self):
+        shift = v = 0
+        while True:
+            b = self._take(1)[0]
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+
+    def compact_string(self):
+        n = self.uvarint() - 1
+        return None if n < 0 else self._take(n).decode()
+
+    def compact_array(self, dec):
+        n = self.uvarint() - 1
+        return None if n < 0 else [dec(self) for _ in range(n)]
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self._take(self.uvarint())
+
 
 def request_frame(api_key: int, api_version: int, correlation_id: int, body: bytes, client_id: str = "kwire") -> bytes:
     """Size-prefixed request with header v1 (api_key, api_version, correlation_id, client_id)."""
@@ -87,9 +132,16 @@ def request_frame(api_key: int, api_version: int, correlation_id: int, body: byt
     return i32(len(payload)) + payload
 
 
-def fetch_body(topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int) -> bytes:
+def request_frame_flex(api_key: int, api_version: int, correlation_id: int, body: bytes,
+                       client_id: str = "kwire") -> bytes:
+    """Size-prefixed request with header v2 (v1 and an empty tagged-field section), for flexible versions."""
+    payload = i16(api_key) + i16(api_version) + i32(correlation_id) + string(client_id) + uvarint(0) + body
+    return i32(len(payload)) + payload
+
+
+def fetch_body(topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int, min_bytes: int = 0) -> bytes:
     """Body of a Fetch v4 request (read_uncommitted) for one partition."""
-    return i32(-1) + i32(max_wait_ms) + i32(0) + i32(max_bytes) + i8(0) + array(
+    return i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0) + array(
         [topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset) + i32(max_bytes)))
 
 
@@ -120,15 +172,20 @@ class Conn:
             buf += chunk
         return bytes(buf)
 
-    def request(self, api_key: int, api_version: int, body: bytes) -> Reader:
+    def request(self, api_key: int, api_version: int, body: bytes, flexible: bool = False) -> Reader:
+        """One request; with `flexible`, header v2 and the response header's tagged fields are skipped."""
         self.corr += 1
-        self.sock.sendall(request_frame(api_key, api_version, self.corr, body))
+        frame = request_frame_flex if flexible else request_frame
+        self.sock.sendall(frame(api_key, api_version, self.corr, body))
         size = struct.unpack(">i", self._recv_exact(4))[0]
         data = self._recv_exact(size)
         corr = struct.unpack(">i", data[:4])[0]
         if corr != self.corr:
             raise ValueError(f"correlation id {corr}, expected {self.corr}")
-        return Reader(data[4:])
+        r = Reader(data[4:])
+        if flexible:
+            r.tags()
+        return r
 
     # --- APIs -------------------------------------------------------------------
     def api_versions(self) -> dict:
@@ -157,6 +214,38 @@ class Conn:
         for err, name, internal, parts in r.array(lambda r: (r.i16(), r.string(), r.bool(), r.array(part))):
             out[name] = (err, parts or [])
         return out
+
+    def metadata_v12(self, topics):
+        """Metadata v12; `topics` is a list of (name or None, 16-byte topic id) ->
+        [(error_code, name or None, topic id, [partition ids])]."""
+        body = compact_array(topics, lambda t: bytes(t[1]) + compact_string(t[0]) + uvarint(0)) + i8(0) + i8(0) + uvarint(0)
+        r = self.request(3, 12, body, flexible=True)
+        r.i32()  # throttle
+
+        def broker(r):
+            r.i32(), r.compact_string(), r.i32(), r.compact_string(), r.tags()
+
+        r.compact_array(broker)
+        r.compact_string()  # cluster id
+        r.i32()  # controller
+
+        def part(r):
+            r.i16()
+            idx = r.i32()
+            r.i32(), r.i32()
+            for _ in range(3):
+                r.compact_array(lambda r: r.i32())
+            r.tags()
+            return idx
+
+        def topic(r):
+            err, name, tid, _internal = r.i16(), r.compact_string(), r._take(16), r.bool()
+            parts = r.compact_array(part)
+            r.i32()  # authorized operations
+            r.tags()
+            return err, name, tid, parts or []
+
+        return r.compact_array(topic)
 
     def produce(self, topic: str, partition: int, records: bytes, acks: int = -1, timeout_ms: int = 10000,
                 version: int = 8):

@@ -408,6 +408,20 @@ def rss_mb(pid):
     return 0.0
 
 
+def reset_peak(pid):
+    """Starts a new peak-RSS measurement (VmHWM) of `pid`; returns its RSS now in MB."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+    return rss_mb(pid)
+
+
+def peak_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def unread_fetch_responses(h, b):
     """64 pipelined 16 MiB fetches whose responses the client does not read: the broker stops reading the
     connection instead of building all of them (1 GiB), and answers every one once the client reads."""
@@ -440,6 +454,96 @@ def unread_fetch_responses(h, b):
     h.check(min(sz for _, sz in got) > 15 << 20, f"... each with ~16 MiB of records (smallest {min(sz for _, sz in got)})")
 
 
+def decode_amplification(h, b):
+    """A Metadata v4 request of 2 M empty topic names (2 bytes each on the wire, ~56 bytes decoded, and an
+    entry each in the response) is refused with a log line and a closed connection, without the broker
+    allocating hundreds of MB; a topic named twice is answered once."""
+    n = 2_000_000
+    body = kwire.i32(n) + b"\x00\x00" * n + kwire.i8(0)
+    mark = b.log_size()
+    base = reset_peak(b.proc.pid)
+    s = raw_conn(b)
+    s.sendall(kwire.request_frame(3, 4, 1, body))
+    how, dt = expect_closed(s, "Metadata of 2 M empty names")
+    line = b.wait_log("decoding needs more than", timeout=5, after=mark)
+    grew = peak_mb(b.proc.pid) - base
+    h.check(grew < 100, f"Metadata v4 with {n} empty topic names ({len(body) >> 20} MiB): connection closed ({how}), "
+            f"broker peak RSS {grew:.0f} MB above its RSS before; log: '{line.split('closing connection from ')[-1][:120]}'")
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        md = c.request(3, 4, kwire.array([BG_TOPIC] * 1000, kwire.string) + kwire.i8(0))
+        md.i32()
+        md.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+        md.string(), md.i32()
+        names = md.array(lambda r: (r.i16(), r.string(), r.bool(),
+                                    r.array(lambda r: (r.i16(), r.i32(), r.i32(), r.array(lambda r: r.i32()),
+                                                       r.array(lambda r: r.i32())))))
+        h.check_eq([(e, n) for e, n, _, _ in names], [(0, BG_TOPIC)], "Metadata naming one topic 1,000 times: one answer")
+
+
+def parked_fetches(h, b):
+    """16 fetches parked for min_bytes = 2 GiB on a partition holding ~19 MB: while they wait the broker holds
+    no copy of the data (it checks sizes on each append), and each is answered with the data at max_wait."""
+    topic, n, max_bytes, wait_ms = "bulk", 16, 16 << 20, 4000
+    body = kwire.fetch_body(topic, 0, 0, max_bytes, wait_ms, min_bytes=0x7FFFFFFF)
+    base = reset_peak(b.proc.pid)
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
+    t0 = time.monotonic()
+    s.sendall(b"".join(kwire.request_frame(1, 4, i + 1, body) for i in range(n)))
+    errors = []
+    with kwire.Conn("127.0.0.1", b.port) as c:  # appends wake the parked fetches
+        for _ in range(10):
+            errors.append(c.produce(topic, 0, kwire.build_batch([(b"k", b"y" * 1000, [])]), acks=1)[0])
+            time.sleep(0.2)
+    peak = peak_mb(b.proc.pid)
+    h.check_eq(errors, [0] * 10, "10 produces to the partition the fetches wait on")
+    f = s.makefile("rb")
+    sizes = []
+    for _ in range(n):
+        size = struct.unpack(">i", f.read(4))[0]
+        f.read(size)
+        sizes.append(size)
+    dt = time.monotonic() - t0
+    s.close()
+    h.check(peak - base < 100, f"{n} fetches parked for 2 GiB (16 MiB each): broker peak RSS {peak - base:.0f} MB above "
+            f"its RSS before, while they waited and 10 appends woke them")
+    h.check(dt >= wait_ms / 1000 * 0.9 and min(sizes) > 15 << 20,
+            f"... answered after {dt:.1f} s (max_wait {wait_ms / 1000:.0f} s), each with ~16 MiB (smallest {min(sizes)})")
+
+
+def fetch_min_bytes_zero(h, b):
+    """Fetch at the high watermark with min_bytes 0 is answered at once, as in Kafka, not after max_wait."""
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        hw = c.fetch(BG_TOPIC, 0, 0, max_bytes=1)[1]
+        t0 = time.monotonic()
+        body = kwire.fetch_body(BG_TOPIC, 0, hw, 1 << 20, 10000, min_bytes=0)
+        c.request(1, 4, body)
+        dt = time.monotonic() - t0
+    h.check(dt < 5, f"Fetch at the high watermark, min_bytes 0, max_wait 10 s: answered after {dt * 1000:.0f} ms")
+
+
+def closed_while_waiting(h, b):
+    """Clients that close while their fetch waits (max_wait 60 s) free their sockets at once: the broker
+    closes its side instead of holding it in CLOSE-WAIT until the wait ends."""
+    def fds():
+        return len(os.listdir(f"/proc/{b.proc.pid}/fd"))
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        hw = c.fetch(BG_TOPIC, 0, 0, max_bytes=1)[1]
+    before = fds()
+    socks = []
+    for _ in range(50):
+        s = raw_conn(b)
+        s.sendall(kwire.request_frame(1, 4, 1, kwire.fetch_body(BG_TOPIC, 0, hw, 1 << 20, 60000, min_bytes=1)))
+        socks.append(s)
+    harness.wait_until(lambda: fds() >= before + 45, 10, "50 connections with a waiting fetch")
+    for s in socks:
+        s.close()
+    try:
+        harness.wait_until(lambda: fds() <= before + 2, 5, "the broker closing their sockets")
+        h.check(True, f"50 clients closed while their fetch waited: broker descriptors back to {fds()} (from {before})")
+    except Failure:
+        h.check(False, f"50 clients closed while their fetch waited: broker still holds {fds() - before} more descriptors")
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -459,6 +563,10 @@ def run(h):
         bg.stop()
     out_of_descriptors(h, b)
     unread_fetch_responses(h, b)
+    parked_fetches(h, b)
+    decode_amplification(h, b)
+    fetch_min_bytes_zero(h, b)
+    closed_while_waiting(h, b)
     timestamp_cases(h, b)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",

@@ -2,7 +2,8 @@
 // watermark, within max_bytes and partition_max_bytes (the first batch of the
 // first partition with data is always sent whole, KIP-74). With less than
 // min_bytes available the request is held until data arrives or max_wait_ms
-// passes (long polling); appends to any requested partition wake it.
+// passes (long polling); appends to any requested partition wake it. While it
+// waits, only sizes are checked: the data is read once, when it is answered.
 #include <asio/experimental/as_tuple.hpp>
 
 #include "broker/broker_impl.h"
@@ -24,7 +25,9 @@ struct Target {
 };
 
 // Fills every partition's response from the logs; returns the bytes of record data collected.
-uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool& any_error) {
+// Without `read_data` only the bytes that would be collected are counted (from the index, no file
+// reads, nothing held): a request waiting for min_bytes checks that way on every wake-up.
+uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_data, bool& any_error) {
   uint64_t total = 0;
   bool first_data = true;
   for (auto& t : targets) {
@@ -56,6 +59,11 @@ uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool& any_err
     }
     if (rr->total_bytes == 0) continue;
     if (!first_data && rr->total_bytes > budget) continue;  // only the very first batch may exceed the limits
+    if (!read_data) {
+      total += rr->total_bytes;
+      first_data = false;
+      continue;
+    }
     auto buf = std::make_shared<Bytes>(rr->total_bytes);
     uint64_t pos = 0;
     bool ok = true;
@@ -140,15 +148,17 @@ asio::awaitable<protocol::FetchResponse> FetchHandler::handle(RequestContext& ct
         subs.emplace_back(t.partition, id);
       }
     }
-    uint64_t got = collect(targets, max_bytes, any_error);
-    bool done = !waiting || any_error || got >= static_cast<uint64_t>(std::max(req.min_bytes, 1));
+    // As in Kafka: answered at once when min_bytes <= 0 or there is nothing to fetch.
+    bool done = !waiting || targets.empty() || req.min_bytes <= 0;
+    if (!done) {
+      const uint64_t got = collect(targets, max_bytes, /*read_data=*/false, any_error);
+      done = any_error || got >= static_cast<uint64_t>(req.min_bytes);
+    }
     if (!done) co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     for (auto& [p, id] : subs) p->notifier.remove(id);
-    if (done || std::chrono::steady_clock::now() >= deadline) {
-      if (!done) collect(targets, max_bytes, any_error);
-      break;
-    }
+    if (done || std::chrono::steady_clock::now() >= deadline) break;
   }
+  collect(targets, max_bytes, /*read_data=*/true, any_error);
   co_return resp;
 }
 

@@ -14,6 +14,7 @@
 
 #include <asio.hpp>
 
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,6 +22,7 @@
 #include "common/bytes.h"
 #include "common/result.h"
 #include "protocol/header.h"
+#include "protocol/wire.h"
 
 namespace herald::broker {
 
@@ -66,10 +68,19 @@ Bytes encode_response(const RequestContext& ctx, const Response& resp) {
   return w.take();
 }
 
+// Decoded arrays may take at most kDecodeBudgetFactor times the request's size plus
+// kDecodeBudgetBase (protocol::wire::DecodeBudget). Real requests need up to ~5x (an OffsetCommit
+// v2 partition: 14 bytes on the wire, 72 decoded); a Metadata request of empty names would need 28x.
+inline constexpr size_t kDecodeBudgetFactor = 8;
+inline constexpr size_t kDecodeBudgetBase = size_t{1} << 20;
+
 template <class H>
 asio::awaitable<HandlerOutcome> run_handler(RequestContext& ctx, ByteSpan body) {
   Reader in(body);
-  auto req = H::Request::decode(in, ctx.version());
+  auto req = [&] {
+    protocol::wire::DecodeBudget budget(kDecodeBudgetFactor * body.size() + kDecodeBudgetBase);
+    return H::Request::decode(in, ctx.version());
+  }();
   if (!req) {
     co_return HandlerOutcome{std::nullopt, fmt::format("undecodable {} v{}: {}", H::Request::kName,
                                                        ctx.version(), req.error().to_string())};
@@ -77,7 +88,12 @@ asio::awaitable<HandlerOutcome> run_handler(RequestContext& ctx, ByteSpan body) 
   auto resp = co_await H::handle(ctx, std::move(*req));
   if (!ctx.close_reason.empty()) co_return HandlerOutcome{std::nullopt, std::move(ctx.close_reason)};
   if (ctx.suppress_response) co_return HandlerOutcome{};
-  co_return HandlerOutcome{encode_response(ctx, resp), {}};
+  Bytes frame = encode_response(ctx, resp);
+  if (frame.size() - 4 > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    co_return HandlerOutcome{std::nullopt, fmt::format("{} v{} response of {} bytes is over the 2 GiB a frame can carry",
+                                                       H::Request::kName, ctx.version(), frame.size() - 4)};
+  }
+  co_return HandlerOutcome{std::move(frame), {}};
 }
 
 }  // namespace herald::broker

@@ -1,13 +1,16 @@
 // Metadata: this node as the only broker, controller and leader of every
 // partition; auto-creates unknown topics when allowed (v0-3 always, v4+ when
 // the request asks) and auto.create.topics.enable is on. `__consumer_offsets`,
-// asked for by name, is created by the group coordinator (as Kafka does).
+// asked for by name, is created by the group coordinator (as Kafka does). Each
+// topic is answered once; v12+ may ask by topic id (UNKNOWN_TOPIC_ID if none).
+#include <algorithm>
+#include <set>
+
 #include "broker/broker_impl.h"
 #include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
 #include "broker/handlers/wait.h"
-#include "broker/handlers/topic_util.h"
 
 namespace herald::broker {
 
@@ -51,9 +54,40 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
     co_return resp;
   }
   const bool may_create = b.config().auto_create_topics && (ctx.version() < 4 || req.allow_auto_topic_creation);
+  auto is_zero = [](const protocol::Uuid& id) { return std::all_of(id.begin(), id.end(), [](uint8_t x) { return x == 0; }); };
+  // v12+: topics asked for by id (names are then ignored, as in Kafka), each id once.
+  std::vector<protocol::Uuid> ids;
   for (const auto& rt : *req.topics) {
+    if (!is_zero(rt.topic_id) && std::find(ids.begin(), ids.end(), rt.topic_id) == ids.end()) ids.push_back(rt.topic_id);
+  }
+  if (ctx.version() >= 12 && !ids.empty()) {
+    auto topics = b.topics().list();
+    for (const auto& id : ids) {
+      auto& out = resp.topics.emplace_back();
+      auto it = std::find_if(topics.begin(), topics.end(), [&](const auto& t) { return t->id() == id; });
+      if (it == topics.end()) {
+        out.error_code = code(ErrorCode::kUnknownTopicId);
+        out.name = std::nullopt;
+        out.topic_id = id;
+      } else {
+        fill_topic(out, **it, node);
+      }
+    }
+    co_return resp;
+  }
+  std::set<std::string> seen;  // each name once, as in Kafka
+  for (const auto& rt : *req.topics) {
+    if (!rt.name || !is_zero(rt.topic_id)) {
+      // v10-11: a topic must be named, and ids are not supported.
+      auto& out = resp.topics.emplace_back();
+      out.error_code = code(ErrorCode::kInvalidRequest);
+      out.name = rt.name;
+      out.topic_id = rt.topic_id;
+      continue;
+    }
+    std::string name = *rt.name;
+    if (!seen.insert(name).second) continue;
     auto& out = resp.topics.emplace_back();
-    std::string name = topic_name_of(rt.name);
     out.name = name;
     if (!valid_topic_name(name)) {
       out.error_code = code(ErrorCode::kInvalidTopicException);

@@ -56,7 +56,11 @@ asio::awaitable<void> Connection::read_loop() {
     if (closed_) break;
     uint8_t size_be[4];
     auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(size_be), use_nothrow);
-    if (ec) break;  // peer closed: nothing to answer
+    if (ec) {
+      // The peer closed (or reset): as in Kafka, its requests still in progress finish, unanswered.
+      close_now({});
+      break;
+    }
     int32_t size = static_cast<int32_t>(load_be32(size_be));
     if (size < 8 || size > max_bytes) {
       close_now(fmt::format("invalid frame length {} (socket.request.max.bytes {})", size, max_bytes));

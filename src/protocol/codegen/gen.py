@@ -524,7 +524,8 @@ def read_field_stmts(f, m, indent, msg, rd="r"):
             lines += [f"{pad}  if (n < 0) return wire::null_not_allowed({where});",
                       f"{pad}  {{",
                       f"{pad}    auto& vec = {v};"]
-        lines += [f"{pad}    vec.clear();",
+        lines += [f"{pad}    HERALD_TRY(wire::charge_decode(static_cast<size_t>(n) * sizeof(vec[0]), {where}));",
+                  f"{pad}    vec.clear();",
                   f"{pad}    vec.resize(static_cast<size_t>(n));",
                   f"{pad}    for (auto& e : vec) {{"]
         lines += read_value_stmts(f, "e", where, indent + 6, msg, rd)
