@@ -215,6 +215,45 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   EXPECT_EQ(r->stats().dead_lettered, 1);
 }
 
+// A replay is for the group that dead-lettered the event. Another group that applied the original
+// drops it even when its ce_id does not tell (here: that group keeps no dedup window).
+TEST_P(DeadLetters, AnotherGroupDropsAReplayEvenWithoutDedup) {
+  const std::string topic = "shared";
+  ASSERT_TRUE(make_topic(brokers_, topic, 1));
+  auto audit_store = open_test_store(GetParam(), dir_.path(), "dlq_audit");
+  ASSERT_TRUE(create_fold_table(*audit_store.store));
+  send(topic, fold_event("acct-1", 1), 0);
+  send(topic, poison_event("acct-7", 1000), 0);
+  int64_t last = send(topic, fold_event("acct-1", 2), 0);
+
+  PoisonFold handler;
+  ReplicaHandlers ledger_h;
+  handler.install(ledger_h);
+  auto ledger_cfg = test_config(brokers_, "ledger", topic);
+  ledger_cfg.max_retries = 0;
+  ReplicaHandlers audit_h;
+  install_fold(audit_h);
+  auto audit_cfg = test_config(brokers_, "audit", topic);
+  audit_cfg.dedup_window = std::chrono::milliseconds(0);
+  RunningReplica ledger(ledger_cfg, store(), std::move(ledger_h));
+  RunningReplica audit(audit_cfg, *audit_store.store, std::move(audit_h));
+  ASSERT_TRUE(*ledger->wait_until(topic, 0, last, seconds(30)));
+  ASSERT_TRUE(*audit->wait_until(topic, 0, last, seconds(30)));
+  const Fold audit_fold = *fold_of_db(*audit_store.store);
+  EXPECT_EQ(audit_fold.at("acct-7").count, 1) << "audit applies the event ledger dead-letters";
+
+  handler.fixed.store(true);
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "ledger"}, &out), 0);
+  EXPECT_NE(out.find("replayed 1 dead letter(s)"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return fold_of_db(store())->count("acct-7") == 1; }, seconds(20)))
+      << "ledger did not apply the replay";
+  int64_t after = send(topic, fold_event("acct-1", 3), 0);
+  ASSERT_TRUE(*audit->wait_until(topic, 0, after, seconds(20)));
+  EXPECT_EQ(fold_of_db(*audit_store.store)->at("acct-7").count, 1) << "audit applied ledger's replay a second time";
+  EXPECT_EQ(audit->stats().duplicates, 1);
+}
+
 TEST_P(DeadLetters, SkipPassesOverPendingLettersWithoutRepublishing) {
   const std::string topic = "orders";
   ASSERT_TRUE(make_topic(brokers_, topic, 1));

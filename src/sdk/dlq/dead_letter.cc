@@ -148,7 +148,9 @@ Headers dead_letter_headers(const Headers& original, const Failure& f) {
   out.push_back({std::string(kHeaderPartition), std::to_string(f.partition)});
   out.push_back({std::string(kHeaderOffset), std::to_string(f.offset)});
   out.push_back({std::string(kHeaderGroup), f.group});
-  out.push_back({std::string(kHeaderError), f.error});
+  // Bounded as in herald_parked: an error quoting a large payload must not make the dead letter too
+  // large for the topic.
+  out.push_back({std::string(kHeaderError), text_for_db(f.error, kMaxErrorBytes)});
   out.push_back({std::string(kHeaderAttempts), std::to_string(f.attempts)});
   out.push_back({std::string(kHeaderFailedAt), format_rfc3339(f.failed_at_ms)});
   out.push_back({std::string(kHeaderTimestamp), std::to_string(f.timestamp_ms)});

@@ -25,7 +25,7 @@
 //
 // The replica of that group recognises the replay: in ordered mode it applies
 // the key's parked events right behind it, in their original order. Other
-// groups see an event whose ce_id they already applied and drop it.
+// groups' replicas drop it (counted as a duplicate), whatever its ce_id.
 //
 // Replay cursors (which dead letters were already replayed or skipped) are
 // ordinary committed offsets on the dead-letter topic, one consumer group per
@@ -62,6 +62,7 @@ inline constexpr std::string_view kHeaderPartition = "herald_dlq_partition";
 inline constexpr std::string_view kHeaderOffset = "herald_dlq_offset";
 inline constexpr std::string_view kHeaderGroup = "herald_dlq_group";
 inline constexpr std::string_view kHeaderError = "herald_dlq_error";
+inline constexpr size_t kMaxErrorBytes = 4096;  // herald_dlq_error and herald_parked.error are cut to this (valid UTF-8)
 inline constexpr std::string_view kHeaderAttempts = "herald_dlq_attempts";
 inline constexpr std::string_view kHeaderFailedAt = "herald_dlq_failed_at";
 inline constexpr std::string_view kHeaderTimestamp = "herald_dlq_timestamp";

@@ -4,15 +4,14 @@
 
 #include <chrono>
 
+#include "sdk/dlq/dead_letter.h"
+
 namespace herald::sdk::dlq {
 namespace {
 
 constexpr std::string_view kColumns =
     "group_id, topic, partition_id, record_offset, record_key, payload, headers, record_timestamp, state, "
     "error, attempts, parked_at";
-
-// A handler's error text, as stored: it may quote the event's own bytes.
-constexpr size_t kMaxErrorBytes = 4096;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -376,12 +376,15 @@ Result<void> Replica::Impl::run() {
   decoder_.reset();
   if (result && fatal_) result = *fatal_;
   if (dlq_producer_) rd_kafka_flush(dlq_producer_->handle(), 5000);
+  kafka::HandlePtr rk;
   {
-    // status() reads watermarks through rk_ for the partitions in parts_.
+    // status() reads watermarks through rk_ for the partitions in parts_. The consumer is destroyed
+    // outside the lock: status(), stats() and wait_until() never wait for librdkafka's shutdown.
     std::lock_guard lk(mu_);
     parts_.clear();
-    rk_.reset();
+    rk = std::move(rk_);
   }
+  rk.reset();
   ready_.store(false);
   cv_.notify_all();
   if (!result && result.error().code == Errc::kClosed && stop_requested_.load()) return ok();
@@ -525,6 +528,7 @@ void Replica::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts, bool coope
   } else {
     for (int i = 0; i < parts->cnt; ++i) parts_.erase(PartKey(parts->elems[i].topic, parts->elems[i].partition));
   }
+  if (cooperative) update_ready();  // the partitions left may all be caught up
 }
 
 // The consumer reached the end of the partition at `offset` (everything
@@ -570,27 +574,25 @@ Result<void> Replica::Impl::loop() {
     if (fatal_) return *fatal_;
     // Look at the clock (housekeeping, the batch deadline) when idle and every
     // 64 messages, not per message: clock reads show up at 200k events/s.
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), 0);
-    if (m == nullptr || ++since_clock >= 64) {
+    // Owned at once: a message still held when the consumer is destroyed blocks rd_kafka_destroy.
+    kafka::MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), 0));
+    if (!msg || ++since_clock >= 64) {
       since_clock = 0;
       const auto now = Clock::now();
       HERALD_TRY(periodic(now));
       if (holds_records() && now >= deadline()) HERALD_TRY(flush());
-      if (m == nullptr) {
+      if (!msg) {
         int timeout_ms = 100;
         if (holds_records()) {
           timeout_ms = static_cast<int>(std::clamp<int64_t>(
               std::chrono::duration_cast<milliseconds>(deadline() - now).count(), 0, 100));
         }
-        m = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
+        msg.reset(rd_kafka_consumer_poll(rk_.get(), timeout_ms));
       }
     }
-    if (fatal_) {
-      if (m) rd_kafka_message_destroy(m);
-      return *fatal_;
-    }
-    if (m == nullptr) continue;
-    kafka::MessagePtr msg(m);
+    if (fatal_) return *fatal_;
+    if (!msg) continue;
+    const rd_kafka_message_t* m = msg.get();
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       HERALD_TRY(flush());
       on_eof(rd_kafka_topic_name(m->rkt), m->partition, m->offset);
@@ -742,6 +744,12 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
   if (!r.decoded) {
     *err = r.decode_error;
     return Outcome::kFailed;
+  }
+  // A dead letter replayed for another group: this group applied the original (or dead-lettered and
+  // replays it itself), whatever its ce_id and however long ago.
+  if (auto replay = dlq::replay_of(r.ev.extensions); replay && replay->group != cfg_.group_id) {
+    fx.delta.duplicates++;
+    return Outcome::kDuplicate;
   }
   if (cfg_.ordered && !r.ev.aggregate_id.empty()) {
     if (auto it = r.part->parked.find(r.ev.aggregate_id); it != r.part->parked.end()) {
