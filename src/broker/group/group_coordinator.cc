@@ -1343,6 +1343,9 @@ Result<void> GroupCoordinator::load() {
     }
   };
 
+  // Each batch is checked on its own: a damaged one (a bad CRC on disk) is skipped with an error line,
+  // and the batches before and after it still count. Otherwise every commit after it would be
+  // acknowledged and then lost at each restart.
   Bytes buf, scratch;
   for (const auto& part : offsets_topic_->partitions()) {
     auto& log = *part->log;
@@ -1360,7 +1363,7 @@ Result<void> GroupCoordinator::load() {
       uint64_t pos = 0;
       bool good = true;
       for (const auto& s : rr->slices) {
-        if (auto r = storage::read_slice(s, buf.data() + pos); !r) {
+        if (auto r = storage::read_slice_unchecked(s, buf.data() + pos); !r) {
           HLOG_ERROR("{}/{}: reading at {}: {}; the rest of this partition is not loaded", kOffsetsTopic,
                      part->index, off, r.error().to_string());
           good = false;
@@ -1371,17 +1374,25 @@ Result<void> GroupCoordinator::load() {
       if (!good) break;
       auto batches = record::split_batches(buf);
       if (!batches) {
-        HLOG_ERROR("{}/{}: at {}: {}", kOffsetsTopic, part->index, off, batches.error().to_string());
+        HLOG_ERROR("{}/{}: at {}: {}; the rest of this partition is not loaded", kOffsetsTopic, part->index, off,
+                   batches.error().to_string());
         break;
       }
       int64_t next = off;
       for (ByteSpan batch : *batches) {
         auto h = record::parse_header(batch);
         if (!h) {
+          HLOG_ERROR("{}/{}: batch after offset {}: {}; the rest of this partition is not loaded", kOffsetsTopic,
+                     part->index, next, h.error().to_string());
           good = false;
           break;
         }
         next = std::max(next, h->last_offset() + 1);
+        if (auto c = record::check_integrity(batch); !c) {
+          HLOG_ERROR("{}/{}: batch {}-{} skipped, the group records in it are lost: {}", kOffsetsTopic, part->index,
+                     h->base_offset, h->last_offset(), c.error().to_string());
+          continue;
+        }
         if (h->is_control()) continue;
         const int64_t base = h->base_offset;
         auto r = record::for_each_record(batch, scratch, [&](const record::Record& rec) -> Result<void> {

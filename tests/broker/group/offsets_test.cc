@@ -2,6 +2,7 @@
 // layout), replay after a restart, deletion, expiry.
 #include <cerrno>
 #include <climits>
+#include <fstream>
 
 #include "broker/group/coordinator_fixture.h"
 #include "broker/group/offsets_format.h"
@@ -146,6 +147,39 @@ TEST_F(GroupOffsetsTest, OffsetsGenerationAndMembersSurviveARestart) {
   EXPECT_EQ(get(c).generation_id, gen + 1);
   get(a);
   get(b);
+}
+
+// A damaged batch in the group's __consumer_offsets partition (a flipped byte on disk) costs the
+// records in it, not the partition: the batches before and after it are replayed, and a commit
+// made after the restart survives the next one.
+TEST_F(GroupOffsetsTest, ADamagedOffsetsBatchIsSkippedAtLoad) {
+  for (int64_t o = 1; o <= 5; ++o) ASSERT_EQ(first_error(commit("gc", -1, "", {{"t", 0, o}})), 0);
+  ASSERT_EQ(first_error(commit("other", -1, "", {{"t", 0, 7}})), 0);
+  const int32_t p = partition_for("gc", coord_->offsets_partition_count());
+  close();
+  const auto seg = dir_ / "topics" / std::string(kOffsetsTopic) / std::to_string(p) / "00000000000000000000.log";
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f);
+    uint8_t head[12];
+    ASSERT_TRUE(f.read(reinterpret_cast<char*>(head), sizeof head));
+    const uint64_t first = 12 + load_be32(head + 8);
+    f.seekg(static_cast<std::streamoff>(first));
+    ASSERT_TRUE(f.read(reinterpret_cast<char*>(head), sizeof head));
+    const uint64_t second_end = first + 12 + load_be32(head + 8);
+    char c = 0;
+    f.seekg(static_cast<std::streamoff>(second_end - 1));
+    ASSERT_TRUE(f.read(&c, 1));
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(static_cast<std::streamoff>(second_end - 1));
+    ASSERT_TRUE(f.write(&c, 1));
+  }
+  open(cfg_);
+  EXPECT_EQ(committed("gc", "t", 0), 5) << "the commits after the damaged batch are lost";
+  EXPECT_EQ(committed("other", "t", 0), 7);
+  ASSERT_EQ(first_error(commit("gc", -1, "", {{"t", 0, 100}})), 0);
+  reopen();
+  EXPECT_EQ(committed("gc", "t", 0), 100);
 }
 
 TEST_F(GroupOffsetsTest, EmptyGroupKeepsItsGenerationAcrossRestart) {
