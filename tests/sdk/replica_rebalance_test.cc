@@ -126,9 +126,10 @@ TEST_P(ReplicaRebalance, SurvivorTakesOverFromDatabaseOffsets) {
 // Another instance of the group takes partition 0 over and applies offsets
 // 5..7: its transaction moves the stored offset to 8. This instance reads
 // 5..7 as well, finds the offset moved at commit and fences the partition
-// (it drops its records until the next rebalance, which a single consumer
-// never gets). wait_until must then read the database, not this instance's
-// stale position.
+// (it drops its records). wait_until must then read the database, not this
+// instance's stale position. Then it rejoins the group, is assigned the
+// partition again from the stored offset, and applies what follows: the other
+// instance may be gone with no rebalance to come.
 TEST_P(ReplicaRebalance, WaitUntilReadsTheDatabaseForAFencedPartition) {
   TempDir dir;
   auto broker = GroupBroker::start();
@@ -160,6 +161,14 @@ TEST_P(ReplicaRebalance, WaitUntilReadsTheDatabaseForAFencedPartition) {
   auto beyond = r->wait_until(topic, 0, 8, milliseconds(300));
   ASSERT_TRUE(beyond) << beyond.error().to_string();
   EXPECT_FALSE(*beyond) << "offset 8 was applied by nobody";
+
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(prod.send(topic, fold_event("k", 1)));  // offsets 8..9
+  ASSERT_TRUE(prod.flush());
+  auto resumed = r->wait_until(topic, 0, 9, seconds(30));
+  ASSERT_TRUE(resumed) << resumed.error().to_string();
+  EXPECT_TRUE(*resumed) << "the fenced partition was never consumed again";
+  EXPECT_EQ(fold_of_db(*ts.store)->at("k").count, 7) << "offsets 0..4 and 8..9; 5..7 belong to the other instance";
+  EXPECT_TRUE(eventually([&] { return r->ready(); }, seconds(10)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, ReplicaRebalance, ::testing::Values("sqlite", "postgres"),

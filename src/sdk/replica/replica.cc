@@ -206,6 +206,8 @@ class Replica::Impl {
                                    rd_kafka_topic_partition_list_t* parts, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   Result<void> on_assign(rd_kafka_topic_partition_list_t* parts);
+  Result<void> subscribe();
+  Result<void> rejoin();
   void on_revoke(rd_kafka_topic_partition_list_t* parts, bool cooperative);
   void on_eof(const char* topic, int32_t partition, int64_t offset);
 
@@ -247,6 +249,7 @@ class Replica::Impl {
   ReplicaHandlers handlers_;
   ProcessedIds processed_;  // replica thread only
   kafka::HandlePtr rk_;
+  bool rejoin_ = false;  // replica thread: a partition was fenced (see rejoin())
   std::unique_ptr<kafka::SyncProducer> dlq_producer_;
   std::set<std::string> dlq_topics_ready_;
 
@@ -350,6 +353,29 @@ Result<void> Replica::Impl::init() {
 }
 
 
+Result<void> Replica::Impl::subscribe() {
+  auto list = kafka::make_list(static_cast<int>(cfg_.topics.size()));
+  for (const auto& t : cfg_.topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kInvalidArgument, fmt::format("replica {}: subscribe: {}", cfg_.group_id, kafka::describe(err))};
+  }
+  return ok();
+}
+
+// A partition was fenced: another instance of the group moved its stored offset. That instance may
+// be a zombie (it stalled past its session and has not yet learned it lost the partition), or it
+// may be gone with no rebalance to come. Leaving and rejoining the group settles both: the
+// partitions are assigned afresh, each owner starting from the offsets in the database.
+Result<void> Replica::Impl::rejoin() {
+  HERALD_TRY(flush());
+  rejoin_ = false;  // one rejoin also covers a partition the flush fenced
+  HLOG_WARN("replica {}: rejoining the group after a fenced partition", cfg_.group_id);
+  if (rd_kafka_resp_err_t err = rd_kafka_unsubscribe(rk_.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("replica {}: unsubscribe: {}", cfg_.group_id, kafka::describe(err))};
+  }
+  return subscribe();
+}
+
 Result<void> Replica::Impl::run() {
   if (rk_ == nullptr) return Error{Errc::kClosed, "replica: already ran (create a new one)"};
   in_run_.store(true);
@@ -357,11 +383,7 @@ Result<void> Replica::Impl::run() {
     std::atomic<bool>& flag;
     ~Done() { flag.store(false); }
   } done{in_run_};
-  auto list = kafka::make_list(static_cast<int>(cfg_.topics.size()));
-  for (const auto& t : cfg_.topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
-  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Error{Errc::kInvalidArgument, fmt::format("replica {}: subscribe: {}", cfg_.group_id, kafka::describe(err))};
-  }
+  HERALD_TRY(subscribe());
   if (cfg_.max_batch_events >= kPipelineMin) decoder_ = std::make_unique<Worker>();
   Result<void> result = loop();
   if (result) {
@@ -572,6 +594,7 @@ Result<void> Replica::Impl::loop() {
   uint32_t since_clock = 0;
   while (!stop_requested_.load()) {
     if (fatal_) return *fatal_;
+    if (rejoin_) HERALD_TRY(rejoin());
     // Look at the clock (housekeeping, the batch deadline) when idle and every
     // 64 messages, not per message: clock reads show up at 200k events/s.
     // Owned at once: a message still held when the consumer is destroyed blocks rd_kafka_destroy.
@@ -836,13 +859,13 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
       // the partition now (we are a zombie until the next rebalance). Drop
       // our copy of its events; the rebalance will give it back if it is ours.
       tx->rollback();
-      HLOG_WARN("replica {}: {}/{} fenced: its stored offset moved under us; waiting for a rebalance",
-                cfg_.group_id, p->topic, p->partition);
+      HLOG_WARN("replica {}: {}/{} fenced: its stored offset moved under us", cfg_.group_id, p->topic, p->partition);
       {
         std::lock_guard lk(mu_);
         p->fenced = true;
         stats_.fenced++;
       }
+      rejoin_ = true;
       if (applying_ != nullptr) {
         for (size_t i = 0; i < applying_->len; ++i) {
           if (applying_->recs[i].part == p) applying_->recs[i].dropped = true;
