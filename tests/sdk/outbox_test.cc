@@ -443,6 +443,29 @@ TEST_P(OutboxTest, AnAggregateEstablishedOnOneTopicGoesOneRowAtATimeOnAnother) {
   }
 }
 
+// A row whose headers column does not decode (written by another program, or edited by hand) is
+// held like a row the broker refuses: the rest of the outbox flows.
+TEST_P(OutboxTest, ARowWithUnreadableHeadersIsHeldWhileTheRestFlows) {
+  ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
+    HERALD_TRY(tx.exec("INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       {"broken", "accounts", Param::blob("broken"), "not json", Param::blob("{}"), "x", 0}));
+    return ok();
+  }));
+  Outbox outbox({.topic = "accounts", .source = "/bank"});
+  deposit(outbox, "a", 10, 1);
+  deposit(outbox, "b", 20, 1);
+  auto relay = make_relay(*store_, relay_options());
+  auto n = relay->publish_once();
+  ASSERT_TRUE(n) << n.error().to_string();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_EQ(pending(), 1);
+  EXPECT_EQ(relay->stats().failed_deliveries, 1u);
+  auto recs = read_topic(broker_->brokers(), "accounts", 2, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 2u);
+}
+
 // A round that publishes some rows and fails others returns the count
 // published; the failed row's aggregate is held (skipped) for error_backoff,
 // then retried, with the wait doubling while it keeps failing.

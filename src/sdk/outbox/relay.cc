@@ -109,6 +109,7 @@ struct OutboxRow {
   std::optional<std::string> key;
   Headers headers;
   std::optional<std::string> payload;
+  bool unreadable = false;  // its headers column does not decode: failed like a refused row
 };
 
 }  // namespace
@@ -232,8 +233,15 @@ struct OutboxRelay::Impl {
     std::vector<OutboxRow> out;
     out.reserve(rows.size());
     for (auto& r : rows) {
-      HERALD_ASSIGN_OR_RETURN(Headers h, headers_from_json(r.text(4)));
-      out.push_back(OutboxRow{r.int64(0), r.text(1), r.text(2), r[3], std::move(h), r[5]});
+      auto h = headers_from_json(r.text(4));
+      out.push_back(OutboxRow{r.int64(0), r.text(1), r.text(2), r[3], h ? std::move(*h) : Headers{}, r[5]});
+      if (!h) {
+        // Written by hand or by another program: held like a row the broker refuses, so that the
+        // rest of the outbox flows.
+        HLOG_WARN("outbox relay: row {} (aggregate '{}'): unreadable headers: {}", out.back().id,
+                  out.back().aggregate, h.error().to_string());
+        out.back().unreadable = true;
+      }
     }
     return out;
   }
@@ -345,6 +353,12 @@ struct OutboxRelay::Impl {
         continue;
       }
       if (!is_established(r, now)) stopped.insert(r.aggregate);
+      if (r.unreadable) {
+        slots[i].err = RD_KAFKA_RESP_ERR__BAD_MSG;
+        slots[i].done = true;
+        stopped.insert(r.aggregate);
+        continue;
+      }
       rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
       // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
       void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
