@@ -855,9 +855,9 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
                                            static_cast<long long>(now)}));
     }
     if (n != 1) {
-      // Another instance of the group moved this partition's offset: it owns
-      // the partition now (we are a zombie until the next rebalance). Drop
-      // our copy of its events; the rebalance will give it back if it is ours.
+      // Another instance of the group moved this partition's offset (one of
+      // us is a zombie). Drop our copy of its events and rejoin the group
+      // (rejoin()): the new assignment starts from the stored offsets.
       tx->rollback();
       HLOG_WARN("replica {}: {}/{} fenced: its stored offset moved under us", cfg_.group_id, p->topic, p->partition);
       {
