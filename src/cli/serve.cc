@@ -3,8 +3,12 @@
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <toml.hpp>
 
 #include "broker/broker.h"
@@ -13,6 +17,23 @@
 
 namespace herald::cli {
 namespace {
+
+// Each partition keeps its active segment open and each client a socket: the soft descriptor limit
+// is raised to the hard one, as the JVM and Go runtimes do for Kafka and NATS. The usual default soft
+// limit, 1024, is used up by a few hundred partitions and clients.
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t target = lim.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : lim.rlim_max;
+  if (lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= target) return;
+  const rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = target;
+  if (::setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    HLOG_INFO("file descriptor limit raised from {} to {}", before, target);
+  } else {
+    HLOG_WARN("file descriptor limit stays at {}: {}", before, std::strerror(errno));
+  }
+}
 
 struct ServeOptions {
   std::string listen;       // HOST:PORT
@@ -143,6 +164,7 @@ Examples:
       }
     }
     const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
+    raise_descriptor_limit();
     auto b = broker::Broker::start(cfg);
     if (!b) {
       HLOG_ERROR("herald serve: {}", b.error().to_string());

@@ -401,6 +401,22 @@ def out_of_descriptors(h, b):
         h.check(len(c.api_versions()) > 10, "after the clients closed: a new connection is served")
 
 
+def descriptor_limit(h):
+    """`herald serve` started with a soft descriptor limit of 256 raises it to the hard limit (each partition
+    keeps a file open and each client a socket; the usual default soft limit, 1024, is soon used up)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        b = h.broker("low-limit").start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    got, _ = resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE)
+    b.stop()
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    h.check_eq(got, want, f"herald serve started with a soft descriptor limit of 256 (hard {hard}) runs with")
+
+
 def rss_mb(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -577,6 +593,7 @@ def run(h):
             f"background topic holds exactly the {bg.sent} acknowledged messages, in order",
             f"read {len(vals)}")
     b.stop()
+    descriptor_limit(h)
 
 
 if __name__ == "__main__":
