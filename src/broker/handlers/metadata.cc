@@ -4,6 +4,7 @@
 // asked for by name, is created by the group coordinator (as Kafka does). Each
 // topic is answered once; v12+ may ask by topic id (UNKNOWN_TOPIC_ID if none).
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "broker/broker_impl.h"
@@ -57,20 +58,21 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
   auto is_zero = [](const protocol::Uuid& id) { return std::all_of(id.begin(), id.end(), [](uint8_t x) { return x == 0; }); };
   // v12+: topics asked for by id (names are then ignored, as in Kafka), each id once.
   std::vector<protocol::Uuid> ids;
+  std::set<protocol::Uuid> seen_ids;
   for (const auto& rt : *req.topics) {
-    if (!is_zero(rt.topic_id) && std::find(ids.begin(), ids.end(), rt.topic_id) == ids.end()) ids.push_back(rt.topic_id);
+    if (!is_zero(rt.topic_id) && seen_ids.insert(rt.topic_id).second) ids.push_back(rt.topic_id);
   }
   if (ctx.version() >= 12 && !ids.empty()) {
-    auto topics = b.topics().list();
+    std::map<protocol::Uuid, std::shared_ptr<Topic>> by_id;
+    for (auto& t : b.topics().list()) by_id.emplace(t->id(), t);
     for (const auto& id : ids) {
       auto& out = resp.topics.emplace_back();
-      auto it = std::find_if(topics.begin(), topics.end(), [&](const auto& t) { return t->id() == id; });
-      if (it == topics.end()) {
+      if (auto it = by_id.find(id); it != by_id.end()) {
+        fill_topic(out, *it->second, node);
+      } else {
         out.error_code = code(ErrorCode::kUnknownTopicId);
         out.name = std::nullopt;
         out.topic_id = id;
-      } else {
-        fill_topic(out, **it, node);
       }
     }
     co_return resp;
