@@ -125,6 +125,20 @@ class AdminThreadTest : public ::testing::Test {
     EXPECT_EQ(r->error_code, 0);
   }
 
+  // Sends `req` while the partition's maintenance lock is held: it is not answered, the network thread
+  // serves another connection meanwhile, and the answer comes once the lock is released.
+  template <class Response, class Request>
+  std::optional<Response> admin_request_behind_the_lock(int16_t version, const Request& req) {
+    hold_maintenance_lock();
+    RawConnection admin(impl_->port());
+    EXPECT_TRUE(admin.connected());
+    admin.send(version, req);
+    EXPECT_FALSE(admin.receive<Response>(version, 200)) << "answered without the partition's maintenance lock";
+    expect_network_thread_free();
+    release();
+    return admin.receive<Response>(version, 10000);
+  }
+
   std::unique_ptr<BrokerImpl> impl_;
   std::shared_ptr<Partition> partition_;
   std::promise<void> release_;
@@ -132,20 +146,12 @@ class AdminThreadTest : public ::testing::Test {
 };
 
 TEST_F(AdminThreadTest, DeleteRecordsWaitingForCompactionLeavesOtherConnectionsServed) {
-  hold_maintenance_lock();
-  RawConnection admin(impl_->port());
-  ASSERT_TRUE(admin.connected());
   protocol::DeleteRecordsRequest req;
   auto& rt = req.topics.emplace_back();
   rt.name = "t";
   rt.partitions.push_back({.partition_index = 0, .offset = -1});
   req.timeout_ms = 30000;
-  admin.send(1, req);
-  EXPECT_FALSE(admin.receive<protocol::DeleteRecordsResponse>(1, 200))
-      << "answered without the partition's maintenance lock";
-  expect_network_thread_free();
-  release();
-  auto r = admin.receive<protocol::DeleteRecordsResponse>(1, 10000);
+  auto r = admin_request_behind_the_lock<protocol::DeleteRecordsResponse>(1, req);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->topics.size(), 1u);
   ASSERT_EQ(r->topics[0].partitions.size(), 1u);
@@ -154,18 +160,10 @@ TEST_F(AdminThreadTest, DeleteRecordsWaitingForCompactionLeavesOtherConnectionsS
 }
 
 TEST_F(AdminThreadTest, DeleteTopicsWaitingForCompactionLeavesOtherConnectionsServed) {
-  hold_maintenance_lock();
-  RawConnection admin(impl_->port());
-  ASSERT_TRUE(admin.connected());
   protocol::DeleteTopicsRequest req;
   req.topic_names = {"t"};
   req.timeout_ms = 30000;
-  admin.send(4, req);
-  EXPECT_FALSE(admin.receive<protocol::DeleteTopicsResponse>(4, 200))
-      << "answered without the partition's maintenance lock";
-  expect_network_thread_free();
-  release();
-  auto r = admin.receive<protocol::DeleteTopicsResponse>(4, 10000);
+  auto r = admin_request_behind_the_lock<protocol::DeleteTopicsResponse>(4, req);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->responses.size(), 1u);
   EXPECT_EQ(r->responses[0].error_code, 0);

@@ -110,7 +110,7 @@ Resp alter(RequestContext& ctx, const Req& req, bool replace, ToChanges to_chang
 
 asio::awaitable<protocol::AlterConfigsResponse> AlterConfigsHandler::handle(RequestContext& ctx,
                                                                            protocol::AlterConfigsRequest req) {
-  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] {
+  co_return co_await on_admin_thread(ctx, [&] {
     return alter<protocol::AlterConfigsResponse>(ctx, req, /*replace=*/true, [](const auto& r) {
       std::vector<Change> out;
       for (const auto& c : r.configs) out.push_back({c.name, 0, c.value});
@@ -121,7 +121,7 @@ asio::awaitable<protocol::AlterConfigsResponse> AlterConfigsHandler::handle(Requ
 
 asio::awaitable<protocol::IncrementalAlterConfigsResponse> IncrementalAlterConfigsHandler::handle(
     RequestContext& ctx, protocol::IncrementalAlterConfigsRequest req) {
-  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] {
+  co_return co_await on_admin_thread(ctx, [&] {
     return alter<protocol::IncrementalAlterConfigsResponse>(ctx, req, /*replace=*/false, [](const auto& r) {
       std::vector<Change> out;
       for (const auto& c : r.configs) out.push_back({c.name, c.config_operation, c.value});

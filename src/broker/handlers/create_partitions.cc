@@ -53,7 +53,7 @@ protocol::CreatePartitionsResponse create_partitions(RequestContext& ctx, const 
 
 asio::awaitable<protocol::CreatePartitionsResponse> CreatePartitionsHandler::handle(
     RequestContext& ctx, protocol::CreatePartitionsRequest req) {
-  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return create_partitions(ctx, req); });
+  co_return co_await on_admin_thread(ctx, [&] { return create_partitions(ctx, req); });
 }
 
 }  // namespace herald::broker

@@ -90,7 +90,7 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
 
 asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(RequestContext& ctx,
                                                                            protocol::CreateTopicsRequest req) {
-  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return create_topics(ctx, req); });
+  co_return co_await on_admin_thread(ctx, [&] { return create_topics(ctx, req); });
 }
 
 }  // namespace herald::broker

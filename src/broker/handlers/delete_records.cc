@@ -54,7 +54,7 @@ protocol::DeleteRecordsResponse delete_records(BrokerImpl& b, const protocol::De
 
 asio::awaitable<protocol::DeleteRecordsResponse> DeleteRecordsHandler::handle(RequestContext& ctx,
                                                                              protocol::DeleteRecordsRequest req) {
-  co_return co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return delete_records(ctx.broker, req); });
+  co_return co_await on_admin_thread(ctx, [&] { return delete_records(ctx.broker, req); });
 }
 
 }  // namespace herald::broker

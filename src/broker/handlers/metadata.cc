@@ -99,8 +99,8 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
     if (!topic && name == group::kOffsetsTopic) {
       if (auto t = b.groups().offsets_topic()) topic = *t;
     } else if (!topic && may_create) {
-      auto created = co_await run_on(b.admin_executor(), ctx.executor,
-                                     [&] { return b.topics().create(name, b.config().default_partitions, {}); });
+      auto created =
+          co_await on_admin_thread(ctx, [&] { return b.topics().create(name, b.config().default_partitions, {}); });
       if (created) {
         topic = *created;
       } else if (created.error().code == Errc::kAlreadyExists) {

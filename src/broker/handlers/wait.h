@@ -3,7 +3,7 @@
 // the connection's strand and wakes the coroutine there.
 //
 //   auto r = co_await wait_durable(*partition->log, info.last_offset, ctx.executor);
-//   auto e = co_await run_on(ctx.broker.admin_executor(), ctx.executor, [&] { return topics.remove(name); });
+//   auto e = co_await on_admin_thread(ctx, [&] { return topics.remove(name); });
 #pragma once
 
 #include <asio.hpp>
@@ -14,6 +14,8 @@
 #include <optional>
 #include <type_traits>
 
+#include "broker/broker_impl.h"
+#include "broker/handlers/handler.h"
 #include "common/result.h"
 #include "storage/partition_log.h"
 
@@ -53,6 +55,12 @@ asio::awaitable<std::invoke_result_t<F&>> run_on(asio::any_io_executor worker, a
         });
       },
       asio::use_awaitable);
+}
+
+// run_on the broker's admin thread, back on the request's connection (BrokerImpl::admin_executor).
+template <class F>
+asio::awaitable<std::invoke_result_t<F&>> on_admin_thread(RequestContext& ctx, F fn) {
+  return run_on(ctx.broker.admin_executor(), ctx.executor, std::move(fn));
 }
 
 }  // namespace herald::broker
