@@ -384,6 +384,59 @@ TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
   EXPECT_EQ((*stored_offsets(store(), "clean", "fold"))[0], last + 1);
 }
 
+// The database refuses the replica for a while: SQLite, another connection
+// holds the write lock far beyond the replica's busy_timeout; PostgreSQL, the
+// replica's connections are terminated and the database takes no new ones.
+// That is no fault of the events: nothing is dead-lettered (max_retries = 0
+// would send a blamed event there at once), the replica does not stop, and
+// every event is applied exactly once when the database is back.
+TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  StoreOptions opts;
+  opts.busy_timeout = milliseconds(50);
+  auto replica_store = Store::open(ts_.url, opts);
+  ASSERT_TRUE(replica_store) << replica_store.error().to_string();
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "outage", "fold");
+  cfg.max_retries = 0;
+  cfg.retry_backoff = milliseconds(20);
+  cfg.max_retry_backoff = milliseconds(100);
+  Running r(cfg, **replica_store, std::move(h));
+  int64_t last = send("fold", fold_event("k", 1));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+
+  const bool pg = GetParam() == "postgres";
+  const std::string db = ts_.url.substr(ts_.url.rfind('/') + 1);
+  std::unique_ptr<Tx> lock;
+  if (pg) {
+    ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " ALLOW_CONNECTIONS false"));
+    ASSERT_TRUE(pg_exec(*pg_base_url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                            db + "'"));
+  } else {
+    auto tx = store().begin();  // BEGIN IMMEDIATE: the write lock, until rollback
+    ASSERT_TRUE(tx) << tx.error().to_string();
+    lock = std::move(*tx);
+  }
+  for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_TRUE(r->running());
+  EXPECT_FALSE(*r->wait_until("fold", 0, last, milliseconds(1)));
+  if (pg) {
+    ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " ALLOW_CONNECTIONS true"));
+  } else {
+    lock->rollback();
+  }
+  for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_TRUE(r->running());
+  EXPECT_GT(r->stats().transient_errors, 0);
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  EXPECT_EQ(r->stats().retries, 0);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{41, 41}));
+}
+
 // A typed payload whose conversion records the thread it ran on.
 struct TypedAmount {
   int64_t amount = 0;

@@ -233,6 +233,9 @@ class Replica::Impl {
                            const Headers& headers, int64_t timestamp, const std::string& err, int attempts);
   // Sleeps for the next retry; kClosed when stop() was called meanwhile.
   Result<void> backoff(int retry);
+  // `e` when it is not transient (is_transient(), or `transient`); else logs
+  // it and sleeps for backoff(failures), so that the caller can try again.
+  Result<void> wait_transient(const Error& e, int failures, bool transient = false);
   Result<void> check_store();
 
   Result<void> periodic(Clock::time_point now);
@@ -726,9 +729,18 @@ Result<void> Replica::Impl::apply_batch(Batch& b) {
 // Applies applying_->recs[lo, hi) in one transaction. When an event fails, the
 // transaction is rolled back, [lo, i) is applied again without it, the
 // failing event goes through the poison path alone, and [i+1, hi) follows.
+// A transient database error (a deadlock, a lock or serialization conflict,
+// a lost connection, the database restarting) is no fault of the event: the
+// range is run again after a backoff, for as long as it takes.
 Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
+  int failures = 0;  // consecutive transient failures
   while (lo < hi) {
-    HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+    auto begun = store_.begin();
+    if (!begun) {
+      HERALD_TRY(wait_transient(begun.error(), ++failures));
+      continue;
+    }
+    auto tx = std::move(*begun);
     Effects fx;
     std::string err;
     size_t i = lo;
@@ -739,11 +751,22 @@ Result<void> Replica::Impl::apply_range(size_t lo, size_t hi) {
       if (out == Outcome::kFailed || out == Outcome::kReplayHead) break;
     }
     if (i == hi) {
-      HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
-      if (committed) return ok();
+      auto committed = commit(std::move(tx), fx);
+      if (!committed) {
+        // A COMMIT whose connection was lost may have committed: then the run
+        // again finds the stored offset moved and fences (commit()).
+        HERALD_TRY(wait_transient(committed.error(), ++failures));
+        continue;
+      }
+      if (*committed) return ok();
       continue;  // a partition was fenced: its records are now dropped; redo the rest
     }
+    const bool transient = out == Outcome::kFailed && tx->failed_transiently();
     tx->rollback();
+    if (transient) {
+      HERALD_TRY(wait_transient(Error{Errc::kIoError, err}, ++failures, true));
+      continue;
+    }
     if (i > lo) HERALD_TRY(apply_range(lo, i));
     if (batch[i].part->fenced) {
       batch[i].dropped = true;
@@ -924,6 +947,17 @@ Result<void> Replica::Impl::backoff(int retry) {
     std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), milliseconds(20)));
   }
   return ok();
+}
+
+Result<void> Replica::Impl::wait_transient(const Error& e, int failures, bool transient) {
+  if (!transient && !is_transient(e)) return e;
+  HLOG_WARN("replica {}: transient database error (failure {} in a row), running the transaction again: {}",
+            cfg_.group_id, failures, e.message);
+  {
+    std::lock_guard lk(mu_);
+    stats_.transient_errors++;
+  }
+  return backoff(failures);
 }
 
 Result<void> Replica::Impl::check_store() {
@@ -1174,16 +1208,21 @@ Result<void> Replica::Impl::periodic(Clock::time_point now) {
   if (cfg_.dedup_window.count() > 0 && now - last_prune_ >= cfg_.prune_interval) {
     last_prune_ = now;
     int64_t pruned = 0;
-    HERALD_TRY(store_.run([&](Tx& tx) -> Result<void> {
+    auto r = store_.run([&](Tx& tx) -> Result<void> {
       HERALD_ASSIGN_OR_RETURN(pruned, processed_.prune(tx, wall_ms() - cfg_.dedup_window.count()));
       return ok();
-    }));
+    });
+    if (!r && !is_transient(r.error())) return r;
+    if (!r) HLOG_WARN("replica {}: pruning processed ids: {}; next time", cfg_.group_id, r.error().message);
     if (pruned > 0) HLOG_DEBUG("replica {}: pruned {} rows of processed ids", cfg_.group_id, pruned);
   }
   if (cfg_.ordered && (scan_now_ || now - last_scan_ >= cfg_.parked_scan_interval)) {
     scan_now_ = false;
     last_scan_ = now;
-    HERALD_TRY(scan_parked());
+    if (auto r = scan_parked(); !r) {
+      if (!is_transient(r.error())) return r;
+      HLOG_WARN("replica {}: scanning parked events: {}; next time", cfg_.group_id, r.error().message);
+    }
   }
   return ok();
 }

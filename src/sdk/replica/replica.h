@@ -152,6 +152,7 @@ struct ReplicaStats {
   int64_t transactions = 0;     // committed local transactions
   int64_t rebalances = 0;       // assignments received
   int64_t fenced = 0;           // batches dropped because another instance moved the offset
+  int64_t transient_errors = 0; // transactions run again after a transient database error (is_transient)
 };
 
 class Replica {

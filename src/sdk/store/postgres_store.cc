@@ -86,15 +86,15 @@ class PgTx final : public Tx {
   ~PgTx() override { rollback(); }
 
   Dialect dialect() const override { return Dialect::kPostgres; }
-  Result<int64_t> exec(std::string_view sql, const Params& params) override;
-  Result<std::vector<Row>> query(std::string_view sql, const Params& params) override;
-  Result<void> exec_script(std::string_view sql) override;
   Result<void> notify(std::string_view channel) override;
   Result<void> commit() override;
   void rollback() override;
   bool is_open() const override { return conn_ != nullptr; }
 
  private:
+  Result<int64_t> do_exec(std::string_view sql, const Params& params) override;
+  Result<std::vector<Row>> do_query(std::string_view sql, const Params& params) override;
+  Result<void> do_exec_script(std::string_view sql) override;
   Result<ResultPtr> run(std::string_view sql, const Params& params);
   void release();
 
@@ -301,13 +301,13 @@ Result<ResultPtr> PgTx::run(std::string_view sql, const Params& params) {
   return r;
 }
 
-Result<int64_t> PgTx::exec(std::string_view sql, const Params& params) {
+Result<int64_t> PgTx::do_exec(std::string_view sql, const Params& params) {
   HERALD_ASSIGN_OR_RETURN(auto r, run(sql, params));
   const char* n = PQcmdTuples(r.get());
   return n && *n ? std::strtoll(n, nullptr, 10) : 0;
 }
 
-Result<std::vector<Row>> PgTx::query(std::string_view sql, const Params& params) {
+Result<std::vector<Row>> PgTx::do_query(std::string_view sql, const Params& params) {
   HERALD_ASSIGN_OR_RETURN(auto r, run(sql, params));
   std::vector<Row> rows;
   int nrows = PQntuples(r.get()), ncols = PQnfields(r.get());
@@ -333,7 +333,7 @@ Result<std::vector<Row>> PgTx::query(std::string_view sql, const Params& params)
   return rows;
 }
 
-Result<void> PgTx::exec_script(std::string_view sql) {
+Result<void> PgTx::do_exec_script(std::string_view sql) {
   if (!conn_) return Error{Errc::kClosed, "postgres: transaction has ended"};
   HERALD_TRY(simple(conn_.get(), std::string(sql).c_str()));
   return ok();

@@ -106,15 +106,15 @@ class SqliteTx final : public Tx {
   ~SqliteTx() override { rollback(); }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
-  Result<int64_t> exec(std::string_view sql, const Params& params) override;
-  Result<std::vector<Row>> query(std::string_view sql, const Params& params) override;
-  Result<void> exec_script(std::string_view sql) override;
   Result<void> notify(std::string_view channel) override;
   Result<void> commit() override;
   void rollback() override;
   bool is_open() const override { return conn_ != nullptr; }
 
  private:
+  Result<int64_t> do_exec(std::string_view sql, const Params& params) override;
+  Result<std::vector<Row>> do_query(std::string_view sql, const Params& params) override;
+  Result<void> do_exec_script(std::string_view sql) override;
   Result<sqlite3_stmt*> bind(std::string_view sql, const Params& params);
   void release(bool healthy);
 
@@ -329,7 +329,7 @@ Result<sqlite3_stmt*> SqliteTx::bind(std::string_view sql, const Params& params)
   return st;
 }
 
-Result<int64_t> SqliteTx::exec(std::string_view sql, const Params& params) {
+Result<int64_t> SqliteTx::do_exec(std::string_view sql, const Params& params) {
   HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * st, bind(sql, params));
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -340,7 +340,7 @@ Result<int64_t> SqliteTx::exec(std::string_view sql, const Params& params) {
   return static_cast<int64_t>(sqlite3_changes64(conn_->db));
 }
 
-Result<std::vector<Row>> SqliteTx::query(std::string_view sql, const Params& params) {
+Result<std::vector<Row>> SqliteTx::do_query(std::string_view sql, const Params& params) {
   HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * st, bind(sql, params));
   std::vector<Row> rows;
   int rc;
@@ -368,7 +368,7 @@ Result<std::vector<Row>> SqliteTx::query(std::string_view sql, const Params& par
   return rows;
 }
 
-Result<void> SqliteTx::exec_script(std::string_view sql) {
+Result<void> SqliteTx::do_exec_script(std::string_view sql) {
   if (!conn_) return Error{Errc::kClosed, "sqlite: transaction has ended"};
   return conn_->exec_simple(std::string(sql).c_str());
 }

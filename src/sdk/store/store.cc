@@ -52,6 +52,13 @@ bool is_retryable(const Error& e) {
   return false;
 }
 
+bool is_transient(const Error& e) {
+  if (is_retryable(e)) return true;
+  const std::string& m = e.message;
+  // pg_error() reports a dead connection as kClosed, "postgres SQLSTATE: ...".
+  return m.rfind("postgres: connect:", 0) == 0 || (e.code == Errc::kClosed && m.rfind("postgres ", 0) == 0);
+}
+
 Result<std::unique_ptr<Store>> Store::open(std::string_view url, StoreOptions options) {
   std::unique_ptr<Store> store;
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {

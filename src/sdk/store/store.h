@@ -129,6 +129,18 @@ struct TxOptions {
   bool serializable = false;  // PostgreSQL: ISOLATION LEVEL SERIALIZABLE (SQLite always is)
 };
 
+// True for errors where retrying the whole transaction may succeed:
+// SQLITE_BUSY/LOCKED, PostgreSQL 40001 (serialization failure), 40P01
+// (deadlock), 55P03 (lock not available).
+bool is_retryable(const Error& e);
+
+// is_retryable(), or the connection to PostgreSQL was lost or could not be
+// made (a restart, a failover, the network): the same transaction may succeed
+// later, on a new connection. A COMMIT whose connection was lost may have
+// committed: run it again only where that is detected (the replica's
+// compare-and-set on its offsets is).
+bool is_transient(const Error& e);
+
 // A local transaction. Obtained from Store::begin(); ends with commit() or
 // rollback(); the destructor rolls back one that is still open. After an
 // error from exec/query the transaction is still open but PostgreSQL refuses
@@ -147,16 +159,18 @@ class Tx {
   // NUL or a wrong parameter count (nothing ran), kIoError otherwise
   // (is_retryable() tells deadlocks, busy and serialization failures apart),
   // kClosed when the transaction has ended.
-  virtual Result<int64_t> exec(std::string_view sql, const Params& params = {}) = 0;
+  Result<int64_t> exec(std::string_view sql, const Params& params = {}) { return noted(do_exec(sql, params)); }
 
   // Runs one statement and returns all its rows (possibly none).
-  virtual Result<std::vector<Row>> query(std::string_view sql, const Params& params = {}) = 0;
+  Result<std::vector<Row>> query(std::string_view sql, const Params& params = {}) {
+    return noted(do_query(sql, params));
+  }
 
   // The first row, or nullopt when there is none.
   Result<std::optional<Row>> query_one(std::string_view sql, const Params& params = {});
 
   // Runs several ';'-separated statements without parameters (DDL).
-  virtual Result<void> exec_script(std::string_view sql) = 0;
+  Result<void> exec_script(std::string_view sql) { return noted(do_exec_script(sql)); }
 
   // Wakes Store::listen(channel) listeners once this transaction commits
   // (PostgreSQL: NOTIFY, delivered to every process; SQLite: in-process only,
@@ -175,10 +189,27 @@ class Tx {
   virtual void rollback() = 0;
   virtual bool is_open() const = 0;
 
+  // Whether a statement of this transaction failed with a transient error
+  // (is_transient(): a deadlock, a lock or serialization conflict, a lost
+  // connection), whatever the caller made of it: running the whole
+  // transaction again may succeed.
+  bool failed_transiently() const { return failed_transiently_; }
+
  protected:
   Tx() = default;
+  virtual Result<int64_t> do_exec(std::string_view sql, const Params& params) = 0;
+  virtual Result<std::vector<Row>> do_query(std::string_view sql, const Params& params) = 0;
+  virtual Result<void> do_exec_script(std::string_view sql) = 0;
   void run_on_commit();
   std::vector<std::function<void()>> on_commit_;
+
+ private:
+  template <class T>
+  Result<T> noted(Result<T> r) {
+    if (!r && is_transient(r.error())) failed_transiently_ = true;
+    return r;
+  }
+  bool failed_transiently_ = false;
 };
 
 // Waits for notifications on one channel (see Tx::notify). Owned by the caller;
@@ -269,10 +300,6 @@ class Store {
   std::string url_;
 };
 
-// True for errors where retrying the whole transaction may succeed:
-// SQLITE_BUSY/LOCKED, PostgreSQL 40001 (serialization failure), 40P01
-// (deadlock), 55P03 (lock not available).
-bool is_retryable(const Error& e);
 
 // The SDK's own migrations, applied by Store::open(). Tables (columns of the
 // PostgreSQL version; SQLite uses INTEGER/BLOB/TEXT equivalents):
