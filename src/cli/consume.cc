@@ -282,6 +282,24 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // Without --follow: each partition's high watermark when the command first
+  // reads it. librdkafka reports no end of partition while every fetch brings
+  // records, so under steady traffic only this snapshot ends the command.
+  std::map<TopicPartition, int64_t> ends;
+  auto end_of = [&](const TopicPartition& tp) {
+    auto it = ends.find(tp);
+    if (it != ends.end()) return it->second;
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk.get(), tp.first.c_str(), tp.second, &lo, &hi, copts.timeout_ms) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      hi = INT64_MAX;  // unknown: the end-of-partition event decides
+    }
+    return ends[tp] = hi;
+  };
+  if (!o.follow) {
+    for (const auto& tp : state.assigned) end_of(tp);
+  }
+
   int64_t printed = 0;
   int exit_status = 0;
   auto started = std::chrono::steady_clock::now();
@@ -326,16 +344,30 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
       std::fprintf(stderr, "herald consume: warning: %s\n", what.c_str());
       continue;
     }
+    if (!o.follow && m->offset >= end_of(tp)) {  // written after the snapshot
+      state.at_end.insert(tp);
+      if (done()) break;
+      continue;
+    }
     std::string line = format_record(o, m);
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) {
       state.write_failed = true;
       break;
     }
     ++printed;
-    state.at_end.erase(tp);
     state.to_store[tp] = m->offset + 1;
-    if (o.follow) flush_and_store(rk.get(), state, with_group);
-    else if (state.to_store.size() > 0 && printed % 1000 == 0) flush_and_store(rk.get(), state, with_group);
+    if (o.follow) {
+      state.at_end.erase(tp);
+      flush_and_store(rk.get(), state, with_group);
+      continue;
+    }
+    if (m->offset + 1 < end_of(tp)) {
+      state.at_end.erase(tp);
+    } else {
+      state.at_end.insert(tp);
+      if (done()) break;
+    }
+    if (printed % 1000 == 0) flush_and_store(rk.get(), state, with_group);
   }
   flush_and_store(rk.get(), state, with_group);
   if (with_group && !state.write_failed) {

@@ -299,10 +299,19 @@ Result<void> run_describe(const ClientOptions& copts, const DescribeOptions& o) 
   std::optional<CatchUp> catch_up;
   std::string catch_up_note;
   int64_t lag_total = total_lag(first);
+  // Partitions holding records where the group never committed: their lag is unknown, not zero.
+  size_t uncommitted = 0;
+  for (const auto& [tp, pos] : first) {
+    if (pos.committed < 0 && pos.log_end > 0) ++uncommitted;
+  }
+  const std::string caught_up =
+      uncommitted == 0 ? std::string("caught up")
+                       : fmt::format("unknown ({} partition{} with records and no committed offset)", uncommitted,
+                                     uncommitted == 1 ? "" : "s");
   if (desc.members.empty()) {
     catch_up_note = "n/a (no active members)";
   } else if (lag_total == 0) {
-    catch_up_note = "caught up";
+    catch_up_note = caught_up;
   } else if (o.sample_seconds <= 0) {
     catch_up_note = "n/a (sampling disabled)";
   } else {
@@ -312,7 +321,7 @@ Result<void> run_describe(const ClientOptions& copts, const DescribeOptions& o) 
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     catch_up = estimate_catch_up(first, second, dt);
     switch (catch_up->status) {
-      case CatchUp::Status::kCaughtUp: catch_up_note = "caught up"; break;
+      case CatchUp::Status::kCaughtUp: catch_up_note = caught_up; break;
       case CatchUp::Status::kCatchingUp:
         catch_up_note = fmt::format("~{} (consuming {:.1f}/s, producing {:.1f}/s)", format_duration(*catch_up->seconds),
                                     catch_up->consume_rate, catch_up->produce_rate);

@@ -16,7 +16,8 @@ void add_client_options(CLI::App* cmd, ClientOptions& opts) {
          "Seconds to wait for the cluster before giving up [10]")
       ->check(CLI::PositiveNumber);
   cmd->add_option("-X,--property", opts.properties,
-                  "Extra librdkafka setting KEY=VALUE, repeatable (e.g. security.protocol=SASL_SSL)");
+                  "Extra librdkafka setting KEY=VALUE, repeatable (e.g. security.protocol=SASL_SSL)")
+      ->allow_extra_args(false);
   cmd->add_flag("--debug", opts.debug, "Print librdkafka's protocol debug log to stderr");
 }
 

@@ -111,7 +111,8 @@ void add_outbox_relay_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("-X,--property", f->properties,
                   "Extra librdkafka producer setting KEY=VALUE, repeatable "
                   "(enable.idempotence, enable.gapless.guarantee and acks are always "
-                  "true / true / all)");
+                  "true / true / all)")
+      ->allow_extra_args(false);
   cmd->add_option("--batch-size", f->batch_size, "Rows per publish round")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

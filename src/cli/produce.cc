@@ -235,7 +235,8 @@ void add_produce_command(CLI::App& app, std::function<int()>& action) {
                               "Split each value/line at the first SEP into KEY SEP VALUE (e.g. -K ':' for "
                               "'user-1:hello')")
                    ->excludes(key);
-  cmd->add_option("-H,--header", o->headers, "Header KEY=VALUE on every record, repeatable");
+  cmd->add_option("-H,--header", o->headers, "Header KEY=VALUE on every record, repeatable")
+      ->allow_extra_args(false);
   cmd->add_option("-p,--partition", o->partition, "Write to this partition [by key hash, or spread when no key]")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--acks", o->acks,

@@ -146,7 +146,8 @@ void add_create(CLI::App* topic, std::function<int()>& action, std::shared_ptr<C
                   "Replicas per partition [broker default; Herald has one]")
       ->check(CLI::PositiveNumber);
   cmd->add_option("-c,--config", o->configs,
-                  "Topic config KEY=VALUE, repeatable (retention.ms, cleanup.policy, segment.bytes, ...)");
+                  "Topic config KEY=VALUE, repeatable (retention.ms, cleanup.policy, segment.bytes, ...)")
+      ->allow_extra_args(false);
   cmd->add_flag("--if-not-exists", o->if_not_exists, "Succeed without changes when the topic already exists");
   add_client_options(cmd, *copts);
   cmd->footer(R"(
@@ -424,8 +425,8 @@ void add_alter_config(CLI::App* topic, std::function<int()>& action, std::shared
   auto o = std::make_shared<AlterOptions>();
   auto* cmd = topic->add_subcommand("alter-config", "Set or remove topic config overrides");
   cmd->add_option("topic", o->topic, "Topic name")->required();
-  auto* set = cmd->add_option("-s,--set", o->set, "Override KEY=VALUE, repeatable");
-  auto* del = cmd->add_option("-d,--delete", o->remove, "Remove the override KEY (back to the default), repeatable");
+  auto* set = cmd->add_option("-s,--set", o->set, "Override KEY=VALUE, repeatable")->allow_extra_args(false);
+  auto* del = cmd->add_option("-d,--delete", o->remove, "Remove the override KEY (back to the default), repeatable")->allow_extra_args(false);
   cmd->add_flag("--validate-only", o->validate_only, "Ask the broker to validate the change without applying it");
   auto* group = cmd->add_option_group("changes");
   group->add_option(set);

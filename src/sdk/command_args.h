@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,8 +23,7 @@ inline std::optional<int> parse_command_args(CLI::App& app, const std::vector<st
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) {
-      fmt::print(out, "{}", app.help());
-      for (auto* sub : app.get_subcommands()) fmt::print(out, "{}", sub->help());
+      fmt::print(out, "{}", app.help());  // the selected subcommand's help, when there is one
       return 0;
     }
     fmt::print(err, "{}: {}\n", app.get_name(), e.what());
@@ -31,5 +31,29 @@ inline std::optional<int> parse_command_args(CLI::App& app, const std::vector<st
   }
   return std::nullopt;
 }
+
+// `--brokers` on several subcommands that share one variable, with env
+// HERALD_BROKERS as the fallback. Not CLI11's envname(): with one variable
+// bound by several subcommands, CLI11 2.1 applies the environment over the
+// value given on the command line.
+class BrokersOption {
+ public:
+  explicit BrokersOption(std::string& target) : target_(target) {}
+  void add_to(CLI::App* cmd) {
+    given_.push_back(cmd->add_option("--brokers", target_,
+                                     "Kafka bootstrap servers (or env HERALD_BROKERS) [127.0.0.1:9092]"));
+  }
+  // After parsing: HERALD_BROKERS when no --brokers was given.
+  void resolve() const {
+    for (const auto* o : given_) {
+      if (o->count() > 0) return;
+    }
+    if (const char* env = std::getenv("HERALD_BROKERS"); env != nullptr && *env != '\0') target_ = env;
+  }
+
+ private:
+  std::string& target_;
+  std::vector<CLI::Option*> given_;
+};
 
 }  // namespace herald::sdk

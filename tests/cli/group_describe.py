@@ -28,6 +28,10 @@ def run(h):
     a.start()
     b.start()
     wait_assigned([a, b], 3)
+    d = describe(h, "billing", "--sample", "0")
+    h.check(d["total_lag"] == 0 and d["catch_up"]["note"].startswith("unknown (3 partitions with records and no "
+                                                                     "committed offset"),
+            "nothing committed yet: the catch-up is unknown, not 'caught up'", d["catch_up"])
     a.allow(4)
     b.allow(6)
     cli_harness.wait_until(lambda: a.committed_count() == 4 and b.committed_count() == 6, 30, "10 commits")

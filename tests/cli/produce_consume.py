@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -82,6 +83,43 @@ def run(h):
     h.fails(h.cli("produce", "events", "--partition", "7", "x"), "no partition 7")
     h.fails(h.cli("produce", "events", "-K", ":", input="ok:1\nno-separator\n"), "separator")
     h.fails(h.cli("produce", "events", "--header", "novalue", "x"), "KEY=VALUE")
+
+    # one value per --header (and -X, --config, ...): the next word is the record, even with a '='
+    h.ok(h.cli("produce", "events", "--partition", "0", "--header", "a=b", "v=1"))
+    last = h.ok(h.cli("consume", "events", "--partition", "0", "--from", "-1", "--format", "json")).json_lines()
+    h.eq([(r["value"], r["headers"]) for r in last], [("v=1", [{"key": "a", "value": "b"}])],
+         "a value after --header KEY=VALUE is the record's value")
+
+    # --brokers wins over HERALD_BROKERS, for the libherald commands too
+    for cmd in (["dlq", "list", "--topic", "events"], ["saga", "list"]):
+        h.ok(h.cli(*cmd, "--timeout", "5", env={"HERALD_BROKERS": "127.0.0.1:1"}),
+             f"herald {cmd[0]}: --brokers over HERALD_BROKERS")
+
+    # without --follow, consume ends at the high watermark it saw, even while records keep arriving
+    h.ok(h.cli("topic", "create", "steady"))
+    stop = threading.Event()
+    sent = [0]
+
+    def keep_producing():
+        p = h.producer(**{"linger.ms": 0})
+        while not stop.is_set():
+            p.produce("steady", value=b"s%d" % sent[0])
+            p.flush(10)
+            sent[0] += 1
+            time.sleep(0.005)
+
+    t = threading.Thread(target=keep_producing, daemon=True)
+    t.start()
+    try:
+        cli_harness.wait_until(lambda: sent[0] >= 200, 30, "200 records in 'steady'")
+        before = sent[0]
+        recs = h.ok(h.cli("consume", "steady", "--format", "json", timeout=40)).json_lines()
+    finally:
+        stop.set()
+        t.join(timeout=20)
+    h.check(before <= len(recs) <= sent[0] and [r["offset"] for r in recs] == list(range(len(recs))),
+            f"consume under steady traffic exits with every record up to its start ({before} sent before, "
+            f"{sent[0]} in all)", len(recs))
 
     # --follow: records produced later show up; SIGINT ends it cleanly
     p = cli_harness.popen([h.herald, "consume", "events", "--partition", "1", "--from", "latest", "--follow",

@@ -28,13 +28,13 @@ struct Options {
   std::vector<std::string> properties;
 };
 
-void add_common(CLI::App* cmd, Options& o) {
-  cmd->add_option("--brokers", o.brokers, "Kafka bootstrap servers [127.0.0.1:9092]")->envname("HERALD_BROKERS");
+void add_common(CLI::App* cmd, Options& o, BrokersOption& brokers) {
+  brokers.add_to(cmd);
   cmd->add_option("--topic", o.topic, "Source topic (dead letters in <topic>.dlq)");
   cmd->add_option("--dlq-topic", o.dlq_topic, "Dead-letter topic (default: <topic>.dlq)");
   cmd->add_option("--group", o.group, "Only dead letters of this consumer group (replica)");
   cmd->add_option("--timeout", o.timeout_s, "Seconds to wait for the broker [10]");
-  cmd->add_option("--property", o.properties, "librdkafka property KEY=VALUE (repeatable)");
+  cmd->add_option("--property", o.properties, "librdkafka property KEY=VALUE (repeatable)")->allow_extra_args(false);
 }
 
 Result<DlqOptions> dlq_options(const Options& o) {
@@ -108,29 +108,31 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
   CLI::App app{"Inspect, replay or skip dead letters", "herald dlq"};
   app.require_subcommand(1);
   Options o;
+  BrokersOption brokers(o.brokers);
   auto* list_cmd = app.add_subcommand("list", "Print dead letters (pending ones unless --all)");
-  add_common(list_cmd, o);
+  add_common(list_cmd, o, brokers);
   list_cmd->add_flag("--all", o.all, "Also letters already replayed or skipped");
   list_cmd->add_flag("--json", o.json, "One JSON object per line");
 
   auto* replay_cmd = app.add_subcommand(
       "replay", "Re-publish pending dead letters to their source topic (with --store: replay parked keys)");
-  add_common(replay_cmd, o);
+  add_common(replay_cmd, o, brokers);
   auto* replay_store =
       replay_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL; marks parked keys for replay");
   replay_cmd->add_option("--key", o.key, "With --store: only this key")->needs(replay_store);
 
   auto* skip_cmd = app.add_subcommand("skip", "Pass over pending dead letters (with --store: drop a parked key's head)");
-  add_common(skip_cmd, o);
+  add_common(skip_cmd, o, brokers);
   auto* skip_store = skip_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL");
   skip_cmd->add_option("--key", o.key, "With --store: the parked key")->needs(skip_store);
 
   auto* parked_cmd = app.add_subcommand("parked", "Print parked events of a replica (ordered mode)");
-  add_common(parked_cmd, o);
+  add_common(parked_cmd, o, brokers);
   parked_cmd->add_option("--store", o.store, "The replica's database URL")->required();
   parked_cmd->add_flag("--json", o.json, "One JSON object per line");
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
+  brokers.resolve();
   for (auto* sub : {replay_cmd, skip_cmd}) {
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }

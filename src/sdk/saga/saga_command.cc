@@ -41,11 +41,12 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   int timeout_s = 10;
   bool as_json = false;
   std::vector<std::string> properties;
+  BrokersOption brokers_option(brokers);
   auto common = [&](CLI::App* c) {
-    c->add_option("--brokers", brokers, "Kafka bootstrap servers [127.0.0.1:9092]")->envname("HERALD_BROKERS");
+    brokers_option.add_to(c);
     c->add_option("--topic", topic, "The saga events topic [herald.sagas]");
     c->add_option("--timeout", timeout_s, "Seconds to wait for the broker [10]");
-    c->add_option("--property", properties, "librdkafka property KEY=VALUE (repeatable)");
+    c->add_option("--property", properties, "librdkafka property KEY=VALUE (repeatable)")->allow_extra_args(false);
     c->add_flag("--json", as_json, "One JSON object per line");
   };
   auto* list_cmd = app.add_subcommand("list", "One line per saga: its latest state");
@@ -56,6 +57,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   show_cmd->add_option("id", id, "Saga id")->required();
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
+  brokers_option.resolve();
   if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
 
   kafka::Properties props{{"bootstrap.servers", brokers}, {"group.id", "herald-saga-reader"}};
