@@ -151,7 +151,9 @@ Result<Bytes> BatchBuilder::build() const {
   h.batch_length = static_cast<int32_t>(kBatchHeaderSize - kBatchLengthOverhead + area.size());
   h.partition_leader_epoch = partition_leader_epoch_;
   h.magic = kMagicV2;
-  int attrs = static_cast<int>(compression_) & kCompressionMask;
+  // An empty batch (compaction keeps some) is never marked compressed: librdkafka fails to decompress
+  // its zero-byte records area and cannot get past it, as Kafka's empty batches are uncompressed.
+  int attrs = count_ > 0 ? static_cast<int>(compression_) & kCompressionMask : 0;
   if (transactional_) attrs |= kTransactionalBit;
   if (control_) attrs |= kControlBit;
   if (log_append_time_) attrs |= kTimestampTypeBit;

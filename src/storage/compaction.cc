@@ -261,7 +261,9 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
           }
           return false;
         });
-        all_kept = kept.size() == before;
+        // An empty batch marked compressed (written before empty batches were
+        // always uncompressed) is rebuilt: librdkafka cannot read past it.
+        all_kept = kept.size() == before && !(before == 0 && h.compression() != record::Compression::kNone);
         stats.records_kept += kept.size();
         for (const auto& r : kept) kept_tombstones |= (r.key && !r.value);
       }

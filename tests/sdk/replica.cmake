@@ -70,6 +70,9 @@ herald_replica_test(NAME sdk_replica_bootstrap_sqlite EXE sdk_replica_bootstrap_
                     FILTER Store/Bootstrap.*/sqlite SERIAL TIMEOUT 300)
 herald_replica_test(NAME sdk_replica_bootstrap_postgres EXE sdk_replica_bootstrap_test
                     FILTER Store/Bootstrap.*/postgres PG SERIAL TIMEOUT 300)
+# A compacted topic of an lz4 producer: emptied batches must not stop librdkafka (~5 s).
+herald_replica_test(NAME sdk_replica_compacted_compressed EXE sdk_replica_bootstrap_test
+                    FILTER CompactedCompressed.* TIMEOUT 120)
 
 # Projection behaviour in one process (tombstones, dedup, catch-up, lag, ...).
 herald_replica_exe(sdk_projection_test projection_test.cc)

@@ -93,11 +93,13 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 }
 }  // namespace
 
-EventProducer::EventProducer(const std::string& brokers, int linger_ms) : s_(std::make_unique<State>()) {
+EventProducer::EventProducer(const std::string& brokers, int linger_ms, const std::string& compression)
+    : s_(std::make_unique<State>()) {
   s_->rk = new_handle(RD_KAFKA_PRODUCER,
                       {{"bootstrap.servers", brokers},
                        {"enable.idempotence", "true"},
                        {"linger.ms", std::to_string(linger_ms)},
+                       {"compression.type", compression},
                        {"log_level", "3"}},
                       &on_delivery, s_.get());
 }

@@ -67,7 +67,8 @@ Result<void> make_topic(const std::string& brokers, const std::string& topic, in
 // An asynchronous idempotent producer; flush() waits for every delivery.
 class EventProducer {
  public:
-  explicit EventProducer(const std::string& brokers, int linger_ms = 5);
+  // `compression`: librdkafka's compression.type (none, gzip, snappy, lz4, zstd).
+  explicit EventProducer(const std::string& brokers, int linger_ms = 5, const std::string& compression = "none");
   ~EventProducer();
   // Sends one record (partition -1 = by key). Blocks briefly when the local queue is full.
   Result<void> send(const std::string& topic, const EncodedEvent& rec, int32_t partition = -1);
