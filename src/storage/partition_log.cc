@@ -122,6 +122,22 @@ Result<void> PartitionLog::finish_interrupted_swap() {
   return fs_.sync_dir(dir_);
 }
 
+namespace {
+
+// What recovery writes (indexes, the checkpoint) is not needed to read what is
+// acknowledged: with the disk full it is logged and skipped (false) rather
+// than keep the partition closed. A torn index fails its checks at the next
+// start and is rebuilt from the log.
+template <class T>
+Result<bool> unless_disk_full(const Result<T>& r, const std::filesystem::path& dir, std::string_view what) {
+  if (r) return true;
+  if (r.error().code != Errc::kNoSpace) return r.error();
+  HLOG_WARN("{}: {} not written at open ({}); the log stays readable", dir.string(), what, r.error().message);
+  return false;
+}
+
+}  // namespace
+
 Result<void> PartitionLog::recover() {
   const LogConfig cfg = config();
   HERALD_TRY(finish_interrupted_swap());
@@ -240,7 +256,7 @@ Result<void> PartitionLog::recover() {
       if (!segments_.count(seg->base_offset())) continue;
       HERALD_TRY(seg->file()->sync());
       seg->synced_size = seg->size();
-      if (seg != last) HERALD_TRY(seg->persist_index(true));
+      if (seg != last) HERALD_TRY(unless_disk_full(seg->persist_index(true), dir_, "index"));
     }
     HERALD_ASSIGN_OR_RETURN(SegmentSummary s, last->summary());
     log_end_ = s.next_offset;
@@ -280,7 +296,9 @@ Result<void> PartitionLog::recover() {
     // The index files just loaded describe the whole active segment.
     indexed_upto_ = active_->size();
   } else {
-    HERALD_ASSIGN_OR_RETURN(indexed_upto_, active_->persist_index(true));
+    auto persisted = active_->persist_index(true);
+    HERALD_ASSIGN_OR_RETURN(bool written, unless_disk_full(persisted, dir_, "index"));
+    indexed_upto_ = written ? *persisted : 0;  // 0: the next start rescans the active segment
   }
   set_recovery_point(active_->base_offset(), indexed_upto_);
   cleaner_offset_ = cp ? std::max(cp->cleaner_offset, start) : start;
@@ -295,9 +313,13 @@ Result<void> PartitionLog::recover() {
     segments_.erase(seg->base_offset());
   }
   if (!below.empty()) HERALD_TRY(fs_.sync_dir(dir_));
-  // From now on a crash must not trust the clean flag.
-  return write_checkpoint_now(false);
+  // From now on a crash must not trust the clean flag. On a full disk the log
+  // opens readable, and append() writes this checkpoint before anything else.
+  HERALD_ASSIGN_OR_RETURN(bool written, unless_disk_full(write_checkpoint_now(false), dir_, "checkpoint"));
+  checkpoint_pending_.store(!written);
+  return ok();
 }
+
 
 Result<void> PartitionLog::write_checkpoint_now(bool clean) {
   Checkpoint c;
@@ -323,6 +345,10 @@ Result<AppendInfo> PartitionLog::append(MutableByteSpan batch, record::Crc crc) 
   if (h.records_count <= 0 || h.last_offset_delta != h.records_count - 1) {
     return Error{Errc::kCorruption, fmt::format("batch: records_count {} does not match last_offset_delta {}",
                                                 h.records_count, h.last_offset_delta)};
+  }
+  if (checkpoint_pending_.load()) {  // recover() could not write it: the disk was full
+    HERALD_TRY(write_checkpoint_now(false));
+    checkpoint_pending_.store(false);
   }
   LogConfig cfg = config();
   std::unique_lock lock(append_mu_);

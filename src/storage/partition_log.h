@@ -257,6 +257,7 @@ class PartitionLog final : private FlushTarget {
   std::vector<std::shared_ptr<Segment>> pending_seal_;  // rolled, not yet synced+indexed; GUARDED_BY(append_mu_)
   bool closed_ = false;                                 // GUARDED_BY(append_mu_)
   int64_t active_roll_ms_ = -1;  // wall clock of the active segment's first append (segment.ms); GUARDED_BY(append_mu_)
+  std::atomic<bool> checkpoint_pending_{false};  // recover() could not write it (disk full): append() does first
   std::atomic<bool> failed_{false};
   Error failure_{Errc::kIoError, ""};                   // GUARDED_BY(append_mu_), set once with failed_
 

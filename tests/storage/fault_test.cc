@@ -348,6 +348,51 @@ TEST(OpenFailure, HalfRecoveredLogWritesNoCheckpoint) {
   EXPECT_EQ(read_all_batches(**log).size(), 6u);
 }
 
+// The disk is full when the log is opened after a crash: recovery cannot
+// write its indexes or its checkpoint. The log opens anyway, everything
+// acknowledged is readable, appends fail with kNoSpace; once space is freed
+// they work (the checkpoint is written first) and survive the next recovery.
+TEST(DiskFull, LogOpensReadableWhenRecoveryCannotWrite) {
+  TempDir dir;
+  std::vector<Bytes> ok_batches;
+  {
+    FaultFileSystem fs;
+    OpenOptions o;
+    o.fs = &fs;
+    auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
+    for (int i = 0; i < 6; ++i) {
+      ok_batches.push_back(make_batch(2, 100));
+      ASSERT_TRUE(log->append(ok_batches.back()));
+    }
+    ASSERT_TRUE(log->flush());
+    fs.crash(CrashMode::kKeepUnsynced, 1);  // no clean close: the next open recovers
+  }
+  {
+    FaultFileSystem fs;
+    OpenOptions o;
+    o.fs = &fs;
+    fs.fail_nth(FaultOp::kWrite, 1, ENOSPC, /*sticky=*/true);
+    auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o);
+    ASSERT_TRUE(log) << log.error().to_string();
+    EXPECT_GT(fs.faults_injected(), 0u);
+    EXPECT_EQ(read_all_batches(**log), ok_batches);
+    Bytes refused = make_batch(2, 100);
+    auto r = (*log)->append(refused);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kNoSpace) << r.error().to_string();
+    fs.clear_faults();  // space freed
+    ok_batches.push_back(make_batch(2, 100));
+    auto again = (*log)->append(ok_batches.back());
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_EQ(again->base_offset, 12);
+    ASSERT_TRUE((*log)->flush());
+    fs.crash(CrashMode::kKeepUnsynced, 2);
+  }
+  auto log = PartitionLog::open(dir.path(), small_config(), nullptr, OpenOptions{});
+  ASSERT_TRUE(log) << log.error().to_string();
+  EXPECT_EQ(read_all_batches(**log), ok_batches);
+}
+
 // A real "disk full": RLIMIT_FSIZE makes write(2) fail with EFBIG past a size.
 TEST(DiskFull, FileSizeLimitFailsAppendWithNoSpaceAndNothingPartialSurvives) {
   TempDir dir;
