@@ -25,7 +25,10 @@ Then, with raw Produce requests (hand-built record batches):
     Kafka answers for any topic it does not have);
   - an unknown partition / unknown topic -> UNKNOWN_TOPIC_OR_PARTITION (3).
   - a good CRC over records that do not decode, and a batch claiming more
-    records than it holds -> CORRUPT_MESSAGE (2);
+    records than it holds -> INVALID_RECORD (87: the producer made them so,
+    a retry cannot help; CORRUPT_MESSAGE is retriable); a gzip batch that
+    inflates past the broker's 64 MiB decompression cap -> MESSAGE_TOO_LARGE
+    (10);
   - an acks=0 Produce that fails -> the connection is closed, with a log line.
 Finally every message the background producer got acknowledged is read back.
 Last, with 100 connections over a 64-descriptor limit the broker retries
@@ -274,13 +277,16 @@ def produce_error_cases(h, b):
         garbage = bytearray(good)
         garbage[61:] = bytes((i * 37 + 11) & 0xFF for i in range(len(good) - 61))
         err, base, msg = c.produce(TARGET, 0, with_crc(garbage))
-        h.check_eq(err, 2, f"good CRC over undecodable records -> CORRUPT_MESSAGE ({msg})")
+        h.check_eq(err, 87, f"good CRC over undecodable records -> INVALID_RECORD ({msg})")
         # A batch that claims 1000 records (last offset delta 999) and holds 3.
         claims = bytearray(good)
         claims[23:27] = struct.pack(">i", 999)
         claims[57:61] = struct.pack(">i", 1000)
         err, base, msg = c.produce(TARGET, 0, with_crc(claims))
-        h.check_eq(err, 2, f"batch claiming 1000 records with 3 present -> CORRUPT_MESSAGE ({msg})")
+        h.check_eq(err, 87, f"batch claiming 1000 records with 3 present -> INVALID_RECORD ({msg})")
+        bomb = kwire.build_batch([(b"k%d" % i, bytes(1 << 20), []) for i in range(70)], compression=1)
+        err, base, msg = c.produce(TARGET, 0, bomb)
+        h.check_eq(err, 10, f"a {len(bomb)}-byte gzip batch of 70 MiB -> MESSAGE_TOO_LARGE ({msg})")
         h.check_eq(hwm(c, TARGET), 3, "nothing written: high watermark unchanged")
         err, hw, stored_after = c.fetch(TARGET, 0, 0)
         h.check(err == 0 and stored_after == stored_before, "nothing written: fetched bytes unchanged")

@@ -68,8 +68,11 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
   Bytes scratch;
   auto ts = record::check_produce_records(bytes, scratch, cfg.log.compact);
   if (!ts) {
-    return fail(ts.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidRecord : ErrorCode::kCorruptMessage,
-                ts.error().message);
+    // The CRC held: the records are as the producer made them, and a retry cannot help. INVALID_RECORD,
+    // as Kafka's validator answers, not the retriable CORRUPT_MESSAGE (bytes damaged on the way), which
+    // a Java producer retries until its delivery timeout.
+    const bool too_large = ts.error().message.find("exceeds cap") != std::string::npos;
+    return fail(too_large ? ErrorCode::kMessageTooLarge : ErrorCode::kInvalidRecord, ts.error().message);
   }
   // The request frame is a buffer this connection owns; the batch is rewritten in place
   // (base offset, leader epoch, max timestamp, LogAppendTime) and appended as it came.
