@@ -282,6 +282,42 @@ TEST_P(Sagas, CompensationThatKeepsFailingEndsFailed) {
 
 // Sends saga x1's command "x1/0/do" (or its compensation "x1/0/undo") to participant a, `copies` times (one
 // ce_id each).
+// Rows and replies of a saga this orchestrator has no definition for (another
+// version's, during a rolling upgrade) hold up neither its own deadlines nor
+// get consumed: 600 such rows past their deadline sort before every other,
+// yet step_b still times out; a reply for one of them is not swallowed but
+// dead-lettered, for `herald dlq replay` once a version that knows it runs.
+TEST_P(Sagas, SagasOfAnotherVersionHoldUpNoDeadlineAndTheirRepliesAreKept) {
+  start_orchestrator(milliseconds(1500), 60);
+  ASSERT_TRUE(orch_db_.store->run([](Tx& tx) -> Result<void> {
+    for (int i = 0; i < 600; ++i) {
+      HERALD_TRY(tx.exec("INSERT INTO herald_sagas (saga_id, saga, state, step, data, reason, attempts, deadline_ms, "
+                         "version, created_at, updated_at) VALUES (?, 'refund', 'running', 0, '{}', '', 0, 1, 1, 1, 1)",
+                         {"legacy-" + std::to_string(i)}));
+    }
+    return ok();
+  }));
+  a_.start(brokers_);  // b is down: step_b times out
+  begin("s1");
+  auto s = wait_state("s1", SagaState::kCompensating, seconds(30));
+  EXPECT_NE(s.reason.find("step_b timed out"), std::string::npos) << s.reason;
+
+  json reply = {{"saga_id", "legacy-7"}, {"step", 0}, {"compensation", false}, {"ok", true}};
+  auto prod = kafka::SyncProducer::create(brokers_, {{"log_level", "3"}});
+  ASSERT_TRUE(prod);
+  auto rec = encode(Event::json(std::string(kSagaReplyType), "/test", "legacy-7", reply));
+  ASSERT_TRUE(rec);
+  ASSERT_TRUE((*prod)->send("orders.replies", kafka::kAnyPartition, rec->key, rec->value, rec->headers));
+  auto dead = read_topic(brokers_, "orders.replies.dlq", 1, seconds(90));  // after ~26 s of retries
+  ASSERT_TRUE(dead) << dead.error().to_string();
+  auto ev = (*dead)[0].event();
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->aggregate_id, "legacy-7");
+  auto legacy = get("legacy-7");
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->state, SagaState::kRunning);
+}
+
 void send_command(const std::string& brokers, bool compensation, int copies = 1) {
   json cmd = {{"saga_id", "x1"},
               {"saga", "pair"},

@@ -26,6 +26,10 @@ int64_t now_ms() {
   return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A deadline whose handling failed (no definition for the saga's step here,
+// on_finished threw, the database) is tried again this much later.
+constexpr std::chrono::milliseconds kDeadlineRetry{10000};
+
 constexpr const char* kStateNames[] = {"running", "compensating", "completed", "compensated", "failed"};
 
 const char* kSagaTables =
@@ -329,7 +333,12 @@ class SagaOrchestrator::Impl {
     }
     StoredSaga row = std::move(*loaded);
     const SagaDefinition* d = definition(row);
-    if (d == nullptr) return ok();
+    if (d == nullptr) {
+      // Not consumed: retried, then dead-lettered, for `herald dlq replay` once an
+      // instance that knows the definition runs (a rolling upgrade adding a saga).
+      return Error{Errc::kNotFound, fmt::format("saga {}: no definition of '{}' with step {} here", id, row.s.saga,
+                                                row.s.step)};
+    }
     const bool expected = row.s.step == step && ((row.s.state == SagaState::kRunning && !compensation) ||
                                                  (row.s.state == SagaState::kCompensating && compensation));
     if (!expected) {
@@ -377,7 +386,7 @@ class SagaOrchestrator::Impl {
     const int64_t now = now_ms();
     if (row.deadline_ms == 0 || row.deadline_ms > now || row.s.terminal()) return ok();
     const SagaDefinition* d = definition(row);
-    if (d == nullptr) return ok();
+    if (d == nullptr) return Error{Errc::kNotFound, "no definition for its step here"};
     const SagaStep& step = d->steps[static_cast<size_t>(row.s.step)];
     if (row.s.state == SagaState::kRunning) {
       row.s.reason = fmt::format("step {} timed out after {} ms", step.name, step.timeout.count());
@@ -431,20 +440,28 @@ class SagaOrchestrator::Impl {
   }
 
   void check_deadlines() const {
-    std::vector<std::string> due;
+    if (sagas_.empty()) return;
+    // Only sagas this instance has definitions for: another version's are
+    // that version's to time out, and must not hold up the LIMIT.
+    std::string sql = "SELECT saga_id, deadline_ms FROM herald_sagas WHERE deadline_ms > 0 AND deadline_ms <= ? AND saga IN (";
+    Params params{now_ms()};
+    for (const auto& [name, def] : sagas_) {
+      sql += params.size() > 1 ? ", ?" : "?";
+      params.emplace_back(name);
+    }
+    sql += ") ORDER BY deadline_ms LIMIT 500";
+    std::vector<std::pair<std::string, int64_t>> due;
     auto r = store_.run([&](Tx& tx) -> Result<void> {
       due.clear();
-      HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT saga_id FROM herald_sagas WHERE deadline_ms > 0 AND "
-                                                  "deadline_ms <= ? ORDER BY deadline_ms LIMIT 500",
-                                                  {now_ms()}));
-      for (const auto& row : rows) due.push_back(row.text(0));
+      HERALD_ASSIGN_OR_RETURN(auto rows, tx.query(sql, params));
+      for (const auto& row : rows) due.emplace_back(row.text(0), row.int64(1));
       return ok();
     }, 5, TxOptions{.read_only = true});
     if (!r) {
       HLOG_WARN("saga: reading deadlines: {}", r.error().to_string());
       return;
     }
-    for (const auto& id : due) {
+    for (const auto& [id, deadline] : due) {
       Result<void> done = ok();
       try {
         done = store_.run([&](Tx& tx) { return on_deadline(tx, id); });
@@ -452,7 +469,14 @@ class SagaOrchestrator::Impl {
         done = Error{Errc::kInvalidArgument, e.what()};
       }
       if (!done && done.error().code != Errc::kAlreadyExists) {
-        HLOG_WARN("saga {}: deadline: {}", id, done.error().to_string());
+        // Tried again later, not at once: a saga that keeps failing here must not keep the others waiting.
+        HLOG_WARN("saga {}: deadline: {}; trying again in {} s", id, done.error().to_string(),
+                  kDeadlineRetry.count() / 1000);
+        (void)store_.run([&](Tx& tx) -> Result<void> {
+          HERALD_TRY(tx.exec("UPDATE herald_sagas SET deadline_ms = ? WHERE saga_id = ? AND deadline_ms = ?",
+                             {now_ms() + kDeadlineRetry.count(), id, deadline}));
+          return ok();
+        });
       }
     }
   }
