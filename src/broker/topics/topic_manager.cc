@@ -228,8 +228,14 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   auto topic = std::make_shared<Topic>(name, random_topic_id(), internal, config);
   fs::path dir = topic_dir(name);
   std::error_code ec;
+  // No topic has this name, so a directory of that name is a leftover (a
+  // delete whose removal failed): a new topic must not find its records.
+  if (fs::remove_all(dir, ec); ec) {
+    return Error{Errc::kIoError, fmt::format("remove leftover {}: {}", dir.string(), ec.message())};
+  }
   fs::create_directories(dir, ec);
   if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", dir.string(), ec.message())};
+  HERALD_TRY(fsync_dir(dir.parent_path()));  // the new directory's entry in topics/
   for (int32_t i = 0; i < partitions; ++i) {
     auto p = open_partition(dir, i, config);
     if (!p) {
@@ -267,7 +273,14 @@ Result<void> TopicManager::remove(const std::string& name) {
   fs::remove(dir / "topic.json", ec);
   (void)fsync_dir(dir);
   for (auto& p : topic->partitions()) (void)p->log->close();
-  fs::remove_all(dir, ec);
+  // Out of the way under a name no topic can have ('~'), so that a late write into the old logs (a
+  // reader rebuilding an index) can never land in a topic created again under this name; then gone.
+  fs::path gone = dir;
+  gone += "~deleted-" + hex(random_topic_id());
+  fs::rename(dir, gone, ec);
+  if (ec) gone = dir;
+  fs::remove_all(gone, ec);
+  if (ec) HLOG_WARN("deleted topic {}: removing {}: {} (removed at the next start)", name, gone.string(), ec.message());
   (void)fsync_dir(dir.parent_path());
   HLOG_INFO("deleted topic {}", name);
   return ok();

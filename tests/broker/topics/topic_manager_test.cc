@@ -82,6 +82,28 @@ void append_as_producer(Partition& p, int64_t pid, int32_t seq, int64_t ts) {
   p.producers.record(pid, 0, seq, seq, info->base_offset, info->base_offset, ts);
 }
 
+// A topic created again under a deleted one's name starts empty, even when
+// the old directory could not be removed (here: put back after the delete,
+// without its topic.json, as a failed removal leaves it).
+TEST_F(TopicManagerTest, ATopicCreatedAgainStartsEmptyWhateverTheOldDirectoryStillHolds) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  append_as_producer(*tm_->find("t")->partition(0), 7, 0, wall_now_ms());
+  ASSERT_EQ(tm_->find("t")->partition(0)->log->log_end_offset(), 1);
+  const fs::path topics = dir_ / "topics";
+  const fs::path copy = dir_ / "copy-of-t";
+  fs::copy(topics / "t", copy, fs::copy_options::recursive);
+  fs::remove(copy / "topic.json");
+  ASSERT_TRUE(tm_->remove("t"));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(topics)) left.push_back(e.path().filename().string());
+  EXPECT_TRUE(left.empty()) << left.front();
+  fs::rename(copy, topics / "t");
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  EXPECT_EQ(tm_->find("t")->partition(0)->log->log_end_offset(), 0);
+  reopen();
+  EXPECT_EQ(tm_->find("t")->partition(0)->log->log_end_offset(), 0);
+}
+
 TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKnowsItsSequence) {
   ASSERT_TRUE(tm_->create("t", 1,
                           {{"cleanup.policy", "compact"}, {"segment.bytes", "400"}, {"min.cleanable.dirty.ratio", "0"}}));
