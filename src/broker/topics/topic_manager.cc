@@ -273,8 +273,8 @@ Result<void> TopicManager::remove(const std::string& name) {
   fs::remove(dir / "topic.json", ec);
   (void)fsync_dir(dir);
   for (auto& p : topic->partitions()) (void)p->log->close();
-  // Out of the way under a name no topic can have ('~'), so that a late write into the old logs (a
-  // reader rebuilding an index) can never land in a topic created again under this name; then gone.
+  // Out of the way under a name no topic can have ('~'), then gone: if the removal fails, what is left
+  // is no topic's directory (and is swept at the next start).
   fs::path gone = dir;
   gone += "~deleted-" + hex(random_topic_id());
   fs::rename(dir, gone, ec);
