@@ -9,7 +9,8 @@ confluent_kafka.admin.AdminClient:
   - describe_configs (values and sources: dynamic topic config vs default),
     broker resource, unknown topic;
   - alter_configs (AlterConfigs replaces the whole override set), invalid
-    value / read-only config -> INVALID_CONFIG;
+    value / read-only config set to another value -> INVALID_CONFIG (to its
+    only value: accepted, as Kafka does);
   - create_partitions (grow; shrink or same -> INVALID_PARTITIONS), and the new
     partition takes data;
   - delete_records (AdminClient has none in 1.7.0: raw DeleteRecords v1, the
@@ -180,6 +181,16 @@ def confluent_part(h, b):
         r = ConfigResource(ResourceType.TOPIC, "adm-a", set_config=conf)
         h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.INVALID_CONFIG, f"alter_configs {what}")
     h.check_eq(describe(a, "adm-a")["retention.ms"].value, "3600000", "refused alters changed nothing")
+    # A tool that writes the described overrides back with a change: a read-only config set to the
+    # only value it can have is no change, and the alter goes through.
+    res = ConfigResource(ResourceType.TOPIC, "adm-a", set_config={"retention.ms": "3600001", "cleanup.policy": "delete",
+                                                                   "compression.type": "producer",
+                                                                   "min.insync.replicas": "1"})
+    h.check_eq(result_code(a.alter_configs([res])[res]), 0,
+               "alter_configs with read-only configs at their only value (compression.type, min.insync.replicas)")
+    h.check_eq(describe(a, "adm-a")["retention.ms"].value, "3600001", "that alter applied retention.ms")
+    res = ConfigResource(ResourceType.TOPIC, "adm-a", set_config={"retention.ms": "3600000", "cleanup.policy": "delete"})
+    h.check_eq(result_code(a.alter_configs([res])[res]), 0, "alter_configs back to retention.ms=3600000")
     r = ConfigResource(ResourceType.TOPIC, "adm-none", set_config={"retention.ms": "1"})
     h.check_eq(result_code(a.alter_configs([r])[r]), KafkaError.UNKNOWN_TOPIC_OR_PART, "alter_configs unknown topic")
 

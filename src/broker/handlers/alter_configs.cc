@@ -47,7 +47,8 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
   for (const auto& c : changes) {
     const ConfigDef* def = find_topic_config(c.name);
     if (!def) return {ErrorCode::kInvalidConfig, fmt::format("unknown config '{}'", c.name)};
-    if (def->read_only) return {ErrorCode::kInvalidConfig, fmt::format("config '{}' is read-only", c.name)};
+    // A read-only config (compression.type, min.insync.replicas) may be set to the only value it can
+    // have, as a tool writing back the described overrides does; set() refuses any other.
     Result<void> r = ok();
     if (c.op == 1 || (c.op == 0 && !c.value)) {
       r = cfg.reset(c.name, defaults);
