@@ -141,6 +141,10 @@ Result<int> run(const ClientOptions& copts, const ProduceOptions& o) {
   int64_t ts = 0;  // 0: the producer stamps the current time
   if (!o.timestamp.empty()) {
     HERALD_ASSIGN_OR_RETURN(ts, parse_datetime(o.timestamp));
+    if (ts == 0) {  // would be sent as "now" without a word
+      return Error{Errc::kInvalidArgument, "--timestamp: 0 (1970-01-01T00:00:00Z) cannot be sent: librdkafka takes a "
+                                           "timestamp of 0 as 'now'"};
+    }
   }
   std::unique_ptr<rd_kafka_headers_t, decltype(&rd_kafka_headers_destroy)> headers(nullptr,
                                                                                   &rd_kafka_headers_destroy);

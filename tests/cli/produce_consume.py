@@ -83,6 +83,7 @@ def run(h):
     h.fails(h.cli("produce", "events", "--partition", "7", "x"), "no partition 7")
     h.fails(h.cli("produce", "events", "-K", ":", input="ok:1\nno-separator\n"), "separator")
     h.fails(h.cli("produce", "events", "--header", "novalue", "x"), "KEY=VALUE")
+    h.fails(h.cli("produce", "events", "--timestamp", "@0", "x"), "librdkafka takes a timestamp of 0")
 
     # one value per --header (and -X, --config, ...): the next word is the record, even with a '='
     h.ok(h.cli("produce", "events", "--partition", "0", "--header", "a=b", "v=1"))
