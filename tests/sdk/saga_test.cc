@@ -87,8 +87,10 @@ class Sagas : public ::testing::TestWithParam<std::string> {
   }
 
   // The two-step saga "pair"; creates every topic.
-  // step_b_timeout: step_b's reply timeout (0 = wait forever); step_a always waits.
-  void start_orchestrator(milliseconds step_b_timeout = milliseconds(0), int max_compensation_retries = 10) {
+  // step_b_timeout / step_a_timeout: the steps' reply timeouts (0 = wait forever).
+  // start_relay = false: the orchestrator's commands stay in its outbox until start_relay().
+  void start_orchestrator(milliseconds step_b_timeout = milliseconds(0), int max_compensation_retries = 10,
+                          milliseconds step_a_timeout = milliseconds(0), bool start_relay = true) {
     SagaOrchestratorConfig cfg;
     cfg.brokers = brokers_;
     cfg.group_id = "orders";
@@ -103,7 +105,7 @@ class Sagas : public ::testing::TestWithParam<std::string> {
     cfg.prune_interval = milliseconds(100);
     cfg.kafka = {{"log_level", "3"}};
     SagaDefinition d{"pair",
-                     {{"step_a", "a.commands", "a.do", "a.undo"},
+                     {{"step_a", "a.commands", "a.do", "a.undo", step_a_timeout},
                       {"step_b", "b.commands", "b.do", "b.undo", step_b_timeout}}};
     auto o = SagaOrchestrator::create(cfg, *orch_db_.store, {d});
     ASSERT_TRUE(o) << o.error().to_string();
@@ -115,7 +117,9 @@ class Sagas : public ::testing::TestWithParam<std::string> {
     auto rel = OutboxRelay::create(*orch_db_.store, {.brokers = brokers_, .kafka_config = {{"log_level", "3"}}});
     ASSERT_TRUE(rel) << rel.error().to_string();
     orch_relay_ = std::move(*rel);
-    ASSERT_TRUE(orch_relay_->start());
+    if (start_relay) {
+      ASSERT_TRUE(orch_relay_->start());
+    }
     ASSERT_TRUE(orch_->start());
   }
 
@@ -282,6 +286,25 @@ TEST_P(Sagas, CompensationThatKeepsFailingEndsFailed) {
 
 // Sends saga x1's command "x1/0/do" (or its compensation "x1/0/undo") to participant a, `copies` times (one
 // ce_id each).
+// A command that has not left the orchestrator's outbox (the relay or the
+// broker is down) cannot have been answered: its step does not time out, and
+// it runs normally once published.
+TEST_P(Sagas, AStepDoesNotTimeOutWhileItsCommandIsStillInTheOutbox) {
+  start_orchestrator(milliseconds(0), 10, /*step_a_timeout=*/milliseconds(1000), /*start_relay=*/false);
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1");
+  std::this_thread::sleep_for(milliseconds(3500));  // 3.5 timeouts of step_a, checked every 50 ms
+  auto s = get("s1");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(saga_state_name(s->state), std::string("running")) << s->reason;
+  EXPECT_EQ(s->step, 0);
+  ASSERT_TRUE(orch_relay_->start());
+  wait_state("s1", SagaState::kCompleted);
+  EXPECT_EQ(a_.do_runs, 1);
+  EXPECT_EQ(a_.undo_runs, 0);
+}
+
 // Rows and replies of a saga this orchestrator has no definition for (another
 // version's, during a rolling upgrade) hold up neither its own deadlines nor
 // get consumed: 600 such rows past their deadline sort before every other,

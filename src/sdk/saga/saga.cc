@@ -388,7 +388,15 @@ class SagaOrchestrator::Impl {
     const SagaDefinition* d = definition(row);
     if (d == nullptr) return Error{Errc::kNotFound, "no definition for its step here"};
     const SagaStep& step = d->steps[static_cast<size_t>(row.s.step)];
-    if (row.s.state == SagaState::kRunning) {
+    // The command (or the compensation last sent) has not left the outbox: the
+    // broker or the relay is down, and no participant has seen it. That is no
+    // timeout and no failed attempt: the clock starts again.
+    HERALD_ASSIGN_OR_RETURN(auto unsent, tx.query_one("SELECT 1 FROM herald_outbox WHERE aggregate_id = ? AND topic = ?",
+                                                      {row.s.id, step.topic}));
+    if (unsent) {
+      HLOG_DEBUG("saga {}: step {} not published yet; its deadline starts again", row.s.id, step.name);
+      row.deadline_ms = deadline_for(step, row.s.state == SagaState::kCompensating, now);
+    } else if (row.s.state == SagaState::kRunning) {
       row.s.reason = fmt::format("step {} timed out after {} ms", step.name, step.timeout.count());
       HLOG_WARN("saga {}: {}", row.s.id, row.s.reason);
       HERALD_TRY(publish_event(tx, row.s, "step_timed_out", *d));
