@@ -210,9 +210,6 @@ const std::vector<Migration>& sdk_migrations() {
             ON herald_processed (group_id, processed_at))"},
       // UUIDv7 ids move to one row per bucket and transaction (ProcessedIds).
       {"herald_processed_ids_v1", processed_ids_sql(Dialect::kSqlite), processed_ids_sql(Dialect::kPostgres)},
-      // Sagas ask whether a saga's command has left the outbox yet.
-      {"herald_outbox_aggregate_v1", "CREATE INDEX IF NOT EXISTS herald_outbox_aggregate ON herald_outbox (aggregate_id)",
-       "CREATE INDEX IF NOT EXISTS herald_outbox_aggregate ON herald_outbox (aggregate_id)"},
   };
   return kMigrations;
 }
