@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "storage/index_cache.h"
 
 namespace herald::broker {
 namespace fs = std::filesystem;
@@ -52,6 +53,7 @@ Result<void> BrokerImpl::start() {
   if (ec) return Error{Errc::kIoError, fmt::format("data dir {}: {}", config_.data_dir.string(), ec.message())};
   HERALD_TRY(load_cluster_id());
 
+  storage::IndexCache::global().set_budget(config_.index_cache_bytes);
   flusher_ = std::make_unique<storage::Flusher>();
   HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get()));
   HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids"));

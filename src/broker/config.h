@@ -29,6 +29,9 @@ struct BrokerConfig {
   int32_t group_initial_rebalance_delay_ms = 3000;
   int64_t offsets_retention_ms = -1;     // -1: committed offsets never expire while the topic exists
   int64_t maintenance_interval_ms = 30000;  // retention/compaction sweep
+  // Memory for the loaded indexes of closed segments, process-wide
+  // (storage/index_cache.h); the least recently used are dropped beyond it.
+  uint64_t index_cache_bytes = uint64_t{128} << 20;
   TopicConfig topic_defaults;            // log.* defaults for new topics
 };
 

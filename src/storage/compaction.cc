@@ -352,7 +352,8 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     for (auto& r : results) {
       HERALD_ASSIGN_OR_RETURN(auto seg, Segment::open(fs_, dir_, r.old->base_offset(), cfg.index_interval_bytes));
       seg->mark_verified(seg->size());  // written from CRC-checked batches just now
-      seg->set_index(std::move(r.index));
+      seg->set_index(std::move(r.index), /*in_files=*/true);
+      seg->seal();
       fresh.push_back(std::move(seg));
     }
     {

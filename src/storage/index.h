@@ -20,6 +20,7 @@
 // guards it with a mutex.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -78,6 +79,10 @@ class SegmentIndex {
   SegmentSummary& mutable_summary() { return summary_; }
   const std::vector<OffsetEntry>& offsets() const { return offsets_; }
   const std::vector<TimeEntry>& times() const { return times_; }
+  // Heap and object bytes this index holds.
+  size_t memory_bytes() const {
+    return sizeof(*this) + offsets_.capacity() * sizeof(OffsetEntry) + times_.capacity() * sizeof(TimeEntry);
+  }
 
   Bytes encode_offset_index() const;
   Bytes encode_time_index() const;

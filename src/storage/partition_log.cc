@@ -264,6 +264,9 @@ Result<void> PartitionLog::recover() {
               scanned_segments.size(), static_cast<double>(mono_ns() - t0) / 1e6, log_end_.load());
   }
   if (removed_any) HERALD_TRY(fs_.sync_dir(dir_));
+  for (auto& [base, seg] : segments_) {
+    if (seg != last) seg->seal();
+  }
   active_ = last;
   active_->synced_size = active_->size();
   active_->dir_entry_synced = true;
@@ -457,7 +460,10 @@ Result<void> PartitionLog::sync_now() {
     size_t sealed = 0;
     for (size_t i = 0; i + 1 < segs.size(); ++i) {
       auto r = segs[i]->persist_index(true);
-      if (r) segs[i]->release_index();  // on disk now; reloaded on first lookup
+      if (r) {
+        segs[i]->seal();
+        segs[i]->release_index();  // on disk now; reloaded on first lookup
+      }
       if (!r) {
         HLOG_WARN("{}: could not persist index of {}: {}", dir_.string(), segs[i]->base_offset(),
                   r.error().to_string());

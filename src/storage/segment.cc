@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "storage/index_cache.h"
 
 namespace herald::storage {
 
@@ -35,11 +36,14 @@ Segment::Segment(FileSystem& fs, std::filesystem::path dir, int64_t base_offset,
       size_(size),
       index_interval_(index_interval) {}
 
+Segment::~Segment() { IndexCache::global().forget(this); }
+
 Result<std::shared_ptr<Segment>> Segment::create(FileSystem& fs, const std::filesystem::path& dir,
                                                  int64_t base_offset, int32_t index_interval) {
   HERALD_ASSIGN_OR_RETURN(auto file, fs.open(dir / segment_file_name(base_offset, kLogSuffix), OpenMode::kTruncate));
   std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(file), 0, index_interval));
   seg->index_.emplace(base_offset);
+  seg->changed_index_locked();  // no index files yet
   seg->verified_->appended_from.store(0);
   return seg;
 }
@@ -75,6 +79,7 @@ Result<void> Segment::append(ByteSpan batch, const record::BatchHeader& h, bool*
     std::lock_guard lock(index_mu_);
     HERALD_CHECK(index_.has_value(), "append to segment {} without an index", base_offset_);
     index_->on_batch(h, pos, index_interval_.load(std::memory_order_relaxed));
+    changed_index_locked();
   }
   size_.store(pos + batch.size(), std::memory_order_release);
   return ok();
@@ -95,21 +100,25 @@ Result<void> Segment::truncate_to(uint64_t size) {
 
 Result<void> Segment::load_index_locked() const {
   if (index_) return ok();
+  files_version_ = index_version_;  // what is loaded below is what the files (or the log) give
   const uint64_t size = this->size();
-  auto o = fs_.read_all(path(kIndexSuffix));
-  auto t = o ? fs_.read_all(path(kTimeIndexSuffix)) : Result<Bytes>(o.error());
-  if (o && t) {
-    auto idx = SegmentIndex::decode(*o, *t, base_offset_);
-    if (idx && idx->summary().log_size == size) {
-      index_.emplace(std::move(*idx));
-      return ok();
+  // A retired segment's file names belong to its replacement: it scans its own log.
+  const bool retired = retired_.load();
+  if (!retired) {
+    auto o = fs_.read_all(path(kIndexSuffix));
+    auto t = o ? fs_.read_all(path(kTimeIndexSuffix)) : Result<Bytes>(o.error());
+    if (o && t) {
+      auto idx = SegmentIndex::decode(*o, *t, base_offset_);
+      if (idx && idx->summary().log_size == size) {
+        index_.emplace(std::move(*idx));
+        return ok();
+      }
+      HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(),
+                idx ? fmt::format("describes {} bytes, log has {}", idx->summary().log_size, size)
+                    : idx.error().to_string());
+    } else {
+      HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(), (o ? t.error() : o.error()).to_string());
     }
-    HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(),
-              idx ? fmt::format("describes {} bytes, log has {}", idx->summary().log_size, size)
-                  : idx.error().to_string());
-  } else {
-    HLOG_WARN("{}: rebuilding index ({})", path(kLogSuffix).string(),
-              (o ? t.error() : o.error()).to_string());
   }
   HERALD_ASSIGN_OR_RETURN(ScanResult scan, this->scan(base_offset_));
   if (scan.stop || scan.valid_bytes != size) {
@@ -121,7 +130,7 @@ Result<void> Segment::load_index_locked() const {
     return ok();
   }
   index_.emplace(std::move(scan.index));
-  if (retired_.load()) return ok();
+  if (retired) return ok();
   // Best effort: a rebuilt index is written back so the next start is fast.
   Bytes ob = index_->encode_offset_index();
   Bytes tb = index_->encode_time_index();
@@ -131,16 +140,27 @@ Result<void> Segment::load_index_locked() const {
   return ok();
 }
 
-Result<void> Segment::ensure_index() const {
-  std::lock_guard lock(index_mu_);
-  return load_index_locked();
+template <typename Fn>
+auto Segment::with_index(Fn fn) const -> Result<decltype(fn(std::declval<const SegmentIndex&>()))> {
+  decltype(fn(std::declval<const SegmentIndex&>())) out;
+  size_t bytes = 0;
+  {
+    std::lock_guard lock(index_mu_);
+    HERALD_TRY(load_index_locked());
+    out = fn(*index_);
+    bytes = index_->memory_bytes();
+  }
+  if (sealed_.load(std::memory_order_acquire)) IndexCache::global().touch(*this, bytes);
+  return out;
 }
 
 Result<SegmentSummary> Segment::summary() const {
-  std::lock_guard lock(index_mu_);
-  if (!index_ && summary_ && summary_->log_size == size()) return *summary_;
-  HERALD_TRY(load_index_locked());
-  return index_->summary();
+  {
+    std::lock_guard lock(index_mu_);
+    if (index_) return index_->summary();
+    if (summary_ && summary_->log_size == size()) return *summary_;
+  }
+  return with_index([](const SegmentIndex& idx) { return idx.summary(); });
 }
 
 void Segment::release_index() {
@@ -150,22 +170,28 @@ void Segment::release_index() {
   index_.reset();
 }
 
-Result<uint64_t> Segment::lookup(int64_t offset) const {
+bool Segment::drop_index() const {
   std::lock_guard lock(index_mu_);
-  HERALD_TRY(load_index_locked());
-  return index_->lookup(offset);
+  if (!sealed_.load(std::memory_order_acquire) || !index_ || index_version_ != files_version_) return false;
+  summary_ = index_->summary();
+  index_.reset();
+  return true;
+}
+
+Result<uint64_t> Segment::lookup(int64_t offset) const {
+  return with_index([offset](const SegmentIndex& idx) { return idx.lookup(offset); });
 }
 
 Result<int64_t> Segment::lookup_time(int64_t ts) const {
-  std::lock_guard lock(index_mu_);
-  HERALD_TRY(load_index_locked());
-  return index_->lookup_time(ts);
+  return with_index([ts](const SegmentIndex& idx) { return idx.lookup_time(ts); });
 }
 
-void Segment::set_index(SegmentIndex index) {
+void Segment::set_index(SegmentIndex index, bool in_files) {
   std::lock_guard lock(index_mu_);
   index_.emplace(std::move(index));
   summary_.reset();
+  changed_index_locked();
+  if (in_files) files_version_ = index_version_;
 }
 
 void Segment::set_index_interval(int32_t interval) { index_interval_.store(interval, std::memory_order_relaxed); }
@@ -179,6 +205,7 @@ Result<SegmentIndex> Segment::read_index_files() const {
 Result<uint64_t> Segment::persist_index(bool sync) const {
   Bytes ob, tb;
   uint64_t described;
+  uint64_t version;
   {
     std::lock_guard lock(index_mu_);
     HERALD_CHECK(index_.has_value(), "persist_index of segment {} without an index", base_offset_);
@@ -186,6 +213,7 @@ Result<uint64_t> Segment::persist_index(bool sync) const {
     if (retired_.load()) return described;
     ob = index_->encode_offset_index();
     tb = index_->encode_time_index();
+    version = index_version_;
   }
   // Written in place, not via rename: a torn index fails its CRC or its
   // log_size check and is rebuilt from the log, which is the source of truth.
@@ -194,6 +222,8 @@ Result<uint64_t> Segment::persist_index(bool sync) const {
     HERALD_TRY(f->write_at(0, *bytes));
     if (sync) HERALD_TRY(f->sync());
   }
+  std::lock_guard lock(index_mu_);
+  files_version_ = std::max(files_version_, version);
   return described;
 }
 

@@ -16,7 +16,9 @@
 // bytes are written, so readers never see a partial batch. Index access is
 // guarded by an internal mutex. The index of a closed segment is loaded from
 // its files on first use, and rebuilt by scanning the .log if the files are
-// missing, corrupt or describe a different size.
+// missing, corrupt or describe a different size. Once sealed, a segment's
+// loaded index is tracked by the IndexCache, which drops it (keeping the
+// summary) when the process holds too many.
 #pragma once
 
 #include <atomic>
@@ -27,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/bytes.h"
 #include "common/result.h"
@@ -72,7 +75,7 @@ struct ScanResult {
   std::optional<Error> stop;           // why the scan stopped before file_bytes, if it did
 };
 
-class Segment {
+class Segment : public std::enable_shared_from_this<Segment> {
  public:
   // A new, empty segment (truncates an existing file of that name).
   static Result<std::shared_ptr<Segment>> create(FileSystem& fs, const std::filesystem::path& dir,
@@ -83,6 +86,7 @@ class Segment {
 
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
+  ~Segment();
 
   int64_t base_offset() const { return base_offset_; }
   const std::shared_ptr<File>& file() const { return file_; }
@@ -104,8 +108,9 @@ class Segment {
   Result<uint64_t> lookup(int64_t offset) const;
   // Offset to start a timestamp scan from (index.h lookup_time).
   Result<int64_t> lookup_time(int64_t ts) const;
-  // Installs an index built by a scan (recovery, compaction).
-  void set_index(SegmentIndex index);
+  // Installs an index built by a scan (recovery, compaction); `in_files`:
+  // the segment's index files already hold exactly this index.
+  void set_index(SegmentIndex index, bool in_files = false);
   void set_index_interval(int32_t interval);
   // Writes .index and .timeindex from the in-memory index (and fdatasyncs them
   // when `sync`). The index must be loaded. Returns the log size the written
@@ -113,11 +118,15 @@ class Segment {
   Result<uint64_t> persist_index(bool sync) const;
   // Decodes the index files as they are on disk (no size check).
   Result<SegmentIndex> read_index_files() const;
-  // Loads the index from its files; on failure rebuilds it by scanning.
-  Result<void> ensure_index() const;
   // Frees the in-memory entries of a closed segment whose index is on disk
   // (keeps the summary); the next lookup loads them again.
   void release_index();
+  // The segment takes no more appends: from now on its loaded index is
+  // tracked by the IndexCache.
+  void seal() { sealed_.store(true, std::memory_order_release); }
+  // IndexCache: release_index() if the segment is sealed and its index is
+  // what its files hold (or can be rebuilt from the log). False if not.
+  bool drop_index() const;
 
   // Reads every batch from byte 0 (or from the end of `prefix`, an index of a
   // synced, already checked prefix), checking length, magic, CRC and that
@@ -143,6 +152,10 @@ class Segment {
   Segment(FileSystem& fs, std::filesystem::path dir, int64_t base_offset, std::shared_ptr<File> file,
           uint64_t size, int32_t index_interval);
   Result<void> load_index_locked() const;
+  // Runs fn(index) with the index loaded, then reports the use to the IndexCache.
+  template <typename Fn>
+  auto with_index(Fn fn) const -> Result<decltype(fn(std::declval<const SegmentIndex&>()))>;
+  void changed_index_locked() const { ++index_version_; }
 
   FileSystem& fs_;
   const std::filesystem::path dir_;
@@ -151,11 +164,15 @@ class Segment {
   std::atomic<uint64_t> size_;
   std::atomic<int32_t> index_interval_;
   std::atomic<bool> retired_{false};
+  std::atomic<bool> sealed_{false};
   const std::shared_ptr<VerifiedMark> verified_ = std::make_shared<VerifiedMark>();
 
   mutable std::mutex index_mu_;
   mutable std::optional<SegmentIndex> index_;  // GUARDED_BY(index_mu_)
-  std::optional<SegmentSummary> summary_;       // kept while index_ is released; GUARDED_BY(index_mu_)
+  mutable std::optional<SegmentSummary> summary_;  // kept while index_ is released; GUARDED_BY(index_mu_)
+  // index_ differs from the files unless index_version_ == files_version_ (GUARDED_BY(index_mu_)).
+  mutable uint64_t index_version_ = 0;
+  mutable uint64_t files_version_ = 0;
 };
 
 // Reads batch headers at given positions of one segment through a small

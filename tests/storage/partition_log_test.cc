@@ -3,10 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <random>
+#include <set>
 #include <thread>
 
+#include "storage/index_cache.h"
 #include "storage/test_util.h"
 
 namespace herald::storage {
@@ -573,6 +577,145 @@ TEST(PartitionLog, RemoveDeletesTheDirectory) {
   }
   ASSERT_TRUE(PartitionLog::remove(dir / "p"));
   EXPECT_FALSE(std::filesystem::exists(dir / "p"));
+}
+
+// The process-wide index budget for one test.
+struct IndexBudget {
+  explicit IndexBudget(size_t bytes) { IndexCache::global().set_budget(bytes); }
+  ~IndexBudget() { IndexCache::global().set_budget(kDefaultIndexCacheBytes); }
+  IndexBudget(const IndexBudget&) = delete;
+  IndexBudget& operator=(const IndexBudget&) = delete;
+};
+
+// Batch i holds 2 records with timestamps kTs + 10 i and kTs + 10 i + 1.
+struct ManySegments {
+  std::vector<Bytes> batches;
+  std::vector<int64_t> bases;
+};
+
+ManySegments append_many(PartitionLog& log, int n, int first = 0) {
+  ManySegments out;
+  for (int i = first; i < first + n; ++i) {
+    Bytes b = make_batch(2, 40, kTs + 10 * i, i % 3);
+    auto info = log.append(b);
+    EXPECT_TRUE(info) << info.error().to_string();
+    if (!info) break;
+    out.bases.push_back(info->base_offset);
+    out.batches.push_back(std::move(b));
+    if (i % 16 == 15) {
+      EXPECT_TRUE(log.flush());  // seals the segments rolled meanwhile
+    }
+  }
+  EXPECT_TRUE(log.flush());
+  return out;
+}
+
+// Reads each batch at its own offset (an index lookup in its segment) and
+// finds it by its first timestamp (a time-index lookup).
+void expect_each_batch_readable(const PartitionLog& log, const ManySegments& m) {
+  for (size_t i = 0; i < m.bases.size(); ++i) {
+    auto rr = log.read(m.bases[i], 1, INT64_MAX);
+    ASSERT_TRUE(rr) << rr.error().to_string();
+    ASSERT_FALSE(rr->slices.empty());
+    Bytes got(m.batches[i].size());
+    ASSERT_TRUE(rr->slices[0].size >= got.size());
+    ASSERT_TRUE(read_slice(FileSlice{rr->slices[0].file, rr->slices[0].position, got.size(), rr->slices[0].verified},
+                           got.data()));
+    EXPECT_EQ(got, m.batches[i]) << "batch " << i;
+    auto t = log.offset_for_timestamp(header_of(m.batches[i]).base_timestamp);
+    ASSERT_TRUE(t && t->has_value());
+    EXPECT_EQ((*t)->offset, m.bases[i]) << "batch " << i;
+  }
+}
+
+TEST(IndexCache, ReplayKeepsTheIndexesOfClosedSegmentsWithinTheBudget) {
+  TempDir dir;
+  LogConfig c;
+  c.segment_bytes = 4096;
+  c.index_interval_bytes = 64;
+  auto log = open_log(dir.path(), c);
+  const ManySegments m = append_many(*log, 600);
+  const size_t segments = log->segment_count();
+  ASSERT_GE(segments, 20u);
+
+  size_t all_bytes = 0;
+  {
+    IndexBudget unbounded(SIZE_MAX);
+    expect_each_batch_readable(*log, m);
+    auto st = IndexCache::global().stats();
+    EXPECT_EQ(st.indexes, segments - 1);  // every closed segment's index stays loaded
+    all_bytes = st.bytes;
+  }
+  // Now a budget of about 1/8 of them: reading everything again (and after a
+  // restart, which loads each index from its files) keeps within it.
+  IndexBudget small(all_bytes / 8);
+  const uint64_t dropped_before = IndexCache::global().stats().dropped;
+  expect_each_batch_readable(*log, m);
+  auto st = IndexCache::global().stats();
+  EXPECT_LE(st.bytes, all_bytes / 8);
+  EXPECT_LE(st.indexes, (segments - 1) / 8 + 1);
+  EXPECT_GE(st.dropped - dropped_before, segments - 1 - st.indexes);
+
+  ASSERT_TRUE(log->close());
+  log.reset();
+  EXPECT_EQ(IndexCache::global().stats().indexes, 0u);  // closed logs leave nothing behind
+  log = open_log(dir.path(), c);
+  expect_each_batch_readable(*log, m);
+  EXPECT_LE(IndexCache::global().stats().bytes, all_bytes / 8);
+  ASSERT_TRUE(log->close());
+}
+
+TEST(IndexCache, ReadersAppendsAndCompactionWithATinyBudget) {
+  // Every use of a closed segment's index drops another one's: readers,
+  // the appender's seals, retention and compaction's index rewrites race.
+  TempDir dir;
+  LogConfig c;
+  c.segment_bytes = 4096;
+  c.index_interval_bytes = 64;
+  c.compact = true;
+  c.min_cleanable_dirty_ratio = 0.01;
+  auto log = open_log(dir.path(), c);
+  IndexBudget tiny(1);
+  ManySegments first = append_many(*log, 200);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<uint32_t>(t));
+      while (!stop.load()) {
+        const int64_t end = log->log_end_offset();
+        const int64_t offset = std::uniform_int_distribution<int64_t>(0, end - 1)(rng);
+        auto rr = log->read(offset, 256, INT64_MAX);
+        if (!rr || rr->slices.empty()) failures.fetch_add(1);
+        auto ts = log->offset_for_timestamp(kTs + std::uniform_int_distribution<int64_t>(0, 1999)(rng));
+        if (!ts) failures.fetch_add(1);
+      }
+    });
+  }
+  for (int round = 0; round < 5; ++round) {
+    append_many(*log, 200, 200 * (round + 1));
+    auto r = log->compact(kTs + 100000);
+    EXPECT_TRUE(r) << r.error().to_string();
+  }
+  stop.store(true);
+  for (auto& th : readers) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LE(IndexCache::global().stats().indexes, 1u);
+  // Compaction ran (2,400 records over 6 keys, k0-0 .. k2-1) and the log still reads whole.
+  std::set<std::string> keys;
+  size_t records = 0;
+  Bytes scratch;
+  for (const Bytes& b : read_all_batches(*log)) {
+    ASSERT_TRUE(record::for_each_record(b, scratch, [&](const record::Record& r) -> Result<void> {
+      keys.insert(std::string(r.key->begin(), r.key->end()));
+      ++records;
+      return ok();
+    }));
+  }
+  EXPECT_EQ(keys.size(), 6u);
+  EXPECT_LT(records, 600u);
+  ASSERT_TRUE(log->close());
 }
 
 }  // namespace
