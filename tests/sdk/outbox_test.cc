@@ -546,6 +546,36 @@ TEST_P(OutboxTest, RowsThatKeepFailingAtTheHeadDoNotBlockTheOutbox) {
   EXPECT_FALSE(st.last_error.empty());
 }
 
+// More failing aggregates than a batch and than any fixed number of holds
+// (11,500 rows whose headers do not decode, each its own aggregate) do not
+// stop the rows behind them either.
+TEST_P(OutboxTest, ElevenThousandFailingAggregatesDoNotBlockTheOutbox) {
+  constexpr int kBroken = 11500;
+  ASSERT_TRUE(store_->run([&](Tx& tx) -> Result<void> {
+    for (int i = 0; i < kBroken; ++i) {
+      HERALD_TRY(tx.exec("INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, "
+                         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         {"broken-" + std::to_string(i), "flow", Param::blob("k"), "not json", Param::blob("{}"),
+                          "x" + std::to_string(i), 0}));
+    }
+    return ok();
+  }));
+  Outbox outbox({.topic = "flow", .source = "/bank"});
+  for (int i = 1; i <= 5; ++i) add_event(outbox, "good-" + std::to_string(i), 1);
+  auto opts = relay_options();
+  opts.error_backoff = 50ms;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  auto recs = read_topic(broker_->brokers(), "flow", 5, 60s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 5u);
+  for (int i = 0; i < 200 && pending() > kBroken; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pending(), kBroken);
+  relay->stop();
+  EXPECT_EQ(relay->stats().published, 5u);
+  EXPECT_GE(relay->stats().failed_deliveries, static_cast<uint64_t>(kBroken));
+}
+
 // No broker: stop() returns promptly; rows stay. Warming up the metadata of new
 // topics stops at the first failure and on stop() (not 5 s per topic).
 TEST_P(OutboxTest, StopReturnsPromptlyWithSeveralNewTopicsAndNoBroker) {

@@ -56,9 +56,10 @@ bool is_collateral(rd_kafka_resp_err_t err, bool fatal) {
   }
 }
 
-// Held aggregates: retry backoff cap and most aggregates held at once.
+// Held aggregates: retry backoff cap. Holds are not capped: an aggregate
+// left unheld would be read, and fail, in every round, and enough of them
+// (a batch) would keep every row behind them from being read at all.
 constexpr std::chrono::milliseconds kMaxHoldBackoff{30000};
-constexpr size_t kMaxHeld = 10000;
 // Most established (topic, aggregate) pairs remembered; beyond, all are
 // forgotten (which only costs their later rows a round).
 constexpr size_t kMaxEstablished = 100000;
@@ -209,38 +210,53 @@ struct OutboxRelay::Impl {
     return have;
   }
 
-  // The oldest batch_size rows, leaving out the aggregates held at `now_ns`.
-  Result<std::vector<OutboxRow>> read_batch(int64_t now_ns) {
-    nlohmann::json skip = nlohmann::json::array();
+  // What a round publishes: the oldest batch_size rows of aggregates not held,
+  // and, merged in id order, the oldest batch_size rows of the held aggregates
+  // whose retry is due at `now_ns`. Retries have their own budget, so however
+  // many aggregates keep failing, the rows of the others are read at full pace.
+  struct Batch {
+    std::vector<OutboxRow> rows;
+    bool all_due_read = true;  // every row of the due aggregates is in `rows`
+  };
+  Result<Batch> read_batch(int64_t now_ns) {
+    nlohmann::json held = nlohmann::json::array(), due = nlohmann::json::array();
     for (const auto& [aggregate, hold] : holds) {
-      if (hold.retry_ns > now_ns) skip.push_back(aggregate);
+      held.push_back(aggregate);
+      if (hold.retry_ns <= now_ns) due.push_back(aggregate);
     }
-    std::string sql =
-        "SELECT id, aggregate_id, topic, msg_key, headers, payload FROM herald_outbox ";
-    Params params;
-    if (!skip.empty()) {
-      sql += store.dialect() == Dialect::kPostgres
-                 ? "WHERE aggregate_id NOT IN (SELECT jsonb_array_elements_text(?::jsonb)) "
-                 : "WHERE aggregate_id NOT IN (SELECT value FROM json_each(?)) ";
-      // Invalid UTF-8 is replaced: such an aggregate is then retried early, no more.
-      params.emplace_back(skip.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    }
-    sql += "ORDER BY id LIMIT ?";
-    params.emplace_back(opt.batch_size);
+    const bool pg = store.dialect() == Dialect::kPostgres;
+    const std::string in_list = pg ? "(SELECT jsonb_array_elements_text(?::jsonb)) " : "(SELECT value FROM json_each(?)) ";
+    // Invalid UTF-8 is replaced: such an aggregate is then retried early, no more.
+    auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+    const std::string select = "SELECT id, aggregate_id, topic, msg_key, headers, payload FROM herald_outbox ";
     HERALD_ASSIGN_OR_RETURN(auto tx, store.begin({.read_only = true}));
-    HERALD_ASSIGN_OR_RETURN(auto rows, tx->query(sql, params));
+    std::vector<Row> fresh, retry;
+    if (held.empty()) {
+      HERALD_ASSIGN_OR_RETURN(fresh, tx->query(select + "ORDER BY id LIMIT ?", {opt.batch_size}));
+    } else {
+      HERALD_ASSIGN_OR_RETURN(fresh, tx->query(select + "WHERE aggregate_id NOT IN " + in_list + "ORDER BY id LIMIT ?",
+                                               {dump(held), opt.batch_size}));
+    }
+    if (!due.empty()) {
+      HERALD_ASSIGN_OR_RETURN(retry, tx->query(select + "WHERE aggregate_id IN " + in_list + "ORDER BY id LIMIT ?",
+                                               {dump(due), opt.batch_size}));
+    }
     tx->rollback();
-    std::vector<OutboxRow> out;
-    out.reserve(rows.size());
-    for (auto& r : rows) {
-      auto h = headers_from_json(r.text(4));
-      out.push_back(OutboxRow{r.int64(0), r.text(1), r.text(2), r[3], h ? std::move(*h) : Headers{}, r[5]});
+    Batch out;
+    out.all_due_read = static_cast<int64_t>(retry.size()) < opt.batch_size;
+    out.rows.reserve(fresh.size() + retry.size());
+    size_t f = 0, r = 0;
+    while (f < fresh.size() || r < retry.size()) {
+      Row& row = r == retry.size() || (f < fresh.size() && fresh[f].int64(0) < retry[r].int64(0)) ? fresh[f++] : retry[r++];
+      auto h = headers_from_json(row.text(4));
+      out.rows.push_back(
+          OutboxRow{row.int64(0), row.text(1), row.text(2), row[3], h ? std::move(*h) : Headers{}, row[5]});
       if (!h) {
         // Written by hand or by another program: held like a row the broker refuses, so that the
         // rest of the outbox flows.
-        HLOG_WARN("outbox relay: row {} (aggregate '{}'): unreadable headers: {}", out.back().id,
-                  out.back().aggregate, h.error().to_string());
-        out.back().unreadable = true;
+        HLOG_WARN("outbox relay: row {} (aggregate '{}'): unreadable headers: {}", out.rows.back().id,
+                  out.rows.back().aggregate, h.error().to_string());
+        out.rows.back().unreadable = true;
       }
     }
     return out;
@@ -248,14 +264,12 @@ struct OutboxRelay::Impl {
 
   // After a round read at `read_ns`: drops the holds of aggregates with an
   // acknowledged row, then holds (or holds longer) those with a failed row.
-  void update_holds(int64_t read_ns, const std::vector<OutboxRow>& rows,
-                    const std::set<std::string_view>& acked,
+  void update_holds(int64_t read_ns, const Batch& batch, const std::set<std::string_view>& acked,
                     const std::set<std::string_view>& failed) {
-    if (static_cast<int64_t>(rows.size()) < opt.batch_size) {
-      // Every row not held was read: a due hold whose aggregate has no row left
-      // (deleted by hand) is stale.
+    if (batch.all_due_read) {
+      // A due hold whose aggregate has no row left (deleted by hand) is stale.
       std::set<std::string_view> seen;
-      for (const auto& r : rows) seen.insert(r.aggregate);
+      for (const auto& r : batch.rows) seen.insert(r.aggregate);
       std::erase_if(holds, [&](const auto& h) {
         return h.second.retry_ns <= read_ns && !seen.count(h.first);
       });
@@ -267,7 +281,6 @@ struct OutboxRelay::Impl {
     for (std::string_view a : failed) {
       auto it = holds.find(a);
       if (it == holds.end()) {
-        if (holds.size() >= kMaxHeld) continue;  // retried every round, as if not held
         it = holds.emplace(std::string(a), Hold{}).first;
         it->second.backoff = opt.error_backoff;
       } else {
@@ -402,9 +415,10 @@ struct OutboxRelay::Impl {
     if (!have) return size_t{0};
     if (!producer) HERALD_TRY(make_producer());  // recreating it after a fatal error failed
     int64_t read_ns = mono_ns();
-    HERALD_ASSIGN_OR_RETURN(auto rows, read_batch(read_ns));
+    HERALD_ASSIGN_OR_RETURN(Batch batch, read_batch(read_ns));
+    const std::vector<OutboxRow>& rows = batch.rows;
     if (rows.empty()) {
-      update_holds(read_ns, rows, {}, {});
+      update_holds(read_ns, batch, {}, {});
       return size_t{0};
     }
     auto slots = produce(rows);
@@ -435,7 +449,7 @@ struct OutboxRelay::Impl {
         }
       }
     }
-    update_holds(read_ns, rows, acked_aggregates, failed_aggregates);
+    update_holds(read_ns, batch, acked_aggregates, failed_aggregates);
     for (const auto& k : failed_keys) established.erase(k);
     if (established.size() > kMaxEstablished) established.clear();
     if (fatal) {
@@ -468,17 +482,17 @@ struct OutboxRelay::Impl {
     return acked.size();
   }
 
-  // Sleeps up to `d`, returning early on stop(), wake() or (if `on_notify`) a notification.
+  // Sleeps up to `d`, returning early on stop() and, if `on_commit`, on wake() or a notification.
   // Notifications are read either way, so the server's queue of them never backs up behind us.
-  void idle(std::chrono::milliseconds d, bool on_notify = true) {
+  void idle(std::chrono::milliseconds d, bool on_commit = true) {
     int64_t deadline = mono_ns() + std::chrono::nanoseconds(d).count();
-    while (!stopping && !woken.exchange(false)) {
+    while (!stopping && !(on_commit && woken.exchange(false))) {
       int64_t left = (deadline - mono_ns()) / 1'000'000;
       if (left <= 0) return;
       auto slice = std::chrono::milliseconds(std::min<int64_t>(left, 50));
       if (!listener) {
         std::this_thread::sleep_for(slice);
-      } else if (auto r = listen_wait(slice); r && on_notify) {
+      } else if (auto r = listen_wait(slice); r && on_commit) {
         return;
       }
     }
@@ -513,7 +527,9 @@ struct OutboxRelay::Impl {
       auto r = publish_once();
       if (!r) {
         record_error(r.error());
-        idle(opt.error_backoff);
+        // The full backoff: on PostgreSQL every commit notifies, and a failing
+        // round must not run again at the service's commit rate.
+        idle(opt.error_backoff, /*on_commit=*/false);
         continue;
       }
       if (*r > 0) {
@@ -528,7 +544,7 @@ struct OutboxRelay::Impl {
       if (!have) {
         // A standby tries the lease again on its own clock: a commit elsewhere says nothing about
         // whether the holder is gone.
-        idle(opt.standby_retry, /*on_notify=*/false);
+        idle(opt.standby_retry, /*on_commit=*/false);
       } else if (pg) {
         idle(until_next_retry(opt.idle_wait));
       } else {
@@ -536,6 +552,8 @@ struct OutboxRelay::Impl {
         poll = std::min(poll * 2, opt.max_poll);
       }
     }
+    // A LISTEN session nobody reads would keep the server from trimming its notification queue.
+    listener.reset();
   }
 };
 
