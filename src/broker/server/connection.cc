@@ -18,7 +18,7 @@ Connection::Connection(BrokerImpl& broker, asio::ip::tcp::socket socket)
       reader_wake_(socket_.get_executor()) {
   std::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
-  peer_ = ec ? "/unknown" : "/" + ep.address().to_string();
+  peer_ = ec ? std::string("/unknown") : fmt::format("/{}", ep.address().to_string());
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
