@@ -113,6 +113,7 @@ struct PendingCommit {
   int count = 0;
   int64_t log_pos = -1;
   OffsetValue value;
+  TopicId topic_id{};      // of the last commit (not a tombstone)
   bool tombstone = false;  // the last one deletes the offset
 };
 
@@ -1564,6 +1565,8 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
             ++pc.count;
             pc.log_pos = items[i].pos;
             pc.value = items[i].value;
+            pc.topic_id = items[i].topic_id;
+            pc.tombstone = false;
           }
         }
       }
@@ -1958,7 +1961,7 @@ asio::awaitable<protocol::OffsetDeleteResponse> GroupCoordinator::offset_delete(
   co_return resp;
 }
 
-asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic) {
+asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic, TopicId topic_id) {
   std::vector<TombstoneJob> waits;
   {
     std::lock_guard lock(mu_);
@@ -1966,11 +1969,15 @@ asio::awaitable<void> GroupCoordinator::forget_topic(std::string topic) {
     for (auto& [id, gp] : groups_) {
       Group& g = *gp;
       std::vector<TopicPartition> doomed;
+      // Only the deleted topic's: a topic re-created under the name meanwhile is another topic.
       for (const auto& [tp, e] : g.offsets) {
-        if (tp.first == topic && !e.deleted) doomed.push_back(tp);
+        if (tp.first == topic && !e.deleted && e.topic_id == topic_id) doomed.push_back(tp);
       }
       for (const auto& [tp, pc] : g.pending_commits) {
-        if (tp.first == topic && std::find(doomed.begin(), doomed.end(), tp) == doomed.end()) doomed.push_back(tp);
+        if (tp.first == topic && !pc.tombstone && pc.topic_id == topic_id &&
+            std::find(doomed.begin(), doomed.end(), tp) == doomed.end()) {
+          doomed.push_back(tp);
+        }
       }
       if (doomed.empty()) continue;
       auto job = tombstone_locked(g, doomed, /*remove_group=*/false);

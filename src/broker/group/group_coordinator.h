@@ -119,7 +119,9 @@ class GroupCoordinator {
   // A topic was deleted: tombstones every group's committed offsets of it
   // (Kafka's onPartitionsDeleted) and returns once they are durable, so a
   // topic re-created under the same name starts with none, restart or not.
-  asio::awaitable<void> forget_topic(std::string topic);
+  // `topic_id` is the deleted topic's: offsets committed to a topic re-created
+  // under the name meanwhile stay.
+  asio::awaitable<void> forget_topic(std::string topic, TopicId topic_id);
 
   std::optional<GroupSnapshot> snapshot(std::string_view group_id) const;
   // The periodic sweep, run now: tombstones offsets of deleted topics and

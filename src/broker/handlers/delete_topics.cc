@@ -17,9 +17,10 @@ asio::awaitable<ErrorCode> delete_one(RequestContext& ctx, const std::string& na
   auto topic = b.topics().find(name);
   if (!topic) co_return ErrorCode::kUnknownTopicOrPartition;
   if (topic->internal()) co_return ErrorCode::kInvalidTopicException;
+  const TopicId id = topic->id();
   auto r = co_await on_admin_thread(ctx, [&] { return b.topics().remove(name); });
   if (!r) co_return to_error_code(r.error().code);
-  co_await b.groups().forget_topic(name);
+  co_await b.groups().forget_topic(name, id);
   co_return ErrorCode::kNone;
 }
 

@@ -293,13 +293,30 @@ TEST_F(GroupOffsetsTest, ARecreatedTopicStartsWithoutTheOldTopicsOffsets) {
   // the two topics apart) does not bring them back.
   commit("g", -1, "", {{"gone", 0, 7}});
   ASSERT_EQ(committed("g", "gone", 0), 7);
+  const TopicId gone_id = topics_->find("gone")->id();
   ASSERT_TRUE(topics_->remove("gone"));
-  auto f = spawn(coord_->forget_topic("gone"));
+  auto f = spawn(coord_->forget_topic("gone", gone_id));
   get(f);
   ASSERT_TRUE(topics_->create("gone", 1, {}));
   reopen();
   EXPECT_EQ(committed("g", "gone", 0), -1);
   EXPECT_EQ(committed("g", "t", 0), 6);
+}
+
+// DeleteTopics drops the offsets of the topic it deleted, not those committed
+// to a topic re-created under the name before it got to them.
+TEST_F(GroupOffsetsTest, DeletingATopicKeepsTheOffsetsOfItsRecreatedNamesake) {
+  ASSERT_TRUE(topics_->create("gone", 1, {}));
+  const TopicId old_id = topics_->find("gone")->id();
+  commit("g", -1, "", {{"gone", 0, 5}});
+  ASSERT_TRUE(topics_->remove("gone"));
+  ASSERT_TRUE(topics_->create("gone", 1, {}));
+  commit("g", -1, "", {{"gone", 0, 9}});
+  auto f = spawn(coord_->forget_topic("gone", old_id));
+  get(f);
+  EXPECT_EQ(committed("g", "gone", 0), 9);
+  reopen();
+  EXPECT_EQ(committed("g", "gone", 0), 9);
 }
 
 // Kafka answers a connection's requests one at a time, so an OffsetFetch
