@@ -7,11 +7,12 @@
 
 namespace herald::sdk::testing {
 
-std::unique_ptr<TestBroker> TestBroker::start(int partitions) {
+std::unique_ptr<TestBroker> TestBroker::start(int partitions, bool auto_create_topics) {
   broker::BrokerConfig cfg;
   cfg.listen_port = 0;
   cfg.ephemeral = true;
   cfg.default_partitions = partitions;
+  cfg.auto_create_topics = auto_create_topics;
   auto b = broker::Broker::start(cfg);
   if (!b) {
     ADD_FAILURE() << "broker start: " << b.error().to_string();

@@ -31,7 +31,7 @@ namespace herald::sdk::testing {
 class TestBroker {
  public:
   // Starts an ephemeral broker with `partitions` partitions per auto-created topic.
-  static std::unique_ptr<TestBroker> start(int partitions = 1);
+  static std::unique_ptr<TestBroker> start(int partitions = 1, bool auto_create_topics = true);
   ~TestBroker();
   uint16_t port() const;
   std::string brokers() const;  // "127.0.0.1:<port>"

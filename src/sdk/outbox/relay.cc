@@ -25,11 +25,16 @@ struct KafkaDeleter {
 };
 using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 
-// One produced row, filled in by the delivery report callback.
-struct Delivery {
+// One produced row, filled in by the delivery report callback (or at once,
+// when the producer refuses it). Lives in Impl::in_flight until settled,
+// which may be rounds later.
+struct Flight {
+  int64_t id;
+  std::string aggregate;
+  std::string established_key;
+  int64_t round;  // the round that produced it
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   bool done = false;
-  bool held = false;  // not produced this round (see produce())
 };
 
 bool is_fatal(rd_kafka_t* rk, std::string* reason = nullptr) {
@@ -68,12 +73,19 @@ constexpr size_t kMaxEstablished = 100000;
 // day; sooner when retention removes its last batch): well before that, the
 // next row goes alone again.
 constexpr int64_t kEstablishedForNs = int64_t{3600} * 1'000'000'000;
+// How long a round waits for the delivery reports of the rows it produced.
+// Rows still unreported then stay in flight (their aggregates are not read
+// until they settle) and the next round goes on with the others, so a
+// partition that takes delivery_timeout to fail holds up only its own rows.
+constexpr int64_t kRoundWaitNs = 1'000'000'000;
+// While rows are in flight, the loop idles at most this long between rounds.
+constexpr std::chrono::milliseconds kInFlightPoll{50};
 // warm_up(): metadata wait per topic, in slices so that stop() is seen.
 constexpr int kWarmUpMs = 5000;
 constexpr int kWarmUpSliceMs = 250;
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
-  auto* d = static_cast<Delivery*>(msg->_private);
+  auto* d = static_cast<Flight*>(msg->_private);
   if (d == nullptr) return;
   d->err = msg->err;
   d->done = true;
@@ -140,6 +152,11 @@ struct OutboxRelay::Impl {
   // has producer state on the broker, so a refusal there is a fatal error that
   // fails the rows in flight behind it. See produce().
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> established;
+  // Produced rows whose delivery report has not been settled, by row id.
+  // Their aggregates are busy: read_batch() skips them, so nothing of an
+  // aggregate is produced while an earlier row of it may still fail.
+  std::map<int64_t, std::unique_ptr<Flight>> in_flight;
+  int64_t round = 0;
 
   static std::string established_key(const OutboxRow& r) { return r.topic + '\0' + r.aggregate; }
   bool is_established(const OutboxRow& r, int64_t now_ns) const {
@@ -148,6 +165,9 @@ struct OutboxRelay::Impl {
   }
 
   Impl(Store& s, RelayOptions o) : store(s), opt(std::move(o)) {}
+  // The producer holds pointers into in_flight: settle them first. Rows
+  // acknowledged meanwhile stay in the outbox (a later relay repeats them).
+  ~Impl() { purge_and_wait(); }
 
   Result<void> make_producer() {
     char err[512];
@@ -220,7 +240,10 @@ struct OutboxRelay::Impl {
   };
   Result<Batch> read_batch(int64_t now_ns) {
     nlohmann::json held = nlohmann::json::array(), due = nlohmann::json::array();
+    const std::set<std::string_view> busy = busy_aggregates();
+    for (std::string_view aggregate : busy) held.push_back(aggregate);
     for (const auto& [aggregate, hold] : holds) {
+      if (busy.count(aggregate)) continue;
       held.push_back(aggregate);
       if (hold.retry_ns <= now_ns) due.push_back(aggregate);
     }
@@ -268,8 +291,10 @@ struct OutboxRelay::Impl {
                     const std::set<std::string_view>& failed) {
     if (batch.all_due_read) {
       // A due hold whose aggregate has no row left (deleted by hand) is stale.
-      std::set<std::string_view> seen;
+      std::set<std::string_view> seen = busy_aggregates();
       for (const auto& r : batch.rows) seen.insert(r.aggregate);
+      seen.insert(acked.begin(), acked.end());  // settled rows of earlier rounds
+      seen.insert(failed.begin(), failed.end());
       std::erase_if(holds, [&](const auto& h) {
         return h.second.retry_ns <= read_ns && !seen.count(h.first);
       });
@@ -288,6 +313,12 @@ struct OutboxRelay::Impl {
       }
       it->second.retry_ns = now + std::chrono::nanoseconds(it->second.backoff).count();
     }
+  }
+
+  std::set<std::string_view> busy_aggregates() const {
+    std::set<std::string_view> busy;
+    for (const auto& [id, f] : in_flight) busy.insert(f->aggregate);
+    return busy;
   }
 
   // How long until the next hold comes due (for idle()); `d` when none is sooner.
@@ -343,9 +374,9 @@ struct OutboxRelay::Impl {
     }
   }
 
-  // Produces `rows` in order and waits for every delivery report. Some rows
-  // are held (not produced; they go in a later round) so that they cannot
-  // overtake an earlier row of their aggregate that fails:
+  // Produces `rows` in order into in_flight. Some rows are held (not
+  // produced; they go in a later round) so that they cannot overtake an
+  // earlier row of their aggregate that fails:
   //   - the rows of an aggregate after one refused synchronously;
   //   - the rows of an aggregate that is not established after its first.
   //     A broker keeps no sequence state for a producer whose first record in
@@ -353,22 +384,20 @@ struct OutboxRelay::Impl {
   //     behind it (as Kafka does); gapless only stops the producer afterwards.
   //     This covers a fresh producer (relay start, after a fatal error) and a
   //     held aggregate (its row failed: it is no longer established).
-  std::vector<Delivery> produce(const std::vector<OutboxRow>& rows) {
-    std::vector<Delivery> slots(rows.size());
+  void produce(const std::vector<OutboxRow>& rows) {
     warm_up(rows);
     rd_kafka_t* rk = producer.get();
     std::set<std::string_view> stopped;  // aggregates with nothing more this round
     const int64_t now = mono_ns();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const OutboxRow& r = rows[i];
-      if (stopped.count(r.aggregate)) {
-        slots[i].held = true;
-        continue;
-      }
+    for (const OutboxRow& r : rows) {
+      if (stopped.count(r.aggregate)) continue;
       if (!is_established(r, now)) stopped.insert(r.aggregate);
+      auto owned = std::make_unique<Flight>(Flight{r.id, r.aggregate, established_key(r), round});
+      Flight* flight = owned.get();
+      in_flight.emplace(r.id, std::move(owned));
       if (r.unreadable) {
-        slots[i].err = RD_KAFKA_RESP_ERR__BAD_MSG;
-        slots[i].done = true;
+        flight->err = RD_KAFKA_RESP_ERR__BAD_MSG;
+        flight->done = true;
         stopped.insert(r.aggregate);
         continue;
       }
@@ -379,75 +408,103 @@ struct OutboxRelay::Impl {
       void* value = r.payload ? const_cast<char*>(r.payload->data()) : nullptr;
       size_t value_len = r.payload ? r.payload->size() : 0;
       const char* topic = r.topic.c_str();
-      Delivery* slot = &slots[i];
       rd_kafka_resp_err_t err;
       for (;;) {
         err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(flight), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         rd_kafka_poll(rk, 10);
       }
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(hdrs);
-        slots[i].err = err;
-        slots[i].done = true;
+        flight->err = err;
+        flight->done = true;
         stopped.insert(r.aggregate);
       }
     }
-    // Every report must have arrived before `slots` goes away; message.timeout.ms
-    // bounds this. On stop, purge so that shutting down does not wait for it;
-    // after a fatal error too (the producer is recreated: what it still holds
-    // would only time out).
+  }
+
+  // Serves delivery reports until this round's rows are all reported or
+  // kRoundWaitNs has passed. On stop, and after a fatal error (the producer
+  // is recreated: what it still holds would only time out), purges instead
+  // and waits for every report.
+  void wait_reports() {
+    rd_kafka_t* rk = producer.get();
+    const int64_t deadline = mono_ns() + kRoundWaitNs;
+    auto round_done = [&] {
+      return std::all_of(in_flight.begin(), in_flight.end(),
+                         [&](const auto& f) { return f.second->done || f.second->round != round; });
+    };
     while (rd_kafka_outq_len(rk) > 0) {
       if (stopping || is_fatal(rk)) {
-        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        purge_and_wait();
+        return;
       }
+      if (round_done() || mono_ns() > deadline) break;
+      rd_kafka_flush(rk, 10);
+    }
+    rd_kafka_poll(rk, 0);
+  }
+
+  // Purges what the producer holds and waits for every report (each in-flight
+  // row then has its outcome).
+  void purge_and_wait() {
+    if (!producer) return;
+    rd_kafka_t* rk = producer.get();
+    while (rd_kafka_outq_len(rk) > 0) {
+      rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       rd_kafka_flush(rk, 100);
     }
     rd_kafka_poll(rk, 0);
-    return slots;
   }
 
   Result<size_t> publish_once() {
     HERALD_ASSIGN_OR_RETURN(bool have, ensure_lease());
     if (!have) return size_t{0};
     if (!producer) HERALD_TRY(make_producer());  // recreating it after a fatal error failed
+    ++round;
     int64_t read_ns = mono_ns();
     HERALD_ASSIGN_OR_RETURN(Batch batch, read_batch(read_ns));
-    const std::vector<OutboxRow>& rows = batch.rows;
-    if (rows.empty()) {
+    if (batch.rows.empty() && in_flight.empty()) {
       update_holds(read_ns, batch, {}, {});
       return size_t{0};
     }
-    auto slots = produce(rows);
+    produce(batch.rows);
+    wait_reports();
     std::string fatal_reason;
     bool fatal = is_fatal(producer.get(), &fatal_reason);
+    if (fatal) purge_and_wait();  // everything in flight settles before the producer goes
     std::vector<int64_t> acked;
-    acked.reserve(rows.size());
     std::set<std::string_view> acked_aggregates, failed_aggregates;
     std::set<std::string> failed_keys;
     const int64_t acked_ns = mono_ns();
     uint64_t failed = 0;
     rd_kafka_resp_err_t first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (slots[i].held) continue;
-      if (slots[i].done && slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        acked.push_back(rows[i].id);
-        acked_aggregates.insert(rows[i].aggregate);
-        established[established_key(rows[i])] = acked_ns;
+    std::vector<std::unique_ptr<Flight>> settled;  // keeps the aggregates viewed above alive
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      Flight& f = *it->second;
+      if (!f.done) {
+        ++it;
+        continue;
+      }
+      if (f.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        acked.push_back(f.id);
+        acked_aggregates.insert(f.aggregate);
+        established[f.established_key] = acked_ns;
       } else {
         ++failed;
-        rd_kafka_resp_err_t err = slots[i].done ? slots[i].err : RD_KAFKA_RESP_ERR__TIMED_OUT;
-        if (!is_collateral(err, fatal)) {
-          failed_aggregates.insert(rows[i].aggregate);
-          failed_keys.insert(established_key(rows[i]));
+        if (!is_collateral(f.err, fatal)) {
+          failed_aggregates.insert(f.aggregate);
+          failed_keys.insert(f.established_key);
         }
         if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR || is_collateral(first_err, fatal)) {
-          first_err = err;
+          first_err = f.err;
         }
       }
+      settled.push_back(std::move(it->second));
+      it = in_flight.erase(it);
     }
     update_holds(read_ns, batch, acked_aggregates, failed_aggregates);
     for (const auto& k : failed_keys) established.erase(k);
@@ -471,7 +528,7 @@ struct OutboxRelay::Impl {
       Error e{Errc::kIoError,
               fmt::format("outbox relay: {} of {} deliveries failed (first: {}); they stay "
                           "in the outbox",
-                          failed, rows.size(), rd_kafka_err2str(first_err))};
+                          failed, failed + acked.size(), rd_kafka_err2str(first_err))};
       // Nothing went out: the caller backs off. Otherwise the rest flows and
       // the failed aggregates wait for their retry.
       if (acked.empty()) return e;
@@ -545,6 +602,8 @@ struct OutboxRelay::Impl {
         // A standby tries the lease again on its own clock: a commit elsewhere says nothing about
         // whether the holder is gone.
         idle(opt.standby_retry, /*on_commit=*/false);
+      } else if (!in_flight.empty()) {
+        idle(until_next_retry(kInFlightPoll));  // their reports are served by the next round
       } else if (pg) {
         idle(until_next_retry(opt.idle_wait));
       } else {

@@ -45,9 +45,18 @@
 // (in memory, per relay) and retries the first of them alone after
 // error_backoff, doubling per consecutive failure up to 30 s; an
 // acknowledged row of the aggregate ends the hold. Other aggregates flow
-// meanwhile. At most 10,000 aggregates are held at once; beyond that, a
-// failing aggregate is retried every round. A round in which nothing was
-// acknowledged and something failed counts as an error (error_backoff).
+// meanwhile, however many aggregates are held: a round reads up to
+// batch_size rows of aggregates not held and, separately, up to batch_size
+// rows of held aggregates whose retry is due. A round in which nothing was
+// acknowledged and something failed counts as an error: the loop waits
+// error_backoff, whatever is committed meanwhile.
+//
+// Rows in flight: a round waits up to 1 s for the delivery reports of what it
+// produced. Rows still unreported then stay in flight, and their aggregates
+// are skipped until the reports come (each later round serves them), so a
+// partition that takes delivery_timeout to fail (no leader on a Kafka
+// cluster, a topic that does not exist) holds up only the aggregates with a
+// row in it.
 //
 // Waking up: PostgreSQL: LISTEN herald_outbox (a trigger NOTIFYs on insert),
 // with a rescan every idle_wait as a safety net. SQLite: the Outbox wakes
@@ -123,10 +132,12 @@ class OutboxRelay {
   void wake();
 
   // One round on the caller's thread: takes the lease if needed, reads up to
-  // batch_size rows (not of held aggregates), publishes them (only the first
-  // row of an aggregate without an acknowledged row yet: see above), deletes
-  // the acknowledged ones. Returns the number deleted; 0 when the outbox is empty
-  // (or only held aggregates are left) or another relay holds the lease. Rows
+  // batch_size rows (not of held or in-flight aggregates, plus the due
+  // retries), publishes them (only the first row of an aggregate without an
+  // acknowledged row yet: see above), waits up to 1 s for their reports,
+  // deletes the rows acknowledged by then (of this round or earlier ones).
+  // Returns the number deleted; 0 when the outbox is empty (or only held or
+  // in-flight aggregates are left) or another relay holds the lease. Rows
   // that failed while others were acknowledged are logged and counted
   // (failed_deliveries, last_error); an Error when rows failed and none was
   // acknowledged. Not to be mixed with a running loop.
