@@ -473,8 +473,16 @@ struct OutboxRelay::Impl {
     }
     produce(batch.rows);
     wait_reports();
+    return settle(read_ns, batch);
+  }
+
+  // Takes the reported rows out of in_flight: deletes the acknowledged ones,
+  // holds the aggregates of the failed ones (update_holds), recreates the
+  // producer after a fatal error. Returns the number deleted; an Error when
+  // rows failed and none was acknowledged.
+  Result<size_t> settle(int64_t read_ns, const Batch& batch) {
     std::string fatal_reason;
-    bool fatal = is_fatal(producer.get(), &fatal_reason);
+    bool fatal = producer && is_fatal(producer.get(), &fatal_reason);
     if (fatal) purge_and_wait();  // everything in flight settles before the producer goes
     std::vector<int64_t> acked;
     std::set<std::string_view> acked_aggregates, failed_aggregates;
@@ -610,6 +618,12 @@ struct OutboxRelay::Impl {
         idle(until_next_retry(poll));
         poll = std::min(poll * 2, opt.max_poll);
       }
+    }
+    // Rows acknowledged after their round stopped waiting are deleted now, not
+    // published again by the next relay.
+    if (!in_flight.empty()) {
+      purge_and_wait();
+      if (auto r = settle(mono_ns(), Batch{{}, /*all_due_read=*/false}); !r) record_error(r.error());
     }
     // A LISTEN session nobody reads would keep the server from trimming its notification queue.
     listener.reset();
