@@ -45,6 +45,7 @@ struct ServeOptions {
   std::string auto_create;  // "true"/"false"
   int partitions = 0;
   int64_t index_cache_mb = -1;
+  int64_t maintenance_interval_ms = 0;
   std::string log_level;
   std::string port_file;
   std::vector<std::string> topic_defaults;  // key=value
@@ -75,6 +76,10 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   if (!o.auto_create.empty()) cfg.auto_create_topics = o.auto_create == "true" || o.auto_create == "1";
   if (o.partitions > 0) cfg.default_partitions = o.partitions;
   if (o.index_cache_mb >= 0) cfg.index_cache_bytes = static_cast<uint64_t>(o.index_cache_mb) << 20;
+  if (o.maintenance_interval_ms < 0) {
+    return Error{Errc::kInvalidArgument, fmt::format("maintenance interval {} ms: must be positive", o.maintenance_interval_ms)};
+  }
+  if (o.maintenance_interval_ms > 0) cfg.maintenance_interval_ms = o.maintenance_interval_ms;
   for (const auto& kv : o.topic_defaults) HERALD_TRY(apply_topic_default(kv, cfg));
   HERALD_TRY(cfg.topic_defaults.check());
   return ok();
@@ -91,6 +96,8 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
     o.partitions = static_cast<int>(toml::find_or<toml::integer>(t, "num_partitions", toml::integer{o.partitions}));
     o.log_level = toml::find_or<std::string>(t, "log_level", o.log_level);
     o.index_cache_mb = toml::find_or<toml::integer>(t, "index_cache_mb", toml::integer{o.index_cache_mb});
+    o.maintenance_interval_ms =
+        toml::find_or<toml::integer>(t, "maintenance_interval_ms", toml::integer{o.maintenance_interval_ms});
     if (t.contains("topic_defaults")) {
       for (const auto& [k, v] : toml::find<toml::table>(t, "topic_defaults")) {
         o.topic_defaults.push_back(k + "=" + (v.is_string() ? v.as_string().str : toml::format(v)));
@@ -112,6 +119,7 @@ void load_env(ServeOptions& o) {
   if (auto v = env("HERALD_NUM_PARTITIONS")) o.partitions = std::atoi(v);
   if (auto v = env("HERALD_LOG_LEVEL")) o.log_level = v;
   if (auto v = env("HERALD_INDEX_CACHE_MB")) o.index_cache_mb = std::atoll(v);
+  if (auto v = env("HERALD_MAINTENANCE_INTERVAL_MS")) o.maintenance_interval_ms = std::atoll(v);
   if (auto v = env("HERALD_EPHEMERAL")) o.ephemeral = std::string(v) == "1" || std::string(v) == "true";
 }
 
@@ -122,7 +130,8 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   auto flags = std::make_shared<ServeOptions>();
   auto config_file = std::make_shared<std::string>();
   cmd->add_option("--config", *config_file, "TOML config file (keys: listen, data_dir, advertised_host, threads, "
-                                            "auto_create_topics, num_partitions, index_cache_mb, log_level, [topic_defaults])");
+                                            "auto_create_topics, num_partitions, index_cache_mb, maintenance_interval_ms, log_level, "
+                                            "[topic_defaults])");
   cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on [127.0.0.1:9092]; env HERALD_LISTEN");
   cmd->add_option("--data-dir", flags->data_dir, "Directory for topics and state [./data]; env HERALD_DATA_DIR");
   cmd->add_flag("--ephemeral", flags->ephemeral,
@@ -138,6 +147,10 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
                   "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
                   "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--maintenance-interval-ms", flags->maintenance_interval_ms,
+                  "How often retention, compaction, producer-state snapshots and group expiry are checked, "
+                  "ms [30000]; env HERALD_MAINTENANCE_INTERVAL_MS")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--port-file", flags->port_file,
                   "Write the bound port to this file once listening (useful with --listen HOST:0)");
   cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error [info]; env HERALD_LOG_LEVEL");

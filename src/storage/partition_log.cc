@@ -734,6 +734,7 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
   }
   bool first_segment = true;
   bool done = false;
+  bool has_records = false;
   int64_t prev_last = -1;
   while (seg && !done) {
     const uint64_t seg_end = seg->size();
@@ -756,7 +757,10 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
         pos += size;
         continue;
       }
-      if (h.base_offset >= max_offset || (out.total_bytes > 0 && out.total_bytes + size > max_bytes)) {
+      // The limit counts from the first batch with records: leading empty batches (kept by
+      // compaction) never leave a read holding nothing else, which clients such as
+      // kafka-python 2.0 cannot get past.
+      if (h.base_offset >= max_offset || (has_records && out.total_bytes + size > max_bytes)) {
         done = true;
         break;
       }
@@ -767,7 +771,8 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
       slice->size += size;
       out.total_bytes += size;
       pos += size;
-      if (out.total_bytes >= max_bytes) {
+      has_records |= h.records_count > 0;
+      if (has_records && out.total_bytes >= max_bytes) {
         done = true;
         break;
       }

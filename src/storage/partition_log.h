@@ -147,8 +147,9 @@ class PartitionLog final : private FlushTarget {
 
   // Whole batches, starting with the batch that contains `offset` (the first
   // batch whose last offset >= offset), none whose base_offset >= max_offset,
-  // stopping before max_bytes is exceeded except that the first batch is
-  // always returned whole (KIP-74). offset < log start or > log end ->
+  // stopping before max_bytes is exceeded except that the first batch with
+  // records, and any empty batches before it, are always returned (KIP-74).
+  // offset < log start or > log end ->
   // kOutOfRange; offset == end -> empty. A damaged batch header on the way is
   // kCorruption (the batch CRCs are checked by read_slice).
   Result<ReadResult> read(int64_t offset, uint64_t max_bytes, int64_t max_offset) const;
