@@ -5,6 +5,12 @@ and acks=all sends 1,000,000 small messages (value = sequence number) to a
 1,000,000 back in order: no duplicates, no gaps, offset i holds message i.
 The stored batches must carry one producer id with dense sequence numbers
 (idempotence really was on). Produce and consume throughput are reported.
+
+Then, with raw requests, retries after DeleteRecords: a producer's batches
+removed by DeleteRecords up to the high watermark keep its sequence state,
+so a retry of its last batch is answered with the original offset (not
+appended again) and a sequence gap is still OUT_OF_ORDER_SEQUENCE_NUMBER;
+the same after a clean restart.
 """
 import struct
 import time
@@ -146,6 +152,32 @@ def check_batches(h, port, n):
             "; ".join(problems))
 
 
+def retries_after_delete_records(h, b):
+    topic = "idempotent-purged"
+    out_of_order = 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        c.metadata([topic], auto_create=True)
+        err, pid, epoch = c.init_producer_id()
+        h.check(err == 0 and pid >= 0, f"InitProducerId: producer id {pid}, epoch {epoch}")
+        first = kwire.build_batch([(b"k", b"a", []), (b"k", b"b", [])], producer=(pid, epoch, 0))
+        second = kwire.build_batch([(b"k", b"c", [])], producer=(pid, epoch, 2))
+        h.check_eq((c.produce(topic, 0, first)[:2], c.produce(topic, 0, second)[:2]), ((0, 0), (0, 2)),
+                   "two idempotent batches at offsets 0 and 2")
+        h.check_eq(c.delete_records(topic, 0, -1), (0, 3), "DeleteRecords up to the high watermark")
+    for when in ("after DeleteRecords", "after DeleteRecords and a clean restart"):
+        with kwire.Conn("127.0.0.1", b.port) as c:
+            h.check_eq(c.produce(topic, 0, second)[:2], (0, 2),
+                       f"{when}: a retry of the last batch is answered with its original offset")
+            h.check_eq(c.produce(topic, 0, first)[:2], (0, 0),
+                       f"{when}: a retry of an earlier batch of the window too")
+            gap = kwire.build_batch([(b"k", b"x", [])], producer=(pid, epoch, 9))
+            h.check_eq(c.produce(topic, 0, gap)[0], out_of_order, f"{when}: a sequence gap is refused")
+            h.check_eq(c.list_offsets(topic, 0, -1)[2], 3, f"{when}: nothing was appended (log end)")
+        if when.endswith("DeleteRecords"):
+            b.stop()
+            b.start()
+
+
 def run(h):
     n = h.args.count
     b = h.broker().start()
@@ -169,6 +201,7 @@ def run(h):
     log(f"CONSUME THROUGHPUT: {n / cdt:,.0f} msg/s ({n:,} msgs in {cdt:.2f} s)")
 
     check_batches(h, b.port, n)
+    retries_after_delete_records(h, b)
     b.stop()
     log(f"figures: produce {n / pdt:,.0f} msg/s, consume {n / cdt:,.0f} msg/s")
 

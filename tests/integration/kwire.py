@@ -294,6 +294,12 @@ class Conn:
         (_, err, hwm, recs), = parts
         return err, hwm, recs or b""
 
+    def init_producer_id(self):
+        """InitProducerId v0 without a transactional id -> (error_code, producer_id, producer_epoch)."""
+        r = self.request(22, 0, string(None) + i32(60000))
+        r.i32()  # throttle
+        return r.i16(), r.i64(), r.i16()
+
     def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int = 10000):
         """DeleteRecords v1 -> (error_code, low_watermark)."""
         body = array([topic], lambda t: string(t) + array([partition], lambda p: i32(p) + i64(offset))) + i32(timeout_ms)
@@ -341,12 +347,15 @@ def iter_batches(data: bytes):
     return out
 
 
-def build_batch(records, compression: int = 0, base_timestamp_ms: int | None = None) -> bytes:
+def build_batch(records, compression: int = 0, base_timestamp_ms: int | None = None,
+                producer=(-1, -1, -1)) -> bytes:
     """A valid magic-2 batch built by kafka-python's DefaultRecordBatchBuilder.
-    records: iterable of (key, value, headers[list of (str, bytes)])."""
+    records: iterable of (key, value, headers[list of (str, bytes)]);
+    producer: (producer_id, producer_epoch, base_sequence) of an idempotent producer."""
     from kafka.record.default_records import DefaultRecordBatchBuilder
+    pid, epoch, seq = producer
     b = DefaultRecordBatchBuilder(magic=2, compression_type=compression, is_transactional=0,
-                                  producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+                                  producer_id=pid, producer_epoch=epoch, base_sequence=seq, batch_size=1 << 30)
     ts = base_timestamp_ms if base_timestamp_ms is not None else int(time.time() * 1000)
     for i, (k, v, hdrs) in enumerate(records):
         if b.append(i, ts, k, v, hdrs or []) is None:

@@ -43,8 +43,6 @@ protocol::DeleteRecordsResponse delete_records(BrokerImpl& b, const protocol::De
         continue;
       }
       op.low_watermark = *r;
-      std::lock_guard lock(p->append_mu);
-      p->producers.expire(0, -1, *r);
     }
   }
   return resp;

@@ -41,14 +41,11 @@ void ProducerStateTable::record(int64_t producer_id, int16_t epoch, int32_t firs
   e.last_append_ms = std::max(e.last_append_ms, now_ms);
 }
 
-void ProducerStateTable::expire(int64_t now_ms, int64_t expiration_ms, int64_t log_start) {
+void ProducerStateTable::expire(int64_t now_ms, int64_t expiration_ms) {
   for (auto it = producers_.begin(); it != producers_.end();) {
-    // Whole entries only, once the newest batch is below the log start (as Kafka): a retry of an older
-    // batch of the window is still answered as a duplicate.
-    const auto& batches = it->second.batches;
-    const bool gone = batches.empty() || batches.back().last_offset < log_start;
-    const bool idle = expiration_ms >= 0 && now_ms - it->second.last_append_ms > expiration_ms;
-    if (gone || idle) {
+    // By idle time only, as Kafka since 2.4 (KIP-360): a producer whose batches DeleteRecords or
+    // retention removed still has its retries answered as duplicates, not appended again.
+    if (now_ms - it->second.last_append_ms > expiration_ms) {
       it = producers_.erase(it);
     } else {
       ++it;

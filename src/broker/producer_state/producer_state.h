@@ -53,8 +53,8 @@ class ProducerStateTable {
   SeqCheck check(int64_t producer_id, int16_t epoch, int32_t first_seq, int32_t last_seq) const;
   void record(int64_t producer_id, int16_t epoch, int32_t first_seq, int32_t last_seq, int64_t base_offset,
               int64_t last_offset, int64_t now_ms);
-  // Drops producers idle longer than `expiration_ms` or whose newest batch is below `log_start`.
-  void expire(int64_t now_ms, int64_t expiration_ms, int64_t log_start);
+  // Drops producers idle longer than `expiration_ms`; the log start does not matter.
+  void expire(int64_t now_ms, int64_t expiration_ms);
   size_t size() const { return producers_.size(); }
   // The base offset of each producer's newest batch, ascending: compaction
   // must keep these batches (empty if need be) so that a restart that rebuilds

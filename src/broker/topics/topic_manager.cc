@@ -147,7 +147,7 @@ Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& 
                           h.last_offset(), h.max_timestamp > 0 ? std::min(h.max_timestamp, now) : now);
     }
   }));
-  p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+  p->producers.expire(now, kProducerExpirationMs);
   return p;
 }
 
@@ -330,8 +330,10 @@ Result<void> TopicManager::set_config(const std::string& name, const TopicConfig
   {
     std::lock_guard lock(topic->mu_);
     topic->config_ = config;
-    for (auto& p : topic->partitions_) p->log->set_config(config.log);
   }
+  // Outside mu_: a switch to flush.policy=always syncs each log, and network threads take mu_
+  // for every Produce, Fetch and Metadata of this topic.
+  for (auto& p : topic->partitions()) p->log->set_config(config.log);
   return write_meta(*topic);
 }
 
@@ -358,7 +360,7 @@ void TopicManager::run_maintenance(int64_t now) {
       int64_t upto = -1;
       {
         std::lock_guard lock(p->append_mu);
-        p->producers.expire(now, kProducerExpirationMs, p->log->log_start_offset());
+        p->producers.expire(now, kProducerExpirationMs);
         upto = p->log->log_end_offset();
         if (upto != p->snapshot_upto) snap = p->producers.encode_snapshot(upto);
       }
