@@ -222,6 +222,48 @@ TEST_P(OrderedDeadLetters, SkippingADeadHeadReleasesTheRestOfTheChain) {
   ASSERT_EQ(run_cli({"skip", "--store", ts_.url, "--group", group_, "--topic", topic_, "--key", "Q"}, &out), 0);
   ASSERT_TRUE(eventually([&] { return applied()["Q"] == std::vector<int>({2, 3}); }, seconds(20)));
   EXPECT_TRUE(parked().empty());
+  // The letter stays pending in the dead-letter topic (its cursor cannot pass one letter). A later
+  // replay of the topic's letters re-publishes it; the replica drops it instead of applying Q1
+  // after Q3.
+  handler.set_poisoned({});
+  const int64_t duplicates = r->stats().duplicates;
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+  EXPECT_NE(out.find("replayed 1 "), std::string::npos);
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last + 1, seconds(20)));
+  EXPECT_EQ(applied()["Q"], std::vector<int>({2, 3}));
+  EXPECT_EQ(r->stats().duplicates, duplicates + 1);
+}
+
+// A plain `dlq skip` of an ordered letter would leave the key's later events
+// parked for good: it is refused, nothing moves; with --store it drops the
+// parked head as well, and the key's events flow again.
+TEST_P(OrderedDeadLetters, SkippingOrderedLettersNeedsTheStoreAndDropsTheirHeads) {
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"Q", 1}});
+  send(seq("Q", 1));
+  int64_t last = send(seq("Q", 2));
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  ASSERT_EQ(parked().size(), 2u);
+  std::string out;
+  EXPECT_NE(run_cli({"skip", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+  EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos) << "a refused skip moved the cursor";
+  EXPECT_EQ(parked().size(), 2u);
+  ASSERT_EQ(run_cli({"skip", "--brokers", brokers_, "--topic", topic_, "--group", group_, "--store", ts_.url}, &out),
+            0);
+  EXPECT_NE(out.find("skipped 1 dead letter(s)"), std::string::npos);
+  EXPECT_NE(out.find("1 parked head(s) dropped"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return applied()["Q"] == std::vector<int>({2}); }, seconds(20)));
+  last = send(seq("Q", 3));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(20)));
+  EXPECT_EQ(applied()["Q"], std::vector<int>({2, 3}));
+  EXPECT_TRUE(parked().empty());
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+  EXPECT_NE(out.find("0 dead letter(s) pending"), std::string::npos);
 }
 
 TEST_P(OrderedDeadLetters, PlainRecordsOfAPoisonedKeyReplayInOrder) {
@@ -244,6 +286,12 @@ TEST_P(OrderedDeadLetters, PlainRecordsOfAPoisonedKeyReplayInOrder) {
       << "P: " << applied()["P"].size() << ", dead-lettered " << r->stats().dead_lettered;
   EXPECT_TRUE(parked().empty());
   EXPECT_EQ(r->stats().dead_lettered, 1);
+  // The letter, still pending in the topic, replayed later: dropped (a plain record has no ce_id
+  // that deduplication could catch), not applied a second time.
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic_, "--group", group_}, &out), 0);
+  EXPECT_NE(out.find("replayed 1 "), std::string::npos);
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last + 1, seconds(20)));
+  EXPECT_EQ(applied()["P"], std::vector<int>({1, 2}));
 }
 
 // SQLite has one writer at a time: a replica retrying a parked event must not

@@ -384,6 +384,40 @@ TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
   EXPECT_EQ((*stored_offsets(store(), "clean", "fold"))[0], last + 1);
 }
 
+// While alive, the database refuses the replica: SQLite, `store` (another
+// connection) holds the write lock; PostgreSQL, the database's connections are
+// terminated and it takes no new ones.
+class Outage {
+ public:
+  Outage(const std::string& url, bool pg, Store& store) : pg_(pg), db_(url.substr(url.rfind('/') + 1)) {
+    if (pg_) {
+      EXPECT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS false"));
+      EXPECT_TRUE(pg_exec(*pg_base_url(),
+                          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db_ + "'"));
+    } else {
+      auto tx = store.begin();  // BEGIN IMMEDIATE: the write lock, until rollback
+      EXPECT_TRUE(tx) << tx.error().to_string();
+      if (tx) lock_ = std::move(*tx);
+    }
+  }
+  ~Outage() { end(); }
+  void end() {
+    if (ended_) return;
+    ended_ = true;
+    if (pg_) {
+      EXPECT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS true"));
+    } else if (lock_) {
+      lock_->rollback();
+    }
+  }
+
+ private:
+  bool pg_;
+  std::string db_;
+  std::unique_ptr<Tx> lock_;
+  bool ended_ = false;
+};
+
 // The database refuses the replica for a while: SQLite, another connection
 // holds the write lock far beyond the replica's busy_timeout; PostgreSQL, the
 // replica's connections are terminated and the database takes no new ones.
@@ -407,27 +441,12 @@ TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
   int64_t last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
 
-  const bool pg = GetParam() == "postgres";
-  const std::string db = ts_.url.substr(ts_.url.rfind('/') + 1);
-  std::unique_ptr<Tx> lock;
-  if (pg) {
-    ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " ALLOW_CONNECTIONS false"));
-    ASSERT_TRUE(pg_exec(*pg_base_url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
-                                            db + "'"));
-  } else {
-    auto tx = store().begin();  // BEGIN IMMEDIATE: the write lock, until rollback
-    ASSERT_TRUE(tx) << tx.error().to_string();
-    lock = std::move(*tx);
-  }
+  Outage outage(ts_.url, GetParam() == "postgres", store());
   for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
   std::this_thread::sleep_for(milliseconds(1500));
   EXPECT_TRUE(r->running());
   EXPECT_FALSE(*r->wait_until("fold", 0, last, milliseconds(1)));
-  if (pg) {
-    ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " ALLOW_CONNECTIONS true"));
-  } else {
-    lock->rollback();
-  }
+  outage.end();
   for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_TRUE(r->running());
@@ -435,6 +454,45 @@ TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
   EXPECT_EQ(r->stats().dead_lettered, 0);
   EXPECT_EQ(r->stats().retries, 0);
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{41, 41}));
+}
+
+// The same outage while a poison event's handler is being retried: the retry
+// waits for the database (no attempt is counted, nothing is dead-lettered,
+// the replica does not stop) and then applies the event.
+TEST_P(Projection, AnOutageDuringAPoisonEventsRetriesIsWaitedOutToo) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  StoreOptions opts;
+  opts.busy_timeout = milliseconds(50);
+  auto replica_store = Store::open(ts_.url, opts);
+  ASSERT_TRUE(replica_store) << replica_store.error().to_string();
+  std::atomic<int> failed{0};
+  ReplicaHandlers h;
+  h.on("fold.add", [&](const Event& ev, Tx& tx) {
+    const int64_t amount = nlohmann::json::parse(ev.payload).at("amount").get<int64_t>();
+    if (amount == 7 && failed.fetch_add(1) == 0) throw std::runtime_error("flaky, once");
+    fold_add(tx, ev.aggregate_id, amount);
+  });
+  auto cfg = config(brokers_, "poison-outage", "fold");
+  cfg.max_retries = 2;
+  cfg.retry_backoff = milliseconds(300);
+  cfg.max_retry_backoff = milliseconds(300);
+  Running r(cfg, **replica_store, std::move(h));
+  send("fold", fold_event("k", 1));
+  send("fold", fold_event("k", 7));
+  int64_t last = send("fold", fold_event("k", 1));
+  ASSERT_TRUE(eventually([&] { return failed.load() > 0; }, seconds(30)));
+  {
+    Outage outage(ts_.url, GetParam() == "postgres", store());  // within the first retry's 300 ms backoff
+    std::this_thread::sleep_for(milliseconds(1500));
+    EXPECT_TRUE(r->running());
+  }
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_TRUE(r->running());
+  EXPECT_GT(r->stats().transient_errors, 0);
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  EXPECT_EQ(r->stats().retries, 1);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{3, 9}));
 }
 
 // A typed payload whose conversion records the thread it ran on.

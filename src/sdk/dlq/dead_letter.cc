@@ -191,6 +191,7 @@ Headers replay_headers(const Headers& original, const Failure& f) {
   }
   out.push_back({std::string(kHeaderReplayOf), coordinates(f.topic, f.partition, f.offset)});
   out.push_back({std::string(kHeaderReplayGroup), f.group});
+  if (f.ordered) out.push_back({std::string(kHeaderReplayOrdered), "1"});
   return out;
 }
 
@@ -211,6 +212,7 @@ std::optional<ReplayOf> replay_of(const Headers& headers) {
   r.partition = *p;
   r.offset = *o;
   if (const std::string* g = find(headers, kHeaderReplayGroup)) r.group = *g;
+  if (const std::string* ord = find(headers, kHeaderReplayOrdered)) r.ordered = *ord == "1";
   return r;
 }
 
@@ -253,12 +255,14 @@ Result<ReplayStats> replay(const DlqOptions& o) {
   return st;
 }
 
-Result<ReplayStats> skip(const DlqOptions& o) {
+Result<ReplayStats> skip(const DlqOptions& o, const std::function<Result<void>(const DeadLetter&)>& each) {
   HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
   HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));
   ReplayStats st;
   for (const auto& d : s.letters) {
-    if (pending(cursors, d)) st.skipped++;
+    if (!pending(cursors, d)) continue;
+    if (each) HERALD_TRY(each(d));
+    st.skipped++;
   }
   HERALD_TRY(move_cursors(o, s, cursors));
   return st;

@@ -22,10 +22,13 @@
 //
 //   herald_replay_of       "<topic>/<partition>/<offset>" of the original
 //   herald_replay_group    the group that dead-lettered it
+//   herald_replay_ordered  "1" when the letter was ordered
 //
 // The replica of that group recognises the replay: in ordered mode it applies
-// the key's parked events right behind it, in their original order. Other
-// groups' replicas drop it (counted as a duplicate), whatever its ce_id.
+// the key's parked events right behind it, in their original order (and drops
+// the replay of an ordered letter whose key's chain does not start with it:
+// the database applied or skipped it already). Other groups' replicas drop it
+// (counted as a duplicate), whatever its ce_id.
 //
 // Replay cursors (which dead letters were already replayed or skipped) are
 // ordinary committed offsets on the dead-letter topic, one consumer group per
@@ -47,6 +50,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +73,7 @@ inline constexpr std::string_view kHeaderTimestamp = "herald_dlq_timestamp";
 inline constexpr std::string_view kHeaderOrdered = "herald_dlq_ordered";
 inline constexpr std::string_view kHeaderReplayOf = "herald_replay_of";
 inline constexpr std::string_view kHeaderReplayGroup = "herald_replay_group";
+inline constexpr std::string_view kHeaderReplayOrdered = "herald_replay_ordered";
 
 inline constexpr std::string_view kDefaultSuffix = ".dlq";
 
@@ -105,7 +110,9 @@ Headers dead_letter_headers(const Headers& original, const Failure& f);
 Result<DeadLetter> parse_dead_letter(std::optional<std::string_view> key, std::optional<std::string_view> value,
                                      const Headers& headers);
 
-// The headers a replayed record carries: `original` plus herald_replay_*.
+// The headers a replayed record carries: `original` plus herald_replay_*
+// (herald_replay_ordered "1" when the letter was ordered: its replica parked
+// the key's later events behind it).
 Headers replay_headers(const Headers& original, const Failure& f);
 
 // "<topic>/<partition>/<offset>", the value of herald_replay_of.
@@ -117,6 +124,7 @@ struct ReplayOf {
   int32_t partition = 0;
   int64_t offset = 0;
   std::string group;
+  bool ordered = false;
 };
 std::optional<ReplayOf> replay_of(const Headers& headers);
 
@@ -149,7 +157,8 @@ struct ReplayStats {
 Result<ReplayStats> replay(const DlqOptions& o);
 
 // Moves the cursors past every pending letter (of o.group, when set) without
-// re-publishing them.
-Result<ReplayStats> skip(const DlqOptions& o);
+// re-publishing them. `each`, when set, is called for every pending letter
+// first; an error from it stops the skip before any cursor moves.
+Result<ReplayStats> skip(const DlqOptions& o, const std::function<Result<void>(const DeadLetter&)>& each = {});
 
 }  // namespace herald::sdk::dlq

@@ -121,10 +121,12 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
       replay_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL; marks parked keys for replay");
   replay_cmd->add_option("--key", o.key, "With --store: only this key")->needs(replay_store);
 
-  auto* skip_cmd = app.add_subcommand("skip", "Pass over pending dead letters (with --store: drop a parked key's head)");
+  auto* skip_cmd = app.add_subcommand(
+      "skip", "Pass over pending dead letters (ordered mode: with --store, their parked heads are dropped too)");
   add_common(skip_cmd, o, brokers);
-  auto* skip_store = skip_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL");
-  skip_cmd->add_option("--key", o.key, "With --store: the parked key")->needs(skip_store);
+  auto* skip_store = skip_cmd->add_option(
+      "--store", o.store, "Ordered mode: the replica's database URL (needed when a pending letter is ordered)");
+  skip_cmd->add_option("--key", o.key, "With --store: only drop this parked key's head")->needs(skip_store);
 
   auto* parked_cmd = app.add_subcommand("parked", "Print parked events of a replica (ordered mode)");
   add_common(parked_cmd, o, brokers);
@@ -151,17 +153,21 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
     if (!o.json) fmt::print(out, "{} parked event(s)\n", rows->size());
     return 0;
   }
+  std::unique_ptr<Store> store;
   if (!o.store.empty()) {
-    auto store = open_store();
-    if (!store) return fail(err, store.error());
-    if (replay_cmd->parsed()) {
-      auto n = replay_parked(**store, o.group, o.topic, o.has_key ? std::optional<std::string>(o.key) : std::nullopt);
-      if (!n) return fail(err, n.error());
-      fmt::print(out, "{} parked key(s) marked for replay; the replica applies them in order\n", *n);
-      return 0;
-    }
-    if (o.topic.empty() || !o.has_key) return fail(err, Error{Errc::kInvalidArgument, "skip --store needs --topic and --key"});
-    auto n = skip_parked(**store, o.group, o.topic, o.key);
+    auto opened = open_store();
+    if (!opened) return fail(err, opened.error());
+    store = std::move(*opened);
+  }
+  if (store && replay_cmd->parsed()) {
+    auto n = replay_parked(*store, o.group, o.topic, o.has_key ? std::optional<std::string>(o.key) : std::nullopt);
+    if (!n) return fail(err, n.error());
+    fmt::print(out, "{} parked key(s) marked for replay; the replica applies them in order\n", *n);
+    return 0;
+  }
+  if (store && o.has_key) {
+    if (o.topic.empty()) return fail(err, Error{Errc::kInvalidArgument, "skip --store --key needs --topic"});
+    auto n = skip_parked(*store, o.group, o.topic, o.key);
     if (!n) return fail(err, n.error());
     fmt::print(out, "{} dead head(s) dropped; the rest of the key's events follow\n", *n);
     return 0;
@@ -182,9 +188,27 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
     fmt::print(out, "replayed {} dead letter(s) from {}\n", st->replayed, d->dlq_topic);
     return 0;
   }
-  auto st = skip(*d);
+  // An ordered letter heads its key's chain in the replica's database: skipping only the letter would
+  // leave the key's later events parked for good.
+  int64_t heads = 0;
+  auto st = skip(*d, [&](const DeadLetter& l) -> Result<void> {
+    if (!l.failure.ordered) return ok();
+    if (!store) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("{}/{}@{} is an ordered dead letter: later events of its key wait behind it in the "
+                               "replica's database; give --store <database url> to drop it there too (nothing "
+                               "was skipped)",
+                               l.failure.topic, l.failure.partition, l.failure.offset)};
+    }
+    HERALD_ASSIGN_OR_RETURN(int64_t n, skip_parked_at(*store, l.failure.group, l.failure.topic, l.failure.partition,
+                                                      l.failure.offset));
+    heads += n;
+    return ok();
+  });
   if (!st) return fail(err, st.error());
-  fmt::print(out, "skipped {} dead letter(s) in {}\n", st->skipped, d->dlq_topic);
+  fmt::print(out, "skipped {} dead letter(s) in {}", st->skipped, d->dlq_topic);
+  if (store) fmt::print(out, "; {} parked head(s) dropped, the rest of their keys' events follow", heads);
+  fmt::print(out, "\n");
   return 0;
 }
 

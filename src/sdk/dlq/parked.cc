@@ -186,4 +186,18 @@ Result<int64_t> skip_parked(Store& store, std::string_view group, std::string_vi
   return n;
 }
 
+Result<int64_t> skip_parked_at(Store& store, std::string_view group, std::string_view topic, int32_t partition,
+                               int64_t offset) {
+  HERALD_TRY(store.migrate(parked_migrations()));
+  int64_t n = 0;
+  HERALD_TRY(store.run([&](Tx& tx) -> Result<void> {
+    HERALD_ASSIGN_OR_RETURN(n, tx.exec("DELETE FROM herald_parked WHERE group_id = ? AND topic = ? AND "
+                                       "partition_id = ? AND record_offset = ? AND state IN (1, 2)",
+                                       {group, topic, static_cast<long long>(partition),
+                                        static_cast<long long>(offset)}));
+    return ok();
+  }));
+  return n;
+}
+
 }  // namespace herald::sdk::dlq

@@ -96,5 +96,9 @@ Result<int64_t> replay_parked(Store& store, std::string_view group, std::string_
 // is applied next (its new first row is kWaiting). Returns 1, or 0 when the
 // key has no dead head.
 Result<int64_t> skip_parked(Store& store, std::string_view group, std::string_view topic, std::string_view key);
+// The same for the dead head at (topic, partition, offset) only, the source of
+// one dead letter: 1, or 0 when no chain starts with it (any more).
+Result<int64_t> skip_parked_at(Store& store, std::string_view group, std::string_view topic, int32_t partition,
+                               int64_t offset);
 
 }  // namespace herald::sdk::dlq

@@ -236,6 +236,10 @@ class Replica::Impl {
   // `e` when it is not transient (is_transient(), or `transient`); else logs
   // it and sleeps for backoff(failures), so that the caller can try again.
   Result<void> wait_transient(const Error& e, int failures, bool transient = false);
+  // Runs fill() in a transaction and commits it, again after a backoff for as long as the
+  // database fails transiently. Returns commit()'s answer (false: a partition was fenced).
+  Result<bool> transact(const std::function<Result<void>(Tx&, Effects&)>& fill);
+  // Waits until the database answers (transient errors are waited out); other errors are returned.
   Result<void> check_store();
 
   Result<void> periodic(Clock::time_point now);
@@ -793,17 +797,25 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
   }
   // A dead letter replayed for another group: this group applied the original (or dead-lettered and
   // replays it itself), whatever its ce_id and however long ago.
-  if (auto replay = dlq::replay_of(r.ev.extensions); replay && replay->group != cfg_.group_id) {
+  const auto replay = dlq::replay_of(r.ev.extensions);
+  if (replay && replay->group != cfg_.group_id) {
     fx.delta.duplicates++;
     return Outcome::kDuplicate;
   }
   if (cfg_.ordered && !r.ev.aggregate_id.empty()) {
-    if (auto it = r.part->parked.find(r.ev.aggregate_id); it != r.part->parked.end()) {
-      auto replay = dlq::replay_of(r.ev.extensions);
-      if (replay && replay->group == cfg_.group_id && replay->topic == r.part->topic &&
-          replay->partition == r.part->partition && replay->offset == it->second) {
-        return Outcome::kReplayHead;
-      }
+    auto it = r.part->parked.find(r.ev.aggregate_id);
+    if (it != r.part->parked.end() && replay && replay->topic == r.part->topic &&
+        replay->partition == r.part->partition && replay->offset == it->second) {
+      return Outcome::kReplayHead;
+    }
+    // The replay of an ordered letter whose key's chain does not start with it: the database dealt
+    // with it already (`dlq replay|skip --store` applied or dropped it, or it was replayed before).
+    // Applying it now would put it after the key's later events.
+    if (replay && replay->ordered) {
+      fx.delta.duplicates++;
+      return Outcome::kDuplicate;
+    }
+    if (it != r.part->parked.end()) {
       dlq::ParkedEvent pe;
       pe.group = cfg_.group_id;
       pe.topic = r.part->topic;
@@ -960,37 +972,81 @@ Result<void> Replica::Impl::wait_transient(const Error& e, int failures, bool tr
   return backoff(failures);
 }
 
+Result<bool> Replica::Impl::transact(const std::function<Result<void>(Tx&, Effects&)>& fill) {
+  for (int failures = 1;; ++failures) {
+    auto begun = store_.begin();
+    if (!begun) {
+      HERALD_TRY(wait_transient(begun.error(), failures));
+      continue;
+    }
+    auto tx = std::move(*begun);
+    Effects fx;
+    if (auto r = fill(*tx, fx); !r) {
+      const bool transient = tx->failed_transiently();
+      tx->rollback();
+      HERALD_TRY(wait_transient(r.error(), failures, transient));
+      continue;
+    }
+    auto committed = commit(std::move(tx), fx);
+    if (committed) return *committed;
+    HERALD_TRY(wait_transient(committed.error(), failures));
+  }
+}
+
 Result<void> Replica::Impl::check_store() {
   // Before blaming the event, make sure the database itself answers: a
-  // database outage must stop the replica, not dead-letter every event.
-  return store_.run([](Tx& tx) -> Result<void> {
-    HERALD_TRY(tx.query("SELECT 1"));
-    return ok();
-  });
+  // database outage must not dead-letter every event.
+  for (int failures = 1;; ++failures) {
+    auto r = store_.run([](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.query("SELECT 1"));
+      return ok();
+    });
+    if (r) return ok();
+    HERALD_TRY(wait_transient(r.error(), failures));
+  }
 }
 
 Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
   int attempts = 1;
   if (r.decoded) {
-    for (int retry = 1; retry <= cfg_.max_retries; ++retry) {
-      HLOG_WARN("replica {}: {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, r.part->topic,
-                r.part->partition, r.offset(), attempts, err);
-      HERALD_TRY(backoff(retry));
-      HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
+    // A transient database error during a retry is no attempt of the handler's: the retry runs
+    // again after wait_transient(), as in apply_range.
+    int db_failures = 0;
+    for (int retry = 1; retry <= cfg_.max_retries;) {
+      if (db_failures == 0) {
+        HLOG_WARN("replica {}: {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, r.part->topic,
+                  r.part->partition, r.offset(), attempts, err);
+        HERALD_TRY(backoff(retry));
+      }
+      auto begun = store_.begin();
+      if (!begun) {
+        HERALD_TRY(wait_transient(begun.error(), ++db_failures));
+        continue;
+      }
+      auto tx = std::move(*begun);
       Effects fx;
       fx.delta.retries = 1;
       Outcome out = apply_record(*tx, r, &err, fx);
       if (out == Outcome::kDropped) return ok();
       if (out != Outcome::kFailed) {
-        HERALD_TRY(commit(std::move(tx), fx));
-        return ok();
+        auto committed = commit(std::move(tx), fx);
+        if (committed) return ok();
+        HERALD_TRY(wait_transient(committed.error(), ++db_failures));
+        continue;
       }
+      const bool transient = tx->failed_transiently();
       tx->rollback();
+      if (transient) {
+        HERALD_TRY(wait_transient(Error{Errc::kIoError, err}, ++db_failures, true));
+        continue;
+      }
+      db_failures = 0;
       {
         std::lock_guard lk(mu_);
         stats_.retries++;
       }
       ++attempts;
+      ++retry;
     }
   }
   HLOG_ERROR("replica {}: {}/{}@{} (ce_id '{}') failed {} times: {}", cfg_.group_id, r.part->topic,
@@ -1003,11 +1059,10 @@ Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
   HERALD_TRY(check_store());
   HERALD_TRY(dead_letter(r.part->topic, r.part->partition, r.offset(), r.key(), r.value(), message_headers(*r.msg),
                          r.timestamp(), err, attempts));
-  HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
-  Effects fx;
-  fx.next_offsets[r.part] = r.offset() + 1;
-  fx.delta.dead_lettered = 1;
-  if (cfg_.ordered && r.decoded && !r.ev.aggregate_id.empty()) {
+  auto done = transact([&](Tx& tx, Effects& fx) -> Result<void> {
+    fx.next_offsets[r.part] = r.offset() + 1;
+    fx.delta.dead_lettered = 1;
+    if (!cfg_.ordered || !r.decoded || r.ev.aggregate_id.empty()) return ok();
     dlq::ParkedEvent pe;
     pe.group = cfg_.group_id;
     pe.topic = r.part->topic;
@@ -1020,10 +1075,11 @@ Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
     pe.state = dlq::ParkedState::kDead;
     pe.error = err;
     pe.attempts = attempts;
-    HERALD_TRY(dlq::park(*tx, pe));
+    HERALD_TRY(dlq::park(tx, pe));
     fx.new_chains.emplace_back(r.part, pe.key, pe.offset);
-  }
-  HERALD_TRY(commit(std::move(tx), fx));
+    return ok();
+  });
+  if (!done) return done.error();
   return ok();
 }
 
@@ -1063,12 +1119,11 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
 Result<void> Replica::Impl::replay_chain(Rec& r) {
   const std::string key = r.ev.aggregate_id;
   const int64_t head = r.part->parked.at(key);
-  HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
-  HERALD_TRY(dlq::set_parked_state(*tx, cfg_.group_id, r.part->topic, r.part->partition, head,
-                                   dlq::ParkedState::kReplay));
-  Effects fx;
-  fx.next_offsets[r.part] = r.offset() + 1;
-  HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
+  HERALD_ASSIGN_OR_RETURN(bool committed, transact([&](Tx& tx, Effects& fx) -> Result<void> {
+    fx.next_offsets[r.part] = r.offset() + 1;
+    return dlq::set_parked_state(tx, cfg_.group_id, r.part->topic, r.part->partition, head,
+                                 dlq::ParkedState::kReplay);
+  }));
   if (!committed) return ok();
   HLOG_INFO("replica {}: replay of {}/{}@{} arrived; applying key '{}' in order", cfg_.group_id, r.part->topic,
             r.part->partition, head, key);
@@ -1108,8 +1163,16 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
   int failures = 0;  // failed attempts of the current first row
   int64_t failing = -1;  // its offset
   std::string err;
+  // A transient database error (the handler's or ours) is no attempt: the pass runs again after
+  // wait_transient(), without the retry backoff.
+  int db_failures = 0;
+  bool db_retry = false;
+  auto db_wait = [&](const Error& e, bool transient = false) -> Result<void> {
+    db_retry = true;
+    return wait_transient(e, ++db_failures, transient);
+  };
   for (;;) {
-    if (failures > 0 && failures <= cfg_.max_retries) {
+    if (!std::exchange(db_retry, false) && failures > 0 && failures <= cfg_.max_retries) {
       HLOG_WARN("replica {}: parked {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, topic, partition,
                 failing, failures, err);
       {
@@ -1118,12 +1181,47 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       }
       HERALD_TRY(backoff(failures));  // before the transaction: the store's other writers go on meanwhile
     }
-    HERALD_ASSIGN_OR_RETURN(auto tx, store_.begin());
-    HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(*tx, cfg_.group_id, topic, key));
+    auto begun = store_.begin();
+    if (!begun) {
+      HERALD_TRY(db_wait(begun.error()));
+      continue;
+    }
+    auto tx = std::move(*begun);
+    auto loaded = dlq::load_chain(*tx, cfg_.group_id, topic, key);
+    if (!loaded) {
+      tx->rollback();
+      HERALD_TRY(db_wait(loaded.error()));
+      continue;
+    }
+    const auto& chain = *loaded;
     Effects fx;
+    // Commits tx; false when it must run again (after a transient error: waited for already).
+    auto try_commit = [&](std::unique_ptr<Tx> t, Effects& e) -> Result<std::optional<bool>> {
+      auto committed = commit(std::move(t), e);
+      if (committed) {
+        db_failures = 0;
+        return std::optional<bool>(*committed);
+      }
+      HERALD_TRY(db_wait(committed.error()));
+      return std::optional<bool>();
+    };
+    // Rolls tx back after apply_rows stopped short or failed; true when the cause was transient
+    // (waited for already).
+    auto rolled_back_transient = [&](Tx& t, const Result<size_t>& applied) -> Result<bool> {
+      const bool transient = t.failed_transiently();
+      t.rollback();
+      if (!applied) {
+        HERALD_TRY(db_wait(applied.error(), transient));
+        return true;
+      }
+      if (!transient) return false;
+      HERALD_TRY(db_wait(Error{Errc::kIoError, err}, true));
+      return true;
+    };
     if (chain.empty()) {
       fx.drained.emplace_back(p, key);
-      HERALD_TRY(commit(std::move(tx), fx));
+      HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
+      if (!committed) continue;
       return ok();
     }
     if (chain.front().state == dlq::ParkedState::kDead) {
@@ -1133,27 +1231,37 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       return ok();
     }
     if (failures == 0) {
-      HERALD_ASSIGN_OR_RETURN(size_t done, apply_rows(*tx, chain, chain.size(), fx, &err));
-      if (done == chain.size()) {
+      auto applied = apply_rows(*tx, chain, chain.size(), fx, &err);
+      if (applied && *applied == chain.size()) {
         fx.drained.emplace_back(p, key);
-        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
-        if (committed) {
+        HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
+        if (!committed) continue;
+        if (*committed) {
           HLOG_INFO("replica {}: key '{}' of {}/{}: {} parked events applied", cfg_.group_id, key, topic,
-                    partition, done);
+                    partition, chain.size());
         }
         return ok();
       }
-      tx->rollback();
+      HERALD_ASSIGN_OR_RETURN(bool transient, rolled_back_transient(*tx, applied));
+      if (transient) continue;
+      const size_t done = *applied;
       if (done > 0) {
-        HERALD_ASSIGN_OR_RETURN(auto tx2, store_.begin());
-        Effects fx2;
-        HERALD_ASSIGN_OR_RETURN(size_t again, apply_rows(*tx2, chain, done, fx2, &err));
-        if (again != done) {
-          tx2->rollback();
-          continue;  // a flaky handler: start over
+        auto begun2 = store_.begin();
+        if (!begun2) {
+          HERALD_TRY(db_wait(begun2.error()));
+          continue;
         }
-        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx2), fx2));
-        if (!committed) return ok();
+        auto tx2 = std::move(*begun2);
+        Effects fx2;
+        auto again = apply_rows(*tx2, chain, done, fx2, &err);
+        if (!again || *again != done) {
+          HERALD_ASSIGN_OR_RETURN(bool t2, rolled_back_transient(*tx2, again));
+          (void)t2;
+          continue;  // a transient error, or a flaky handler: start over
+        }
+        HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx2), fx2));
+        if (!committed) continue;
+        if (!*committed) return ok();
       }
       failures = 1;
       failing = chain[done].offset;
@@ -1166,15 +1274,16 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       continue;
     }
     if (failures <= cfg_.max_retries) {
-      HERALD_ASSIGN_OR_RETURN(size_t done, apply_rows(*tx, chain, 1, fx, &err));
-      if (done == 1) {
-        HERALD_ASSIGN_OR_RETURN(bool committed, commit(std::move(tx), fx));
-        if (!committed) return ok();
+      auto applied = apply_rows(*tx, chain, 1, fx, &err);
+      if (applied && *applied == 1) {
+        HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
+        if (!committed) continue;
+        if (!*committed) return ok();
         failures = 0;
-      } else {
-        tx->rollback();
-        ++failures;
+        continue;
       }
+      HERALD_ASSIGN_OR_RETURN(bool transient, rolled_back_transient(*tx, applied));
+      if (!transient) ++failures;
       continue;
     }
     tx->rollback();
@@ -1187,12 +1296,11 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     HERALD_TRY(dead_letter(topic, partition, head.offset, std::string_view(head.key),
                            head.value ? std::optional<std::string_view>(*head.value) : std::nullopt, head.headers,
                            head.timestamp_ms, err, attempts));
-    HERALD_ASSIGN_OR_RETURN(auto tx3, store_.begin());
-    HERALD_TRY(dlq::set_parked_state(*tx3, cfg_.group_id, topic, partition, head.offset, dlq::ParkedState::kDead,
-                                     err, attempts));
-    Effects fx3;
-    fx3.delta.dead_lettered = 1;
-    HERALD_TRY(commit(std::move(tx3), fx3));
+    HERALD_TRY(transact([&](Tx& t, Effects& fx3) -> Result<void> {
+      fx3.delta.dead_lettered = 1;
+      return dlq::set_parked_state(t, cfg_.group_id, topic, partition, head.offset, dlq::ParkedState::kDead, err,
+                                   attempts);
+    }));
     std::lock_guard lk(mu_);
     p->parked[key] = head.offset;
     return ok();
