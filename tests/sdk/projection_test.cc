@@ -495,6 +495,40 @@ TEST_P(Projection, AnOutageDuringAPoisonEventsRetriesIsWaitedOutToo) {
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{3, 9}));
 }
 
+// A handler that handles a failed statement itself (ignores a duplicate key).
+// SQLite: the transaction goes on and the event counts as applied. PostgreSQL:
+// the failed statement aborted the transaction, so the event goes the poison
+// way (retried, then dead-lettered with the statement's error) and the replica
+// goes on, where it used to stop for good on its own offsets statement.
+TEST_P(Projection, AHandlerThatGoesOnAfterAFailedStatementIsAPoisonEventOnPostgres) {
+  ASSERT_TRUE(make_topic(brokers_, "uniq", 1));
+  ASSERT_TRUE(store().run([](Tx& tx) -> Result<void> { return tx.exec_script("CREATE TABLE uniq (k TEXT PRIMARY KEY)"); }));
+  ReplicaHandlers h;
+  h.on("fold.add", [](const Event& ev, Tx& tx) {
+    auto res = tx.exec("INSERT INTO uniq (k) VALUES (?)", {ev.aggregate_id});
+    if (!res && res.error().code != Errc::kAlreadyExists) throw std::runtime_error(res.error().to_string());
+  });
+  auto cfg = config(brokers_, "uniq", "uniq");
+  cfg.max_retries = 1;
+  cfg.retry_backoff = milliseconds(20);
+  Running r(cfg, store(), std::move(h));
+  send("uniq", fold_event("u", 1));
+  send("uniq", fold_event("u", 2));  // the duplicate key
+  const int64_t last = send("uniq", fold_event("v", 1));
+  ASSERT_TRUE(*r->wait_until("uniq", 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_TRUE(r->running());
+  const bool pg = GetParam() == "postgres";
+  EXPECT_EQ(r->stats().dead_lettered, pg ? 1 : 0);
+  EXPECT_EQ(r->stats().applied, pg ? 2 : 3);
+  int64_t rows = 0;
+  ASSERT_TRUE(store().run([&](Tx& tx) -> Result<void> {
+    HERALD_ASSIGN_OR_RETURN(auto row, tx.query_one("SELECT COUNT(*) FROM uniq"));
+    rows = row->int64(0);
+    return ok();
+  }));
+  EXPECT_EQ(rows, 2);
+}
+
 // A typed payload whose conversion records the thread it ran on.
 struct TypedAmount {
   int64_t amount = 0;

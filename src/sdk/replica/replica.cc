@@ -866,6 +866,10 @@ Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<
     *err = "handler threw a non-standard exception";
     return Outcome::kFailed;
   }
+  if (tx.aborted()) {  // the handler went on after a failed statement: nothing more can run in tx
+    *err = fmt::format("a statement of the handler failed, which aborted the transaction: {}", tx.last_error());
+    return Outcome::kFailed;
+  }
   fx.delta.applied++;
   return Outcome::kApplied;
 }

@@ -90,6 +90,7 @@ class PgTx final : public Tx {
   Result<void> commit() override;
   void rollback() override;
   bool is_open() const override { return conn_ != nullptr; }
+  bool aborted() const override { return conn_ && PQtransactionStatus(conn_.get()) == PQTRANS_INERROR; }
 
  private:
   Result<int64_t> do_exec(std::string_view sql, const Params& params) override;

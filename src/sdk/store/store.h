@@ -194,6 +194,12 @@ class Tx {
   // connection), whatever the caller made of it: running the whole
   // transaction again may succeed.
   bool failed_transiently() const { return failed_transiently_; }
+  // Whether the database aborted the transaction: every further statement
+  // fails until the rollback (PostgreSQL, after any failed statement; never
+  // SQLite, where a failed statement leaves the transaction usable).
+  virtual bool aborted() const { return false; }
+  // The error of the last statement that failed ("" if none did).
+  const std::string& last_error() const { return last_error_; }
 
  protected:
   Tx() = default;
@@ -206,10 +212,14 @@ class Tx {
  private:
   template <class T>
   Result<T> noted(Result<T> r) {
-    if (!r && is_transient(r.error())) failed_transiently_ = true;
+    if (!r) {
+      if (is_transient(r.error())) failed_transiently_ = true;
+      last_error_ = r.error().message;
+    }
     return r;
   }
   bool failed_transiently_ = false;
+  std::string last_error_;
 };
 
 // Waits for notifications on one channel (see Tx::notify). Owned by the caller;
