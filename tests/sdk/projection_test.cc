@@ -529,6 +529,35 @@ TEST_P(Projection, AHandlerThatGoesOnAfterAFailedStatementIsAPoisonEventOnPostgr
   EXPECT_EQ(rows, 2);
 }
 
+// A stored offset past the end of the log (the topic was deleted and created
+// again, or restored from an older copy): the replica logs it and reads the
+// log from its start again instead of skipping every record below the old
+// position and reporting itself caught up. Events it applied before are
+// dropped by ce_id.
+TEST_P(Projection, AStoredOffsetPastTheEndOfTheLogRewindsToTheStart) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  auto cfg = config(brokers_, "rewind", "fold");
+  int64_t last = 0;
+  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
+  {
+    ReplicaHandlers h;
+    install_fold(h);
+    Running r(cfg, store(), std::move(h));
+    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  }
+  ASSERT_TRUE(store().run([](Tx& tx) -> Result<void> { return save_offset(tx, "rewind", "fold", 0, 50); }));
+  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 10));
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_TRUE(eventually([&] { return r->ready(); }, seconds(10)));
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{6, 33}));
+  EXPECT_EQ(r->stats().duplicates, 3);
+  EXPECT_EQ((*stored_offsets(store(), "rewind", "fold"))[0], last + 1);
+}
+
 // A typed payload whose conversion records the thread it ran on.
 struct TypedAmount {
   int64_t amount = 0;

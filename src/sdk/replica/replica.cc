@@ -159,7 +159,8 @@ class Replica::Impl {
     std::string topic;
     int32_t partition = 0;
     bool has_row = false;       // (mu_) herald_offsets has a row
-    int64_t applied_next = 0;   // (mu_) herald_offsets.next_offset (0 when no row)
+    int64_t applied_next = 0;   // (mu_) position: herald_offsets.next_offset (0 when no row), lower after a rewind
+    int64_t stored_next = 0;    // herald_offsets.next_offset as stored: applied_next, except after a rewind
     int64_t target = 0;         // (mu_) high watermark at assignment
     bool caught_up = false;     // (mu_)
     int64_t fetched_next = -1;  // next offset accepted into the batch (-1: any)
@@ -516,6 +517,7 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
     if (auto it = offsets.find(p.partition); it != offsets.end()) {
       p.has_row = true;
       p.applied_next = it->second;
+      p.stored_next = it->second;
       p.fetched_next = it->second;
       el.offset = it->second;
     } else {
@@ -529,6 +531,17 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
       HLOG_WARN("replica {}: watermarks of {}/{}: {}", cfg_.group_id, p.topic, p.partition, kafka::describe(err));
       p.target = INT64_MAX;
     } else {
+      if (p.has_row && p.applied_next > hi) {
+        // Past the end of the log: the topic was deleted and created again (or restored from an
+        // older copy). Its records from the start are new to this replica; skipping them up to the
+        // old position would lose them. The first transaction stores the new position.
+        HLOG_ERROR("replica {}: stored offset {} of {}/{} is past the end of its log ({}): the topic was "
+                   "re-created or truncated; reading it again from the earliest offset {}",
+                   cfg_.group_id, p.applied_next, p.topic, p.partition, hi, lo);
+        p.applied_next = lo;
+        p.fetched_next = lo;
+        el.offset = RD_KAFKA_OFFSET_BEGINNING;
+      }
       p.target = hi;
       p.caught_up = (p.has_row ? p.applied_next : lo) >= hi;
     }
@@ -885,7 +898,7 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
                                           "group_id = ? AND topic = ? AND partition_id = ? AND next_offset = ?",
                                           {static_cast<long long>(next), static_cast<long long>(now),
                                            cfg_.group_id, p->topic, p->partition,
-                                           static_cast<long long>(p->applied_next)}));
+                                           static_cast<long long>(p->stored_next)}));
     } else {
       HERALD_ASSIGN_OR_RETURN(n, tx->exec("INSERT INTO herald_offsets (group_id, topic, partition_id, next_offset, "
                                           "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, "
@@ -931,6 +944,7 @@ void Replica::Impl::apply_effects(const Effects& fx) {
       if (!p->has_row || next > p->applied_next) {
         p->has_row = true;
         p->applied_next = next;
+        p->stored_next = next;
       }
       if (!p->caught_up && p->applied_next >= p->target) p->caught_up = true;
     }
