@@ -931,10 +931,24 @@ Result<int64_t> PartitionLog::delete_records_before(int64_t offset) {
   return log_start_offset();
 }
 
+Result<void> PartitionLog::roll_expired_active(int64_t now, int64_t retention_ms) {
+  {
+    std::lock_guard lock(append_mu_);
+    if (failed_.load() || active_->size() == 0) return ok();
+    HERALD_ASSIGN_OR_RETURN(SegmentSummary s, active_->summary());
+    if (s.max_timestamp < 0 || s.max_timestamp >= now - retention_ms) return ok();
+    HERALD_TRY(roll_locked(log_end_.load()));
+  }
+  return sync_now();  // seals it and moves the recovery point past it
+}
+
 Result<void> PartitionLog::apply_retention(int64_t now) {
   std::lock_guard maintenance(maintenance_mu_);
   HERALD_TRY(check_open());
   const LogConfig cfg = config();
+  // As Kafka, the active segment expires too: segments roll only on append, so an idle partition
+  // would keep records past retention.ms for ever. Rolled here, it is deleted below with the rest.
+  if (cfg.delete_retention && cfg.retention_ms >= 0) HERALD_TRY(roll_expired_active(now, cfg.retention_ms));
   auto closed = persisted_closed_segments();
   auto segs = snapshot();
   const int64_t start = log_start_offset();

@@ -165,7 +165,8 @@ class PartitionLog final : private FlushTarget {
   // log start offset (never lowered).
   Result<int64_t> delete_records_before(int64_t offset);
   // retention.ms (by each segment's largest timestamp) and retention.bytes on
-  // closed segments, oldest first; never the active segment. No-op unless
+  // closed segments, oldest first; the active segment is rolled and goes too
+  // once its newest record is past retention.ms. No-op unless
   // config.delete_retention.
   Result<void> apply_retention(int64_t now_ms);
   // Runs `fn` while the log is open, excluding close(), retention and
@@ -214,6 +215,9 @@ class PartitionLog final : private FlushTarget {
   void flusher_sync() override;
   Result<void> sync_now();
   Result<void> roll_locked(int64_t new_base);
+  // Rolls the active segment when it holds records and its newest timestamp
+  // is older than now - retention_ms, then syncs so that it is sealed.
+  Result<void> roll_expired_active(int64_t now, int64_t retention_ms);
   Result<void> write_checkpoint_now(bool clean);
   // Sets the recovery point (segment base) and the byte position inside it
   // up to which data is synced and its index persisted.

@@ -29,6 +29,9 @@ kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
 Raw Metadata v12: a topic asked for by id, an unknown id (UNKNOWN_TOPIC_ID), a name given twice.
+Retention empties an idle partition: with retention.ms=3000 and the
+maintenance sweep every 200 ms, three records are gone (low watermark = high
+watermark = 3) a few seconds later, although they sit in the active segment.
 """
 import time
 
@@ -374,11 +377,29 @@ def metadata_by_id(h, b):
         h.check_eq(got, [(100, None, unknown, [])], "Metadata v12 by an unknown id: UNKNOWN_TOPIC_ID, name null, the id")
 
 
+def idle_retention(h, b):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    a = admin(b.bootstrap)
+    h.check_eq(result_code(a.create_topics([NewTopic("adm-ret", 1, 1, config={"retention.ms": "3000"})])["adm-ret"]),
+               0, "create adm-ret with retention.ms=3000")
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "logger": harness.confluent_quiet_logger()})
+    for i in range(3):
+        p.produce("adm-ret", b"r%d" % i, partition=0)
+    h.check_eq(p.flush(10), 0, "three records acknowledged")
+    h.check_eq(harness.watermarks(b.bootstrap, "adm-ret"), (0, 3), "adm-ret watermarks right after")
+    harness.wait_until(lambda: harness.watermarks(b.bootstrap, "adm-ret") == (3, 3), 15,
+                       "retention to remove the idle partition's records (watermarks (3, 3))", interval=0.2)
+    h.check(True, "an idle partition's records past retention.ms are removed: watermarks (3, 3)")
+
+
 def run(h):
-    b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}"]).start()
+    b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
+                             "--maintenance-interval-ms", "200"]).start()
     confluent_part(h, b)
     kafka_python_part(h, b)
     metadata_by_id(h, b)
+    idle_retention(h, b)
     b.stop()
 
 

@@ -101,17 +101,30 @@ TEST(Retention, ASegmentWithoutTimestampsAgesByItsFilesLastChange) {
   EXPECT_EQ(log->log_start_offset(), bases[1]);
 }
 
-TEST(Retention, NeverDeletesTheActiveSegment) {
+// The active segment goes too once its newest record is past retention.ms
+// (segments roll only on append, so an idle partition would keep it for ever):
+// it is rolled first, as Kafka does, and the log is left empty at its end.
+TEST(Retention, AnExpiredActiveSegmentIsRolledAndDeleted) {
   TempDir dir;
-  auto log = filled(dir.path(), config(1, -1));
+  auto log = filled(dir.path(), config(10000, -1));
+  // Its newest batch (kTs + 39000) is within 10 s of now: the active segment stays.
+  ASSERT_TRUE(log->apply_retention(kTs + 45000));
+  const auto bases = segment_bases(dir.path());
+  EXPECT_EQ(log->log_start_offset(), bases.front());
+  EXPECT_FALSE(read_all_batches(*log).empty());
+  // Now every record is past retention.
   ASSERT_TRUE(log->apply_retention(kTs + 1000LL * 1000 * 1000));
   EXPECT_EQ(log->segment_count(), 1u);
   EXPECT_EQ(log->log_end_offset(), 80);
-  EXPECT_EQ(log->log_start_offset(), segment_bases(dir.path()).front());
-  EXPECT_FALSE(read_all_batches(*log).empty());
-  // Appends continue.
+  EXPECT_EQ(log->log_start_offset(), 80);
+  EXPECT_TRUE(read_all_batches(*log).empty());
+  // Appends continue; a restart keeps the empty log's offsets.
   auto info = testing::append(*log, make_batch(1));
   EXPECT_EQ(info->base_offset, 80);
+  ASSERT_TRUE(log->close());
+  log = PartitionLog::open(dir.path(), config(10000, -1), nullptr).value();
+  EXPECT_EQ(log->log_start_offset(), 80);
+  EXPECT_EQ(log->log_end_offset(), 81);
 }
 
 TEST(Retention, ByBytesKeepsTheNewestSegmentsWithinTheLimit) {
