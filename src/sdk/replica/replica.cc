@@ -1189,6 +1189,29 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     db_retry = true;
     return wait_transient(e, ++db_failures, transient);
   };
+  // Commits t: commit()'s answer, or nullopt when the pass must run again (a transient error, waited for).
+  auto try_commit = [&](std::unique_ptr<Tx> t, Effects& e) -> Result<std::optional<bool>> {
+    auto committed = commit(std::move(t), e);
+    if (committed) {
+      db_failures = 0;
+      return std::optional<bool>(*committed);
+    }
+    HERALD_TRY(db_wait(committed.error()));
+    return std::optional<bool>();
+  };
+  // Rolls t back after apply_rows stopped short or failed; true when the cause was transient
+  // (waited for already).
+  auto rolled_back_transient = [&](Tx& t, const Result<size_t>& applied) -> Result<bool> {
+    const bool transient = t.failed_transiently();
+    t.rollback();
+    if (!applied) {
+      HERALD_TRY(db_wait(applied.error(), transient));
+      return true;
+    }
+    if (!transient) return false;
+    HERALD_TRY(db_wait(Error{Errc::kIoError, err}, true));
+    return true;
+  };
   for (;;) {
     if (!std::exchange(db_retry, false) && failures > 0 && failures <= cfg_.max_retries) {
       HLOG_WARN("replica {}: parked {}/{}@{} failed (attempt {}): {}; retrying", cfg_.group_id, topic, partition,
@@ -1213,29 +1236,6 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     }
     const auto& chain = *loaded;
     Effects fx;
-    // Commits tx; false when it must run again (after a transient error: waited for already).
-    auto try_commit = [&](std::unique_ptr<Tx> t, Effects& e) -> Result<std::optional<bool>> {
-      auto committed = commit(std::move(t), e);
-      if (committed) {
-        db_failures = 0;
-        return std::optional<bool>(*committed);
-      }
-      HERALD_TRY(db_wait(committed.error()));
-      return std::optional<bool>();
-    };
-    // Rolls tx back after apply_rows stopped short or failed; true when the cause was transient
-    // (waited for already).
-    auto rolled_back_transient = [&](Tx& t, const Result<size_t>& applied) -> Result<bool> {
-      const bool transient = t.failed_transiently();
-      t.rollback();
-      if (!applied) {
-        HERALD_TRY(db_wait(applied.error(), transient));
-        return true;
-      }
-      if (!transient) return false;
-      HERALD_TRY(db_wait(Error{Errc::kIoError, err}, true));
-      return true;
-    };
     if (chain.empty()) {
       fx.drained.emplace_back(p, key);
       HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
@@ -1273,8 +1273,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         Effects fx2;
         auto again = apply_rows(*tx2, chain, done, fx2, &err);
         if (!again || *again != done) {
-          HERALD_ASSIGN_OR_RETURN(bool t2, rolled_back_transient(*tx2, again));
-          (void)t2;
+          HERALD_TRY(rolled_back_transient(*tx2, again));
           continue;  // a transient error, or a flaky handler: start over
         }
         HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx2), fx2));
