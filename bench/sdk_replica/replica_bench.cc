@@ -171,7 +171,7 @@ std::map<int32_t, int64_t> produce(const std::string& brokers, const std::string
   return ends;
 }
 
-// Plain consumer: assign every partition from the beginning, poll until the
+// Plain consumer: assign every partition from its earliest offset, poll until the
 // ends; with read_headers, also parse each record's headers and walk them.
 double raw_consume(const std::string& brokers, const std::string& topic,
                    const std::map<int32_t, int64_t>& ends, int64_t* bytes_out, bool read_headers) {
@@ -184,8 +184,14 @@ double raw_consume(const std::string& brokers, const std::string& topic,
   auto t0 = Clock::now();
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(ends.size()));
-  for (auto& [p, end] : ends)
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  for (auto& [p, end] : ends) {
+    // The earliest offset as a number, as the replica assigns it: a logical
+    // offset costs a 500 ms timer in librdkafka before the first fetch.
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      lo = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
+  }
   rd_kafka_assign(rk, list);
   rd_kafka_topic_partition_list_destroy(list);
   int64_t total = 0, bytes = 0, want = 0;

@@ -542,6 +542,12 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
         p.fetched_next = lo;
         el.offset = RD_KAFKA_OFFSET_BEGINNING;
       }
+      // The earliest offset as a number: librdkafka resolves a logical
+      // offset with a ListOffsets of its own, which for a partition new to
+      // the consumer waits for a 500 ms timer first. Should the log start
+      // move up meanwhile, the fetch is out of range and
+      // auto.offset.reset=earliest takes over.
+      if (el.offset == RD_KAFKA_OFFSET_BEGINNING) el.offset = lo;
       p.target = hi;
       p.caught_up = (p.has_row ? p.applied_next : lo) >= hi;
     }
