@@ -873,9 +873,15 @@ void GroupCoordinator::erase_member(Group& g, const std::string& member_id) {
 }
 
 void GroupCoordinator::reset_sync_with_error(Group& g, ErrorCode e) {
+  const auto now = Clock::now();
   for (auto& [id, m] : g.members) {
     m.assignment.clear();
-    answer_sync(m.await_sync, sync_error(e));
+    if (m.await_sync) {
+      // A member waiting in SyncGroup does not heartbeat, and its session did not run meanwhile:
+      // it starts again now, as Kafka's propagateAssignment does, so that the member can rejoin.
+      answer_sync(m.await_sync, sync_error(e));
+      m.deadline = now + millis(m.session_timeout_ms);
+    }
   }
 }
 

@@ -225,6 +225,15 @@ TEST_F(JoinGroupMembershipTest, LeaderThatNeverSyncsIsExpiredAndFollowersAreTold
   auto fs = sync(sync_req("g", 1, follower));
   auto rf = get(fs);
   EXPECT_EQ(rf.error_code, code(ErrorCode::kRebalanceInProgress));
+  // The follower waited in SyncGroup for as long as the leader's session, without heartbeats: its
+  // session starts again with the answer, so it is still a member when it rejoins.
+  std::this_thread::sleep_for(50ms);
+  auto again = join(join_req("g", follower, 150), 3);
+  auto r = get(again);
+  EXPECT_EQ(r.error_code, 0);
+  EXPECT_EQ(r.generation_id, 2);
+  EXPECT_EQ(r.leader, follower);
+  EXPECT_EQ(r.members.size(), 1u);
 }
 
 // KAFKA-12890: heartbeats keep a session alive, not a generation whose
