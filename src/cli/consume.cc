@@ -259,6 +259,24 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
   HERALD_ASSIGN_OR_RETURN(auto rk, make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
   HERALD_ASSIGN_OR_RETURN(auto info, fetch_topic(rk.get(), o.topic, copts.timeout_ms));
 
+  // Without --follow: each partition's high watermark when the command first
+  // reads it. librdkafka reports no end of partition while every fetch brings
+  // records, so under steady traffic only this snapshot ends the command.
+  // Taken before the assignment where there is one: a query sent after it
+  // waits behind the partition's first fetch, a long poll on an idle log.
+  std::map<TopicPartition, int64_t> ends;
+  int64_t lo = 0, hi = 0;  // the watermarks end_of() read last
+  auto end_of = [&](const TopicPartition& tp) {
+    auto it = ends.find(tp);
+    if (it != ends.end()) return it->second;
+    if (rd_kafka_query_watermark_offsets(rk.get(), tp.first.c_str(), tp.second, &lo, &hi, copts.timeout_ms) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      lo = 0;
+      hi = INT64_MAX;  // unknown: the end-of-partition event decides
+    }
+    return ends[tp] = hi;
+  };
+
   if (subscribe) {
     auto topics = make_partition_list(1);
     rd_kafka_topic_partition_list_add(topics.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -268,6 +286,14 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
     state.subscribed = true;
   } else {
     HERALD_ASSIGN_OR_RETURN(auto list, initial_assignment(rk.get(), o, info, from, copts.timeout_ms));
+    for (int i = 0; !o.follow && i < list->cnt; ++i) {
+      // A partition that starts at its end has nothing to print: done at once.
+      const TopicPartition tp{o.topic, list->elems[i].partition};
+      const int64_t start = list->elems[i].offset;
+      if (end_of(tp) == INT64_MAX) continue;
+      const bool from_log_start = start == RD_KAFKA_OFFSET_BEGINNING || start <= RD_KAFKA_OFFSET_TAIL_BASE;
+      if (start == RD_KAFKA_OFFSET_END || start >= hi || (from_log_start && lo >= hi)) state.at_end.insert(tp);
+    }
     if (auto err = rd_kafka_assign(rk.get(), list.get())) {
       return Error{Errc::kIoError, fmt::format("assign: {}", describe_error(err))};
     }
@@ -282,23 +308,6 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  // Without --follow: each partition's high watermark when the command first
-  // reads it. librdkafka reports no end of partition while every fetch brings
-  // records, so under steady traffic only this snapshot ends the command.
-  std::map<TopicPartition, int64_t> ends;
-  auto end_of = [&](const TopicPartition& tp) {
-    auto it = ends.find(tp);
-    if (it != ends.end()) return it->second;
-    int64_t lo = 0, hi = 0;
-    if (rd_kafka_query_watermark_offsets(rk.get(), tp.first.c_str(), tp.second, &lo, &hi, copts.timeout_ms) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      hi = INT64_MAX;  // unknown: the end-of-partition event decides
-    }
-    return ends[tp] = hi;
-  };
-  if (!o.follow) {
-    for (const auto& tp : state.assigned) end_of(tp);
-  }
 
   int64_t printed = 0;
   int exit_status = 0;
@@ -311,7 +320,7 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
     }
     return true;
   };
-  while (!g_stop.load() && !state.write_failed && !(o.count >= 0 && printed >= o.count)) {
+  while (!g_stop.load() && !state.write_failed && !done()) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 200);
     if (!m) {
       flush_and_store(rk.get(), state, with_group);

@@ -65,6 +65,11 @@ def run(h):
     h.eq(h.ok(h.cli("consume", "events", "--from", "latest")).lines(), [], "--from latest without --follow: nothing")
     h.eq(h.ok(h.cli("consume", "events", "--partition", "1", "--from", "99")).lines(), [],
          "--from past the end is clamped to the end")
+    h.eq(h.ok(h.cli("consume", "events", "--from", "2")).lines(), ["from-file-1", "from-file-2"],
+         "--from OFFSET on every partition: the one starting at its end prints nothing, the other its rest")
+    h.ok(h.cli("topic", "create", "empty", "--partitions", "2"))
+    for start in ("earliest", "latest", "-3", "0"):
+        h.eq(h.ok(h.cli("consume", "empty", "--from", start)).lines(), [], f"empty topic, --from {start}: nothing")
     h.fails(h.cli("consume", "events", "--from", "yesterday"), "ISO-8601")
     h.fails(h.cli("consume", "events", "--partition", "5"), "no partition 5")
     h.fails(h.cli("consume", "nope"), "does not exist")
