@@ -252,7 +252,10 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
         stats.records_read += kept.size();
         const size_t before = kept.size();
         std::erase_if(kept, [&](const record::Record& r) {
-          if (!r.key) return false;
+          if (!r.key) {  // written before the topic became compacted: no key to keep it by (as Kafka's cleaner)
+            ++stats.keyless_dropped;
+            return true;
+          }
           auto f = latest.find(std::string(as_string_view(*r.key)));
           if (f != latest.end() && f->second != h.base_offset + r.offset_delta) return true;  // superseded
           if (!r.value && drop_tombstones) {
@@ -370,9 +373,10 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     cleaner_offset_.store(std::max(cleaner, end_of(closed[end_dirty - 1])));
     HERALD_TRY(write_checkpoint_now(false));
   }
-  HLOG_INFO("{}: compacted {} segments: {} of {} records kept, {} tombstones dropped, {} -> {} bytes", dir_.string(),
-            stats.segments_cleaned, stats.records_kept, stats.records_read, stats.tombstones_dropped,
-            stats.bytes_before, stats.bytes_after);
+  HLOG_INFO("{}: compacted {} segments: {} of {} records kept, {} tombstones and {} records without a key dropped, "
+            "{} -> {} bytes",
+            dir_.string(), stats.segments_cleaned, stats.records_kept, stats.records_read, stats.tombstones_dropped,
+            stats.keyless_dropped, stats.bytes_before, stats.bytes_after);
   return stats;
 }
 

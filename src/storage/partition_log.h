@@ -96,6 +96,7 @@ struct CompactionStats {
   size_t records_read = 0;
   size_t records_kept = 0;
   size_t tombstones_dropped = 0;
+  size_t keyless_dropped = 0;      // records without a key (from before the log became compacted)
   uint64_t bytes_before = 0;       // of the rewritten segments
   uint64_t bytes_after = 0;
 };

@@ -105,7 +105,7 @@ std::vector<Rec> expected_after(const std::vector<Rec>& all, int64_t active_base
       out.push_back(r);
       continue;
     }
-    if (r.key && latest[*r.key] != r.offset) continue;
+    if (!r.key || latest[*r.key] != r.offset) continue;  // superseded, or no key to keep it by
     if (!r.value && !keep_tombstones) continue;
     out.push_back(r);
   }
@@ -183,6 +183,45 @@ TEST(Compaction, KeepsLatestRecordPerKeyAndOriginalOffsets) {
   log = open_log(dir.path());
   EXPECT_EQ(decode_all(*log), got);
   EXPECT_EQ(log->log_end_offset(), 100);
+}
+
+// Records without a key (written before the log became compacted; the
+// broker refuses them on a compacted topic) go at the first pass, as Kafka's
+// cleaner drops them, also from a batch whose keyed records all stay.
+TEST(Compaction, RecordsWithoutAKeyGo) {
+  TempDir dir;
+  std::vector<Rec> all;
+  {
+    LogConfig c = compact_config();
+    c.compact = false;
+    c.delete_retention = true;
+    auto log = open_log(dir.path(), c);
+    for (int i = 0; i < 60; ++i) {
+      std::optional<std::string> k;
+      if (i % 3 != 0) k = "k" + std::to_string(i % 5);
+      std::string v = "v" + std::to_string(i) + std::string(40, 'x');
+      std::optional<std::string> k2;
+      if (i % 7 != 0) k2 = "u" + std::to_string(i);
+      auto info = testing::append(*log, build_batch({{k, v, kTs + i}, {k2, v, kTs + i}}));
+      ASSERT_TRUE(info);
+      all.push_back(Rec{info->base_offset, k, v, kTs + i, {}});
+      all.push_back(Rec{info->base_offset + 1, k2, v, kTs + i, {}});
+    }
+    ASSERT_TRUE(log->flush());
+    ASSERT_TRUE(log->close());
+  }
+  auto log = open_log(dir.path());  // now compacted
+  const int64_t active = active_base(dir.path());
+  auto stats = log->compact(kTs + 1000);
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  size_t keyless_closed = 0;
+  for (const auto& r : all) keyless_closed += r.offset < active && !r.key;
+  ASSERT_GT(keyless_closed, 10u);
+  EXPECT_EQ(stats->keyless_dropped, keyless_closed);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active));
+  ASSERT_TRUE(log->close());
+  log = open_log(dir.path());
+  EXPECT_EQ(decode_all(*log), expected_after(all, active));
 }
 
 // A read that starts at an emptied batch (a segment's last, kept so that
