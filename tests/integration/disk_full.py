@@ -4,7 +4,8 @@
 idempotent confluent_kafka producer (acks=all).
 
 - While the disk is full a Produce is answered KAFKA_STORAGE_ERROR (56), the
-  broker logs "no space" and keeps serving: reads, metadata, other requests.
+  broker logs "no space" (once per partition and 10 s, not per retry) and
+  keeps serving: reads, metadata, other requests.
 - Every acknowledged message is readable afterwards, at dense offsets, in the
   order it was sent; nothing unacknowledged became a duplicate.
 - Once space is freed the same broker accepts produces again, no restart.
@@ -127,6 +128,7 @@ def run_mounted(h, mnt):
     more, errors = produce(h, b.bootstrap, 100000, 1000, timeout_s=30)
     h.check(len(more) == 1000 and not errors, f"after freeing space: 1000 of 1000 acknowledged ({errors})")
     h.check_eq(min(more.values()), n, "they follow the last stored message")
+    h.check("works again after" in b.wait_log("works again after"), "the broker logs that appends work again")
     acked.update(more)
     check_log(h, b.bootstrap, acked, "after freeing space")
 

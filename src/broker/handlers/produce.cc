@@ -14,6 +14,8 @@
 namespace herald::broker {
 namespace {
 
+constexpr int64_t kAppendFailureLogMs = 10000;  // a partition's failing appends: one log line per 10 s
+
 using protocol::ErrorCode;
 using PartitionResponse = protocol::ProduceResponse::PartitionProduceResponse;
 
@@ -115,8 +117,21 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
   // validate_produce_batch checked the CRC (and set_log_append_time rewrote it): not again.
   auto info = partition->log->append(mut, record::Crc::kSkip);
   if (!info) {
-    HLOG_ERROR("append to {}/{}: {}", topic->name(), partition->index, info.error().to_string());
+    ++partition->append_failures;
+    ++partition->append_failures_unlogged;
+    if (partition->append_failures == 1 || now - partition->append_failure_logged_ms >= kAppendFailureLogMs) {
+      HLOG_ERROR("append to {}/{}: {} (failed appends since the last that worked: {})", topic->name(),
+                 partition->index, info.error().to_string(), partition->append_failures);
+      partition->append_failure_logged_ms = now;
+      partition->append_failures_unlogged = 0;
+    }
     return fail(to_error_code(info.error().code), info.error().message);
+  }
+  if (partition->append_failures > 0) {
+    HLOG_INFO("append to {}/{} works again after {} failed appends ({} not logged)", topic->name(),
+              partition->index, partition->append_failures, partition->append_failures_unlogged);
+    partition->append_failures = 0;
+    partition->append_failures_unlogged = 0;
   }
   if (h.producer_id >= 0) {
     partition->producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(),

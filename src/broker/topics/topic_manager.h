@@ -56,6 +56,11 @@ struct Partition {
   std::mutex append_mu;
   ProducerStateTable producers;  // guarded by append_mu
   int64_t snapshot_upto = -1;    // log end the last producer snapshot written covers; guarded by append_mu
+  // Failed appends (a full disk fails every retry): the first is logged, then one line
+  // per 10 s with the count, and one when an append works again. Guarded by append_mu.
+  uint64_t append_failures = 0;      // since the last append that worked
+  uint64_t append_failures_unlogged = 0;
+  int64_t append_failure_logged_ms = 0;
   DataNotifier notifier;
 };
 
