@@ -784,7 +784,6 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
 
 Result<void> PartitionLog::for_each_batch(int64_t from,
                                           const std::function<void(const record::BatchHeader&)>& fn) const {
-  from = std::max(from, log_start_offset());
   auto segs = snapshot();
   auto first = floor_segment(segs, from);
   if (!first) return ok();

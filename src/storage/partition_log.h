@@ -193,9 +193,11 @@ class PartitionLog final : private FlushTarget {
   size_t segment_count() const;
   const std::filesystem::path& dir() const { return dir_; }
 
-  // Calls fn with the header of every batch whose last_offset >= from, in
-  // offset order (rebuilds idempotent-producer state at start). Errors: I/O,
-  // or kCorruption for a damaged batch header.
+  // Calls fn with the header of every batch on disk whose last_offset >=
+  // from, in offset order, also those below the log start that are still in
+  // its segment (rebuilds idempotent-producer state at start: DeleteRecords
+  // does not forget producers). Errors: I/O, or kCorruption for a damaged
+  // batch header.
   Result<void> for_each_batch(int64_t from, const std::function<void(const record::BatchHeader&)>& fn) const;
 
   // Deletes the partition directory (the log must be closed / not open).

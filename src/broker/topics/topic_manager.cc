@@ -50,6 +50,21 @@ fs::path snapshot_path(const fs::path& topic_dir, int32_t index) {
   return topic_dir / fmt::format("{}.producers", index);
 }
 
+// A deleted topic's directory is renamed with this and a random suffix, then removed.
+constexpr std::string_view kDeletedMarker = "~deleted-";
+// Topic directories without topic.json that hold records are renamed with this suffix.
+constexpr std::string_view kSetAsideExtension = ".no-metadata";
+
+// Whether a topic directory holds any non-empty segment file (in its partition directories).
+bool holds_records(const fs::path& topic_dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(topic_dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->path().extension() == ".log" && it->is_regular_file(ec) && it->file_size(ec) > 0) return true;
+  }
+  return static_cast<bool>(ec);  // unreadable: assume it does
+}
+
 }  // namespace
 
 DataNotifier::Id DataNotifier::add(std::function<void()> fn) {
@@ -112,10 +127,28 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
   std::unique_ptr<TopicManager> mgr(new TopicManager(data_dir, std::move(defaults), flusher));
   for (const auto& entry : fs::directory_iterator(data_dir / "topics")) {
     if (!entry.is_directory()) continue;
-    if (!fs::exists(entry.path() / "topic.json")) {
-      // A create that crashed before its metadata was written: nothing was acknowledged.
-      HLOG_WARN("removing incomplete topic directory {}", entry.path().string());
+    if (entry.path().filename().string().find(kDeletedMarker) != std::string::npos) {
+      HLOG_INFO("removing the directory of a deleted topic, {}", entry.path().string());
       fs::remove_all(entry.path(), ec);
+      continue;
+    }
+    if (!fs::exists(entry.path() / "topic.json")) {
+      if (entry.path().extension() == kSetAsideExtension) continue;
+      if (!holds_records(entry.path())) {
+        // A create that crashed before its metadata was written: nothing was acknowledged.
+        HLOG_WARN("removing incomplete topic directory {}", entry.path().string());
+        fs::remove_all(entry.path(), ec);
+        continue;
+      }
+      // Records but no metadata: the file was lost or removed. Never delete data on a guess.
+      fs::path aside = entry.path();
+      aside += kSetAsideExtension;
+      fs::rename(entry.path(), aside, ec);
+      if (ec) return Error{Errc::kIoError, fmt::format("rename {}: {}", entry.path().string(), ec.message())};
+      HERALD_TRY(fsync_dir(data_dir / "topics"));
+      HLOG_ERROR("topic directory {} holds records but no topic.json: set aside as {}, not served (restore "
+                 "its topic.json and rename it back to serve it again)",
+                 entry.path().string(), aside.string());
       continue;
     }
     HERALD_ASSIGN_OR_RETURN(auto topic, mgr->load_topic(entry.path()));
@@ -131,13 +164,27 @@ Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& 
   auto p = std::make_shared<Partition>();
   p->index = index;
   HERALD_ASSIGN_OR_RETURN(p->log, storage::PartitionLog::open(topic_dir / std::to_string(index), config.log, flusher_));
-  // Rebuild idempotent-producer state: snapshot from the last clean shutdown, then the batches after it.
-  int64_t from = p->log->log_start_offset();
-  if (auto snap = read_whole_file(snapshot_path(topic_dir, index)); snap) {
-    if (auto upto = p->producers.decode_snapshot(*snap); upto && *upto <= p->log->log_end_offset()) {
-      from = std::max(from, *upto);
+  // Rebuild idempotent-producer state: the last snapshot, then the batches after it; without one,
+  // every batch still on disk (below the log start too: DeleteRecords does not forget producers).
+  int64_t from = 0;
+  const fs::path snap_path = snapshot_path(topic_dir, index);
+  if (auto snap = read_whole_file(snap_path); snap) {
+    auto upto = p->producers.decode_snapshot(*snap);
+    if (upto && *upto <= p->log->log_end_offset()) {
+      from = *upto;
     } else {
       p->producers = ProducerStateTable{};
+      if (upto) {
+        // The log ends before what the snapshot covers (its tail was lost). Once appends pass that
+        // offset again the snapshot would look valid and describe other batches: it goes now.
+        HLOG_WARN("{}: producer snapshot covers up to offset {}, beyond the log end {}: removed, state "
+                  "rebuilt from the log",
+                  snap_path.string(), *upto, p->log->log_end_offset());
+        std::error_code ec;
+        fs::remove(snap_path, ec);
+        if (ec) return Error{Errc::kIoError, fmt::format("remove {}: {}", snap_path.string(), ec.message())};
+        HERALD_TRY(fsync_dir(topic_dir));
+      }
     }
   }
   int64_t now = now_ms();
@@ -268,17 +315,20 @@ Result<void> TopicManager::remove(const std::string& name) {
     topics_.erase(it);
   }
   fs::path dir = topic_dir(name);
-  // Metadata first: after a crash mid-delete the directory has no topic.json and is swept at start.
-  std::error_code ec;
-  fs::remove(dir / "topic.json", ec);
-  (void)fsync_dir(dir);
   for (auto& p : topic->partitions()) (void)p->log->close();
-  // Out of the way under a name no topic can have ('~'), then gone: if the removal fails, what is left
-  // is no topic's directory (and is swept at the next start).
+  // Out of the way under a name no topic can have ('~') in one step, then gone: after a crash, or if
+  // the removal fails, what is left is swept at the next start.
+  std::error_code ec;
   fs::path gone = dir;
-  gone += "~deleted-" + hex(random_topic_id());
+  gone += kDeletedMarker;
+  gone += hex(random_topic_id());
   fs::rename(dir, gone, ec);
-  if (ec) gone = dir;
+  if (ec) {  // metadata first, then the files (a directory without topic.json is no topic)
+    gone = dir;
+    fs::remove(dir / "topic.json", ec);
+    (void)fsync_dir(dir);
+  }
+  (void)fsync_dir(dir.parent_path());
   fs::remove_all(gone, ec);
   if (ec) HLOG_WARN("deleted topic {}: removing {}: {} (removed at the next start)", name, gone.string(), ec.message());
   (void)fsync_dir(dir.parent_path());

@@ -167,5 +167,100 @@ TEST_F(TopicManagerTest, TheMaintenanceSweepSnapshotsProducerStateWhenTheLogHasG
   EXPECT_EQ(second.check(7, 0, 3, 3).verdict, SeqVerdict::kDuplicate);
 }
 
+// DeleteRecords moves the log start past a producer's batches but leaves them
+// in their segment: an unclean restart (no snapshot) still reads them, so a
+// retry of the producer's last batch stays a duplicate.
+TEST_F(TopicManagerTest, AfterDeleteRecordsAnUncleanRestartStillKnowsTheProducersSequence) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t ts = wall_now_ms();
+  for (int i = 0; i < 3; ++i) append_as_producer(*p, 7, i, ts);
+  append_as_producer(*p, 8, 0, ts);
+  ASSERT_TRUE(p->log->delete_records_before(4));
+  ASSERT_EQ(p->log->log_start_offset(), 4);
+  ASSERT_EQ(p->log->segment_count(), 1u);
+  p.reset();
+  tm_->close();
+  fs::remove(dir_ / "topics" / "t" / "0.producers");
+  open();
+  p = tm_->find("t")->partition(0);
+  std::lock_guard lock(p->append_mu);
+  EXPECT_EQ(p->producers.check(7, 0, 2, 2).verdict, SeqVerdict::kDuplicate);
+  EXPECT_EQ(p->producers.check(7, 0, 3, 3).verdict, SeqVerdict::kAppend);
+}
+
+// A producer snapshot that covers more than the log holds (the log's tail was
+// lost) is removed at open, not merely ignored: once appends passed its offset
+// again it would look valid and describe other batches.
+TEST_F(TopicManagerTest, AProducerSnapshotBeyondTheLogEndIsRemovedAtOpen) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t ts = wall_now_ms();
+  for (int i = 0; i < 3; ++i) append_as_producer(*p, 7, i, ts);
+  p.reset();
+  tm_->close();
+  // A snapshot of a longer log: producer 9 at offsets the log never had.
+  ProducerStateTable other;
+  other.record(9, 0, 0, 4, 40, 44, ts);
+  const fs::path snap = dir_ / "topics" / "t" / "0.producers";
+  ASSERT_TRUE(atomic_write_file(snap, other.encode_snapshot(50)));
+  open();
+  EXPECT_FALSE(fs::exists(snap));
+  p = tm_->find("t")->partition(0);
+  {
+    std::lock_guard lock(p->append_mu);
+    EXPECT_EQ(p->producers.check(7, 0, 2, 2).verdict, SeqVerdict::kDuplicate);  // from the log
+    EXPECT_NE(p->producers.check(9, 0, 4, 4).verdict, SeqVerdict::kDuplicate);  // not from the snapshot
+  }
+  // Appends past offset 50 and an unclean restart: still nothing of producer 9.
+  for (int i = 0; i < 60; ++i) append_as_producer(*p, 8, i, ts);
+  p.reset();
+  tm_->close();
+  open();
+  p = tm_->find("t")->partition(0);
+  std::lock_guard lock(p->append_mu);
+  EXPECT_NE(p->producers.check(9, 0, 4, 4).verdict, SeqVerdict::kDuplicate);
+  EXPECT_EQ(p->producers.check(8, 0, 59, 59).verdict, SeqVerdict::kDuplicate);
+}
+
+// A topic directory whose topic.json is missing is removed at open only when it
+// holds no records (a create that crashed); one with records is set aside.
+TEST_F(TopicManagerTest, ATopicDirectoryWithRecordsButNoMetadataIsSetAsideNotDeleted) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  ASSERT_TRUE(tm_->create("empty", 1, {}));
+  append_as_producer(*tm_->find("t")->partition(0), 7, 0, wall_now_ms());
+  tm_->close();
+  const fs::path topics = dir_ / "topics";
+  fs::remove(topics / "t" / "topic.json");
+  fs::remove(topics / "empty" / "topic.json");
+  open();
+  EXPECT_EQ(tm_->find("t"), nullptr);
+  EXPECT_EQ(tm_->find("empty"), nullptr);
+  EXPECT_FALSE(fs::exists(topics / "empty"));
+  EXPECT_FALSE(fs::exists(topics / "t"));
+  EXPECT_GT(fs::file_size(topics / "t.no-metadata" / "0" / "00000000000000000000.log"), 0u);
+  reopen();  // stays set aside
+  EXPECT_TRUE(fs::exists(topics / "t.no-metadata"));
+  EXPECT_EQ(tm_->find("t"), nullptr);
+}
+
+// A delete renames the directory in one step; a crash after that leaves a
+// directory (topic.json included) that the next start removes, not serves.
+TEST_F(TopicManagerTest, ADeletedTopicsDirectoryLeftByACrashIsRemovedAtOpen) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  append_as_producer(*tm_->find("t")->partition(0), 7, 0, wall_now_ms());
+  tm_->close();
+  const fs::path topics = dir_ / "topics";
+  fs::rename(topics / "t", topics / "t~deleted-0123");
+  open();
+  EXPECT_EQ(tm_->find("t"), nullptr);
+  EXPECT_FALSE(fs::exists(topics / "t~deleted-0123"));
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  ASSERT_TRUE(tm_->remove("t"));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(topics)) left.push_back(e.path().filename().string());
+  EXPECT_TRUE(left.empty()) << left.front();
+}
+
 }  // namespace
 }  // namespace herald::broker
