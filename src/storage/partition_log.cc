@@ -15,8 +15,10 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-Result<void> verify_batches(const FileSlice& slice, const uint8_t* data) {
-  uint64_t pos = 0;
+// On kCorruption *good is the length of the slice's leading whole batches that check out.
+Result<void> verify_batches(const FileSlice& slice, const uint8_t* data, uint64_t* good) {
+  uint64_t& pos = *good;
+  pos = 0;
   while (pos < slice.size) {
     ByteSpan rest(data + pos, static_cast<size_t>(slice.size - pos));
     auto h = record::parse_header(rest);
@@ -45,11 +47,15 @@ Result<void> read_slice_unchecked(const FileSlice& slice, uint8_t* dst) {
   return slice.file->read_exact(slice.position, MutableByteSpan(dst, static_cast<size_t>(slice.size)));
 }
 
-Result<void> read_slice(const FileSlice& slice, uint8_t* dst) {
+Result<void> read_slice(const FileSlice& slice, uint8_t* dst, uint64_t* good_prefix) {
   HERALD_TRY(read_slice_unchecked(slice, dst));
   const uint64_t end = slice.position + slice.size;
   if (slice.verified && slice.verified->covers(slice.position, end)) return ok();
-  HERALD_TRY(verify_batches(slice, dst));
+  uint64_t good = 0;
+  if (auto v = verify_batches(slice, dst, &good); !v) {
+    if (good_prefix != nullptr) *good_prefix = good;
+    return v;
+  }
   if (slice.verified) slice.verified->checked(slice.position, end);
   return ok();
 }

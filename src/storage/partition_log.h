@@ -74,8 +74,9 @@ struct ReadResult {
 // file and position, never served. kTruncated if the file is shorter.
 // Each byte is CRC-checked once per process: bytes appended (validated at
 // append), scanned by recovery or already checked by an earlier read_slice
-// are not checked again (FileSlice::verified).
-Result<void> read_slice(const FileSlice& slice, uint8_t* dst);
+// are not checked again (FileSlice::verified). On kCorruption, *good_prefix
+// (if given) is how many leading bytes of dst hold whole batches that check out.
+Result<void> read_slice(const FileSlice& slice, uint8_t* dst, uint64_t* good_prefix = nullptr);
 // The same without the CRC check (for callers that verify themselves).
 Result<void> read_slice_unchecked(const FileSlice& slice, uint8_t* dst);
 

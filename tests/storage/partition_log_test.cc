@@ -413,6 +413,15 @@ TEST(PartitionLog, FlippedByteInTheMiddleOfAClosedSegmentIsReportedNotServed) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kCorruption);
   EXPECT_NE(r.error().message.find("00000000000000000000.log"), std::string::npos) << r.error().message;
+  // A read that spans it: the batch before it checks out, and the caller is told how far.
+  rr = log->read(0, 1 << 20, INT64_MAX);
+  ASSERT_TRUE(rr);
+  buf.resize(rr->total_bytes);
+  uint64_t good = 12345;
+  r = read_slice(rr->slices[0], buf.data(), &good);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kCorruption);
+  EXPECT_EQ(good, all[0].size());
   // The batches around it are still served.
   rr = log->read(0, 1, INT64_MAX);
   buf.resize(rr->total_bytes);

@@ -68,18 +68,23 @@ uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_dat
     uint64_t pos = 0;
     bool ok = true;
     for (const auto& s : rr->slices) {
-      if (auto r = storage::read_slice(s, buf->data() + pos); !r) {
+      uint64_t good = 0;
+      if (auto r = storage::read_slice(s, buf->data() + pos, &good); !r) {
+        HLOG_ERROR("fetch read: {}", r.error().to_string());
+        if (r.error().code == Errc::kCorruption && pos + good > 0) {
+          pos += good;  // serve the batches before the damaged one; a fetch from it gets the error
+          break;
+        }
         out.error_code = code(to_error_code(r.error().code));
         any_error = ok = false;
-        HLOG_ERROR("fetch read: {}", r.error().to_string());
         break;
       }
       pos += s.size;
     }
     if (!ok) continue;
     out.records.owned = buf;
-    out.records.view = ByteSpan(*buf);
-    total += rr->total_bytes;
+    out.records.view = ByteSpan(buf->data(), static_cast<size_t>(pos));
+    total += pos;
     first_data = false;
   }
   return total;
