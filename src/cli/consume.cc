@@ -308,7 +308,6 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-
   int64_t printed = 0;
   int exit_status = 0;
   auto started = std::chrono::steady_clock::now();
