@@ -36,6 +36,15 @@ class TopicManagerTest : public ::testing::Test {
     tm_->close();
     open();
   }
+  // An unclean restart: closed, its producer snapshots gone; returns partition 0 of `topic`.
+  std::shared_ptr<Partition> reopen_without_producer_snapshot(const std::string& topic) {
+    tm_->close();
+    for (const auto& e : fs::directory_iterator(dir_ / "topics" / topic)) {
+      if (e.path().extension() == ".producers") fs::remove(e.path());
+    }
+    open();
+    return tm_->find(topic)->partition(0);
+  }
 
   fs::path dir_;
   storage::Flusher flusher_;
@@ -124,12 +133,7 @@ TEST_F(TopicManagerTest, CompactionKeepsEachProducersLastBatchSoARestartStillKno
   // An unclean restart (no producer snapshot) rebuilds the state from the log: a retry of 7's batch
   // is still a duplicate, not appended a second time.
   p.reset();
-  tm_->close();
-  for (const auto& e : fs::directory_iterator(dir_ / "topics" / "t")) {
-    if (e.path().extension() == ".producers") fs::remove(e.path());
-  }
-  open();
-  p = tm_->find("t")->partition(0);
+  p = reopen_without_producer_snapshot("t");
   std::lock_guard lock(p->append_mu);
   EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
   EXPECT_EQ(p->producers.check(7, 0, 1, 1).verdict, SeqVerdict::kAppend);
@@ -180,10 +184,7 @@ TEST_F(TopicManagerTest, AfterDeleteRecordsAnUncleanRestartStillKnowsTheProducer
   ASSERT_EQ(p->log->log_start_offset(), 4);
   ASSERT_EQ(p->log->segment_count(), 1u);
   p.reset();
-  tm_->close();
-  fs::remove(dir_ / "topics" / "t" / "0.producers");
-  open();
-  p = tm_->find("t")->partition(0);
+  p = reopen_without_producer_snapshot("t");
   std::lock_guard lock(p->append_mu);
   EXPECT_EQ(p->producers.check(7, 0, 2, 2).verdict, SeqVerdict::kDuplicate);
   EXPECT_EQ(p->producers.check(7, 0, 3, 3).verdict, SeqVerdict::kAppend);
