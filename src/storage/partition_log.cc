@@ -752,11 +752,19 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
     first_segment = false;
     FileSlice* slice = nullptr;
     while (pos < seg_end) {
-      HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
-      if (h.base_offset < seg->base_offset() || h.base_offset <= prev_last) {
-        return Error{Errc::kCorruption, fmt::format("{}: batch at byte {} has offset {} out of sequence",
-                                                    seg->file()->path().string(), pos, h.base_offset)};
+      auto hr = headers.at(pos);
+      // A batch's base offset is the log end when it was appended, and the log end only grows.
+      if (hr && (hr->base_offset < seg->base_offset() || hr->base_offset <= prev_last ||
+                 hr->base_offset > log_end_offset())) {
+        hr = Error{Errc::kCorruption, fmt::format("{}: batch at byte {} has offset {} out of sequence",
+                                                  seg->file()->path().string(), pos, hr->base_offset)};
       }
+      if (!hr) {
+        // A damaged header: the batches before it are served; a read that starts at it gets the error.
+        if (out.total_bytes > 0) return out;
+        return std::move(hr).error();
+      }
+      const record::BatchHeader& h = *hr;
       prev_last = h.last_offset();
       const uint64_t size = h.size_bytes();
       if (h.last_offset() < offset) {  // before the requested offset

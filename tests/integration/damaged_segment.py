@@ -1,50 +1,44 @@
 #!/usr/bin/python3
-"""integration_damaged_segment: one byte flipped on disk in the middle of a
-closed segment of a stopped broker (10,000 records sent in flushes of 10:
-batches of up to 10 records, one segment). After the restart a
-confluent_kafka consumer reading from offset 0 gets every record before the
-damaged batch (where the broker's log line says it begins), byte-identical and in order, then
-an error for the damaged batch (CORRUPT_MESSAGE): the batches before it are
-not withheld because a fetch's byte range also covers the damaged one, and
-the damaged batch is never served. A read that starts after it goes on.
+"""integration_damaged_segment: one byte flipped on disk in a closed segment of a stopped broker
+(10,000 records per topic sent in flushes of 10: batches of up to 10 records, one segment), in the
+batch that holds the segment's middle byte. On topic `damaged` the byte is inside the batch's
+records (the CRC catches it); on `damaged-header` it is the high byte of the batch's base offset,
+which the CRC does not cover. After the restart a confluent_kafka consumer reading from offset 0
+gets every record before the damaged batch, byte-identical and in order, then an error for it
+(CORRUPT_MESSAGE): the batches before it are not withheld because a fetch's byte range also covers
+the damaged one, and the damaged batch is never served. A read that starts after a batch damaged in
+its records goes on.
 """
 import os
-import re
+import struct
 
 import harness
 from harness import log
 
-TOPIC = "damaged"
 BATCHES = 1000
 PER_BATCH = 10
+VALUE_PAD = b"." * 90
 
 
-def run(h):
-    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-    b = h.broker()
-    b.start()
-    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": PER_BATCH,
-                  "logger": harness.confluent_quiet_logger()})
-    for i in range(BATCHES):
-        for j in range(PER_BATCH):
-            p.produce(TOPIC, b"v%07d" % (i * PER_BATCH + j) + b"." * 90, partition=0)
-        p.flush(30)  # one batch per flush
-    b.stop()
+def value(offset):
+    return b"v%07d" % offset + VALUE_PAD
 
-    seg = os.path.join(b.data_dir, "topics", TOPIC, "0", "00000000000000000000.log")
-    size = os.path.getsize(seg)
-    at = size // 2
-    with open(seg, "r+b") as f:
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    log(f"flipped the byte at {at} of {size}")
-    b.start()
 
-    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "herald-integ-assign", "enable.auto.commit": False,
+def batches_of(path):
+    """(position, base offset, size) of each batch in a segment file."""
+    out, pos, data = [], 0, open(path, "rb").read()
+    while pos + 12 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        out.append((pos, base, 12 + length))
+        pos += 12 + length
+    return out
+
+
+def read_until_error(bootstrap, topic):
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "herald-integ-assign", "enable.auto.commit": False,
                   "enable.partition.eof": True, "logger": harness.confluent_quiet_logger()})
-    c.assign([TopicPartition(TOPIC, 0, 0)])
+    c.assign([TopicPartition(topic, 0, 0)])
     # librdkafka fetches ahead: the error for the damaged batch may reach the application before the
     # records of the fetch before it. Poll on until the records stop coming after an error.
     got, error, quiet = [], None, 0
@@ -60,20 +54,55 @@ def run(h):
                 continue
             got.append((m.offset(), m.value()))
     c.close()
-    log(f"read {len(got)} records, then {error}")
-    h.check(error is not None, "the damaged batch is reported to the consumer, not served")
-    h.check(len(got) >= BATCHES * PER_BATCH // 2 - 3 * PER_BATCH,
-            f"the records before the damaged batch are all served ({len(got)}, the damage is about halfway)")
-    h.check_eq([o for o, _ in got], list(range(len(got))), "they come in order from offset 0")
-    h.check(all(v == b"v%07d" % o + b"." * 90 for o, v in got), "byte-identical")
-    line = b.wait_log("fetch read:")
-    damaged = int(re.search(r"batch at offset (\d+)", line).group(1))
-    h.check_eq(len(got), damaged, "the records served end where the damaged batch begins (from the broker's log)")
+    log(f"{topic}: read {len(got)} records, then {error}")
+    return got, error
 
-    # After the damaged batch (at most PER_BATCH records): served.
-    nxt = damaged + PER_BATCH
-    after = harness.consume_partition(b.bootstrap, TOPIC, start=nxt, end=nxt + 100)
-    h.check_eq([m.offset() for m in after], list(range(nxt, nxt + 100)), "a read past the damaged batch goes on")
+
+def run(h):
+    from confluent_kafka import KafkaError, Producer
+    b = h.broker()
+    b.start()
+    # topic -> byte of the damaged batch to flip (None: the middle of its records)
+    topics = {"damaged": None, "damaged-header": 0}
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": PER_BATCH,
+                  "logger": harness.confluent_quiet_logger()})
+    for topic in topics:
+        for i in range(BATCHES):
+            for j in range(PER_BATCH):
+                p.produce(topic, value(i * PER_BATCH + j), partition=0)
+            p.flush(30)  # one batch per flush
+    b.stop()
+
+    damaged = {}
+    for topic, field in topics.items():
+        seg = os.path.join(b.data_dir, "topics", topic, "0", "00000000000000000000.log")
+        batches = batches_of(seg)
+        middle = batches[-1][0] // 2
+        pos, base, size = next(x for x in batches if x[0] <= middle < x[0] + x[2])
+        at = pos + (size // 2 if field is None else field)
+        with open(seg, "r+b") as f:
+            f.seek(at)
+            byte = f.read(1)
+            f.seek(at)
+            f.write(bytes([byte[0] ^ 0x7F]))
+        damaged[topic] = base
+        log(f"{topic}: flipped the byte at {at} of the batch at offset {base} ({len(batches)} batches)")
+    b.start()
+
+    for topic in topics:
+        got, error = read_until_error(b.bootstrap, topic)
+        h.check(error is not None and error.code() == KafkaError.INVALID_MSG,
+                f"{topic}: the damaged batch is reported to the consumer as CORRUPT_MESSAGE, not served")
+        h.check_eq(len(got), damaged[topic], f"{topic}: every record before the damaged batch is served")
+        h.check_eq([o for o, _ in got], list(range(len(got))), f"{topic}: in order from offset 0")
+        h.check(all(v == value(o) for o, v in got), f"{topic}: byte-identical")
+        b.wait_log(f"topics/{topic}/0/00000000000000000000.log: batch at")
+
+    # After a batch damaged in its records (at most PER_BATCH records): served.
+    nxt = damaged["damaged"] + PER_BATCH
+    after = harness.consume_partition(b.bootstrap, "damaged", start=nxt, end=nxt + 100)
+    h.check_eq([(m.offset(), m.value()) for m in after], [(o, value(o)) for o in range(nxt, nxt + 100)],
+               "a read past the damaged batch goes on")
 
 
 if __name__ == "__main__":

@@ -431,6 +431,46 @@ TEST(PartitionLog, FlippedByteInTheMiddleOfAClosedSegmentIsReportedNotServed) {
   EXPECT_TRUE(read_slice(rr->slices[0], buf.data()));
 }
 
+// The base offset and length of a batch are outside its CRC: damage there shows in the header walk.
+TEST(PartitionLog, DamagedBatchHeaderInAClosedSegmentEndsReadsBeforeIt) {
+  for (int field : {0, 8}) {  // the high byte of the base offset; of the length
+    SCOPED_TRACE(field);
+    TempDir base;
+    std::vector<Bytes> all;
+    {
+      auto log = open_log(base / "p", small_config());
+      for (int i = 0; i < 60; ++i) {
+        all.push_back(make_batch(3, 100, kTs + i));
+        ASSERT_TRUE(log->append(all.back()));
+      }
+      ASSERT_TRUE(log->close());
+    }
+    const auto seg = base / "p" / "00000000000000000000.log";
+    const long pos = static_cast<long>(all[0].size() + all[1].size()) + field;  // the 3rd batch (offsets 6..8)
+    {
+      std::FILE* f = std::fopen(seg.c_str(), "r+b");
+      std::fseek(f, pos, SEEK_SET);
+      int c = std::fgetc(f);
+      std::fseek(f, pos, SEEK_SET);
+      std::fputc(c ^ 0x7f, f);
+      std::fclose(f);
+    }
+    auto log = open_log(base / "p", small_config());
+    EXPECT_EQ(log->log_end_offset(), 180);
+    // A read spanning it serves the two batches before it, and they check out.
+    auto rr = log->read(0, 1 << 20, INT64_MAX);
+    ASSERT_TRUE(rr) << rr.error().to_string();
+    EXPECT_EQ(rr->total_bytes, all[0].size() + all[1].size());
+    Bytes buf(rr->total_bytes);
+    ASSERT_EQ(rr->slices.size(), 1u);
+    EXPECT_TRUE(read_slice(rr->slices[0], buf.data()));
+    // A read that starts at it is an error.
+    rr = log->read(6, 1 << 20, INT64_MAX);
+    ASSERT_FALSE(rr);
+    EXPECT_EQ(rr.error().code, Errc::kCorruption) << rr.error().to_string();
+  }
+}
+
 TEST(PartitionLog, MissingOrCorruptIndexFilesAreRebuilt) {
   TempDir base;
   std::vector<Bytes> all;

@@ -54,7 +54,11 @@ uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_dat
     if (!rr) {
       out.error_code = code(to_error_code(rr.error().code));
       any_error = true;
-      HLOG_WARN("fetch {}: {}", t.partition->index, rr.error().to_string());
+      if (rr.error().code == Errc::kCorruption) {
+        HLOG_ERROR("fetch read: {}", rr.error().to_string());
+      } else {
+        HLOG_WARN("fetch {}: {}", t.partition->index, rr.error().to_string());
+      }
       continue;
     }
     if (rr->total_bytes == 0) continue;
