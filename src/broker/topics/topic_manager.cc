@@ -143,6 +143,10 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
       // Records but no metadata: the file was lost or removed. Never delete data on a guess.
       fs::path aside = entry.path();
       aside += kSetAsideExtension;
+      for (int n = 2; fs::exists(aside); ++n) {  // set aside before, under the same name
+        aside = entry.path();
+        aside += fmt::format(".{}{}", n, kSetAsideExtension);
+      }
       fs::rename(entry.path(), aside, ec);
       if (ec) return Error{Errc::kIoError, fmt::format("rename {}: {}", entry.path().string(), ec.message())};
       HERALD_TRY(fsync_dir(data_dir / "topics"));

@@ -243,6 +243,18 @@ TEST_F(TopicManagerTest, ATopicDirectoryWithRecordsButNoMetadataIsSetAsideNotDel
   reopen();  // stays set aside
   EXPECT_TRUE(fs::exists(topics / "t.no-metadata"));
   EXPECT_EQ(tm_->find("t"), nullptr);
+  // A new topic under the same name loses its metadata too: set aside beside the first.
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  append_as_producer(*tm_->find("t")->partition(0), 7, 0, wall_now_ms());
+  tm_->close();
+  fs::remove(topics / "t" / "topic.json");
+  open();
+  EXPECT_EQ(tm_->find("t"), nullptr);
+  EXPECT_TRUE(fs::exists(topics / "t.no-metadata"));
+  EXPECT_GT(fs::file_size(topics / "t.2.no-metadata" / "0" / "00000000000000000000.log"), 0u);
+  reopen();
+  EXPECT_TRUE(fs::exists(topics / "t.2.no-metadata"));
+  EXPECT_FALSE(fs::exists(topics / "t.2.no-metadata.no-metadata"));
 }
 
 // A delete renames the directory in one step; a crash after that leaves a
