@@ -294,6 +294,46 @@ TEST_P(OrderedDeadLetters, PlainRecordsOfAPoisonedKeyReplayInOrder) {
   EXPECT_EQ(applied()["P"], std::vector<int>({1, 2}));
 }
 
+// An event whose CloudEvents headers do not decode is dead-lettered at once;
+// in ordered mode it holds its key back like any other dead letter (the key
+// is the record key), and an undecodable event of a parked key waits behind
+// it. `dlq skip --store` releases the key.
+TEST_P(OrderedDeadLetters, AnUndecodableEventHoldsItsKeyBack) {
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  auto broken = [](const std::string& key, int n) {
+    EncodedEvent e = seq(key, n);
+    for (auto& h : e.headers) {
+      if (h.name == "ce_time") h.value = "not-a-time";
+    }
+    return e;
+  };
+  const int64_t head = send(broken("M", 1));
+  send(seq("M", 2));
+  send(broken("M", 3));
+  send(seq("M", 4));
+  int64_t last = send(seq("L", 1));
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  EXPECT_EQ(applied()["L"], std::vector<int>({1}));
+  EXPECT_TRUE(applied()["M"].empty());
+  const auto rows = parked();
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0], std::make_pair(head, dlq::ParkedState::kDead));
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  // Skipping the head applies M2, then M3 fails to decode and becomes the new dead head.
+  std::string out;
+  ASSERT_EQ(run_cli({"skip", "--store", ts_.url, "--group", group_, "--topic", topic_, "--key", "M"}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return r->stats().dead_lettered == 2; }, seconds(20)));
+  EXPECT_EQ(applied()["M"], std::vector<int>({2}));
+  ASSERT_EQ(parked().size(), 2u);
+  ASSERT_EQ(run_cli({"skip", "--store", ts_.url, "--group", group_, "--topic", topic_, "--key", "M"}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return applied()["M"] == std::vector<int>({2, 4}); }, seconds(20)));
+  EXPECT_TRUE(parked().empty());
+}
+
 // SQLite has one writer at a time: a replica retrying a parked event must not
 // keep its transaction open while it waits between attempts.
 TEST_P(OrderedDeadLetters, RetryingAParkedEventLetsOtherWritersIn) {

@@ -810,19 +810,23 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
   }
   auto& next = fx.next_offsets[r.part];
   next = std::max(next, r.offset() + 1);
-  if (!r.decoded) {
+  // The key orders events in ordered mode, whether or not the record decodes (the aggregate id is
+  // the record key): an undecodable record of a parked key waits behind it like any other.
+  const std::string_view order_key = r.key().value_or(std::string_view());
+  const bool key_parked = cfg_.ordered && !order_key.empty() && r.part->parked.count(std::string(order_key)) > 0;
+  if (!r.decoded && !key_parked) {
     *err = r.decode_error;
     return Outcome::kFailed;
   }
   // A dead letter replayed for another group: this group applied the original (or dead-lettered and
   // replays it itself), whatever its ce_id and however long ago.
-  const auto replay = dlq::replay_of(r.ev.extensions);
+  const auto replay = dlq::replay_of(r.decoded ? r.ev.extensions : message_headers(*r.msg));
   if (replay && replay->group != cfg_.group_id) {
     fx.delta.duplicates++;
     return Outcome::kDuplicate;
   }
-  if (cfg_.ordered && !r.ev.aggregate_id.empty()) {
-    auto it = r.part->parked.find(r.ev.aggregate_id);
+  if (cfg_.ordered && !order_key.empty()) {
+    auto it = r.part->parked.find(std::string(order_key));
     if (it != r.part->parked.end() && replay && replay->topic == r.part->topic &&
         replay->partition == r.part->partition && replay->offset == it->second) {
       return Outcome::kReplayHead;
@@ -840,7 +844,7 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       pe.topic = r.part->topic;
       pe.partition = r.part->partition;
       pe.offset = r.offset();
-      pe.key = r.ev.aggregate_id;
+      pe.key = std::string(order_key);
       if (auto v = r.value()) pe.value = std::string(*v);
       pe.headers = message_headers(*r.msg);
       pe.timestamp_ms = r.timestamp();
@@ -1086,13 +1090,15 @@ Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
   auto done = transact([&](Tx& tx, Effects& fx) -> Result<void> {
     fx.next_offsets[r.part] = r.offset() + 1;
     fx.delta.dead_lettered = 1;
-    if (!cfg_.ordered || !r.decoded || r.ev.aggregate_id.empty()) return ok();
+    // Ordered: the key's later events park behind this one, also when it did not decode.
+    const std::string_view order_key = r.key().value_or(std::string_view());
+    if (!cfg_.ordered || order_key.empty()) return ok();
     dlq::ParkedEvent pe;
     pe.group = cfg_.group_id;
     pe.topic = r.part->topic;
     pe.partition = r.part->partition;
     pe.offset = r.offset();
-    pe.key = r.ev.aggregate_id;
+    pe.key = std::string(order_key);
     if (auto v = r.value()) pe.value = std::string(*v);
     pe.headers = message_headers(*r.msg);
     pe.timestamp_ms = r.timestamp();
