@@ -456,6 +456,57 @@ TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{41, 41}));
 }
 
+// The same outage while the group rebalances: the replica reads the offsets of
+// its new assignment from its database, which is down; it waits (consuming
+// nothing), does not stop, and goes on from the stored offsets once the
+// database is back. (The outage that matters is PostgreSQL's: SQLite's
+// write lock does not block those reads.)
+TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 2));
+  ASSERT_TRUE(create_fold_table(store()));
+  StoreOptions opts;
+  opts.busy_timeout = milliseconds(50);
+  auto replica_store = Store::open(ts_.url, opts);
+  ASSERT_TRUE(replica_store) << replica_store.error().to_string();
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "rebalance-outage", "fold");
+  cfg.max_retries = 0;
+  cfg.retry_backoff = milliseconds(20);
+  cfg.max_retry_backoff = milliseconds(100);
+  Running r(cfg, **replica_store, std::move(h));
+  int64_t last[2] = {0, 0};
+  for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
+  for (int32_t p : {0, 1}) ASSERT_TRUE(*r->wait_until("fold", p, last[p], seconds(30)));
+  const int64_t rebalances = r->stats().rebalances;
+  {
+    Outage outage(ts_.url, GetParam() == "postgres", store());
+    // A second instance of the group (with a database of its own) joins: the first is assigned anew.
+    TempDir other_dir;
+    auto other_store = Store::open("sqlite:" + (other_dir.path() / "other.db").string());
+    ASSERT_TRUE(other_store) << other_store.error().to_string();
+    ASSERT_TRUE(create_fold_table(**other_store));
+    ReplicaHandlers oh;
+    install_fold(oh);
+    Running other(cfg, **other_store, std::move(oh));
+    ASSERT_TRUE(eventually([&] { return other->stats().rebalances > 0; }, seconds(30)));
+    for (int i = 0; i < 10; ++i) {
+      for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
+    }
+    std::this_thread::sleep_for(milliseconds(1500));
+    EXPECT_TRUE(r->running());
+    outage.end();
+  }  // the second instance leaves: the first takes both partitions
+  for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
+  for (int32_t p : {0, 1}) {
+    ASSERT_TRUE(*r->wait_until("fold", p, last[p], seconds(30))) << "running: " << r->running();
+  }
+  EXPECT_TRUE(r->running());
+  EXPECT_GT(r->stats().rebalances, rebalances);
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{24, 24}));
+}
+
 // The same outage while a poison event's handler is being retried: the retry
 // waits for the database (no attempt is counted, nothing is dead-lettered,
 // the replica does not stop) and then applies the event.

@@ -486,26 +486,33 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   // Positions come from OUR database, never from the broker.
   std::map<std::string, std::map<int32_t, int64_t>> stored;
   std::map<PartKey, std::map<std::string, int64_t>> chains;
-  HERALD_TRY(store_.run(
-      [&](Tx& tx) -> Result<void> {
-        stored.clear();
-        chains.clear();
-        for (int i = 0; i < parts->cnt; ++i) {
-          std::string topic = parts->elems[i].topic;
-          if (!stored.count(topic)) {
-            HERALD_ASSIGN_OR_RETURN(stored[topic], load_offsets(tx, cfg_.group_id, topic));
-          }
-          if (cfg_.ordered) {
-            HERALD_ASSIGN_OR_RETURN(auto keys, dlq::parked_keys(tx, cfg_.group_id, topic, parts->elems[i].partition));
-            for (auto& k : keys) {
-              HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, k));
-              if (!chain.empty()) chains[PartKey(topic, parts->elems[i].partition)][k] = chain.front().offset;
+  // A database that is down (a lost or refused connection) is waited for, as everywhere else: the
+  // replica consumes nothing meanwhile, and stops only when asked to.
+  for (int failures = 1;; ++failures) {
+    auto loaded = store_.run(
+        [&](Tx& tx) -> Result<void> {
+          stored.clear();
+          chains.clear();
+          for (int i = 0; i < parts->cnt; ++i) {
+            std::string topic = parts->elems[i].topic;
+            if (!stored.count(topic)) {
+              HERALD_ASSIGN_OR_RETURN(stored[topic], load_offsets(tx, cfg_.group_id, topic));
+            }
+            if (cfg_.ordered) {
+              const int32_t partition = parts->elems[i].partition;
+              HERALD_ASSIGN_OR_RETURN(auto keys, dlq::parked_keys(tx, cfg_.group_id, topic, partition));
+              for (auto& k : keys) {
+                HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, k));
+                if (!chain.empty()) chains[PartKey(topic, partition)][k] = chain.front().offset;
+              }
             }
           }
-        }
-        return ok();
-      },
-      5, TxOptions{.read_only = true}));
+          return ok();
+        },
+        5, TxOptions{.read_only = true});
+    if (loaded) break;
+    HERALD_TRY(wait_transient(loaded.error(), failures));
+  }
 
   std::map<PartKey, Part> fresh;
   for (int i = 0; i < parts->cnt; ++i) {
