@@ -301,6 +301,83 @@ TEST_P(DeadLetters, MalformedEnvelopeIsDeadLetteredWithoutRetries) {
   EXPECT_NE(header(letters->front().headers, dlq::kHeaderError)->find("ce_id"), std::string::npos);
 }
 
+// An event that fits its topic but whose dead letter (the event plus the
+// failure's headers) does not fit the dead-letter topic: the letter goes
+// without its value, the replica moves on, and `dlq replay` reads the value
+// from the source topic.
+TEST_P(DeadLetters, ALetterTooLargeForTheDlqGoesWithoutItsValueAndReplayReadsTheOriginal) {
+  const std::string topic = "bulky";
+  ASSERT_TRUE(make_topic(brokers_, topic, 1, {{"max.message.bytes", "100000"}}));
+  ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, {{"max.message.bytes", "92000"}}));
+  std::atomic<bool> fixed{false};
+  ReplicaHandlers h;
+  h.on("fold.add", [&](const Event& ev, Tx& tx) {
+    auto j = nlohmann::json::parse(ev.payload);
+    if (j.contains("pad") && !fixed.load()) throw std::runtime_error("too bulky: " + std::string(4000, 'e'));
+    fold_add(tx, ev.aggregate_id, j.at("amount").get<int64_t>());
+  });
+  auto cfg = test_config(brokers_, "bulk", topic);
+  cfg.max_retries = 0;
+  EncodedEvent big =
+      *encode(Event::json("fold.add", "/sdk-test", "b", {{"amount", 7}, {"pad", std::string(90000, 'p')}}));
+  const int64_t big_offset = send(topic, big, 0);
+  int64_t last = send(topic, fold_event("b", 1), 0);
+  RunningReplica r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_TRUE(r->running());
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  EXPECT_EQ((*fold_of_db(store()))["b"], (FoldRow{1, 1}));
+
+  auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(20));
+  ASSERT_TRUE(letters) << letters.error().to_string();
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_FALSE(letters->front().value.has_value());
+  EXPECT_EQ(*header(letters->front().headers, dlq::kHeaderValueOmitted), std::to_string(big.value->size()));
+  EXPECT_EQ(*header(letters->front().headers, dlq::kHeaderOffset), std::to_string(big_offset));
+  std::string out;
+  ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic}, &out), 0);
+  EXPECT_NE(out.find("value of " + std::to_string(big.value->size()) + " bytes omitted"), std::string::npos);
+
+  fixed.store(true);
+  ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "bulk"}, &out), 0);
+  EXPECT_NE(out.find("replayed 1 dead letter(s)"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return (*fold_of_db(store()))["b"] == (FoldRow{2, 8}); }, seconds(20)))
+      << "the replayed event (its value read from the source) was not applied";
+}
+
+// The dead-letter topic refuses the letter (here: it is compacted and the
+// event has no key): the replica waits, retrying, and neither stops nor moves
+// past the event; once the topic is fixed (deleted: the replica creates it
+// again) the letter goes out and the replica goes on.
+TEST_P(DeadLetters, ALetterTheDlqRefusesIsRetriedUntilItTakesIt) {
+  const std::string topic = "keyless";
+  ASSERT_TRUE(make_topic(brokers_, topic, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, {{"cleanup.policy", "compact"}}));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "waiter", topic);
+  cfg.max_retries = 0;
+  cfg.retry_backoff = milliseconds(20);
+  cfg.max_retry_backoff = milliseconds(200);
+  EncodedEvent poison = poison_event("", 5);
+  ASSERT_TRUE(producer_->send(topic, 0, std::nullopt, std::string_view(*poison.value), poison.headers));
+  int64_t last = send(topic, fold_event("x", 1), 0);
+  RunningReplica r(cfg, store(), std::move(h));
+  std::this_thread::sleep_for(milliseconds(2000));
+  EXPECT_TRUE(r->running());
+  EXPECT_FALSE(*r->wait_until(topic, 0, last, milliseconds(1))) << "the replica moved past an event it could not "
+                                                                   "dead-letter";
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  ASSERT_TRUE(delete_topic(brokers_, topic + ".dlq"));
+  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  EXPECT_EQ((*fold_of_db(store()))["x"], (FoldRow{1, 1}));
+  auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(20));
+  ASSERT_TRUE(letters) << letters.error().to_string();
+  EXPECT_EQ(letters->size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, DeadLetters, ::testing::Values("sqlite", "postgres"),
                          store_param_name);
 

@@ -72,6 +72,32 @@ Result<void> make_topic(const std::string& brokers, const std::string& topic, in
   return out;
 }
 
+Result<void> delete_topic(const std::string& brokers, const std::string& topic) {
+  rd_kafka_t* rk = new_handle(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"log_level", "3"}});
+  rd_kafka_DeleteTopic_t* dt = rd_kafka_DeleteTopic_new(topic.c_str());
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &dt, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 15000);
+  Result<void> out = ok();
+  if (!ev) {
+    out = Error{Errc::kIoError, "delete topic: timeout"};
+  } else if (rd_kafka_event_error(ev)) {
+    out = Error{Errc::kIoError, std::string("delete topic: ") + rd_kafka_event_error_string(ev)};
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** res =
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      if (auto e = rd_kafka_topic_result_error(res[i])) out = Error{Errc::kIoError, std::string("delete topic: ") + rd_kafka_err2str(e)};
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteTopic_destroy(dt);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
 // ---------------------------------------------------------------- producer
 
 struct EventProducer::State {

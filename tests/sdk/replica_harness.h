@@ -63,6 +63,7 @@ class GroupBroker {
 // {"cleanup.policy", "compact"}.
 Result<void> make_topic(const std::string& brokers, const std::string& topic, int partitions,
                           const std::vector<std::pair<std::string, std::string>>& configs = {});
+Result<void> delete_topic(const std::string& brokers, const std::string& topic);
 
 // An asynchronous idempotent producer; flush() waits for every delivery.
 class EventProducer {

@@ -155,6 +155,7 @@ Headers dead_letter_headers(const Headers& original, const Failure& f) {
   out.push_back({std::string(kHeaderFailedAt), format_rfc3339(f.failed_at_ms)});
   out.push_back({std::string(kHeaderTimestamp), std::to_string(f.timestamp_ms)});
   out.push_back({std::string(kHeaderOrdered), f.ordered ? "1" : "0"});
+  if (f.value_omitted >= 0) out.push_back({std::string(kHeaderValueOmitted), std::to_string(f.value_omitted)});
   return out;
 }
 
@@ -176,6 +177,9 @@ Result<DeadLetter> parse_dead_letter(std::optional<std::string_view> key, std::o
     HERALD_ASSIGN_OR_RETURN(d.failure.timestamp_ms, parse_int<int64_t>(kHeaderTimestamp, *ts));
   }
   if (const auto* o = find(headers, kHeaderOrdered)) d.failure.ordered = *o == "1";
+  if (const auto* v = find(headers, kHeaderValueOmitted)) {
+    HERALD_ASSIGN_OR_RETURN(d.failure.value_omitted, parse_int<int64_t>(kHeaderValueOmitted, *v));
+  }
   if (key) d.key = std::string(*key);
   if (value) d.value = std::string(*value);
   for (const auto& h : headers) {
@@ -244,6 +248,18 @@ Result<ReplayStats> replay(const DlqOptions& o) {
     std::optional<std::string_view> key, value;
     if (d.key) key = *d.key;
     if (d.value) value = *d.value;
+    std::optional<std::string> original;  // a letter without its value: the value comes from the source
+    if (d.failure.value_omitted >= 0) {
+      auto v = kafka::read_value_at(consumer_props(o, "herald-dlq-reader"), d.failure.topic, d.failure.partition,
+                                    d.failure.offset, o.timeout);
+      if (!v) {
+        return Error{v.error().code, fmt::format("dlq: {}/{}@{} carries no value (it was too large) and its original "
+                                                 "cannot be read: {}",
+                                                 d.dlq_topic, d.dlq_partition, d.dlq_offset, v.error().message)};
+      }
+      original = std::move(*v);
+      value = original;
+    }
     HERALD_ASSIGN_OR_RETURN(int64_t at, producer->send(d.failure.topic, d.failure.partition, key, value,
                                                        replay_headers(d.headers, d.failure)));
     HLOG_INFO("dlq: replayed {}/{}@{} ({}) to {}/{}@{}", d.dlq_topic, d.dlq_partition, d.dlq_offset,

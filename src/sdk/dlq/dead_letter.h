@@ -16,6 +16,10 @@
 //   herald_dlq_failed_at   RFC 3339 time of the last failure
 //   herald_dlq_timestamp   the source record's timestamp (ms, decimal)
 //   herald_dlq_ordered     "1" when later events of the key are parked
+//   herald_dlq_value_omitted  the size of the original value, when the letter
+//                          with it was too large for the dead-letter topic: the
+//                          letter carries no value, and replay reads the
+//                          original from the source topic
 //
 // Replaying a dead letter re-publishes the original record to its source
 // topic and partition, with the original headers plus
@@ -71,6 +75,7 @@ inline constexpr std::string_view kHeaderAttempts = "herald_dlq_attempts";
 inline constexpr std::string_view kHeaderFailedAt = "herald_dlq_failed_at";
 inline constexpr std::string_view kHeaderTimestamp = "herald_dlq_timestamp";
 inline constexpr std::string_view kHeaderOrdered = "herald_dlq_ordered";
+inline constexpr std::string_view kHeaderValueOmitted = "herald_dlq_value_omitted";
 inline constexpr std::string_view kHeaderReplayOf = "herald_replay_of";
 inline constexpr std::string_view kHeaderReplayGroup = "herald_replay_group";
 inline constexpr std::string_view kHeaderReplayOrdered = "herald_replay_ordered";
@@ -88,6 +93,7 @@ struct Failure {
   int64_t failed_at_ms = 0;
   int64_t timestamp_ms = -1;  // source record timestamp; -1 unknown
   bool ordered = false;
+  int64_t value_omitted = -1;  // the original value's size when the letter carries none (else -1)
 };
 
 // One dead letter as read back from the dead-letter topic.

@@ -71,15 +71,18 @@ void print_letter(std::FILE* out, const DeadLetter& d, bool json) {
                         {"attempts", d.failure.attempts},
                         {"failed_at", format_rfc3339(d.failure.failed_at_ms)},
                         {"ordered", d.failure.ordered},
+                        {"value_omitted", d.failure.value_omitted >= 0},
                         {"key", d.key ? nlohmann::json(*d.key) : nlohmann::json(nullptr)},
                         {"value", d.value ? nlohmann::json(*d.value) : nlohmann::json(nullptr)},
                         {"headers", headers_json(d.headers)}};
     fmt::print(out, "{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
-  fmt::print(out, "{}/{}@{}  from {}/{}@{}  group={} attempts={} failed_at={} key={}\n    error: {}\n", d.dlq_topic,
+  fmt::print(out, "{}/{}@{}  from {}/{}@{}  group={} attempts={} failed_at={} key={}{}\n    error: {}\n", d.dlq_topic,
              d.dlq_partition, d.dlq_offset, d.failure.topic, d.failure.partition, d.failure.offset, d.failure.group,
-             d.failure.attempts, format_rfc3339(d.failure.failed_at_ms), d.key ? *d.key : "(null)", d.failure.error);
+             d.failure.attempts, format_rfc3339(d.failure.failed_at_ms), d.key ? *d.key : "(null)",
+             d.failure.value_omitted >= 0 ? fmt::format(" (value of {} bytes omitted)", d.failure.value_omitted) : "",
+             d.failure.error);
 }
 
 void print_parked(std::FILE* out, const ParkedEvent& e, bool json) {

@@ -100,6 +100,42 @@ Result<std::map<int32_t, int64_t>> read_to_end(const Properties& props, const st
   return ends;
 }
 
+Result<std::optional<std::string>> read_value_at(const Properties& props, const std::string& topic,
+                                                 int32_t partition, int64_t offset, std::chrono::milliseconds timeout) {
+  Properties all = props;
+  all.emplace_back("enable.auto.commit", "false");
+  all.emplace_back("enable.partition.eof", "true");
+  all.emplace_back("auto.offset.reset", "error");
+  HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(all));
+  HERALD_ASSIGN_OR_RETURN(auto consumer, make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_t* rk = consumer.get();
+  auto list = make_list(1);
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("assign {}/{}: {}", topic, partition, describe(err))};
+  }
+  const std::string where = fmt::format("{}/{}@{}", topic, partition, offset);
+  // A copy: the handle cannot be destroyed while one of its messages lives.
+  Result<std::optional<std::string>> out = Error{Errc::kIoError, fmt::format("timed out reading {}", where)};
+  for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
+    MessagePtr m(rd_kafka_consumer_poll(rk, 100));
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset == offset) {
+      out = m->payload ? std::optional<std::string>(std::string(static_cast<const char*>(m->payload), m->len))
+                       : std::nullopt;
+    } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+               m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+      out = Error{Errc::kNotFound, fmt::format("{} is no longer in the log", where)};
+    } else {
+      HLOG_DEBUG("reading {}: {}", where, rd_kafka_message_errstr(m.get()));
+      continue;
+    }
+    break;
+  }
+  rd_kafka_consumer_close(rk);
+  return out;
+}
+
 Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
                           std::chrono::milliseconds timeout) {
   char errstr[512];
@@ -138,6 +174,9 @@ Result<std::unique_ptr<SyncProducer>> SyncProducer::create(const std::string& br
                       {"enable.idempotence", "true"},
                       {"acks", "all"},
                       {"linger.ms", "0"},
+                      // The broker's limit for the topic decides (a dead letter is its event plus
+                      // headers), not librdkafka's default of 1,000,000 bytes.
+                      {"message.max.bytes", "100000000"},
                       {"message.timeout.ms", "30000"}};
   props.insert(props.end(), extra.begin(), extra.end());
   HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(props));
@@ -174,10 +213,16 @@ Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  // A record too large for the topic can never succeed: kInvalidArgument, the rest kIoError.
+  auto failed = [&](rd_kafka_resp_err_t e) {
+    const bool too_large = e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+    return Error{too_large ? Errc::kInvalidArgument : Errc::kIoError,
+                 fmt::format("produce to {}: {}", topic, describe(e))};
+  };
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     d.id = 0;
     rd_kafka_headers_destroy(hdrs);
-    return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(err))};
+    return failed(err);
   }
   auto deadline = std::chrono::steady_clock::now() + timeout_ + std::chrono::seconds(5);
   while (!d.done) {
@@ -194,9 +239,7 @@ Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
     }
   }
   d.id = 0;
-  if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Error{Errc::kIoError, fmt::format("produce to {}: {}", topic, describe(d.err))};
-  }
+  if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) return failed(d.err);
   return d.offset;
 }
 

@@ -79,6 +79,11 @@ Result<std::map<int32_t, int64_t>> read_to_end(const Properties& props, const st
                                                std::chrono::milliseconds timeout,
                                                const std::function<void(const rd_kafka_message_t&)>& fn);
 
+// The value of the record at `offset` of topic/partition (nullopt: a null
+// value); kNotFound when the log no longer holds it (retention, compaction).
+Result<std::optional<std::string>> read_value_at(const Properties& props, const std::string& topic,
+                                                 int32_t partition, int64_t offset, std::chrono::milliseconds timeout);
+
 // An idempotent acks=all producer whose send() returns only after the broker
 // acknowledged the record (or failed it). Used for dead letters and replays,
 // where the caller must know the record is durable before it moves on. One
@@ -88,7 +93,8 @@ class SyncProducer {
   static Result<std::unique_ptr<SyncProducer>> create(const std::string& brokers, const Properties& extra);
 
   // Produces one record (value nullopt = null value) and waits for its
-  // delivery report. Returns the offset it got.
+  // delivery report. Returns the offset it got; kInvalidArgument when the
+  // record is too large for the topic, kIoError for every other failure.
   Result<int64_t> send(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
                        std::optional<std::string_view> value, const Headers& headers,
                        int64_t timestamp_ms = 0);

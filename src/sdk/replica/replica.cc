@@ -1128,12 +1128,6 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
     HERALD_ASSIGN_OR_RETURN(dlq_producer_, kafka::SyncProducer::create(cfg_.brokers, cfg_.dlq_producer));
   }
   const std::string dlq_topic = topic + cfg_.dlq_suffix;
-  if (!dlq_topics_ready_.count(dlq_topic)) {
-    auto n = kafka::partition_count(dlq_producer_->handle(), topic, cfg_.watermark_timeout);
-    auto r = kafka::ensure_topic(dlq_producer_->handle(), dlq_topic, n ? *n : 1, cfg_.watermark_timeout);
-    if (!r) HLOG_WARN("replica {}: {} (relying on auto-creation)", cfg_.group_id, r.error().to_string());
-    dlq_topics_ready_.insert(dlq_topic);
-  }
   dlq::Failure f;
   f.topic = topic;
   f.partition = partition;
@@ -1144,11 +1138,38 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
   f.failed_at_ms = wall_ms();
   f.timestamp_ms = timestamp;
   f.ordered = cfg_.ordered;
-  HERALD_ASSIGN_OR_RETURN(int64_t at, dlq_producer_->send(dlq_topic, kafka::kAnyPartition, key, value,
-                                                          dlq::dead_letter_headers(headers, f)));
-  HLOG_WARN("replica {}: {}/{}@{} dead-lettered to {} at offset {}", cfg_.group_id, topic, partition, offset,
-            dlq_topic, at);
-  return ok();
+  // The partition waits until the letter is written: a broker that cannot take it now (unreachable,
+  // the topic missing or not writable) is retried with backoff; the replica stops only when asked
+  // to. A letter too large for the dead-letter topic goes without its value (replay reads it from
+  // the source).
+  for (int failures = 1;; ++failures) {
+    if (!dlq_topics_ready_.count(dlq_topic)) {
+      auto n = kafka::partition_count(dlq_producer_->handle(), topic, cfg_.watermark_timeout);
+      auto r = kafka::ensure_topic(dlq_producer_->handle(), dlq_topic, n ? *n : 1, cfg_.watermark_timeout);
+      if (!r) HLOG_WARN("replica {}: {} (relying on auto-creation)", cfg_.group_id, r.error().to_string());
+      dlq_topics_ready_.insert(dlq_topic);
+    }
+    auto at = dlq_producer_->send(dlq_topic, kafka::kAnyPartition, key, value, dlq::dead_letter_headers(headers, f));
+    if (at) {
+      HLOG_WARN("replica {}: {}/{}@{} dead-lettered to {} at offset {}{}", cfg_.group_id, topic, partition, offset,
+                dlq_topic, *at, f.value_omitted >= 0 ? " without its value" : "");
+      return ok();
+    }
+    if (at.error().code == Errc::kInvalidArgument && value) {
+      HLOG_WARN("replica {}: the dead letter of {}/{}@{} is too large for {} ({}): sending it without its value of "
+                "{} bytes",
+                cfg_.group_id, topic, partition, offset, dlq_topic, at.error().message, value->size());
+      f.value_omitted = static_cast<int64_t>(value->size());
+      value.reset();
+      --failures;
+      continue;
+    }
+    if (at.error().code == Errc::kInvalidArgument) return at.error();  // its key and headers alone are too large
+    HLOG_ERROR("replica {}: cannot dead-letter {}/{}@{} to {} (attempt {}): {}; the replica waits", cfg_.group_id,
+               topic, partition, offset, dlq_topic, failures, at.error().message);
+    dlq_topics_ready_.erase(dlq_topic);  // try to create it again
+    HERALD_TRY(backoff(failures));
+  }
 }
 
 // The replay of a parked chain's head arrived: mark the chain runnable
