@@ -50,11 +50,11 @@ Result<void> replica_example(Store& store, const std::string& brokers) {
 
   // [START replica_read_your_writes]
   // The producer tells the caller where its event landed (topic, partition,
-  // offset); wait until this replica has applied it before answering.
-  HERALD_ASSIGN_OR_RETURN(bool applied,
+  // offset); wait until this replica has passed it before answering.
+  HERALD_ASSIGN_OR_RETURN(bool passed,
                           replica->wait_until("users", 0, 41, std::chrono::seconds(5)));
   // [END replica_read_your_writes]
-  (void)applied;
+  (void)passed;
   replica->stop();
   return replica->join();
 }

@@ -507,6 +507,32 @@ TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{24, 24}));
 }
 
+// Events removed from the log (retention, here DeleteRecords) while the
+// replica was down, before it read them: it goes on from the log start and
+// reports how many it lost (stats().removed_unread, and an error log line).
+TEST_P(Projection, EventsRemovedBeforeTheReplicaReadThemAreReported) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  auto cfg = config(brokers_, "late", "fold");
+  int64_t last = 0;
+  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
+  {
+    ReplicaHandlers h;
+    install_fold(h);
+    Running r(cfg, store(), std::move(h));
+    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+    EXPECT_EQ(r->stats().removed_unread, 0);
+  }
+  for (int i = 0; i < 5; ++i) last = send("fold", fold_event("k", 10));  // offsets 3..7
+  ASSERT_TRUE(delete_records(brokers_, "fold", 0, 6));                   // 3, 4 and 5 are gone
+  ReplicaHandlers h;
+  install_fold(h);
+  Running r(cfg, store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_EQ(r->stats().removed_unread, 3);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{5, 23}));
+}
+
 // The same outage while a poison event's handler is being retried: the retry
 // waits for the database (no attempt is counted, nothing is dead-lettered,
 // the replica does not stop) and then applies the event.

@@ -72,6 +72,35 @@ Result<void> make_topic(const std::string& brokers, const std::string& topic, in
   return out;
 }
 
+Result<void> delete_records(const std::string& brokers, const std::string& topic, int32_t partition,
+                            int64_t before) {
+  rd_kafka_t* rk = new_handle(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"log_level", "3"}});
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = before;
+  rd_kafka_DeleteRecords_t* dr = rd_kafka_DeleteRecords_new(list);
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteRecords(rk, &dr, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 15000);
+  Result<void> out = ok();
+  if (!ev) {
+    out = Error{Errc::kIoError, "delete records: timeout"};
+  } else if (rd_kafka_event_error(ev)) {
+    out = Error{Errc::kIoError, std::string("delete records: ") + rd_kafka_event_error_string(ev)};
+  } else {
+    const rd_kafka_topic_partition_list_t* res =
+        rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+    for (int i = 0; res && i < res->cnt; ++i) {
+      if (res->elems[i].err) out = Error{Errc::kIoError, std::string("delete records: ") + rd_kafka_err2str(res->elems[i].err)};
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteRecords_destroy(dr);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
 Result<void> delete_topic(const std::string& brokers, const std::string& topic) {
   rd_kafka_t* rk = new_handle(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"log_level", "3"}});
   rd_kafka_DeleteTopic_t* dt = rd_kafka_DeleteTopic_new(topic.c_str());

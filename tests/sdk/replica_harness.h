@@ -64,6 +64,9 @@ class GroupBroker {
 Result<void> make_topic(const std::string& brokers, const std::string& topic, int partitions,
                           const std::vector<std::pair<std::string, std::string>>& configs = {});
 Result<void> delete_topic(const std::string& brokers, const std::string& topic);
+// DeleteRecords: moves the log start of topic/partition up to `before`.
+Result<void> delete_records(const std::string& brokers, const std::string& topic, int32_t partition,
+                            int64_t before);
 
 // An asynchronous idempotent producer; flush() waits for every delivery.
 class EventProducer {

@@ -515,6 +515,7 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   }
 
   std::map<PartKey, Part> fresh;
+  int64_t lost = 0;
   for (int i = 0; i < parts->cnt; ++i) {
     auto& el = parts->elems[i];
     Part p;
@@ -548,6 +549,16 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
         p.applied_next = lo;
         p.fetched_next = lo;
         el.offset = RD_KAFKA_OFFSET_BEGINNING;
+      } else if (p.has_row && p.applied_next < lo) {
+        // Retention (or DeleteRecords) removed events this replica had not read: they are gone
+        // for it. Say so loudly; the local copy misses whatever they changed.
+        HLOG_ERROR("replica {}: stored offset {} of {}/{} is below the log start {}: {} event(s) were removed "
+                   "from the log before this replica applied them; going on from {}",
+                   cfg_.group_id, p.applied_next, p.topic, p.partition, lo, lo - p.applied_next, lo);
+        lost += lo - p.applied_next;
+        p.applied_next = lo;
+        p.fetched_next = lo;
+        el.offset = lo;
       }
       // The earliest offset as a number: librdkafka resolves a logical
       // offset with a ListOffsets of its own, which for a partition new to
@@ -567,6 +578,7 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
     std::lock_guard lk(mu_);
     for (auto& [k, p] : fresh) parts_[k] = std::move(p);
     stats_.rebalances++;
+    stats_.removed_unread += lost;
     assigned_once_ = true;
   }
   ready_.store(false);

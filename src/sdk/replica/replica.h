@@ -153,6 +153,7 @@ struct ReplicaStats {
   int64_t rebalances = 0;       // assignments received
   int64_t fenced = 0;           // batches dropped because another instance moved the offset
   int64_t transient_errors = 0; // transactions run again after a transient database error (is_transient)
+  int64_t removed_unread = 0;   // events retention removed from the log before this replica read them
 };
 
 class Replica {
@@ -187,10 +188,14 @@ class Replica {
   std::vector<PartitionStatus> status() const;
   ReplicaStats stats() const;
 
-  // Read-your-writes: waits until the event at `offset` of (topic, partition)
-  // is applied here (position > offset). Returns true when it is, false on
-  // timeout. For a partition this instance does not hold, it reads
-  // herald_offsets (other instances sharing the database may hold it).
+  // Read-your-writes: waits until this replica's position in (topic,
+  // partition) has passed `offset` (position > offset). Returns true when it
+  // has, false on timeout. Passed is not always applied: an event that went
+  // to the dead-letter topic, is parked behind a dead letter of its key
+  // (ordered mode) or had no handler is passed too, and the local copy does
+  // not reflect it (stats() counts those). For a partition this instance
+  // does not hold, it reads herald_offsets (other instances sharing the
+  // database may hold it).
   Result<bool> wait_until(std::string_view topic, int32_t partition, int64_t offset,
                           std::chrono::milliseconds timeout);
 
