@@ -533,6 +533,44 @@ TEST_P(Projection, EventsRemovedBeforeTheReplicaReadThemAreReported) {
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{5, 23}));
 }
 
+// PostgreSQL answers that the transaction is read-only (25006), as a primary
+// demoted by a failover does, until the replica's connection reaches a
+// writable server again: no fault of the events, so nothing is
+// dead-lettered, the replica waits and then applies everything once.
+TEST_P(Projection, AReadOnlyDatabaseIsWaitedOutNotDeadLettered) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "PostgreSQL's read-only transactions";
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  ReplicaHandlers h;
+  install_fold(h);
+  auto cfg = config(brokers_, "read-only", "fold");
+  cfg.max_retries = 0;
+  cfg.retry_backoff = milliseconds(20);
+  cfg.max_retry_backoff = milliseconds(100);
+  Running r(cfg, store(), std::move(h));
+  int64_t last = send("fold", fold_event("k", 1));
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  const std::string db = ts_.url.substr(ts_.url.rfind('/') + 1);
+  auto reconnect_all = [&] {
+    EXPECT_TRUE(pg_exec(*pg_base_url(),
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db + "'"));
+  };
+  ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " SET default_transaction_read_only = on"));
+  reconnect_all();
+  for (int i = 0; i < 5; ++i) last = send("fold", fold_event("k", 1));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_TRUE(r->running());
+  EXPECT_FALSE(*r->wait_until("fold", 0, last, milliseconds(1)));
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  ASSERT_TRUE(pg_exec(*pg_base_url(), "ALTER DATABASE " + db + " RESET default_transaction_read_only"));
+  reconnect_all();
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_TRUE(r->running());
+  EXPECT_EQ(r->stats().dead_lettered, 0);
+  EXPECT_GT(r->stats().transient_errors, 0);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{6, 6}));
+}
+
 // The same outage while a poison event's handler is being retried: the retry
 // waits for the database (no attempt is counted, nothing is dead-lettered,
 // the replica does not stop) and then applies the event.

@@ -54,8 +54,15 @@ bool is_retryable(const Error& e) {
 
 bool is_transient(const Error& e) {
   if (is_retryable(e)) return true;
+  if (e.code == Errc::kNoSpace) return true;  // SQLite: the disk is full
   const std::string& m = e.message;
-  // pg_error() reports a dead connection as kClosed, "postgres SQLSTATE: ...".
+  // PostgreSQL, "postgres SQLSTATE: ...": connection exceptions (08), a read-only transaction on a
+  // server that is (still or again) a standby (25006), insufficient resources such as a full disk
+  // or too many connections (53), a server shutting down or starting (57P01-57P03).
+  for (const char* prefix : {"postgres 08", "postgres 25006", "postgres 53", "postgres 57P0"}) {
+    if (m.rfind(prefix, 0) == 0) return true;
+  }
+  // pg_error() reports a dead connection as kClosed.
   return m.rfind("postgres: connect:", 0) == 0 || (e.code == Errc::kClosed && m.rfind("postgres ", 0) == 0);
 }
 

@@ -135,8 +135,9 @@ struct TxOptions {
 bool is_retryable(const Error& e);
 
 // is_retryable(), or the connection to PostgreSQL was lost or could not be
-// made (a restart, a failover, the network): the same transaction may succeed
-// later, on a new connection. A COMMIT whose connection was lost may have
+// made (a restart, a failover, the network), or the database cannot write for
+// now (a full disk; PostgreSQL: a read-only standby, insufficient resources, a
+// shutdown): the same transaction may succeed later, on a new connection. A COMMIT whose connection was lost may have
 // committed: run it again only where that is detected (the replica's
 // compare-and-set on its offsets is).
 bool is_transient(const Error& e);
