@@ -1187,7 +1187,7 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
 // The replay of a parked chain's head arrived: mark the chain runnable
 // together with the replay's own offset, then apply the chain.
 Result<void> Replica::Impl::replay_chain(Rec& r) {
-  const std::string key = r.ev.aggregate_id;
+  const std::string key(r.key().value_or(std::string_view()));  // the record key: it may not have decoded
   const int64_t head = r.part->parked.at(key);
   HERALD_ASSIGN_OR_RETURN(bool committed, transact([&](Tx& tx, Effects& fx) -> Result<void> {
     fx.next_offsets[r.part] = r.offset() + 1;
