@@ -30,6 +30,17 @@ LogConfig small_config() {
   return c;
 }
 
+// XORs the byte at `pos` of `path` with `mask`.
+void flip_byte(const std::filesystem::path& path, long pos, int mask) {
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  std::fseek(f, pos, SEEK_SET);
+  int c = std::fgetc(f);
+  std::fseek(f, pos, SEEK_SET);
+  std::fputc(c ^ mask, f);
+  std::fclose(f);
+}
+
 std::unique_ptr<PartitionLog> open_log(const std::filesystem::path& dir, LogConfig c = {}, Flusher* f = nullptr,
                                        OpenOptions o = {}) {
   auto log = PartitionLog::open(dir, c, f, std::move(o));
@@ -396,14 +407,7 @@ TEST(PartitionLog, FlippedByteInTheMiddleOfAClosedSegmentIsReportedNotServed) {
   // Damage a record byte of the 2nd batch of the first (closed) segment.
   const auto seg = base / "p" / "00000000000000000000.log";
   const long pos = static_cast<long>(all[0].size() + all[1].size() - 10);
-  {
-    std::FILE* f = std::fopen(seg.c_str(), "r+b");
-    std::fseek(f, pos, SEEK_SET);
-    int c = std::fgetc(f);
-    std::fseek(f, pos, SEEK_SET);
-    std::fputc(c ^ 0xff, f);
-    std::fclose(f);
-  }
+  flip_byte(seg, pos, 0xff);
   auto log = open_log(base / "p", small_config());
   EXPECT_EQ(log->log_end_offset(), 180);  // a closed segment is not truncated
   auto rr = log->read(3, 1, INT64_MAX);   // the damaged batch
@@ -447,14 +451,7 @@ TEST(PartitionLog, DamagedBatchHeaderInAClosedSegmentEndsReadsBeforeIt) {
     }
     const auto seg = base / "p" / "00000000000000000000.log";
     const long pos = static_cast<long>(all[0].size() + all[1].size()) + field;  // the 3rd batch (offsets 6..8)
-    {
-      std::FILE* f = std::fopen(seg.c_str(), "r+b");
-      std::fseek(f, pos, SEEK_SET);
-      int c = std::fgetc(f);
-      std::fseek(f, pos, SEEK_SET);
-      std::fputc(c ^ 0x7f, f);
-      std::fclose(f);
-    }
+    flip_byte(seg, pos, 0x7f);
     auto log = open_log(base / "p", small_config());
     EXPECT_EQ(log->log_end_offset(), 180);
     // A read spanning it serves the two batches before it, and they check out.
