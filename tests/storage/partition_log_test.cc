@@ -393,17 +393,21 @@ TEST(PartitionLog, FlippedByteInTheTailIsTruncatedOnRecovery) {
   EXPECT_EQ(read_all_batches(*log), std::vector<Bytes>(all.begin(), all.end() - 1));
 }
 
+// 60 batches of 3 records (offsets 0..179, several segments with small_config()), closed; `all`
+// gets the batches as appended.
+void write_closed_log(const std::filesystem::path& dir, std::vector<Bytes>& all) {
+  auto log = open_log(dir, small_config());
+  for (int i = 0; i < 60; ++i) {
+    all.push_back(make_batch(3, 100, kTs + i));
+    ASSERT_TRUE(log->append(all.back()));
+  }
+  ASSERT_TRUE(log->close());
+}
+
 TEST(PartitionLog, FlippedByteInTheMiddleOfAClosedSegmentIsReportedNotServed) {
   TempDir base;
   std::vector<Bytes> all;
-  {
-    auto log = open_log(base / "p", small_config());
-    for (int i = 0; i < 60; ++i) {
-      all.push_back(make_batch(3, 100, kTs + i));
-      ASSERT_TRUE(log->append(all.back()));
-    }
-    ASSERT_TRUE(log->close());
-  }
+  ASSERT_NO_FATAL_FAILURE(write_closed_log(base / "p", all));
   // Damage a record byte of the 2nd batch of the first (closed) segment.
   const auto seg = base / "p" / "00000000000000000000.log";
   const long pos = static_cast<long>(all[0].size() + all[1].size() - 10);
@@ -441,14 +445,7 @@ TEST(PartitionLog, DamagedBatchHeaderInAClosedSegmentEndsReadsBeforeIt) {
     SCOPED_TRACE(field);
     TempDir base;
     std::vector<Bytes> all;
-    {
-      auto log = open_log(base / "p", small_config());
-      for (int i = 0; i < 60; ++i) {
-        all.push_back(make_batch(3, 100, kTs + i));
-        ASSERT_TRUE(log->append(all.back()));
-      }
-      ASSERT_TRUE(log->close());
-    }
+    ASSERT_NO_FATAL_FAILURE(write_closed_log(base / "p", all));
     const auto seg = base / "p" / "00000000000000000000.log";
     const long pos = static_cast<long>(all[0].size() + all[1].size()) + field;  // the 3rd batch (offsets 6..8)
     flip_byte(seg, pos, 0x7f);
