@@ -100,6 +100,20 @@ class Projection : public ::testing::TestWithParam<std::string> {
     return r ? *r : -1;
   }
   Store& store() { return *ts_.store; }
+  // A second connection to the test database that gives up on a lock after 50 ms (SQLite).
+  Result<std::unique_ptr<Store>> impatient_store() {
+    StoreOptions opts;
+    opts.busy_timeout = milliseconds(50);
+    return Store::open(ts_.url, opts);
+  }
+  // A fold replica that would dead-letter a blamed event at once, retrying fast.
+  ReplicaConfig outage_config(const std::string& group) {
+    auto cfg = config(brokers_, group, "fold");
+    cfg.max_retries = 0;
+    cfg.retry_backoff = milliseconds(20);
+    cfg.max_retry_backoff = milliseconds(100);
+    return cfg;
+  }
 
   TempDir dir_;
   std::unique_ptr<GroupBroker> broker_;
@@ -427,16 +441,11 @@ class Outage {
 TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
   ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
-  StoreOptions opts;
-  opts.busy_timeout = milliseconds(50);
-  auto replica_store = Store::open(ts_.url, opts);
+  auto replica_store = impatient_store();
   ASSERT_TRUE(replica_store) << replica_store.error().to_string();
   ReplicaHandlers h;
   install_fold(h);
-  auto cfg = config(brokers_, "outage", "fold");
-  cfg.max_retries = 0;
-  cfg.retry_backoff = milliseconds(20);
-  cfg.max_retry_backoff = milliseconds(100);
+  auto cfg = outage_config("outage");
   Running r(cfg, **replica_store, std::move(h));
   int64_t last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
@@ -464,16 +473,11 @@ TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
 TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
   ASSERT_TRUE(make_topic(brokers_, "fold", 2));
   ASSERT_TRUE(create_fold_table(store()));
-  StoreOptions opts;
-  opts.busy_timeout = milliseconds(50);
-  auto replica_store = Store::open(ts_.url, opts);
+  auto replica_store = impatient_store();
   ASSERT_TRUE(replica_store) << replica_store.error().to_string();
   ReplicaHandlers h;
   install_fold(h);
-  auto cfg = config(brokers_, "rebalance-outage", "fold");
-  cfg.max_retries = 0;
-  cfg.retry_backoff = milliseconds(20);
-  cfg.max_retry_backoff = milliseconds(100);
+  auto cfg = outage_config("rebalance-outage");
   Running r(cfg, **replica_store, std::move(h));
   int64_t last[2] = {0, 0};
   for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
@@ -543,10 +547,7 @@ TEST_P(Projection, AReadOnlyDatabaseIsWaitedOutNotDeadLettered) {
   ASSERT_TRUE(create_fold_table(store()));
   ReplicaHandlers h;
   install_fold(h);
-  auto cfg = config(brokers_, "read-only", "fold");
-  cfg.max_retries = 0;
-  cfg.retry_backoff = milliseconds(20);
-  cfg.max_retry_backoff = milliseconds(100);
+  auto cfg = outage_config("read-only");
   Running r(cfg, store(), std::move(h));
   int64_t last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
@@ -577,9 +578,7 @@ TEST_P(Projection, AReadOnlyDatabaseIsWaitedOutNotDeadLettered) {
 TEST_P(Projection, AnOutageDuringAPoisonEventsRetriesIsWaitedOutToo) {
   ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
-  StoreOptions opts;
-  opts.busy_timeout = milliseconds(50);
-  auto replica_store = Store::open(ts_.url, opts);
+  auto replica_store = impatient_store();
   ASSERT_TRUE(replica_store) << replica_store.error().to_string();
   std::atomic<int> failed{0};
   ReplicaHandlers h;
