@@ -114,6 +114,12 @@ class Projection : public ::testing::TestWithParam<std::string> {
     cfg.max_retry_backoff = milliseconds(100);
     return cfg;
   }
+  // A replica with the fold handlers (install_fold) on `s`, the test store by default.
+  RunningReplica fold_replica(ReplicaConfig cfg, Store* s = nullptr) {
+    ReplicaHandlers h;
+    install_fold(h);
+    return RunningReplica(std::move(cfg), s ? *s : store(), std::move(h));
+  }
 
   TempDir dir_;
   std::unique_ptr<GroupBroker> broker_;
@@ -186,9 +192,7 @@ TEST_P(Projection, DuplicateCeIdsAreDroppedEvenWithinOneBatch) {
   send("fold", e);
   send("fold", fold_event("k", 1));
   int64_t last = send("fold", e);
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "dedup", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "dedup", "fold"));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   auto f = fold_of_db(store());
   ASSERT_TRUE(f);
@@ -201,9 +205,7 @@ TEST_P(Projection, DuplicateOfAnEventAppliedInAnEarlierTransactionIsDropped) {
   ASSERT_TRUE(create_fold_table(store()));
   auto e = fold_event("k", 5);
   int64_t first = send("fold", e);
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "late-dup", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "late-dup", "fold"));
   ASSERT_TRUE(*r->wait_until("fold", 0, first, seconds(30)));
   // The same ce_id again (an outbox relay re-publishing after a crash), in a
   // batch with new events around it.
@@ -230,17 +232,13 @@ TEST_P(Projection, DuplicateArrivingAfterARestartIsDroppedByWhatTheDatabaseRecor
   send("fold", v7);
   int64_t first = send("fold", *custom);
   {
-    ReplicaHandlers h;
-    install_fold(h);
-    Running r(config(brokers_, "restart-dup", "fold"), store(), std::move(h));
+    auto r = fold_replica(config(brokers_, "restart-dup", "fold"));
     ASSERT_TRUE(*r->wait_until("fold", 0, first, seconds(30)));
   }
   send("fold", v7);
   send("fold", *custom);
   int64_t last = send("fold", fold_event("k", 1));
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "restart-dup", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "restart-dup", "fold"));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{3, 13}));
   EXPECT_EQ(r->stats().duplicates, 2);
@@ -255,9 +253,7 @@ TEST_P(Projection, CatchesUpAfterDowntimeFromStoredOffsets) {
   ASSERT_TRUE(prod.flush());
   auto ends = end_offsets(brokers_, "fold");
   {
-    ReplicaHandlers h;
-    install_fold(h);
-    Running r(config(brokers_, "catchup", "fold"), store(), std::move(h));
+    auto r = fold_replica(config(brokers_, "catchup", "fold"));
     ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
     EXPECT_EQ(*stored_offsets(store(), "catchup", "fold"), *ends);
     EXPECT_EQ(r->stats().applied, 300);
@@ -266,9 +262,7 @@ TEST_P(Projection, CatchesUpAfterDowntimeFromStoredOffsets) {
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 5), 1000 + i)));
   ASSERT_TRUE(prod.flush());
   ends = end_offsets(brokers_, "fold");
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "catchup", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "catchup", "fold"));
   ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
   EXPECT_EQ(*stored_offsets(store(), "catchup", "fold"), *ends);
   EXPECT_EQ(r->stats().applied, 200) << "a restarted replica must apply only what it missed";
@@ -288,9 +282,7 @@ TEST_P(Projection, DatabaseOffsetsWinOverBrokerOffsets) {
     HERALD_TRY(tx.exec("INSERT INTO fold (k, cnt, total) VALUES ('k', 15, 15)"));
     return ok();
   }));
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "winner", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "winner", "fold"));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_EQ(r->stats().applied, 5);
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{20, 20}));
@@ -302,9 +294,7 @@ TEST_P(Projection, CommitsToTheBrokerSoGroupLagIsReal) {
   EventProducer prod(brokers_);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(prod.send("fold", fold_event("k" + std::to_string(i % 9), 1)));
   ASSERT_TRUE(prod.flush());
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(config(brokers_, "lag", "fold"), store(), std::move(h));
+  auto r = fold_replica(config(brokers_, "lag", "fold"));
   ASSERT_TRUE(eventually([&] { return r->ready(); }, seconds(30)));
   auto stored = *stored_offsets(store(), "lag", "fold");
   // What `herald group describe lag` reads: the group's committed offsets.
@@ -350,11 +340,9 @@ TEST_P(Projection, PerEventTransactionsWhenBatchIsOne) {
   ASSERT_TRUE(create_fold_table(store()));
   int64_t last = 0;
   for (int i = 0; i < 25; ++i) last = send("fold", fold_event("k", 2));
-  ReplicaHandlers h;
-  install_fold(h);
   auto cfg = config(brokers_, "single", "fold");
   cfg.max_batch_events = 1;
-  Running r(cfg, store(), std::move(h));
+  auto r = fold_replica(cfg);
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_EQ(r->stats().transactions, 25);
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{25, 50}));
@@ -386,13 +374,11 @@ TEST_P(Projection, EndOfPartitionCommitsAPartialBatch) {
   ASSERT_TRUE(create_fold_table(store()));
   int64_t last = 0;
   for (int i = 0; i < 50; ++i) last = send("fold", fold_event("k", 1));
-  ReplicaHandlers h;
-  install_fold(h);
   auto cfg = config(brokers_, "clean", "fold");
   cfg.max_batch_events = 10000;
   cfg.max_batch_delay = seconds(60);  // only the end of the partition flushes
   {
-    Running r(cfg, store(), std::move(h));
+    auto r = fold_replica(cfg);
     ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   }
   EXPECT_EQ((*stored_offsets(store(), "clean", "fold"))[0], last + 1);
@@ -443,10 +429,8 @@ TEST_P(Projection, DatabaseOutageIsWaitedOutNotDeadLettered) {
   ASSERT_TRUE(create_fold_table(store()));
   auto replica_store = impatient_store();
   ASSERT_TRUE(replica_store) << replica_store.error().to_string();
-  ReplicaHandlers h;
-  install_fold(h);
   auto cfg = outage_config("outage");
-  Running r(cfg, **replica_store, std::move(h));
+  auto r = fold_replica(cfg, replica_store->get());
   int64_t last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
 
@@ -475,10 +459,8 @@ TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
   ASSERT_TRUE(create_fold_table(store()));
   auto replica_store = impatient_store();
   ASSERT_TRUE(replica_store) << replica_store.error().to_string();
-  ReplicaHandlers h;
-  install_fold(h);
   auto cfg = outage_config("rebalance-outage");
-  Running r(cfg, **replica_store, std::move(h));
+  auto r = fold_replica(cfg, replica_store->get());
   int64_t last[2] = {0, 0};
   for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
   for (int32_t p : {0, 1}) ASSERT_TRUE(*r->wait_until("fold", p, last[p], seconds(30)));
@@ -490,9 +472,7 @@ TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
     auto other_store = Store::open("sqlite:" + (other_dir.path() / "other.db").string());
     ASSERT_TRUE(other_store) << other_store.error().to_string();
     ASSERT_TRUE(create_fold_table(**other_store));
-    ReplicaHandlers oh;
-    install_fold(oh);
-    Running other(cfg, **other_store, std::move(oh));
+    auto other = fold_replica(cfg, other_store->get());
     ASSERT_TRUE(eventually([&] { return other->stats().rebalances > 0; }, seconds(30)));
     for (int i = 0; i < 10; ++i) {
       for (int32_t p : {0, 1}) last[p] = send("fold", fold_event("k", 1), p);
@@ -521,17 +501,13 @@ TEST_P(Projection, EventsRemovedBeforeTheReplicaReadThemAreReported) {
   int64_t last = 0;
   for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
   {
-    ReplicaHandlers h;
-    install_fold(h);
-    Running r(cfg, store(), std::move(h));
+    auto r = fold_replica(cfg);
     ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
     EXPECT_EQ(r->stats().removed_unread, 0);
   }
   for (int i = 0; i < 5; ++i) last = send("fold", fold_event("k", 10));  // offsets 3..7
   ASSERT_TRUE(delete_records(brokers_, "fold", 0, 6));                   // 3, 4 and 5 are gone
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(cfg, store(), std::move(h));
+  auto r = fold_replica(cfg);
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_EQ(r->stats().removed_unread, 3);
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{5, 23}));
@@ -545,10 +521,8 @@ TEST_P(Projection, AReadOnlyDatabaseIsWaitedOutNotDeadLettered) {
   if (GetParam() != "postgres") GTEST_SKIP() << "PostgreSQL's read-only transactions";
   ASSERT_TRUE(make_topic(brokers_, "fold", 1));
   ASSERT_TRUE(create_fold_table(store()));
-  ReplicaHandlers h;
-  install_fold(h);
   auto cfg = outage_config("read-only");
-  Running r(cfg, store(), std::move(h));
+  auto r = fold_replica(cfg);
   int64_t last = send("fold", fold_event("k", 1));
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   const std::string db = ts_.url.substr(ts_.url.rfind('/') + 1);
@@ -655,16 +629,12 @@ TEST_P(Projection, AStoredOffsetPastTheEndOfTheLogRewindsToTheStart) {
   int64_t last = 0;
   for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
   {
-    ReplicaHandlers h;
-    install_fold(h);
-    Running r(cfg, store(), std::move(h));
+    auto r = fold_replica(cfg);
     ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   }
   ASSERT_TRUE(store().run([](Tx& tx) -> Result<void> { return save_offset(tx, "rewind", "fold", 0, 50); }));
   for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 10));
-  ReplicaHandlers h;
-  install_fold(h);
-  Running r(cfg, store(), std::move(h));
+  auto r = fold_replica(cfg);
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
   EXPECT_TRUE(eventually([&] { return r->ready(); }, seconds(10)));
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{6, 33}));
