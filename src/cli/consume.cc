@@ -136,18 +136,18 @@ std::string format_record(const ConsumeOptions& o, const rd_kafka_message_t* m) 
     }
   };
   if (o.format == OutputFormat::kJson) {
-    nlohmann::json j{{"topic", rd_kafka_topic_name(m->rkt)},
+    nlohmann::ordered_json j{{"topic", rd_kafka_topic_name(m->rkt)},  // fields in the documented order
                      {"partition", m->partition},
                      {"offset", m->offset},
                      {"timestamp", ts},
                      {"timestamp_type", ts_type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append" : "create"},
                      {"key", bytes_to_json(m->key, m->key_len)},
                      {"value", bytes_to_json(m->payload, m->len)},
-                     {"headers", nlohmann::json::array()}};
+                     {"headers", nlohmann::ordered_json::array()}};
     for_each_header([&](const char* name, const void* val, size_t size) {
       j["headers"].push_back({{"key", name}, {"value", bytes_to_json(val, size)}});
     });
-    std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string s = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     s += '\n';
     return s;
   }
@@ -224,7 +224,7 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
   }
   const bool with_group = !o.group.empty();
   const bool subscribe = with_group && o.partitions.empty();
-  if (subscribe && from && from->kind != StartPosition::Kind::kEarliest &&
+  if (with_group && from && from->kind != StartPosition::Kind::kEarliest &&
       from->kind != StartPosition::Kind::kLatest) {
     return Error{Errc::kInvalidArgument,
                  fmt::format("--from '{}' with --group: a group member starts at the group's committed offsets; "
@@ -285,7 +285,10 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
     }
     state.subscribed = true;
   } else {
-    HERALD_ASSIGN_OR_RETURN(auto list, initial_assignment(rk.get(), o, info, from, copts.timeout_ms));
+    // With --group, every partition starts at the group's committed offset; --from (earliest or
+    // latest) is only the auto.offset.reset for a partition without one.
+    HERALD_ASSIGN_OR_RETURN(auto list, initial_assignment(rk.get(), o, info, with_group ? std::nullopt : from,
+                                                          copts.timeout_ms));
     for (int i = 0; !o.follow && i < list->cnt; ++i) {
       // A partition that starts at its end has nothing to print: done at once.
       const TopicPartition tp{o.topic, list->elems[i].partition};
@@ -425,8 +428,10 @@ In JSON, key/value/header values are strings when they are UTF-8 text and
 
 With --group (and no --partition) the command joins the group like any other
 member and shares the partitions with them; offsets are committed only for
-records already written to stdout. --from earliest|latest then applies only
-to partitions where the group has no committed offset.
+records already written to stdout. With --group and --partition it reads those
+partitions from the group's committed offsets without joining. Either way
+--from earliest|latest applies only to partitions where the group has no
+committed offset; to move committed offsets, use `herald group reset-offsets`.
 
 Examples:
   herald consume orders                                   # everything so far, then exit

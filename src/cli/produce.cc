@@ -138,6 +138,9 @@ Result<Input> to_input(const ProduceOptions& o, const std::string& text) {
 
 Result<int> run(const ClientOptions& copts, const ProduceOptions& o) {
   std::string acks = o.acks == "-1" ? "all" : o.acks;
+  if (acks == "0" && o.print_offsets) {
+    return Error{Errc::kInvalidArgument, "--print-offsets with --acks 0: an unacknowledged record has no offset"};
+  }
   int64_t ts = 0;  // 0: the producer stamps the current time
   if (!o.timestamp.empty()) {
     HERALD_ASSIGN_OR_RETURN(ts, parse_datetime(o.timestamp));

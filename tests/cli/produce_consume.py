@@ -29,9 +29,12 @@ def run(h):
     with open(path, "w") as f:
         f.write("from-file-1\nfrom-file-2\n")
     h.ok(h.cli("produce", "events", "--file", path, "--partition", "1", "--acks", "1"))
+    h.fails(h.cli("produce", "events", "--acks", "0", "--print-offsets", "x"), "no offset")
 
     recs = h.ok(h.cli("consume", "events", "--format", "json")).json_lines()
     h.eq(len(recs), 6, "consume (default: from earliest, exit at end) prints every record once")
+    h.eq(list(recs[0]), ["topic", "partition", "offset", "timestamp", "timestamp_type", "key", "value", "headers"],
+         "JSON fields in the documented order")
     by = {(r["partition"], r["offset"]): r for r in recs}
     r0 = by[(0, 0)]
     h.eq((r0["topic"], r0["key"], r0["value"]), ("events", "user-1", "a@example.com"), "JSON has topic/key/value")
@@ -162,6 +165,12 @@ def run(h):
     h.ok(h.cli("produce", "events", "--partition", "0", "p0-new"))
     h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g", "--partition", "0")).lines(), ["p0-new"],
          "--group --partition starts at the committed offset")
+    h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g", "--partition", "0", "--from", "earliest")).lines(), [],
+         "--group --partition --from earliest keeps to the committed offset")
+    h.fails(h.cli("consume", "events", "--group", "cli-g", "--partition", "0", "--from", "0"), "reset-offsets")
+    h.ok(h.cli("produce", "events", "--partition", "0", "p0-newer"))
+    h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g", "--partition", "0")).lines(), ["p0-newer"],
+         "the committed offset did not move back")
 
 
 if __name__ == "__main__":
