@@ -273,8 +273,9 @@ def confluent_part(h, b):
                "after clean restart: adm-a configs kept")
     d = describe(a, "adm-b")
     h.check_eq((d["retention.bytes"].value, d["retention.bytes"].source),
-               (str(1 << 40), ConfigSource.DEFAULT_CONFIG.value),
-               "after clean restart: the broker's --topic-default is still a default, not an override of adm-b")
+               (str(1 << 40), ConfigSource.STATIC_BROKER_CONFIG.value),
+               "after clean restart: the broker's --topic-default is still the broker's default, not an override "
+               "of adm-b (STATIC_BROKER_CONFIG)")
     h.check_eq(harness.watermarks(b.bootstrap, "adm-idx"), (0, 3),
                "after clean restart: adm-idx (index.interval.bytes=0) opens with its 3 records")
     h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (40, 100), "after clean restart: adm-b watermarks")
@@ -297,7 +298,7 @@ def confluent_part(h, b):
     h.check_eq(result_code(fut), 0, "re-create adm-b (2 partitions)")
     h.check_eq(harness.watermarks(b.bootstrap, "adm-b"), (0, 0), "re-created adm-b starts empty")
     d = describe(a, "adm-b")
-    h.check(all(e.source == ConfigSource.DEFAULT_CONFIG.value for e in d.values() if not e.is_read_only),
+    h.check(all(e.source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value for e in d.values()),
             "re-created adm-b has no overrides left over")
     b.stop()
     b.start()
@@ -377,6 +378,53 @@ def metadata_by_id(h, b):
         h.check_eq(got, [(100, None, unknown, [])], "Metadata v12 by an unknown id: UNKNOWN_TOPIC_ID, name null, the id")
 
 
+def config_sources(h, b):
+    """DescribeConfigs reports where a value comes from, with Kafka's synonym chain, and the broker's
+    defaults under their broker-wide names; IncrementalAlterConfigs refuses what Kafka refuses."""
+    a = admin(b.bootstrap)
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewTopic
+    h.check_eq(result_code(a.create_topics([NewTopic("src", 1, 1, config={"retention.ms": "1000000"})])["src"]), 0,
+               "create 'src' with retention.ms=1000000")
+    big = str(1 << 40)
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        err, msg, cfg = c.describe_configs(2, "src", ["retention.ms", "retention.bytes", "segment.bytes"])
+        h.check_eq((err, msg), (0, None), "DescribeConfigs v1 of 'src': no error, error_message null")
+        h.check_eq(cfg["retention.ms"], ("1000000", 1, [("retention.ms", "1000000", 1), ("log.retention.ms", "-1", 5)]),
+                   "a topic's own value: DYNAMIC_TOPIC_CONFIG, then the built-in default as log.retention.ms")
+        h.check_eq(cfg["retention.bytes"], (big, 4, [("log.retention.bytes", big, 4), ("log.retention.bytes", "-1", 5)]),
+                   "the broker's --topic-default: STATIC_BROKER_CONFIG, synonyms log.retention.bytes (broker, default)")
+        h.check_eq(cfg["segment.bytes"], ("1073741824", 5, [("log.segment.bytes", "1073741824", 5)]),
+                   "a built-in default: DEFAULT_CONFIG, synonym log.segment.bytes")
+        err, msg, brk = c.describe_configs(4, "0")
+        h.check(err == 0 and brk.get("log.retention.bytes", (None, None))[:2] == (big, 4) and
+                brk.get("log.retention.ms", (None, None))[:2] == ("-1", 5) and "retention.ms" not in brk,
+                "broker 0's configs under broker-wide names: log.retention.bytes (STATIC_BROKER), log.retention.ms "
+                "(DEFAULT)", sorted(brk))
+        h.check_eq(c.describe_configs(4, ""), (0, None, {}),
+                   "broker '' (cluster-wide dynamic defaults): none")
+
+        def iac(changes, what, want_err):
+            err, msg = c.incremental_alter_configs("src", changes)
+            h.check(err == want_err and (msg is None) == (want_err == 0),
+                    f"IncrementalAlterConfigs {what} -> {want_err}", f"{err} {msg!r}")
+        iac([("retention.ms", 0, "1"), ("retention.ms", 0, "2")], "with retention.ms twice", 42)
+        iac([("retention.ms", 0, None)], "SET with a null value", 42)
+        iac([("cleanup.policy", 3, "delete")], "SUBTRACT of the only cleanup.policy", 40)
+        iac([("cleanup.policy", 2, "compact")], "APPEND compact to cleanup.policy", 0)
+        h.check_eq(c.describe_configs(2, "src", ["retention.ms", "cleanup.policy"])[2],
+                   {"retention.ms": ("1000000", 1, [("retention.ms", "1000000", 1), ("log.retention.ms", "-1", 5)]),
+                    "cleanup.policy": ("compact,delete", 1, [("cleanup.policy", "compact,delete", 1),
+                                                             ("log.cleanup.policy", "delete", 5)])},
+                   "the refused changes changed nothing; the APPEND applied")
+
+    # Names equal but for '.' against '_' are one name in metrics: the second is refused.
+    h.check_eq(result_code(a.create_topics([NewTopic("src.dot", 1, 1)])["src.dot"]), 0, "create 'src.dot'")
+    h.check_eq(result_code(a.create_topics([NewTopic("src_dot", 1, 1)])["src_dot"]), KafkaError.TOPIC_EXCEPTION,
+               "create 'src_dot' collides with 'src.dot' -> INVALID_TOPIC_EXCEPTION")
+    h.check("src_dot" not in topics_now(a), "'src_dot' does not exist")
+
+
 def idle_retention(h, b):
     from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
@@ -399,6 +447,7 @@ def run(h):
     confluent_part(h, b)
     kafka_python_part(h, b)
     metadata_by_id(h, b)
+    config_sources(h, b)
     idle_retention(h, b)
     b.stop()
 

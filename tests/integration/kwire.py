@@ -310,6 +310,30 @@ class Conn:
         (_, low, err), = parts
         return err, low
 
+    def describe_configs(self, resource_type: int, name: str, keys=None):
+        """DescribeConfigs v1 with synonyms -> (error_code, error_message,
+        {name: (value, source, [(synonym name, value, source)])})."""
+        body = array([(resource_type, name, keys)], lambda x: i8(x[0]) + string(x[1]) + array(x[2], string)) + i8(1)
+        r = self.request(32, 1, body)
+        r.i32()
+
+        def entry(r):
+            name, value, _read_only, source, _sensitive = r.string(), r.string(), r.bool(), r.i8(), r.bool()
+            return name, (value, source, r.array(lambda r: (r.string(), r.string(), r.i8())))
+        (err, msg, _type, _name, configs), = r.array(
+            lambda r: (r.i16(), r.string(), r.i8(), r.string(), r.array(entry)))
+        return err, msg, dict(configs)
+
+    def incremental_alter_configs(self, topic: str, changes, validate_only: bool = False):
+        """IncrementalAlterConfigs v0 on one topic; changes: [(name, op, value)] with op 0 SET,
+        1 DELETE, 2 APPEND, 3 SUBTRACT -> (error_code, error_message)."""
+        body = array([(2, topic, changes)], lambda x: i8(x[0]) + string(x[1]) + array(
+            x[2], lambda c: string(c[0]) + i8(c[1]) + string(c[2])))
+        r = self.request(44, 0, body + i8(1 if validate_only else 0))
+        r.i32()
+        (err, msg, _type, _name), = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.string()))
+        return err, msg
+
 
 # --- record batches -------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 // AlterConfigs (replace the whole override set) and IncrementalAlterConfigs
 // (SET / DELETE / APPEND / SUBTRACT per key) for topics. Values are validated
 // by TopicConfig before anything changes; validate_only changes nothing.
+#include <set>
+
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -44,13 +46,20 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
     cfg = defaults;
     cfg.overrides.clear();
   }
+  std::set<std::string_view> names;
   for (const auto& c : changes) {
     const ConfigDef* def = find_topic_config(c.name);
     if (!def) return {ErrorCode::kInvalidConfig, fmt::format("unknown config '{}'", c.name)};
+    if (!replace && !names.insert(c.name).second) {
+      return {ErrorCode::kInvalidRequest, fmt::format("config '{}' listed more than once", c.name)};
+    }
+    if (!replace && (c.op == 0 || c.op == 2 || c.op == 3) && !c.value) {
+      return {ErrorCode::kInvalidRequest, fmt::format("null value for '{}' (DELETE resets a config)", c.name)};
+    }
     // A read-only config (compression.type, min.insync.replicas) may be set to the only value it can
     // have, as a tool writing back the described overrides does; set() refuses any other.
     Result<void> r = ok();
-    if (c.op == 1 || (c.op == 0 && !c.value)) {
+    if (c.op == 1 || !c.value) {  // AlterConfigs: a null value leaves the default
       r = cfg.reset(c.name, defaults);
     } else if (c.op == 0) {
       r = cfg.set(c.name, *c.value);
@@ -66,7 +75,10 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
       }
       std::string joined;
       for (const auto& i : items) joined += (joined.empty() ? "" : ",") + i;
-      r = joined.empty() ? cfg.reset(c.name, defaults) : cfg.set(c.name, joined);
+      if (joined.empty()) {
+        return {ErrorCode::kInvalidConfig, fmt::format("SUBTRACT would leave '{}' empty", c.name)};
+      }
+      r = cfg.set(c.name, joined);
     } else {
       return {ErrorCode::kInvalidRequest, fmt::format("unknown config operation {}", c.op)};
     }
@@ -102,7 +114,7 @@ Resp alter(RequestContext& ctx, const Req& req, bool replace, ToChanges to_chang
       e = apply(ctx.broker, r.resource_type, r.resource_name, to_changes(r), replace, req.validate_only);
     }
     out.error_code = code(e.first);
-    if (!e.second.empty()) out.error_message = e.second;
+    out.error_message = e.second.empty() ? std::nullopt : std::optional<std::string>(e.second);
   }
   return resp;
 }

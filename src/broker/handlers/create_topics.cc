@@ -19,18 +19,26 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
   std::map<std::string, int> seen;
   for (const auto& t : req.topics) seen[t.name]++;
   for (const auto& t : req.topics) {
+    if (seen[t.name] == 0) continue;  // a name listed more than once is answered once
     auto& out = resp.topics.emplace_back();
     out.name = t.name;
+    out.error_message = std::nullopt;
     auto set_error = [&](ErrorCode e, std::string msg) {
       out.error_code = code(e);
       out.error_message = std::move(msg);
     };
     if (seen[t.name] > 1) {
+      seen[t.name] = 0;
       set_error(ErrorCode::kInvalidRequest, "topic listed more than once");
       continue;
     }
     if (!valid_topic_name(t.name)) {
       set_error(ErrorCode::kInvalidTopicException, fmt::format("invalid topic name '{}'", t.name));
+      continue;
+    }
+    if (auto other = b.topics().colliding_topic(t.name)) {
+      set_error(ErrorCode::kInvalidTopicException,
+                fmt::format("topic '{}' collides with existing topic '{}'", t.name, *other));
       continue;
     }
     if (t.name == group::kOffsetsTopic) {
@@ -78,7 +86,7 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
         c.name = std::string(def.name);
         c.value = tc.get(def.name);
         c.read_only = def.read_only;
-        c.config_source = tc.overrides.count(std::string(def.name)) ? 1 : 5;
+        c.config_source = static_cast<int8_t>(config_source(&tc, b.topics().defaults(), def.name));
         c.is_sensitive = false;
       }
     }

@@ -1,5 +1,7 @@
-// DescribeConfigs: topic configs (resource type 2) with their source
-// (dynamic topic override or default) and the broker's defaults (type 4).
+// DescribeConfigs: a topic's configs (resource type 2) with their source (the
+// topic's own value, the broker-wide default its operator set, or the
+// built-in default) and synonyms, and the broker's defaults (type 4) under
+// their broker-wide names (log.retention.ms, ...), as Kafka reports them.
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -11,63 +13,74 @@ using protocol::ErrorCode;
 namespace {
 constexpr int8_t kTopicResource = 2;
 constexpr int8_t kBrokerResource = 4;
-constexpr int8_t kSourceDynamicTopic = 1;
-constexpr int8_t kSourceStaticBroker = 4;
-constexpr int8_t kSourceDefault = 5;
+
+using Entry = protocol::DescribeConfigsResponse::DescribeConfigsResourceResult;
+
+bool wanted(const std::optional<std::vector<std::string>>& keys, std::string_view name) {
+  return !keys || std::find(keys->begin(), keys->end(), name) != keys->end();
+}
+
+// The chain Kafka reports, most specific first: the topic's value, the broker's, the built-in one.
+void add_synonyms(Entry& c, const ConfigDef& def, const TopicConfig* topic, const TopicConfig& defaults) {
+  const std::string name(def.name);
+  if (topic && topic->overrides.count(name)) {
+    c.synonyms.push_back({name, topic->get(def.name), static_cast<int8_t>(ConfigSource::kTopic)});
+  }
+  const std::string broker_name(def.broker_name);
+  if (defaults.overrides.count(name)) {
+    c.synonyms.push_back({broker_name, defaults.get(def.name), static_cast<int8_t>(ConfigSource::kBroker)});
+  }
+  c.synonyms.push_back({broker_name, TopicConfig{}.get(def.name), static_cast<int8_t>(ConfigSource::kDefault)});
+}
+
 }  // namespace
 
 asio::awaitable<protocol::DescribeConfigsResponse> DescribeConfigsHandler::handle(
     RequestContext& ctx, protocol::DescribeConfigsRequest req) {
   protocol::DescribeConfigsResponse resp;
   auto& b = ctx.broker;
+  const TopicConfig& defaults = b.topics().defaults();
   for (const auto& r : req.resources) {
     auto& out = resp.results.emplace_back();
     out.resource_type = r.resource_type;
     out.resource_name = r.resource_name;
-    TopicConfig cfg;
-    bool is_topic = r.resource_type == kTopicResource;
-    if (is_topic) {
+    out.error_message = std::nullopt;
+    std::optional<TopicConfig> topic_cfg;  // set for a topic resource
+    if (r.resource_type == kTopicResource) {
       auto topic = b.topics().find(r.resource_name);
       if (!topic) {
         out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
         out.error_message = fmt::format("unknown topic '{}'", r.resource_name);
         continue;
       }
-      cfg = topic->config();
+      topic_cfg = topic->config();
     } else if (r.resource_type == kBrokerResource) {
-      if (!r.resource_name.empty() && r.resource_name != std::to_string(b.config().node_id)) {
+      // The empty name asks for the cluster-wide dynamic defaults, which Herald does not have.
+      if (r.resource_name.empty()) continue;
+      if (r.resource_name != std::to_string(b.config().node_id)) {
         out.error_code = code(ErrorCode::kInvalidRequest);
         out.error_message = fmt::format("unknown broker '{}'", r.resource_name);
         continue;
       }
-      cfg = b.topics().defaults();
     } else {
       out.error_code = code(ErrorCode::kInvalidRequest);
       out.error_message = fmt::format("unsupported resource type {}", r.resource_type);
       continue;
     }
     for (const auto& def : topic_config_defs()) {
-      std::string name(def.name);
-      if (r.configuration_keys &&
-          std::find(r.configuration_keys->begin(), r.configuration_keys->end(), name) == r.configuration_keys->end()) {
-        continue;
-      }
+      const std::string_view name = topic_cfg ? def.name : def.broker_name;
+      if (!wanted(r.configuration_keys, name)) continue;
+      const TopicConfig* topic = topic_cfg ? &*topic_cfg : nullptr;
       auto& c = out.configs.emplace_back();
-      c.name = name;
-      c.value = cfg.get(def.name);
+      c.name = std::string(name);
+      c.value = (topic ? *topic : defaults).get(def.name);
       c.read_only = def.read_only;
-      bool overridden = cfg.overrides.count(name) > 0;
-      c.config_source = is_topic ? (overridden ? kSourceDynamicTopic : kSourceDefault)
-                                 : (overridden ? kSourceStaticBroker : kSourceDefault);
+      c.config_source = static_cast<int8_t>(config_source(topic, defaults, def.name));
+      c.is_default = c.config_source == static_cast<int8_t>(ConfigSource::kDefault);
       c.is_sensitive = false;
       c.config_type = static_cast<int8_t>(def.type);
-      if (req.include_documentation) c.documentation = std::string(def.doc);
-      if (req.include_synonyms && overridden && is_topic) {
-        auto& s = c.synonyms.emplace_back();
-        s.name = name;
-        s.value = c.value;
-        s.source = kSourceDynamicTopic;
-      }
+      c.documentation = req.include_documentation ? std::optional<std::string>(def.doc) : std::nullopt;
+      if (req.include_synonyms) add_synonyms(c, def, topic, defaults);
     }
   }
   co_return resp;

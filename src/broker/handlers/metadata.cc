@@ -108,7 +108,8 @@ asio::awaitable<protocol::MetadataResponse> MetadataHandler::handle(RequestConte
       }
     }
     if (!topic) {
-      out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
+      const bool collides = may_create && b.topics().colliding_topic(name);
+      out.error_code = code(collides ? ErrorCode::kInvalidTopicException : ErrorCode::kUnknownTopicOrPartition);
       continue;
     }
     fill_topic(out, *topic, node);

@@ -34,31 +34,31 @@ Result<double> parse_ratio(std::string_view name, std::string_view v) {
 constexpr int64_t kMaxLong = INT64_MAX;
 constexpr int64_t kMaxInt = INT32_MAX;
 
-// name, type, doc, read-only; the apply/get logic is in set()/get() below.
+// name, broker-wide name, type, doc, read-only; the apply/get logic is in set()/get() below.
 constexpr ConfigDef kDefs[] = {
-    {"cleanup.policy", ConfigType::kList,
+    {"cleanup.policy", "log.cleanup.policy", ConfigType::kList,
      "delete: drop old segments by retention; compact: keep the latest record per key; or both", false},
-    {"retention.ms", ConfigType::kLong, "Delete closed segments older than this (-1 = keep forever)", false},
-    {"retention.bytes", ConfigType::kLong, "Delete oldest closed segments beyond this size per partition (-1 = unlimited)", false},
-    {"segment.bytes", ConfigType::kInt, "Roll to a new segment file at this size", false},
-    {"segment.ms", ConfigType::kLong, "Roll to a new segment file after this time", false},
-    {"max.message.bytes", ConfigType::kInt, "Largest record batch accepted, in bytes", false},
-    {"delete.retention.ms", ConfigType::kLong, "How long compaction keeps tombstones", false},
-    {"min.compaction.lag.ms", ConfigType::kLong, "Records younger than this are not compacted", false},
-    {"max.compaction.lag.ms", ConfigType::kLong,
+    {"retention.ms", "log.retention.ms", ConfigType::kLong, "Delete closed segments older than this (-1 = keep forever)", false},
+    {"retention.bytes", "log.retention.bytes", ConfigType::kLong, "Delete oldest closed segments beyond this size per partition (-1 = unlimited)", false},
+    {"segment.bytes", "log.segment.bytes", ConfigType::kInt, "Roll to a new segment file at this size", false},
+    {"segment.ms", "log.roll.ms", ConfigType::kLong, "Roll to a new segment file after this time", false},
+    {"max.message.bytes", "message.max.bytes", ConfigType::kInt, "Largest record batch accepted, in bytes", false},
+    {"delete.retention.ms", "log.cleaner.delete.retention.ms", ConfigType::kLong, "How long compaction keeps tombstones", false},
+    {"min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", ConfigType::kLong, "Records younger than this are not compacted", false},
+    {"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", ConfigType::kLong,
      "Compact a segment once its first records are this old, whatever the dirty ratio; also rolls the active segment",
      false},
-    {"min.cleanable.dirty.ratio", ConfigType::kDouble,
+    {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", ConfigType::kDouble,
      "Compact once the not yet compacted bytes are this share of the compactable log", false},
-    {"message.timestamp.type", ConfigType::kString, "CreateTime or LogAppendTime", false},
-    {"message.timestamp.before.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the past", false},
-    {"message.timestamp.after.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the future", false},
-    {"flush.policy", ConfigType::kString,
+    {"message.timestamp.type", "log.message.timestamp.type", ConfigType::kString, "CreateTime or LogAppendTime", false},
+    {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the past", false},
+    {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", ConfigType::kLong, "Reject records with a timestamp further in the future", false},
+    {"flush.policy", "log.flush.policy", ConfigType::kString,
      "always: acks=all is answered after fdatasync (group commit); interval: sync every flush.ms", false},
-    {"flush.ms", ConfigType::kLong, "Sync interval when flush.policy=interval", false},
-    {"index.interval.bytes", ConfigType::kInt, "Bytes of log between offset index entries", false},
-    {"compression.type", ConfigType::kString, "Batches are stored as the producer sent them (producer)", true},
-    {"min.insync.replicas", ConfigType::kInt, "Always 1: Herald is one node", true},
+    {"flush.ms", "log.flush.interval.ms", ConfigType::kLong, "Sync interval when flush.policy=interval", false},
+    {"index.interval.bytes", "log.index.interval.bytes", ConfigType::kInt, "Bytes of log between offset index entries", false},
+    {"compression.type", "compression.type", ConfigType::kString, "Batches are stored as the producer sent them (producer)", true},
+    {"min.insync.replicas", "min.insync.replicas", ConfigType::kInt, "Always 1: Herald is one node", true},
 };
 
 }  // namespace
@@ -70,6 +70,12 @@ const ConfigDef* find_topic_config(std::string_view name) {
     if (d.name == name) return &d;
   }
   return nullptr;
+}
+
+ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults, std::string_view name) {
+  const std::string key(name);
+  if (topic && topic->overrides.count(key)) return ConfigSource::kTopic;
+  return defaults.overrides.count(key) ? ConfigSource::kBroker : ConfigSource::kDefault;
 }
 
 Result<void> TopicConfig::set(std::string_view name, std::string_view v) {

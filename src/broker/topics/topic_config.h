@@ -45,6 +45,7 @@ struct TopicConfig {
 
 struct ConfigDef {
   std::string_view name;
+  std::string_view broker_name;  // the broker-wide default's name, as in Kafka (retention.ms: log.retention.ms)
   ConfigType type;
   std::string_view doc;
   bool read_only;
@@ -53,5 +54,11 @@ struct ConfigDef {
 // Every topic config Herald knows, in a stable order.
 std::span<const ConfigDef> topic_config_defs();
 const ConfigDef* find_topic_config(std::string_view name);
+
+// Where a value comes from, as DescribeConfigs and CreateTopics report it.
+enum class ConfigSource : int8_t { kTopic = 1, kBroker = 4, kDefault = 5 };
+// The value of `name` for `topic` (or, if null, for the broker): the topic's own, the broker-wide
+// default set by its operator (`defaults`: --topic-default, [topic_defaults]) or the built-in one.
+ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults, std::string_view name);
 
 }  // namespace herald::broker

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <random>
 
 #include "common/clock.h"
@@ -251,6 +252,20 @@ std::shared_ptr<Topic> TopicManager::find(std::string_view name) const {
   return it == topics_.end() ? nullptr : it->second;
 }
 
+std::optional<std::string> TopicManager::colliding_topic(std::string_view name) const {
+  auto metric_name = [](std::string_view n) {
+    std::string out(n);
+    std::replace(out.begin(), out.end(), '.', '_');
+    return out;
+  };
+  const std::string m = metric_name(name);
+  std::shared_lock lock(mu_);
+  for (const auto& [other, t] : topics_) {
+    if (other != name && metric_name(other) == m) return other;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::shared_ptr<Topic>> TopicManager::list() const {
   std::shared_lock lock(mu_);
   std::vector<std::shared_ptr<Topic>> out;
@@ -274,6 +289,9 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   HERALD_TRY(config.check());
   std::lock_guard admin(admin_mu_);
   if (find(name)) return Error{Errc::kAlreadyExists, fmt::format("topic '{}' already exists", name)};
+  if (auto other = colliding_topic(name)) {
+    return Error{Errc::kInvalidArgument, fmt::format("topic '{}' collides with existing topic '{}'", name, *other)};
+  }
   if (validate_only) return std::make_shared<Topic>(name, TopicId{}, internal, config);
 
   auto topic = std::make_shared<Topic>(name, random_topic_id(), internal, config);

@@ -101,10 +101,14 @@ class TopicManager {
   TopicManager& operator=(const TopicManager&) = delete;
 
   std::shared_ptr<Topic> find(std::string_view name) const;
+  // Another topic whose name differs from `name` only in '.' against '_' (the two are the same in
+  // metric names, so Kafka refuses the second: INVALID_TOPIC_EXCEPTION), if there is one.
+  std::optional<std::string> colliding_topic(std::string_view name) const;
   std::vector<std::shared_ptr<Topic>> list() const;
   const TopicConfig& defaults() const { return defaults_; }
 
-  // Creates a topic. kAlreadyExists, kInvalidArgument (name, partitions, config: message says which).
+  // Creates a topic. kAlreadyExists, kInvalidArgument (name, a colliding name, partitions, config:
+  // message says which).
   // With validate_only nothing is written.
   Result<std::shared_ptr<Topic>> create(const std::string& name, int32_t partitions,
                                         const std::map<std::string, std::string>& configs,
