@@ -8,7 +8,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <charconv>
+#include <cctype>
 #include <cstring>
+#include <optional>
 #include <toml.hpp>
 
 #include "broker/broker.h"
@@ -35,29 +38,49 @@ void raise_descriptor_limit() {
   }
 }
 
+// One source's settings (file, environment or flags); unset ones leave the
+// broker's value (or an earlier source's) alone.
 struct ServeOptions {
-  std::string listen;       // HOST:PORT
+  std::string listen;  // HOST:PORT
   std::string data_dir;
-  std::string config_file;
   std::string advertised_host;
-  bool ephemeral = false;
-  int threads = 0;
-  std::string auto_create;  // "true"/"false"
-  int partitions = 0;
-  int64_t index_cache_mb = -1;
-  int64_t maintenance_interval_ms = 0;
+  std::optional<bool> ephemeral;
+  std::optional<int64_t> threads;
+  std::optional<bool> auto_create;
+  std::optional<int64_t> partitions;
+  std::optional<int64_t> index_cache_mb;
+  std::optional<int64_t> maintenance_interval_ms;
   std::string log_level;
   std::string port_file;
   std::vector<std::string> topic_defaults;  // key=value
 };
 
+Result<int64_t> parse_int(std::string_view what, std::string_view v) {
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", what, v)};
+  }
+  return out;
+}
+
+Result<bool> parse_bool(std::string_view what, std::string_view v) {
+  std::string s(v);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "0" || s == "no" || s == "off") return false;
+  return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not true or false", what, v)};
+}
+
 Result<void> parse_listen(const std::string& s, broker::BrokerConfig& cfg) {
   auto colon = s.rfind(':');
-  if (colon == std::string::npos) return Error{Errc::kInvalidArgument, fmt::format("--listen '{}': expected HOST:PORT", s)};
+  if (colon == std::string::npos || colon == 0) {
+    return Error{Errc::kInvalidArgument, fmt::format("listen '{}': expected HOST:PORT", s)};
+  }
+  auto port = parse_int("listen port", std::string_view(s).substr(colon + 1));
+  if (!port || *port < 0 || *port > 65535) return Error{Errc::kInvalidArgument, fmt::format("listen '{}': bad port", s)};
   cfg.listen_host = s.substr(0, colon);
-  int port = std::atoi(s.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return Error{Errc::kInvalidArgument, fmt::format("--listen '{}': bad port", s)};
-  cfg.listen_port = static_cast<uint16_t>(port);
+  cfg.listen_port = static_cast<uint16_t>(*port);
   return ok();
 }
 
@@ -67,40 +90,76 @@ Result<void> apply_topic_default(const std::string& kv, broker::BrokerConfig& cf
   return cfg.topic_defaults.set(kv.substr(0, eq), kv.substr(eq + 1));
 }
 
+Result<void> in_range(std::string_view what, int64_t v, int64_t min, int64_t max) {
+  if (v < min || v > max) return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [{}, {}]", what, v, min, max)};
+  return ok();
+}
+
 Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   if (!o.listen.empty()) HERALD_TRY(parse_listen(o.listen, cfg));
   if (!o.data_dir.empty()) cfg.data_dir = o.data_dir;
   if (!o.advertised_host.empty()) cfg.advertised_host = o.advertised_host;
-  if (o.ephemeral) cfg.ephemeral = true;
-  if (o.threads > 0) cfg.threads = o.threads;
-  if (!o.auto_create.empty()) cfg.auto_create_topics = o.auto_create == "true" || o.auto_create == "1";
-  if (o.partitions > 0) cfg.default_partitions = o.partitions;
-  if (o.index_cache_mb >= 0) cfg.index_cache_bytes = static_cast<uint64_t>(o.index_cache_mb) << 20;
-  if (o.maintenance_interval_ms < 0) {
-    return Error{Errc::kInvalidArgument, fmt::format("maintenance interval {} ms: must be positive", o.maintenance_interval_ms)};
+  if (o.ephemeral) cfg.ephemeral = *o.ephemeral;
+  if (o.threads) {
+    HERALD_TRY(in_range("threads", *o.threads, 1, 256));
+    cfg.threads = static_cast<int>(*o.threads);
   }
-  if (o.maintenance_interval_ms > 0) cfg.maintenance_interval_ms = o.maintenance_interval_ms;
+  if (o.auto_create) cfg.auto_create_topics = *o.auto_create;
+  if (o.partitions) {
+    HERALD_TRY(in_range("num partitions", *o.partitions, 1, 100000));
+    cfg.default_partitions = static_cast<int32_t>(*o.partitions);
+  }
+  if (o.index_cache_mb) {
+    HERALD_TRY(in_range("index cache MB", *o.index_cache_mb, 0, int64_t{1} << 30));
+    cfg.index_cache_bytes = static_cast<uint64_t>(*o.index_cache_mb) << 20;
+  }
+  if (o.maintenance_interval_ms) {
+    HERALD_TRY(in_range("maintenance interval ms", *o.maintenance_interval_ms, 1, INT64_MAX));
+    cfg.maintenance_interval_ms = *o.maintenance_interval_ms;
+  }
+  if (!o.log_level.empty() && !log::valid_level(o.log_level)) {
+    return Error{Errc::kInvalidArgument,
+                 fmt::format("log level '{}': expected trace, debug, info, warn, error or off", o.log_level)};
+  }
   for (const auto& kv : o.topic_defaults) HERALD_TRY(apply_topic_default(kv, cfg));
   HERALD_TRY(cfg.topic_defaults.check());
   return ok();
 }
 
+// Every key is checked: an unknown one (a typo) or a value of the wrong type is an error, not a
+// silent default.
 Result<void> load_file(const std::string& path, ServeOptions& o) {
   try {
-    auto t = toml::parse(path);
-    o.listen = toml::find_or<std::string>(t, "listen", o.listen);
-    o.data_dir = toml::find_or<std::string>(t, "data_dir", o.data_dir);
-    o.advertised_host = toml::find_or<std::string>(t, "advertised_host", o.advertised_host);
-    o.threads = static_cast<int>(toml::find_or<toml::integer>(t, "threads", toml::integer{o.threads}));
-    if (t.contains("auto_create_topics")) o.auto_create = toml::find<bool>(t, "auto_create_topics") ? "true" : "false";
-    o.partitions = static_cast<int>(toml::find_or<toml::integer>(t, "num_partitions", toml::integer{o.partitions}));
-    o.log_level = toml::find_or<std::string>(t, "log_level", o.log_level);
-    o.index_cache_mb = toml::find_or<toml::integer>(t, "index_cache_mb", toml::integer{o.index_cache_mb});
-    o.maintenance_interval_ms =
-        toml::find_or<toml::integer>(t, "maintenance_interval_ms", toml::integer{o.maintenance_interval_ms});
-    if (t.contains("topic_defaults")) {
-      for (const auto& [k, v] : toml::find<toml::table>(t, "topic_defaults")) {
-        o.topic_defaults.push_back(k + "=" + (v.is_string() ? v.as_string().str : toml::format(v)));
+    const auto t = toml::parse(path);
+    for (const auto& [key, v] : t.as_table()) {
+      if (key == "listen") {
+        o.listen = toml::get<std::string>(v);
+      } else if (key == "data_dir") {
+        o.data_dir = toml::get<std::string>(v);
+      } else if (key == "advertised_host") {
+        o.advertised_host = toml::get<std::string>(v);
+      } else if (key == "threads") {
+        o.threads = toml::get<toml::integer>(v);
+      } else if (key == "auto_create_topics") {
+        o.auto_create = toml::get<bool>(v);
+      } else if (key == "num_partitions") {
+        o.partitions = toml::get<toml::integer>(v);
+      } else if (key == "log_level") {
+        o.log_level = toml::get<std::string>(v);
+      } else if (key == "index_cache_mb") {
+        o.index_cache_mb = toml::get<toml::integer>(v);
+      } else if (key == "maintenance_interval_ms") {
+        o.maintenance_interval_ms = toml::get<toml::integer>(v);
+      } else if (key == "topic_defaults") {
+        for (const auto& [k, d] : toml::get<toml::table>(v)) {
+          o.topic_defaults.push_back(k + "=" + (d.is_string() ? d.as_string().str : toml::format(d)));
+        }
+      } else {
+        return Error{Errc::kInvalidArgument,
+                     fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
+                                 "threads, auto_create_topics, num_partitions, index_cache_mb, "
+                                 "maintenance_interval_ms, log_level, [topic_defaults])",
+                                 path, key)};
       }
     }
   } catch (const std::exception& e) {
@@ -109,18 +168,32 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
   return ok();
 }
 
-void load_env(ServeOptions& o) {
+// A variable that is set but does not parse is an error.
+Result<void> load_env(ServeOptions& o) {
   auto env = [](const char* name) -> const char* { return std::getenv(name); };
+  auto integer = [&](const char* name, std::optional<int64_t>& out) -> Result<void> {
+    if (auto v = env(name)) {
+      HERALD_ASSIGN_OR_RETURN(out, parse_int(name, v));
+    }
+    return ok();
+  };
+  auto boolean = [&](const char* name, std::optional<bool>& out) -> Result<void> {
+    if (auto v = env(name)) {
+      HERALD_ASSIGN_OR_RETURN(out, parse_bool(name, v));
+    }
+    return ok();
+  };
   if (auto v = env("HERALD_LISTEN")) o.listen = v;
   if (auto v = env("HERALD_DATA_DIR")) o.data_dir = v;
   if (auto v = env("HERALD_ADVERTISED_HOST")) o.advertised_host = v;
-  if (auto v = env("HERALD_THREADS")) o.threads = std::atoi(v);
-  if (auto v = env("HERALD_AUTO_CREATE_TOPICS")) o.auto_create = v;
-  if (auto v = env("HERALD_NUM_PARTITIONS")) o.partitions = std::atoi(v);
   if (auto v = env("HERALD_LOG_LEVEL")) o.log_level = v;
-  if (auto v = env("HERALD_INDEX_CACHE_MB")) o.index_cache_mb = std::atoll(v);
-  if (auto v = env("HERALD_MAINTENANCE_INTERVAL_MS")) o.maintenance_interval_ms = std::atoll(v);
-  if (auto v = env("HERALD_EPHEMERAL")) o.ephemeral = std::string(v) == "1" || std::string(v) == "true";
+  HERALD_TRY(integer("HERALD_THREADS", o.threads));
+  HERALD_TRY(boolean("HERALD_AUTO_CREATE_TOPICS", o.auto_create));
+  HERALD_TRY(integer("HERALD_NUM_PARTITIONS", o.partitions));
+  HERALD_TRY(integer("HERALD_INDEX_CACHE_MB", o.index_cache_mb));
+  HERALD_TRY(integer("HERALD_MAINTENANCE_INTERVAL_MS", o.maintenance_interval_ms));
+  HERALD_TRY(boolean("HERALD_EPHEMERAL", o.ephemeral));
+  return ok();
 }
 
 }  // namespace
@@ -134,29 +207,37 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
                                             "[topic_defaults])");
   cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on [127.0.0.1:9092]; env HERALD_LISTEN");
   cmd->add_option("--data-dir", flags->data_dir, "Directory for topics and state [./data]; env HERALD_DATA_DIR");
-  cmd->add_flag("--ephemeral", flags->ephemeral,
-                "Use a temporary data dir, removed at exit (development, tests); env HERALD_EPHEMERAL=1");
+  cmd->add_flag_callback(
+      "--ephemeral", [flags] { flags->ephemeral = true; },
+      "Use a temporary data dir, removed at exit (development, tests); env HERALD_EPHEMERAL=1");
   cmd->add_option("--advertised-host", flags->advertised_host,
                   "Host clients should connect to (Metadata) [listen host]; env HERALD_ADVERTISED_HOST");
-  cmd->add_option("--threads", flags->threads, "Network threads [2]; env HERALD_THREADS");
-  cmd->add_option("--auto-create-topics", flags->auto_create,
-                  "Create unknown topics on Metadata requests: true|false [true]; env HERALD_AUTO_CREATE_TOPICS");
-  cmd->add_option("--num-partitions", flags->partitions,
-                  "Partitions of auto-created topics [1]; env HERALD_NUM_PARTITIONS");
-  cmd->add_option("--index-cache-mb", flags->index_cache_mb,
-                  "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
-                  "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--maintenance-interval-ms", flags->maintenance_interval_ms,
-                  "How often retention, compaction, producer-state snapshots and group expiry are checked, "
-                  "ms [30000]; env HERALD_MAINTENANCE_INTERVAL_MS")
-      ->check(CLI::PositiveNumber);
+  auto integer = [&](const char* name, std::optional<int64_t> ServeOptions::*field, const char* help) {
+    cmd->add_option_function<int64_t>(name, [flags, field](const int64_t& v) { (*flags).*field = v; }, help);
+  };
+  integer("--threads", &ServeOptions::threads, "Network threads [2]; env HERALD_THREADS");
+  cmd->add_option_function<std::string>(
+      "--auto-create-topics",
+      [flags](const std::string& v) {
+        auto b = parse_bool("--auto-create-topics", v);
+        if (!b) throw CLI::ValidationError(b.error().message);
+        flags->auto_create = *b;
+      },
+      "Create unknown topics on Metadata requests: true|false [true]; env HERALD_AUTO_CREATE_TOPICS");
+  integer("--num-partitions", &ServeOptions::partitions, "Partitions of auto-created topics [1]; env HERALD_NUM_PARTITIONS");
+  integer("--index-cache-mb", &ServeOptions::index_cache_mb,
+          "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
+          "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB");
+  integer("--maintenance-interval-ms", &ServeOptions::maintenance_interval_ms,
+          "How often retention, compaction, producer-state snapshots and group expiry are checked, "
+          "ms [30000]; env HERALD_MAINTENANCE_INTERVAL_MS");
   cmd->add_option("--port-file", flags->port_file,
                   "Write the bound port to this file once listening (useful with --listen HOST:0)");
-  cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error [info]; env HERALD_LOG_LEVEL");
+  cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off [info]; env HERALD_LOG_LEVEL");
   cmd->add_option("--topic-default", flags->topic_defaults,
-                  "Default topic config for new topics, KEY=VALUE, repeatable (e.g. retention.ms=604800000, "
-                  "flush.policy=interval, segment.bytes=1073741824)");
+                  "Broker-wide topic config default, KEY=VALUE, repeatable (e.g. retention.ms=604800000, "
+                  "flush.policy=interval): applies to every topic without its own value, existing ones "
+                  "included, as Kafka's log.* settings do");
   cmd->footer(R"(
 Settings: --config file < HERALD_* environment < flags. SIGTERM/SIGINT stop
 cleanly (flush, checkpoint), so the next start does not rescan the log.
@@ -175,14 +256,17 @@ Examples:
         return 2;
       }
     }
-    load_env(env_opts);
+    if (auto r = load_env(env_opts); !r) {
+      fmt::print(stderr, "herald serve: {}\n", r.error().message);
+      return 2;
+    }
     broker::BrokerConfig cfg;
     for (const ServeOptions* o : {&file_opts, &env_opts, flags.get()}) {
-      if (!o->log_level.empty()) log::set_level(o->log_level);
       if (auto r = apply(*o, cfg); !r) {
         fmt::print(stderr, "herald serve: {}\n", r.error().message);
         return 2;
       }
+      if (!o->log_level.empty()) log::set_level(o->log_level);
     }
     const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
     raise_descriptor_limit();

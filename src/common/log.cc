@@ -20,6 +20,13 @@ spdlog::logger& logger() {
   return *l;
 }
 
+bool valid_level(std::string_view level) {
+  for (std::string_view l : {"trace", "debug", "info", "warn", "warning", "err", "error", "critical", "off"}) {
+    if (level == l) return true;
+  }
+  return false;
+}
+
 void set_level(std::string_view level) {
   logger().set_level(spdlog::level::from_str(std::string(level)));
 }

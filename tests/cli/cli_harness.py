@@ -108,14 +108,15 @@ class Harness:
         self.checks = 0
 
     # --- broker ----------------------------------------------------------
-    def start_broker(self, *extra):
+    def start_broker(self, *extra, env=None):
         port_file = os.path.join(self.workdir, "port")
         if os.path.exists(port_file):
             os.unlink(port_file)
         logf = open(self.broker_log, "ab")
         self.broker_proc = popen([self.herald, "serve", "--listen", "127.0.0.1:0", "--ephemeral",
                                   "--port-file", port_file, *extra],
-                                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env={**os.environ, **(env or {})})
 
         def port():
             if self.broker_proc.poll() is not None:

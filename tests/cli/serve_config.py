@@ -1,0 +1,62 @@
+"""`herald serve` settings: a TOML file < HERALD_* environment < flags, and
+every bad setting refused at start (non-zero exit, a message naming it) instead of
+being ignored: an unknown file key, a value of the wrong type, an environment
+variable or flag that does not parse, an unknown log level."""
+import os
+import subprocess
+
+import cli_harness
+
+
+def run(h):
+    conf = os.path.join(h.workdir, "herald.toml")
+
+    def write_conf(text):
+        with open(conf, "w") as f:
+            f.write(text)
+
+    def partitions_of_new_topic(name):
+        h.ok(h.cli("produce", name, "x"))  # auto-created
+        return len(h.ok(h.cli("topic", "describe", name, "--format", "json")).json()["partitions"])
+
+    write_conf('num_partitions = 3\nlog_level = "info"\n[topic_defaults]\n"retention.ms" = "604800000"\n')
+    for extra, env, want, what in [
+            ((), None, 3, "the file's num_partitions"),
+            ((), {"HERALD_NUM_PARTITIONS": "4"}, 4, "HERALD_NUM_PARTITIONS over the file"),
+            (("--num-partitions", "5"), {"HERALD_NUM_PARTITIONS": "4"}, 5, "the flag over both")]:
+        h.stop_broker()
+        h.start_broker("--config", conf, *extra, env=env)
+        h.eq(partitions_of_new_topic(f"auto-{want}"), want, f"auto-created topic partitions: {what}")
+    c = h.ok(h.cli("topic", "describe", "auto-5", "--format", "json")).json()["configs"]["retention.ms"]
+    h.eq((c["value"], c["source"]), ("604800000", "broker"), "[topic_defaults] is the broker's default")
+    h.stop_broker()
+    h.start_broker(env={"HERALD_AUTO_CREATE_TOPICS": "OFF"})
+    h.fails(h.cli("produce", "nope", "x", "--timeout", "3"))
+    h.fails(h.cli("topic", "describe", "nope"), "nope")
+    h.check(True, "HERALD_AUTO_CREATE_TOPICS=OFF turns auto-creation off")
+
+    def refused(what, needle, *args, conf_text=None, env=None):
+        if conf_text is not None:
+            write_conf(conf_text)
+            args = ("--config", conf, *args)
+        p = subprocess.run([h.herald, "serve", "--ephemeral", "--listen", "127.0.0.1:0", *args], capture_output=True,
+                           text=True, timeout=20, env={**os.environ, **(env or {})})
+        h.check(p.returncode > 0 and needle in p.stderr, f"refused: {what}",
+                f"exit {p.returncode}, stderr: {p.stderr}")
+
+    refused("an unknown file key", "unknown key 'num_partitons'", conf_text="num_partitons = 3\n")
+    refused("a string key given a number", "listen", conf_text="listen = 19215\n")
+    refused("a boolean key given a string", "auto_create_topics", conf_text='auto_create_topics = "no way"\n')
+    refused("a non-integer HERALD_THREADS", "HERALD_THREADS", env={"HERALD_THREADS": "abc"})
+    refused("a non-integer HERALD_NUM_PARTITIONS", "HERALD_NUM_PARTITIONS", env={"HERALD_NUM_PARTITIONS": "3x"})
+    refused("HERALD_AUTO_CREATE_TOPICS=maybe", "not true or false", env={"HERALD_AUTO_CREATE_TOPICS": "maybe"})
+    refused("--auto-create-topics maybe", "not true or false", "--auto-create-topics", "maybe")
+    refused("--log-level loud", "log level 'loud'", "--log-level", "loud")
+    refused("--threads 0", "threads", "--threads", "0")
+    refused("--num-partitions 0", "num partitions", "--num-partitions", "0")
+    refused("a bad --topic-default value", "retention.ms", "--topic-default", "retention.ms=abc")
+
+
+if __name__ == "__main__":
+    h = cli_harness.setup("serve_config")
+    cli_harness.main(h, run)
