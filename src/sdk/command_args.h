@@ -5,10 +5,12 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace herald::sdk {
@@ -32,27 +34,48 @@ inline std::optional<int> parse_command_args(CLI::App& app, const std::vector<st
   return std::nullopt;
 }
 
-// `--brokers` on several subcommands that share one variable, with env
-// HERALD_BROKERS as the fallback. Not CLI11's envname(): with one variable
-// bound by several subcommands, CLI11 2.1 applies the environment over the
-// value given on the command line.
-class BrokersOption {
+// The connection options of every client command (docs/cli.md, "Connecting"), on several
+// subcommands that share one set of variables: -b/--brokers (env HERALD_BROKERS), --timeout
+// SECONDS, -X/--property KEY=VALUE, --debug. HERALD_BROKERS is not CLI11's envname(): with one
+// variable bound by several subcommands, CLI11 2.1 applies the environment over the value given
+// on the command line.
+class ClientArgs {
  public:
-  explicit BrokersOption(std::string& target) : target_(target) {}
   void add_to(CLI::App* cmd) {
-    given_.push_back(cmd->add_option("--brokers", target_,
+    given_.push_back(cmd->add_option("-b,--brokers", brokers_,
                                      "Kafka bootstrap servers (or env HERALD_BROKERS) [127.0.0.1:9092]"));
+    cmd->add_option("--timeout", timeout_s_, "Seconds to wait for the broker [10]")->check(CLI::PositiveNumber);
+    cmd->add_option("-X,--property", properties_, "Extra librdkafka setting KEY=VALUE, repeatable")
+        ->allow_extra_args(false);
+    cmd->add_flag("--debug", debug_, "Print librdkafka's protocol debug log to stderr");
   }
-  // After parsing: HERALD_BROKERS when no --brokers was given.
-  void resolve() const {
+  // After parsing: the bootstrap servers (HERALD_BROKERS when no --brokers was given).
+  std::string brokers() const {
     for (const auto* o : given_) {
-      if (o->count() > 0) return;
+      if (o->count() > 0) return brokers_;
     }
-    if (const char* env = std::getenv("HERALD_BROKERS"); env != nullptr && *env != '\0') target_ = env;
+    if (const char* env = std::getenv("HERALD_BROKERS"); env != nullptr && *env != '\0') return env;
+    return brokers_;
+  }
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(timeout_s_ * 1000));
+  }
+  // The -X settings (and --debug's) as librdkafka properties; an error names a malformed one.
+  std::optional<std::string> properties(std::vector<std::pair<std::string, std::string>>& out) const {
+    for (const auto& kv : properties_) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) return fmt::format("--property '{}': expected KEY=VALUE", kv);
+      out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    if (debug_) out.emplace_back("debug", "broker,protocol,cgrp,topic");
+    return std::nullopt;
   }
 
  private:
-  std::string& target_;
+  std::string brokers_ = "127.0.0.1:9092";
+  double timeout_s_ = 10;
+  std::vector<std::string> properties_;
+  bool debug_ = false;
   std::vector<CLI::Option*> given_;
 };
 

@@ -175,6 +175,11 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic}, &out), 0);
   EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos);
   EXPECT_NE(out.find("poisoned payload"), std::string::npos);
+  // The connection options every client command takes.
+  ASSERT_EQ(run_cli({"list", "-b", brokers_, "--topic", topic, "-X", "client.id=dlq-tool", "--timeout", "2.5"}, &out),
+            0);
+  EXPECT_NE(out.find("1 dead letter(s) pending"), std::string::npos);
+  EXPECT_NE(run_cli({"list", "-b", brokers_, "--topic", topic, "-X", "client.id"}, &out), 0);
 
   // --key selects a parked key of an ordered replica (--store): without --store it is refused,
   // not ignored (a skip of "one key" would pass over every pending letter).
@@ -197,6 +202,7 @@ TEST_P(DeadLetters, PoisonEventLandsInTheDlqWithItsStoryAndReplayBringsItBack) {
   EXPECT_NE(out.find("0 dead letter(s) pending"), std::string::npos);
   ASSERT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", topic, "--all", "--json"}, &out), 0);
   EXPECT_NE(out.find("\"offset\":" + std::to_string(poison_offset)), std::string::npos);
+  EXPECT_NE(out.find("\"pending\":false"), std::string::npos) << out;
   ASSERT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", topic, "--group", "ledger"}, &out), 0);
   EXPECT_NE(out.find("replayed 0 dead letter(s)"), std::string::npos);
 

@@ -226,11 +226,11 @@ std::string cursor_group(std::string_view dlq_topic, std::string_view group) {
 
 Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only) {
   HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
-  if (!pending_only) return std::move(s.letters);
   HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));
   std::vector<DeadLetter> out;
   for (auto& d : s.letters) {
-    if (pending(cursors, d)) out.push_back(std::move(d));
+    d.pending = pending(cursors, d);
+    if (d.pending || !pending_only) out.push_back(std::move(d));
   }
   return out;
 }

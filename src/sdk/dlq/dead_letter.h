@@ -105,6 +105,7 @@ struct DeadLetter {
   std::optional<std::string> key;    // nullopt = null key
   std::optional<std::string> value;  // nullopt = null value (tombstone)
   Headers headers;                   // the original headers (herald_dlq_* removed)
+  bool pending = true;               // list(): not yet replayed or skipped (after the replay cursor)
 };
 
 // The headers of a dead letter: `original` (minus any earlier herald_dlq_* and

@@ -15,7 +15,7 @@ namespace herald::sdk::dlq {
 namespace {
 
 struct Options {
-  std::string brokers = "127.0.0.1:9092";
+  ClientArgs client;
   std::string topic;
   std::string dlq_topic;
   std::string group;
@@ -24,31 +24,23 @@ struct Options {
   bool has_key = false;
   bool all = false;
   bool json = false;
-  int timeout_s = 10;
-  std::vector<std::string> properties;
 };
 
-void add_common(CLI::App* cmd, Options& o, BrokersOption& brokers) {
-  brokers.add_to(cmd);
+void add_common(CLI::App* cmd, Options& o) {
+  o.client.add_to(cmd);
   cmd->add_option("--topic", o.topic, "Source topic (dead letters in <topic>.dlq)");
   cmd->add_option("--dlq-topic", o.dlq_topic, "Dead-letter topic (default: <topic>.dlq)");
   cmd->add_option("--group", o.group, "Only dead letters of this consumer group (replica)");
-  cmd->add_option("--timeout", o.timeout_s, "Seconds to wait for the broker [10]");
-  cmd->add_option("--property", o.properties, "librdkafka property KEY=VALUE (repeatable)")->allow_extra_args(false);
 }
 
 Result<DlqOptions> dlq_options(const Options& o) {
   DlqOptions d;
-  d.brokers = o.brokers;
+  d.brokers = o.client.brokers();
   d.dlq_topic = !o.dlq_topic.empty() ? o.dlq_topic : (o.topic.empty() ? "" : o.topic + std::string(kDefaultSuffix));
   if (d.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "give --topic or --dlq-topic"};
   d.group = o.group;
-  d.timeout = std::chrono::seconds(o.timeout_s);
-  for (const auto& kv : o.properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) return Error{Errc::kInvalidArgument, fmt::format("--property '{}': no '='", kv)};
-    d.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  d.timeout = o.client.timeout();
+  if (auto bad = o.client.properties(d.kafka)) return Error{Errc::kInvalidArgument, *bad};
   return d;
 }
 
@@ -72,15 +64,17 @@ void print_letter(std::FILE* out, const DeadLetter& d, bool json) {
                         {"failed_at", format_rfc3339(d.failure.failed_at_ms)},
                         {"ordered", d.failure.ordered},
                         {"value_omitted", d.failure.value_omitted >= 0},
+                        {"pending", d.pending},
                         {"key", d.key ? nlohmann::json(*d.key) : nlohmann::json(nullptr)},
                         {"value", d.value ? nlohmann::json(*d.value) : nlohmann::json(nullptr)},
                         {"headers", headers_json(d.headers)}};
     fmt::print(out, "{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
-  fmt::print(out, "{}/{}@{}  from {}/{}@{}  group={} attempts={} failed_at={} key={}{}\n    error: {}\n", d.dlq_topic,
-             d.dlq_partition, d.dlq_offset, d.failure.topic, d.failure.partition, d.failure.offset, d.failure.group,
-             d.failure.attempts, format_rfc3339(d.failure.failed_at_ms), d.key ? *d.key : "(null)",
+  fmt::print(out, "{}/{}@{}{}  from {}/{}@{}  group={} attempts={} failed_at={} key={}{}\n    error: {}\n",
+             d.dlq_topic, d.dlq_partition, d.dlq_offset, d.pending ? "" : " (replayed or skipped)", d.failure.topic,
+             d.failure.partition, d.failure.offset, d.failure.group, d.failure.attempts,
+             format_rfc3339(d.failure.failed_at_ms), d.key ? *d.key : "(null)",
              d.failure.value_omitted >= 0 ? fmt::format(" (value of {} bytes omitted)", d.failure.value_omitted) : "",
              d.failure.error);
 }
@@ -111,33 +105,31 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
   CLI::App app{"Inspect, replay or skip dead letters", "herald dlq"};
   app.require_subcommand(1);
   Options o;
-  BrokersOption brokers(o.brokers);
   auto* list_cmd = app.add_subcommand("list", "Print dead letters (pending ones unless --all)");
-  add_common(list_cmd, o, brokers);
+  add_common(list_cmd, o);
   list_cmd->add_flag("--all", o.all, "Also letters already replayed or skipped");
   list_cmd->add_flag("--json", o.json, "One JSON object per line");
 
   auto* replay_cmd = app.add_subcommand(
       "replay", "Re-publish pending dead letters to their source topic (with --store: replay parked keys)");
-  add_common(replay_cmd, o, brokers);
+  add_common(replay_cmd, o);
   auto* replay_store =
       replay_cmd->add_option("--store", o.store, "Ordered mode: the replica's database URL; marks parked keys for replay");
   replay_cmd->add_option("--key", o.key, "With --store: only this key")->needs(replay_store);
 
   auto* skip_cmd = app.add_subcommand(
       "skip", "Pass over pending dead letters (ordered mode: with --store, their parked heads are dropped too)");
-  add_common(skip_cmd, o, brokers);
+  add_common(skip_cmd, o);
   auto* skip_store = skip_cmd->add_option(
       "--store", o.store, "Ordered mode: the replica's database URL (needed when a pending letter is ordered)");
   skip_cmd->add_option("--key", o.key, "With --store: only drop this parked key's head")->needs(skip_store);
 
   auto* parked_cmd = app.add_subcommand("parked", "Print parked events of a replica (ordered mode)");
-  add_common(parked_cmd, o, brokers);
+  add_common(parked_cmd, o);
   parked_cmd->add_option("--store", o.store, "The replica's database URL")->required();
   parked_cmd->add_flag("--json", o.json, "One JSON object per line");
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
-  brokers.resolve();
   for (auto* sub : {replay_cmd, skip_cmd}) {
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }

@@ -37,16 +37,12 @@ std::string str(const json& j, const char* k) {
 int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
   CLI::App app{"Sagas and their step history (from the herald.sagas topic)", "herald saga"};
   app.require_subcommand(1);
-  std::string brokers = "127.0.0.1:9092", topic = std::string(kSagaEventsTopic), state, id;
-  int timeout_s = 10;
+  std::string topic = std::string(kSagaEventsTopic), state, id;
   bool as_json = false;
-  std::vector<std::string> properties;
-  BrokersOption brokers_option(brokers);
+  ClientArgs client;
   auto common = [&](CLI::App* c) {
-    brokers_option.add_to(c);
+    client.add_to(c);
     c->add_option("--topic", topic, "The saga events topic [herald.sagas]");
-    c->add_option("--timeout", timeout_s, "Seconds to wait for the broker [10]");
-    c->add_option("--property", properties, "librdkafka property KEY=VALUE (repeatable)")->allow_extra_args(false);
     c->add_flag("--json", as_json, "One JSON object per line");
   };
   auto* list_cmd = app.add_subcommand("list", "One line per saga: its latest state");
@@ -57,15 +53,10 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   show_cmd->add_option("id", id, "Saga id")->required();
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
-  brokers_option.resolve();
   if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
 
-  kafka::Properties props{{"bootstrap.servers", brokers}, {"group.id", "herald-saga-reader"}};
-  for (const auto& kv : properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) return fail(err, fmt::format("--property '{}': no '='", kv));
-    props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  kafka::Properties props{{"bootstrap.servers", client.brokers()}, {"group.id", "herald-saga-reader"}};
+  if (auto bad = client.properties(props)) return fail(err, *bad);
   // show: every change of one saga; list: each saga's latest change and how many it had.
   std::vector<Change> history;
   struct Latest {
@@ -75,7 +66,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   std::map<std::string, Latest> latest;
   std::vector<std::string> first_seen;
   const bool showing = show_cmd->parsed();
-  auto read = kafka::read_to_end(props, topic, std::chrono::seconds(timeout_s), [&](const rd_kafka_message_t& m) {
+  auto read = kafka::read_to_end(props, topic, client.timeout(), [&](const rd_kafka_message_t& m) {
     auto ev = decode_message(m);
     if (!ev || ev->tombstone) return;
     auto body = json::parse(ev->payload, nullptr, false);
