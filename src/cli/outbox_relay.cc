@@ -58,7 +58,10 @@ int run(const RelayFlags& f) {
     set = block_stop_signals();  // waited for below
   }
 
-  auto store = sdk::Store::open(f.db);
+  // The service's database exists already: a mistyped path must not look like an empty outbox.
+  sdk::StoreOptions store_opts;
+  store_opts.create_sqlite_file = false;
+  auto store = sdk::Store::open(f.db, store_opts);
   if (!store) {
     HLOG_ERROR("herald outbox-relay: {}: {}", f.db, store.error().to_string());
     return 1;

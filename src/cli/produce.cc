@@ -45,8 +45,10 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* st = static_cast<DeliveryState*>(opaque);
   if (m->err) {
     if (++st->failed <= kMaxErrorLines) {
-      std::fprintf(stderr, "herald produce: record not delivered to %s: %s\n", rd_kafka_topic_name(m->rkt),
-                   describe_error(m->err).c_str());
+      const bool keyless_refused = m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD && m->key == nullptr;
+      std::fprintf(stderr, "herald produce: record not delivered to %s: %s%s\n", rd_kafka_topic_name(m->rkt),
+                   describe_error(m->err).c_str(),
+                   keyless_refused ? " (the record has no key: a compacted topic takes only records with one)" : "");
     }
     return;
   }

@@ -15,6 +15,7 @@ def run(h):
     h.fails(h.cli("topic", "create", "orders", "--partitions", "3"), "already exists")
     h.ok(h.cli("topic", "create", "orders", "--if-not-exists"), "--if-not-exists on an existing topic")
     h.ok(h.cli("topic", "create", "users", "--config", "cleanup.policy=compact"))
+    h.fails(h.cli("produce", "users", "no-key"), "has no key")
     h.fails(h.cli("topic", "create", "bad", "--config", "no.such.config=1"))
     h.fails(h.cli("topic", "create", "bad2", "--config", "retention.ms"), "KEY=VALUE")
 

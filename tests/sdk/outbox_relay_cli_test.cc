@@ -138,6 +138,10 @@ TEST_P(RelayCliTest, BadArgumentsExitWithTwo) {
   EXPECT_EQ(run_cli({"outbox-relay", "--db", url_, "-X", "novalue", "--once"}), 2);
   EXPECT_EQ(run_cli({"outbox-relay", "--db", url_, "-X", "no.such.setting=1", "--once"}), 2);
   EXPECT_EQ(run_cli({"outbox-relay", "--db", "sqlite:/nonexistent/dir/x.db", "--once"}), 1);
+  // A mistyped path is not an empty outbox: the relay creates no database.
+  const auto typo = dir_.path() / "svc-typo.db";
+  EXPECT_EQ(run_cli({"outbox-relay", "--db", "sqlite:" + typo.string(), "--once"}), 1);
+  EXPECT_FALSE(std::filesystem::exists(typo));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, RelayCliTest, ::testing::Values("sqlite"));

@@ -194,7 +194,7 @@ class SqliteStore final : public Store {
     static std::once_flag memstatus_off;
     std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     auto c = std::make_unique<Conn>();
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options_.create_sqlite_file ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path_.c_str(), &c->db, flags, nullptr);
     if (rc != SQLITE_OK) return sqlite_error(c->db, rc, fmt::format("open {}", path_));
     sqlite3_busy_timeout(c->db, static_cast<int>(options_.busy_timeout.count()));

@@ -263,13 +263,15 @@ struct StoreOptions {
   bool sqlite_synchronous_full = true;            // false = synchronous=NORMAL (faster, may lose
                                                   // the last commits on power loss, not on a crash)
   bool create_schema = true;                      // apply the SDK's migrations in open()
+  bool create_sqlite_file = true;                 // false: a missing SQLite file is an error
 };
 
 class Store {
  public:
   // Opens a store by URL:
   //   "postgresql://..." / "postgres://..."   libpq connection URI
-  //   "sqlite:PATH" / "sqlite://PATH"         SQLite file (created if missing)
+  //   "sqlite:PATH" / "sqlite://PATH"         SQLite file (created if missing, unless
+  //                                           options.create_sqlite_file is false)
   //   "sqlite::memory:" / ":memory:"          in-memory SQLite (one connection)
   //   anything else                           a SQLite file path
   // Connects once to check the URL and (by default) applies the SDK schema.
