@@ -47,6 +47,12 @@ const char* source_name(rd_kafka_ConfigSource_t s) {
 }
 
 // The topic-result error of a CreateTopics/DeleteTopics/CreatePartitions event.
+// "topic 'T': <the broker's message>", without naming the topic twice when the message does.
+std::string topic_error(const std::string& topic, const char* msg, rd_kafka_resp_err_t err) {
+  std::string m = msg && *msg ? msg : rd_kafka_err2str(err);
+  return m.find("'" + topic + "'") != std::string::npos ? m : fmt::format("topic '{}': {}", topic, m);
+}
+
 Result<void> topic_result(const rd_kafka_topic_result_t** results, size_t n, const std::string& topic) {
   for (size_t i = 0; i < n; ++i) {
     if (topic != rd_kafka_topic_result_name(results[i])) continue;
@@ -56,7 +62,7 @@ Result<void> topic_result(const rd_kafka_topic_result_t** results, size_t n, con
     Errc code = err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS       ? Errc::kAlreadyExists
                 : err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? Errc::kNotFound
                                                                  : Errc::kInvalidArgument;
-    return Error{code, fmt::format("topic '{}': {}", topic, msg && *msg ? msg : rd_kafka_err2str(err))};
+    return Error{code, topic_error(topic, msg, err)};
   }
   return Error{Errc::kIoError, fmt::format("no result for topic '{}'", topic)};
 }
@@ -412,8 +418,7 @@ Result<void> run_alter(const ClientOptions& copts, const AlterOptions& o) {
   if (n != 1) return Error{Errc::kIoError, "AlterConfigs returned no result"};
   if (auto err = rd_kafka_ConfigResource_error(results[0])) {
     const char* msg = rd_kafka_ConfigResource_error_string(results[0]);
-    return Error{Errc::kInvalidArgument,
-                 fmt::format("topic '{}': {}", o.topic, msg && *msg ? msg : rd_kafka_err2str(err))};
+    return Error{Errc::kInvalidArgument, topic_error(o.topic, msg, err)};
   }
   const char* verb = o.validate_only ? "would set" : "set";
   for (const auto& [k, v] : set) fmt::print("{} {}={} on '{}'\n", verb, k, v, o.topic);
