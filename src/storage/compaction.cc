@@ -144,6 +144,12 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
 
   // 1 + 2. Dirty range and key map.
   const int64_t cleaner = cleaner_offset_.load();
+  // A segment holding records younger than min.compaction.lag.ms ends the compactable range. Only
+  // with a lag: at 0 a record stamped ahead of the broker's clock (CreateTime allows an hour by
+  // default) would stop compaction of the partition until that time, as it never does in Kafka.
+  auto too_young = [&](const SegmentSummary& s) {
+    return cfg.min_compaction_lag_ms > 0 && s.max_timestamp > now - cfg.min_compaction_lag_ms;
+  };
   bool due = false;
   {
     uint64_t clean_bytes = 0, dirty_bytes = 0;
@@ -154,7 +160,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
         clean_bytes += s.log_size;
         continue;
       }
-      if (s.max_timestamp > now - cfg.min_compaction_lag_ms) break;
+      if (too_young(s)) break;
       if (first && s.first_timestamp >= 0 && now - s.first_timestamp >= cfg.max_compaction_lag_ms) overdue = true;
       first = false;
       dirty_bytes += s.log_size;
@@ -170,7 +176,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
   for (size_t i = 0; i < closed.size(); ++i) {
     if (end_of(closed[i]) <= cleaner) continue;
     HERALD_ASSIGN_OR_RETURN(SegmentSummary s, closed[i]->summary());
-    if (s.max_timestamp > now - cfg.min_compaction_lag_ms) {
+    if (too_young(s)) {
       end_dirty = i;
       break;
     }

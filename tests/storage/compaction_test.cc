@@ -348,6 +348,18 @@ TEST(Compaction, RespectsMinCompactionLag) {
   EXPECT_GT(stats->segments_cleaned, 0u);
 }
 
+// Without a min.compaction.lag.ms, timestamps do not matter: records stamped ten minutes ahead of
+// the broker's clock (CreateTime accepts up to an hour by default) are compacted like any others.
+TEST(Compaction, RecordsStampedAheadOfTheClockAreCompactedWithoutALag) {
+  TempDir dir;
+  auto log = open_log(dir.path());
+  auto all = fill(*log, 100, 3, kTs + 600000);
+  auto stats = log->compact(kTs);
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
+}
+
 // Appends `n` records of keys k0..k<5> (timestamps kTs + offset, as fill() gives them).
 void append_more(PartitionLog& log, std::vector<Rec>& all, int n) {
   for (int i = 0; i < n; ++i) {
