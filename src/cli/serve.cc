@@ -78,7 +78,9 @@ Result<void> parse_listen(const std::string& s, broker::BrokerConfig& cfg) {
     return Error{Errc::kInvalidArgument, fmt::format("listen '{}': expected HOST:PORT", s)};
   }
   auto port = parse_int("listen port", std::string_view(s).substr(colon + 1));
-  if (!port || *port < 0 || *port > 65535) return Error{Errc::kInvalidArgument, fmt::format("listen '{}': bad port", s)};
+  if (!port || *port < 0 || *port > 65535) {
+    return Error{Errc::kInvalidArgument, fmt::format("listen '{}': bad port", s)};
+  }
   cfg.listen_host = s.substr(0, colon);
   cfg.listen_port = static_cast<uint16_t>(*port);
   return ok();
@@ -91,7 +93,9 @@ Result<void> apply_topic_default(const std::string& kv, broker::BrokerConfig& cf
 }
 
 Result<void> in_range(std::string_view what, int64_t v, int64_t min, int64_t max) {
-  if (v < min || v > max) return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [{}, {}]", what, v, min, max)};
+  if (v < min || v > max) {
+    return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [{}, {}]", what, v, min, max)};
+  }
   return ok();
 }
 
@@ -224,7 +228,8 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
         flags->auto_create = *b;
       },
       "Create unknown topics on Metadata requests: true|false [true]; env HERALD_AUTO_CREATE_TOPICS");
-  integer("--num-partitions", &ServeOptions::partitions, "Partitions of auto-created topics [1]; env HERALD_NUM_PARTITIONS");
+  integer("--num-partitions", &ServeOptions::partitions,
+          "Partitions of auto-created topics [1]; env HERALD_NUM_PARTITIONS");
   integer("--index-cache-mb", &ServeOptions::index_cache_mb,
           "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
           "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB");

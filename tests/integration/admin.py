@@ -392,7 +392,8 @@ def config_sources(h, b):
         h.check_eq((err, msg), (0, None), "DescribeConfigs v1 of 'src': no error, error_message null")
         h.check_eq(cfg["retention.ms"], ("1000000", 1, [("retention.ms", "1000000", 1), ("log.retention.ms", "-1", 5)]),
                    "a topic's own value: DYNAMIC_TOPIC_CONFIG, then the built-in default as log.retention.ms")
-        h.check_eq(cfg["retention.bytes"], (big, 4, [("log.retention.bytes", big, 4), ("log.retention.bytes", "-1", 5)]),
+        h.check_eq(cfg["retention.bytes"],
+                   (big, 4, [("log.retention.bytes", big, 4), ("log.retention.bytes", "-1", 5)]),
                    "the broker's --topic-default: STATIC_BROKER_CONFIG, synonyms log.retention.bytes (broker, default)")
         h.check_eq(cfg["segment.bytes"], ("1073741824", 5, [("log.segment.bytes", "1073741824", 5)]),
                    "a built-in default: DEFAULT_CONFIG, synonym log.segment.bytes")
