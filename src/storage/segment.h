@@ -137,8 +137,13 @@ class Segment : public std::enable_shared_from_this<Segment> {
   // the segment. Open File handles stay readable.
   Result<void> remove_files();
   // The file names now belong to someone else (deleted, or replaced by
-  // compaction): never write index files for this object again.
-  void retire() { retired_.store(true); }
+  // compaction): never write index files for this object again. Taken under
+  // the index lock, so a reader rebuilding this segment's index (which writes
+  // it back under that lock) has finished before the files are replaced.
+  void retire() {
+    std::lock_guard lock(index_mu_);
+    retired_.store(true);
+  }
 
   // What read_slice need not CRC-check again (see VerifiedMark).
   const std::shared_ptr<VerifiedMark>& verified_mark() const { return verified_; }
