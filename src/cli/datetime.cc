@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <cctype>
-#include <charconv>
 #include <ctime>
 
 #include "common/civil_time.h"
+#include "common/parse.h"
 
 namespace herald::cli {
 namespace {
@@ -40,8 +40,9 @@ bool all_digits(std::string_view s) {
 }
 
 bool parse_int64(std::string_view s, int64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
+  auto r = parse_integer<int64_t>("", s);
+  if (r) out = *r;
+  return r.has_value();
 }
 
 }  // namespace

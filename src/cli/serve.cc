@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <charconv>
 #include <cctype>
 #include <cstring>
 #include <optional>
@@ -16,6 +15,7 @@
 
 #include "broker/broker.h"
 #include "common/fs.h"
+#include "common/parse.h"
 #include "common/log.h"
 
 namespace herald::cli {
@@ -55,15 +55,6 @@ struct ServeOptions {
   std::vector<std::string> topic_defaults;  // key=value
 };
 
-Result<int64_t> parse_int(std::string_view what, std::string_view v) {
-  int64_t out = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || p != v.data() + v.size()) {
-    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", what, v)};
-  }
-  return out;
-}
-
 Result<bool> parse_bool(std::string_view what, std::string_view v) {
   std::string s(v);
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -77,7 +68,7 @@ Result<void> parse_listen(const std::string& s, broker::BrokerConfig& cfg) {
   if (colon == std::string::npos || colon == 0) {
     return Error{Errc::kInvalidArgument, fmt::format("listen '{}': expected HOST:PORT", s)};
   }
-  auto port = parse_int("listen port", std::string_view(s).substr(colon + 1));
+  auto port = parse_integer<int64_t>("listen port", std::string_view(s).substr(colon + 1));
   if (!port || *port < 0 || *port > 65535) {
     return Error{Errc::kInvalidArgument, fmt::format("listen '{}': bad port", s)};
   }
@@ -177,7 +168,7 @@ Result<void> load_env(ServeOptions& o) {
   auto env = [](const char* name) -> const char* { return std::getenv(name); };
   auto integer = [&](const char* name, std::optional<int64_t>& out) -> Result<void> {
     if (auto v = env(name)) {
-      HERALD_ASSIGN_OR_RETURN(out, parse_int(name, v));
+      HERALD_ASSIGN_OR_RETURN(out, parse_integer<int64_t>(name, v));
     }
     return ok();
   };

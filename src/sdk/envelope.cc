@@ -1,12 +1,12 @@
 #include "sdk/envelope.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <ctime>
 
 #include "common/civil_time.h"
 #include "common/clock.h"
+#include "common/parse.h"
 #include "common/utf8.h"
 #include "sdk/uuid.h"
 
@@ -70,14 +70,6 @@ Result<std::string> base64_decode(std::string_view in) {
   return out;
 }
 
-Result<int64_t> parse_int64(std::string_view s, std::string_view what) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) {
-    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", what, s)};
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -192,7 +184,7 @@ Result<void> decode_into(Event& ev, std::string_view key, const std::optional<st
     } else if (h.name == kHeaderContentType) {
       ev.content_type.assign(h.value);
     } else if (h.name == kHeaderAggregateVersion) {
-      HERALD_ASSIGN_OR_RETURN(ev.aggregate_version, parse_int64(h.value, kHeaderAggregateVersion));
+      HERALD_ASSIGN_OR_RETURN(ev.aggregate_version, parse_integer<int64_t>(kHeaderAggregateVersion, h.value));
     } else {
       ev.extensions.push_back(h);
     }

@@ -3,15 +3,13 @@
 #include <charconv>
 #include <vector>
 
+#include "common/parse.h"
+
 namespace herald::broker {
 namespace {
 
 Result<int64_t> parse_long(std::string_view name, std::string_view v, int64_t min, int64_t max) {
-  int64_t out = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || p != v.data() + v.size()) {
-    return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not an integer", name, v)};
-  }
+  HERALD_ASSIGN_OR_RETURN(int64_t out, parse_integer<int64_t>(name, v));
   if (out < min || out > max) {
     return Error{Errc::kInvalidArgument, fmt::format("{}: {} is outside [{}, {}]", name, out, min, max)};
   }

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "sdk/replica/kafka_handles.h"
 
 namespace herald::sdk::dlq {
@@ -14,16 +14,6 @@ namespace {
 
 bool is_herald_header(std::string_view name) {
   return name.starts_with("herald_dlq_") || name.starts_with("herald_replay_");
-}
-
-template <class T>
-Result<T> parse_int(std::string_view name, std::string_view text) {
-  T v{};
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size()) {
-    return Error{Errc::kInvalidArgument, fmt::format("dead letter header {}: '{}' is not a number", name, text)};
-  }
-  return v;
 }
 
 const std::string* find(const Headers& h, std::string_view name) {
@@ -164,21 +154,21 @@ Result<DeadLetter> parse_dead_letter(std::optional<std::string_view> key, std::o
   DeadLetter d;
   HERALD_ASSIGN_OR_RETURN(d.failure.topic, need(headers, kHeaderTopic));
   HERALD_ASSIGN_OR_RETURN(auto part, need(headers, kHeaderPartition));
-  HERALD_ASSIGN_OR_RETURN(d.failure.partition, parse_int<int32_t>(kHeaderPartition, part));
+  HERALD_ASSIGN_OR_RETURN(d.failure.partition, parse_integer<int32_t>(kHeaderPartition, part));
   HERALD_ASSIGN_OR_RETURN(auto off, need(headers, kHeaderOffset));
-  HERALD_ASSIGN_OR_RETURN(d.failure.offset, parse_int<int64_t>(kHeaderOffset, off));
+  HERALD_ASSIGN_OR_RETURN(d.failure.offset, parse_integer<int64_t>(kHeaderOffset, off));
   HERALD_ASSIGN_OR_RETURN(d.failure.group, need(headers, kHeaderGroup));
   HERALD_ASSIGN_OR_RETURN(d.failure.error, need(headers, kHeaderError));
   HERALD_ASSIGN_OR_RETURN(auto att, need(headers, kHeaderAttempts));
-  HERALD_ASSIGN_OR_RETURN(d.failure.attempts, parse_int<int>(kHeaderAttempts, att));
+  HERALD_ASSIGN_OR_RETURN(d.failure.attempts, parse_integer<int>(kHeaderAttempts, att));
   HERALD_ASSIGN_OR_RETURN(auto at, need(headers, kHeaderFailedAt));
   HERALD_ASSIGN_OR_RETURN(d.failure.failed_at_ms, parse_rfc3339(at));
   if (const auto* ts = find(headers, kHeaderTimestamp)) {
-    HERALD_ASSIGN_OR_RETURN(d.failure.timestamp_ms, parse_int<int64_t>(kHeaderTimestamp, *ts));
+    HERALD_ASSIGN_OR_RETURN(d.failure.timestamp_ms, parse_integer<int64_t>(kHeaderTimestamp, *ts));
   }
   if (const auto* o = find(headers, kHeaderOrdered)) d.failure.ordered = *o == "1";
   if (const auto* v = find(headers, kHeaderValueOmitted)) {
-    HERALD_ASSIGN_OR_RETURN(d.failure.value_omitted, parse_int<int64_t>(kHeaderValueOmitted, *v));
+    HERALD_ASSIGN_OR_RETURN(d.failure.value_omitted, parse_integer<int64_t>(kHeaderValueOmitted, *v));
   }
   if (key) d.key = std::string(*key);
   if (value) d.value = std::string(*value);
@@ -210,8 +200,8 @@ std::optional<ReplayOf> replay_of(const Headers& headers) {
   if (a == std::string::npos) return std::nullopt;
   ReplayOf r;
   r.topic = of->substr(0, a);
-  auto p = parse_int<int32_t>(kHeaderReplayOf, std::string_view(*of).substr(a + 1, b - a - 1));
-  auto o = parse_int<int64_t>(kHeaderReplayOf, std::string_view(*of).substr(b + 1));
+  auto p = parse_integer<int32_t>(kHeaderReplayOf, std::string_view(*of).substr(a + 1, b - a - 1));
+  auto o = parse_integer<int64_t>(kHeaderReplayOf, std::string_view(*of).substr(b + 1));
   if (!p || !o) return std::nullopt;
   r.partition = *p;
   r.offset = *o;
