@@ -7,16 +7,16 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <toml.hpp>
 
 #include "broker/broker.h"
 #include "common/fs.h"
-#include "common/parse.h"
 #include "common/log.h"
+#include "common/parse.h"
 
 namespace herald::cli {
 namespace {
