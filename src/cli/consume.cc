@@ -136,14 +136,15 @@ std::string format_record(const ConsumeOptions& o, const rd_kafka_message_t* m) 
     }
   };
   if (o.format == OutputFormat::kJson) {
-    nlohmann::ordered_json j{{"topic", rd_kafka_topic_name(m->rkt)},  // fields in the documented order
-                     {"partition", m->partition},
-                     {"offset", m->offset},
-                     {"timestamp", ts},
-                     {"timestamp_type", ts_type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append" : "create"},
-                     {"key", bytes_to_json(m->key, m->key_len)},
-                     {"value", bytes_to_json(m->payload, m->len)},
-                     {"headers", nlohmann::ordered_json::array()}};
+    // Fields in the documented order.
+    nlohmann::ordered_json j{{"topic", rd_kafka_topic_name(m->rkt)},
+                             {"partition", m->partition},
+                             {"offset", m->offset},
+                             {"timestamp", ts},
+                             {"timestamp_type", ts_type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append" : "create"},
+                             {"key", bytes_to_json(m->key, m->key_len)},
+                             {"value", bytes_to_json(m->payload, m->len)},
+                             {"headers", nlohmann::ordered_json::array()}};
     for_each_header([&](const char* name, const void* val, size_t size) {
       j["headers"].push_back({{"key", name}, {"value", bytes_to_json(val, size)}});
     });

@@ -46,13 +46,13 @@ const char* source_name(rd_kafka_ConfigSource_t s) {
   }
 }
 
-// The topic-result error of a CreateTopics/DeleteTopics/CreatePartitions event.
 // "topic 'T': <the broker's message>", without naming the topic twice when the message does.
 std::string topic_error(const std::string& topic, const char* msg, rd_kafka_resp_err_t err) {
   std::string m = msg && *msg ? msg : rd_kafka_err2str(err);
   return m.find("'" + topic + "'") != std::string::npos ? m : fmt::format("topic '{}': {}", topic, m);
 }
 
+// The topic-result error of a CreateTopics/DeleteTopics/CreatePartitions event.
 Result<void> topic_result(const rd_kafka_topic_result_t** results, size_t n, const std::string& topic) {
   for (size_t i = 0; i < n; ++i) {
     if (topic != rd_kafka_topic_result_name(results[i])) continue;
