@@ -23,6 +23,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.client import HTTPException
 
 
 class CheckFailed(Exception):
@@ -31,7 +32,8 @@ class CheckFailed(Exception):
 
 def http(method, url, body=None, timeout=10.0):
     """One HTTP request. Returns (status, parsed JSON or text or None).
-    Connection failures return (None, "<reason>")."""
+    Connection failures, including a response cut off by a killed server,
+    return (None, "<reason>")."""
     data = None
     headers = {}
     if body is not None:
@@ -41,12 +43,13 @@ def http(method, url, body=None, timeout=10.0):
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-        return None, str(getattr(e, "reason", e))
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+    except (urllib.error.URLError, HTTPException, OSError) as e:
+        return None, f"{type(e).__name__}: {getattr(e, 'reason', e)}"
     if not raw:
         return status, None
     try:
