@@ -11,7 +11,8 @@ namespace herald::storage {
 namespace {
 constexpr uint8_t kCheckpointMagic[4] = {'H', 'C', 'K', 'P'};
 constexpr uint8_t kSwapMagic[4] = {'H', 'S', 'W', 'P'};
-constexpr uint8_t kSwapVersion = 1;
+constexpr uint8_t kSwapVersion = 2;  // 1: no absorbed segments
+constexpr uint8_t kZeros[3] = {};
 }  // namespace
 
 Bytes encode_checkpoint(const Checkpoint& c) {
@@ -76,32 +77,46 @@ Result<std::optional<Checkpoint>> read_checkpoint(FileSystem& fs, const std::fil
   return std::optional<Checkpoint>(*c);
 }
 
-Bytes encode_swap_marker(const std::vector<int64_t>& bases) {
-  Bytes b(12 + bases.size() * 8 + 4, 0);
-  uint8_t* p = b.data();
-  std::memcpy(p, kSwapMagic, 4);
-  p[4] = kSwapVersion;
-  store_be32(p + 8, static_cast<uint32_t>(bases.size()));
-  for (size_t i = 0; i < bases.size(); ++i) store_be64(p + 12 + 8 * i, static_cast<uint64_t>(bases[i]));
-  const size_t crc_pos = b.size() - 4;
-  store_be32(p + crc_pos, crc32c::value(ByteSpan(p, crc_pos)));
-  return b;
+Bytes encode_swap_marker(const std::vector<SwapEntry>& entries) {
+  Writer w;
+  w.put_bytes(ByteSpan(kSwapMagic, 4));
+  w.put_u8(kSwapVersion);
+  w.put_bytes(ByteSpan(kZeros, 3));
+  w.put_u32(static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) {
+    w.put_i64(e.base);
+    w.put_u32(static_cast<uint32_t>(e.absorbed.size()));
+    for (int64_t a : e.absorbed) w.put_i64(a);
+  }
+  w.put_u32(crc32c::value(w.buffer()));
+  return w.take();
 }
 
-Result<std::vector<int64_t>> decode_swap_marker(ByteSpan b) {
+Result<std::vector<SwapEntry>> decode_swap_marker(ByteSpan b) {
   if (b.size() < 16) return Error{Errc::kTruncated, "swap marker: too short"};
-  const uint8_t* p = b.data();
-  if (std::memcmp(p, kSwapMagic, 4) != 0) return Error{Errc::kCorruption, "swap marker: bad magic"};
-  if (p[4] != kSwapVersion) return Error{Errc::kCorruption, "swap marker: unknown version"};
-  const uint32_t n = load_be32(p + 8);
-  if (b.size() != 16 + uint64_t{n} * 8) return Error{Errc::kCorruption, "swap marker: wrong size"};
+  if (std::memcmp(b.data(), kSwapMagic, 4) != 0) return Error{Errc::kCorruption, "swap marker: bad magic"};
+  const uint8_t version = b[4];
+  if (version != 1 && version != kSwapVersion) return Error{Errc::kCorruption, "swap marker: unknown version"};
   const size_t crc_pos = b.size() - 4;
-  if (crc32c::value(ByteSpan(p, crc_pos)) != load_be32(p + crc_pos)) {
+  if (crc32c::value(b.first(crc_pos)) != load_be32(b.data() + crc_pos)) {
     return Error{Errc::kCorruption, "swap marker: crc mismatch"};
   }
-  std::vector<int64_t> bases(n);
-  for (uint32_t i = 0; i < n; ++i) bases[i] = static_cast<int64_t>(load_be64(p + 12 + 8 * size_t{i}));
-  return bases;
+  Reader r(b.subspan(8, crc_pos - 8));
+  uint32_t n = 0;
+  r.get_u32(n);
+  std::vector<SwapEntry> entries;
+  for (uint32_t i = 0; i < n; ++i) {
+    SwapEntry e;
+    uint32_t absorbed = 0;
+    if (!r.get_i64(e.base) || (version > 1 && !r.get_u32(absorbed)) || absorbed > r.remaining() / 8) {
+      return Error{Errc::kCorruption, "swap marker: wrong size"};
+    }
+    e.absorbed.resize(absorbed);
+    for (auto& a : e.absorbed) r.get_i64(a);
+    entries.push_back(std::move(e));
+  }
+  if (!r.empty()) return Error{Errc::kCorruption, "swap marker: wrong size"};
+  return entries;
 }
 
 }  // namespace herald::storage

@@ -54,9 +54,18 @@ Result<void> write_checkpoint(FileSystem& fs, const std::filesystem::path& dir, 
 // nullopt if the file is missing or does not decode (logged); I/O errors are returned.
 Result<std::optional<Checkpoint>> read_checkpoint(FileSystem& fs, const std::filesystem::path& dir);
 
-// The compaction swap marker: the base offsets of the segments whose
-// ".cleaned" replacements are committed.
-Bytes encode_swap_marker(const std::vector<int64_t>& bases);
-Result<std::vector<int64_t>> decode_swap_marker(ByteSpan b);
+// One entry of the compaction swap marker: the segment at `base` is replaced
+// by its ".cleaned" files, which also hold what the `absorbed` segments (the
+// next ones in the log) held; those are deleted.
+struct SwapEntry {
+  int64_t base = 0;
+  std::vector<int64_t> absorbed;
+  bool operator==(const SwapEntry&) const = default;
+};
+
+// The compaction swap marker: the replacements that are committed. Decodes
+// version 1 (no absorbed segments) too.
+Bytes encode_swap_marker(const std::vector<SwapEntry>& entries);
+Result<std::vector<SwapEntry>> decode_swap_marker(ByteSpan b);
 
 }  // namespace herald::storage

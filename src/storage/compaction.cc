@@ -16,20 +16,25 @@
 //      records all survive are copied byte for byte; batches that lose some are
 //      re-encoded with BatchBuilder (same base offset, offset deltas,
 //      timestamps, headers, producer fields, codec and last_offset_delta);
-//      batches that lose all are dropped, except a segment's last batch, kept
-//      empty (with its max timestamp, which retention.ms goes by) so segments
-//      stay contiguous. Offsets never change: gaps appear.
-//   4. Changed segments are swapped in crash-safely (docs/storage-format.md
+//      batches left without records are dropped, except a segment's last batch,
+//      kept empty (with its max timestamp, which retention.ms goes by) so
+//      segments stay contiguous. Offsets never change: gaps appear.
+//   4. Consecutive filtered segments are merged into one while their sizes add
+//      up to at most segment.bytes (so a log that rolls small segments does not
+//      keep one file per roll), as long as no tombstone would get a later clock.
+//   5. Changed segments are swapped in crash-safely (docs/storage-format.md
 //      section 6): write NNN.{log,index,timeindex}.cleaned, fdatasync them,
 //      fsync the directory, write the swap marker (the commit point), rename
-//      each .cleaned over its original, fsync the directory, delete the
-//      marker. open() finishes a swap whose marker exists and deletes
-//      .cleaned files without one, so a crash leaves the old or the new set.
-//   5. The in-memory segment map switches to the new files; readers holding
+//      each .cleaned over its original and delete the segments merged into it,
+//      fsync the directory, delete the marker. open() finishes a swap whose
+//      marker exists and deletes .cleaned files without one, so a crash leaves
+//      the old or the new set.
+//   6. The in-memory segment map switches to the new files; readers holding
 //      a FileSlice of an old file keep reading it (it stays open).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -45,10 +50,11 @@ namespace {
 constexpr size_t kMaxMapBytes = size_t{64} << 20;
 constexpr size_t kIoChunk = size_t{1} << 20;
 
-// Sequential whole-batch reader over one segment (validates CRC).
+// Sequential whole-batch reader over the first `size` bytes of a segment file (validates CRC).
 class BatchIterator {
  public:
-  explicit BatchIterator(const Segment& seg) : seg_(seg), end_(seg.size()) {}
+  BatchIterator(const File& file, uint64_t size) : file_(file), end_(size) {}
+  explicit BatchIterator(const Segment& seg) : BatchIterator(*seg.file(), seg.size()) {}
 
   // Next whole batch, or an empty span at the end.
   Result<ByteSpan> next(record::BatchHeader& h) {
@@ -70,18 +76,18 @@ class BatchIterator {
 
  private:
   Error corrupt(const std::string& why) const {
-    return Error{Errc::kCorruption, fmt::format("{}: {} at byte {}", seg_.file()->path().string(), why, pos_)};
+    return Error{Errc::kCorruption, fmt::format("{}: {} at byte {}", file_.path().string(), why, pos_)};
   }
   Result<void> ensure(uint64_t n) {
     if (pos_ >= buf_pos_ && pos_ + n <= buf_pos_ + buf_.size()) return ok();
     const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(n, kIoChunk), end_ - pos_);
     buf_.resize(static_cast<size_t>(want));
-    HERALD_TRY(seg_.file()->read_exact(pos_, buf_));
+    HERALD_TRY(file_.read_exact(pos_, buf_));
     buf_pos_ = pos_;
     return ok();
   }
 
-  const Segment& seg_;
+  const File& file_;
   const uint64_t end_;
   uint64_t pos_ = 0;
   uint64_t position_ = 0;
@@ -119,11 +125,48 @@ std::filesystem::path cleaned_path(const Segment& seg, const char* suffix) {
   return p;
 }
 
-struct CleanedSegment {
+// Where a merged group is written before it is renamed to its first segment's
+// .cleaned names (".tmp": deleted by open()).
+std::filesystem::path merging_path(const Segment& seg, const char* suffix) {
+  auto p = cleaned_path(seg, suffix);
+  p += ".tmp";
+  return p;
+}
+
+// One segment after filtering: its .cleaned files hold the result when `changed`.
+struct Filtered {
   std::shared_ptr<Segment> old;
   SegmentIndex index;
+  int64_t end = 0;  // the next segment's base
   bool changed = false;
 };
+
+// Consecutive filtered segments written as one (first == last: not merged).
+struct Group {
+  size_t first = 0, last = 0;
+  uint64_t bytes = 0;
+  int64_t cleaned_at = 0;   // the latest of the members' tombstone clocks
+  bool tombstones = false;  // some member keeps tombstones, all of them with the clock cleaned_at
+};
+
+// A segment replaced by its .cleaned files, which also hold the absorbed ones.
+struct Replacement {
+  std::shared_ptr<Segment> old;
+  std::vector<std::shared_ptr<Segment>> absorbed;
+  SegmentIndex index;
+};
+
+// Writes an index's two files at `path(suffix)`, fdatasync'ed.
+template <class PathOf>
+Result<void> write_index_files(FileSystem& fs, const SegmentIndex& index, PathOf path) {
+  for (auto [suffix, bytes] : {std::pair<const char*, Bytes>{kIndexSuffix, index.encode_offset_index()},
+                               {kTimeIndexSuffix, index.encode_time_index()}}) {
+    HERALD_ASSIGN_OR_RETURN(auto f, fs.open(path(suffix), OpenMode::kTruncate));
+    HERALD_TRY(f->write_at(0, bytes));
+    HERALD_TRY(f->sync());
+  }
+  return ok();
+}
 
 }  // namespace
 
@@ -218,9 +261,12 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
   const size_t range_end = std::max(end_dirty, std::min(first_dirty, closed.size()));
 
   // 3. Filter every segment of [0, range_end).
-  std::vector<CleanedSegment> results;
+  auto keep_batch = [&](int64_t base) { return std::binary_search(keep_batches.begin(), keep_batches.end(), base); };
   auto discard_cleaned = [&](const Segment& seg) {
-    for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) (void)fs_.remove(cleaned_path(seg, suffix));
+    for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+      (void)fs_.remove(cleaned_path(seg, suffix));
+      (void)fs_.remove(merging_path(seg, suffix));
+    }
   };
   // Before the commit point an error leaves the old set: drop the .cleaned files.
   bool committed = false;
@@ -231,17 +277,22 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     if (committed) return;
     for (size_t i = 0; i < range_end; ++i) discard_cleaned(*closed[i]);
   }};
+  // A segment's tombstone clock starts at its first clean, rounded up to an eighth of
+  // delete.retention.ms: segments first cleaned by the passes of one such window share a clock
+  // and may be merged (step 4). Tombstones stay at most that eighth longer.
+  const int64_t grain = std::max<int64_t>(1, cfg.delete_retention_ms / 8);
+  const int64_t clock_now = now > 0 && now % grain != 0 ? now - now % grain + grain : now;
+  std::vector<Filtered> filtered;
   for (size_t i = 0; i < range_end; ++i) {
     const auto& seg = closed[i];
     const bool dirty = i >= first_dirty && i < end_dirty;
     HERALD_ASSIGN_OR_RETURN(SegmentSummary old_summary, seg->summary());
-    // The segment's tombstone clock starts the first time it is cleaned.
-    const int64_t cleaned_at = old_summary.cleaned_at_ms >= 0 ? old_summary.cleaned_at_ms : now;
+    const int64_t cleaned_at = old_summary.cleaned_at_ms >= 0 ? old_summary.cleaned_at_ms : clock_now;
     const bool drop_tombstones = !dirty && old_summary.cleaned_at_ms >= 0 &&
                                  now - old_summary.cleaned_at_ms >= cfg.delete_retention_ms;
     HERALD_ASSIGN_OR_RETURN(auto out_file, fs_.open(cleaned_path(*seg, kLogSuffix), OpenMode::kTruncate));
     BufferedWriter out(out_file);
-    CleanedSegment result{seg, SegmentIndex(seg->base_offset()), false};
+    Filtered result{seg, SegmentIndex(seg->base_offset()), end_of(seg), false};
     bool kept_tombstones = false;
     BatchIterator it(*seg);
     record::BatchHeader h;
@@ -270,6 +321,14 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
           }
           return false;
         });
+        // A batch left without records goes, except the segment's last one, which stays as an
+        // empty batch (records_count 0, as Kafka keeps them) so that every segment still ends
+        // where the next one begins: recovery relies on that to detect a lost tail; and except
+        // those in keep_batches (a live producer's last batch, as Kafka's cleaner keeps).
+        if (kept.empty() && !it.at_end() && !keep_batch(h.base_offset)) {
+          result.changed = true;
+          continue;
+        }
         // An empty batch marked compressed (written before empty batches were
         // always uncompressed) is rebuilt: librdkafka cannot read past it.
         all_kept = kept.size() == before && !(before == 0 && h.compression() != record::Compression::kNone);
@@ -280,15 +339,6 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
       ByteSpan write = batch;
       if (!all_kept) {
         result.changed = true;
-        // A batch that loses every record goes, except the segment's last one,
-        // which stays as an empty batch (records_count 0, as Kafka keeps them)
-        // so that every segment still ends where the next one begins: recovery
-        // relies on that to detect a lost tail; and except those in
-        // keep_batches (a live producer's last batch, as Kafka's cleaner keeps).
-        if (kept.empty() && !it.at_end() &&
-            !std::binary_search(keep_batches.begin(), keep_batches.end(), h.base_offset)) {
-          continue;
-        }
         record::BatchBuilder b(h.compression());
         b.set_base_offset(h.base_offset)
             .set_partition_leader_epoch(h.partition_leader_epoch)
@@ -319,26 +369,96 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     if (!result.changed) {
       out_file.reset();
       discard_cleaned(*seg);
+      filtered.push_back(std::move(result));
       continue;
     }
     HERALD_TRY(out.flush());
     HERALD_TRY(out_file->sync());
-    for (auto [suffix, bytes] : {std::pair<const char*, Bytes>{kIndexSuffix, result.index.encode_offset_index()},
-                                 {kTimeIndexSuffix, result.index.encode_time_index()}}) {
-      HERALD_ASSIGN_OR_RETURN(auto f, fs_.open(cleaned_path(*seg, suffix), OpenMode::kTruncate));
-      HERALD_TRY(f->write_at(0, bytes));
-      HERALD_TRY(f->sync());
-    }
-    results.push_back(std::move(result));
-    ++stats.segments_cleaned;
+    HERALD_TRY(write_index_files(fs_, result.index, [&](const char* suffix) { return cleaned_path(*seg, suffix); }));
+    filtered.push_back(std::move(result));
   }
 
-  // 4. Commit and swap.
-  if (!results.empty()) {
-    std::vector<int64_t> bases;
-    for (const auto& r : results) bases.push_back(r.old->base_offset());
+  // 4. Merge consecutive segments while their filtered sizes add up to at most segment.bytes,
+  // their offsets fit the index's 32-bit relative offsets, and no member's tombstones would get
+  // a later clock than their own.
+  std::vector<Group> groups;
+  for (size_t i = 0; i < filtered.size(); ++i) {
+    const SegmentSummary& s = filtered[i].index.summary();
+    if (!groups.empty()) {
+      Group& g = groups.back();
+      const int64_t clock = std::max(g.cleaned_at, s.cleaned_at_ms);
+      const bool fits = g.bytes + s.log_size <= static_cast<uint64_t>(cfg.segment_bytes) &&
+                        filtered[i].end - 1 - filtered[g.first].old->base_offset() <= int64_t{UINT32_MAX};
+      if (fits && (!g.tombstones || g.cleaned_at == clock) && (!s.has_tombstones || s.cleaned_at_ms == clock)) {
+        g.last = i;
+        g.bytes += s.log_size;
+        g.cleaned_at = clock;
+        g.tombstones |= s.has_tombstones;
+        continue;
+      }
+    }
+    groups.push_back(Group{i, i, s.log_size, s.cleaned_at_ms, s.has_tombstones});
+  }
+  std::vector<Replacement> replacements;
+  for (const Group& g : groups) {
+    Filtered& head = filtered[g.first];
+    if (g.first == g.last) {
+      if (head.changed) replacements.push_back(Replacement{head.old, {}, std::move(head.index)});
+      continue;
+    }
+    // The members' filtered batches one after another, in head's .cleaned.tmp files, then
+    // renamed to head's .cleaned names. Each member's last batch is only there to end it where
+    // the next begins: inside the group, an empty one goes.
+    HERALD_ASSIGN_OR_RETURN(auto out_file, fs_.open(merging_path(*head.old, kLogSuffix), OpenMode::kTruncate));
+    BufferedWriter out(out_file);
+    Replacement merged{head.old, {}, SegmentIndex(head.old->base_offset())};
+    for (size_t i = g.first; i <= g.last; ++i) {
+      const Filtered& f = filtered[i];
+      std::shared_ptr<File> source = f.old->file();
+      if (f.changed) {
+        HERALD_ASSIGN_OR_RETURN(source, fs_.open(cleaned_path(*f.old, kLogSuffix), OpenMode::kRead));
+      }
+      BatchIterator it(*source, f.index.summary().log_size);
+      record::BatchHeader h;
+      for (;;) {
+        HERALD_ASSIGN_OR_RETURN(ByteSpan batch, it.next(h));
+        if (batch.empty()) break;
+        if (it.at_end() && i != g.last && h.records_count == 0 && !h.is_control() && !keep_batch(h.base_offset)) {
+          stats.bytes_after -= batch.size();
+          continue;
+        }
+        merged.index.on_batch(h, out.size(), cfg.index_interval_bytes);
+        HERALD_TRY(out.append(batch));
+      }
+      if (i > g.first) merged.absorbed.push_back(f.old);
+    }
+    auto& summary = merged.index.mutable_summary();
+    summary.cleaned_at_ms = g.cleaned_at;
+    summary.has_tombstones = g.tombstones;
+    HERALD_TRY(out.flush());
+    HERALD_TRY(out_file->sync());
+    HERALD_TRY(write_index_files(fs_, merged.index, [&](const char* suffix) { return merging_path(*head.old, suffix); }));
+    for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+      HERALD_TRY(fs_.rename(merging_path(*head.old, suffix), cleaned_path(*head.old, suffix)));
+    }
+    for (const auto& a : merged.absorbed) discard_cleaned(*a);
+    replacements.push_back(std::move(merged));
+  }
+
+  for (const auto& r : replacements) {
+    stats.segments_cleaned += 1 + r.absorbed.size();
+    stats.segments_merged += r.absorbed.size();
+  }
+
+  // 5. Commit and swap.
+  if (!replacements.empty()) {
+    std::vector<SwapEntry> entries;
+    for (const auto& r : replacements) {
+      SwapEntry& e = entries.emplace_back(SwapEntry{r.old->base_offset(), {}});
+      for (const auto& a : r.absorbed) e.absorbed.push_back(a->base_offset());
+    }
     HERALD_TRY(fs_.sync_dir(dir_));
-    auto marker = fs_.atomic_write(dir_ / kSwapMarkerName, encode_swap_marker(bases));  // commit point
+    auto marker = fs_.atomic_write(dir_ / kSwapMarkerName, encode_swap_marker(entries));  // commit point
     if (!marker) {
       // The marker may or may not be durable: only open() can tell which set wins. Unless it is
       // surely gone, no later pass may write .cleaned files that open() would then swap in.
@@ -349,16 +469,20 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     }
     committed = true;
     swap_incomplete_ = true;  // until the renames are done
-    for (auto& r : results) r.old->retire();
-    for (const auto& r : results) {
+    for (auto& r : replacements) {
+      r.old->retire();
+      for (auto& a : r.absorbed) a->retire();
+    }
+    for (const auto& r : replacements) {
       for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
         HERALD_TRY(fs_.rename(cleaned_path(*r.old, suffix), r.old->path(suffix)));
       }
+      for (const auto& a : r.absorbed) HERALD_TRY(a->remove_files());
     }
     HERALD_TRY(fs_.sync_dir(dir_));
-    // 5. Switch the in-memory map to the new files.
+    // 6. Switch the in-memory map to the new files.
     std::vector<std::shared_ptr<Segment>> fresh;
-    for (auto& r : results) {
+    for (auto& r : replacements) {
       HERALD_ASSIGN_OR_RETURN(auto seg, Segment::open(fs_, dir_, r.old->base_offset(), cfg.index_interval_bytes));
       seg->mark_verified(seg->size());  // written from CRC-checked batches just now
       seg->set_index(std::move(r.index), /*in_files=*/true);
@@ -367,7 +491,10 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     }
     {
       std::unique_lock lock(segments_mu_);
-      for (auto& seg : fresh) segments_[seg->base_offset()] = seg;
+      for (size_t i = 0; i < fresh.size(); ++i) {
+        segments_[fresh[i]->base_offset()] = fresh[i];
+        for (const auto& a : replacements[i].absorbed) segments_.erase(a->base_offset());
+      }
     }
     // The marker goes before the next pass may start: left on disk, it would
     // make open() swap in that pass's unfinished .cleaned files.
@@ -379,10 +506,10 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     cleaner_offset_.store(std::max(cleaner, end_of(closed[end_dirty - 1])));
     HERALD_TRY(write_checkpoint_now(false));
   }
-  HLOG_INFO("{}: compacted {} segments: {} of {} records kept, {} tombstones and {} records without a key dropped, "
-            "{} -> {} bytes",
-            dir_.string(), stats.segments_cleaned, stats.records_kept, stats.records_read, stats.tombstones_dropped,
-            stats.keyless_dropped, stats.bytes_before, stats.bytes_after);
+  HLOG_INFO("{}: compacted {} segments ({} merged into others): {} of {} records kept, {} tombstones and {} records "
+            "without a key dropped, {} -> {} bytes",
+            dir_.string(), stats.segments_cleaned, stats.segments_merged, stats.records_kept, stats.records_read,
+            stats.tombstones_dropped, stats.keyless_dropped, stats.bytes_before, stats.bytes_after);
   return stats;
 }
 

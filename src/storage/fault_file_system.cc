@@ -37,12 +37,17 @@ class FaultFile final : public File {
   }
 
   Result<size_t> read_at(uint64_t offset, MutableByteSpan dst) const override {
+    std::function<void(const std::string&)> hook;
+    std::string file;
     {
       std::lock_guard lock(fs_.mu_);
       HERALD_TRY(alive_locked());
       const int err = fs_.check_locked(FaultOp::kRead, inode_->path);
       if (err != 0) return os_error(err, "pread (injected)", path());
+      hook = fs_.before_read_;
+      if (hook) file = inode_->path;
     }
+    if (hook) hook(file);
     return real_->read_at(offset, dst);
   }
 
@@ -117,6 +122,11 @@ uint64_t FaultFileSystem::count(FaultOp op) const {
 bool FaultFileSystem::crashed() const {
   std::lock_guard lock(mu_);
   return crashed_;
+}
+
+void FaultFileSystem::before_read(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(mu_);
+  before_read_ = std::move(hook);
 }
 
 uint64_t FaultFileSystem::faults_injected() const {

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,9 @@ class FaultFileSystem final : public FileSystem {
   uint64_t count(FaultOp op) const;
   // Number of faults injected so far.
   uint64_t faults_injected() const;
+  // Runs `hook(path)` before each read of a file, outside this object's lock (so the hook may use
+  // it): for tests that change the directory while a reader is half-way through.
+  void before_read(std::function<void(const std::string& path)> hook);
 
   void crash(CrashMode mode, uint64_t seed);
   bool crashed() const;
@@ -102,6 +106,7 @@ class FaultFileSystem final : public FileSystem {
 
   FileSystem& base_;
   mutable std::mutex mu_;
+  std::function<void(const std::string&)> before_read_;  // GUARDED_BY(mu_)
   uint64_t generation_ = 0;
   bool crashed_ = false;
   uint64_t counts_[kFaultOpCount] = {};

@@ -108,21 +108,28 @@ Result<void> PartitionLog::finish_interrupted_swap() {
   HERALD_ASSIGN_OR_RETURN(bool has_marker, fs_.exists(marker));
   if (!has_marker) return ok();
   HERALD_ASSIGN_OR_RETURN(Bytes bytes, fs_.read_all(marker));
-  auto bases = decode_swap_marker(bytes);
-  if (bases) {
-    HLOG_WARN("{}: finishing an interrupted compaction swap of {} segments", dir_.string(), bases->size());
-    for (int64_t base : *bases) {
+  auto entries = decode_swap_marker(bytes);
+  if (entries) {
+    HLOG_WARN("{}: finishing an interrupted compaction swap of {} segments", dir_.string(), entries->size());
+    for (const SwapEntry& e : *entries) {
       for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
-        const auto target = dir_ / segment_file_name(base, suffix);
+        const auto target = dir_ / segment_file_name(e.base, suffix);
         auto cleaned = target;
         cleaned += kCleanedSuffix;
         HERALD_ASSIGN_OR_RETURN(bool has, fs_.exists(cleaned));
         if (has) HERALD_TRY(fs_.rename(cleaned, target));
       }
+      // Their records are in the replacement now (it was renamed in, here or before the crash).
+      for (int64_t base : e.absorbed) {
+        for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+          auto r = fs_.remove(dir_ / segment_file_name(base, suffix));
+          if (!r && r.error().code != Errc::kNotFound) return r;
+        }
+      }
     }
     HERALD_TRY(fs_.sync_dir(dir_));
   } else {
-    HLOG_ERROR("{}: ignoring unreadable compaction swap marker ({})", dir_.string(), bases.error().to_string());
+    HLOG_ERROR("{}: ignoring unreadable compaction swap marker ({})", dir_.string(), entries.error().to_string());
   }
   HERALD_TRY(fs_.remove(marker));
   return fs_.sync_dir(dir_);
@@ -725,31 +732,31 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
   ReadResult out;
   if (offset == end || offset >= max_offset) return out;
 
-  auto next_segment = [this](int64_t after) -> std::shared_ptr<Segment> {
+  // The segment to read `from` in, after `done` (null: the first): normally the next one. A
+  // compaction may have swapped segments meanwhile, merging `done` (an object no longer in the
+  // map) with its neighbours: then the segment now holding `from` is read from `from` on.
+  auto segment_for = [this](int64_t from, const Segment* done) -> std::shared_ptr<Segment> {
     std::shared_lock lock(segments_mu_);
-    auto it = segments_.upper_bound(after);
+    auto seg = floor_segment(segments_, from);
+    if (done == nullptr || seg.get() != done) return seg;
+    auto it = segments_.upper_bound(done->base_offset());
     return it == segments_.end() ? nullptr : it->second;
   };
-  std::shared_ptr<Segment> seg;
-  {
-    std::shared_lock lock(segments_mu_);
-    seg = floor_segment(segments_, offset);
-  }
+  std::shared_ptr<Segment> seg = segment_for(offset, nullptr);
   if (offset < log_start_offset()) {  // retention ran meanwhile
     return Error{Errc::kOutOfRange, fmt::format("{}: offset {} below log start", dir_.string(), offset)};
   }
-  bool first_segment = true;
+  int64_t next = offset;  // the first offset not yet passed
   bool done = false;
   bool has_records = false;
-  int64_t prev_last = -1;
   while (seg && !done) {
     const uint64_t seg_end = seg->size();
     BatchHeaderReader headers(*seg, seg_end);
     uint64_t pos = 0;
-    if (first_segment && offset > seg->base_offset()) {
-      HERALD_ASSIGN_OR_RETURN(pos, seg->lookup(offset));
+    if (next > seg->base_offset()) {
+      HERALD_ASSIGN_OR_RETURN(pos, seg->lookup(next));
     }
-    first_segment = false;
+    int64_t prev_last = -1;
     FileSlice* slice = nullptr;
     while (pos < seg_end) {
       auto hr = headers.at(pos);
@@ -767,7 +774,7 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
       const record::BatchHeader& h = *hr;
       prev_last = h.last_offset();
       const uint64_t size = h.size_bytes();
-      if (h.last_offset() < offset) {  // before the requested offset
+      if (h.last_offset() < next) {  // before the requested offset, or already served
         pos += size;
         continue;
       }
@@ -785,13 +792,14 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
       slice->size += size;
       out.total_bytes += size;
       pos += size;
+      next = h.last_offset() + 1;
       has_records |= h.records_count > 0;
       if (has_records && out.total_bytes >= max_bytes) {
         done = true;
         break;
       }
     }
-    if (!done) seg = next_segment(seg->base_offset());
+    if (!done) seg = segment_for(next, seg.get());
   }
   return out;
 }

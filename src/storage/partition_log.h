@@ -93,6 +93,7 @@ struct TimestampOffset {
 
 struct CompactionStats {
   size_t segments_cleaned = 0;     // segments rewritten
+  size_t segments_merged = 0;      // of them, merged into the segment before them (their files deleted)
   size_t batches_read = 0;
   size_t records_read = 0;
   size_t records_kept = 0;

@@ -5,10 +5,11 @@ A compacted topic with 8 KiB segments gets 60 rounds of the same 50 keys
 (one batch of ~6.5 KiB per round, so one round per segment; kafka-python
 producer, acks=all). The broker's maintenance sweep runs every 200 ms, so
 the cleaner compacts the closed segments (rounds 0-58) while the test waits:
-the 58 segments of rounds 0-57 are left holding one empty batch each
+the segments of rounds 0-57 are each left holding one empty batch
 (compaction keeps a segment's last batch, emptied, so that segments stay
-contiguous), round 58 is kept (newest in the closed segments), and the
-active segment keeps round 59. Then:
+contiguous) and are merged into a few segments, round 58 is kept (newest in
+the closed segments), and the active segment keeps round 59. The partition
+ends with at most 4 segment files, not 60. Then:
   - kafka-python, with max_partition_fetch_bytes (4 KiB) below the size of a
     round's batch, replays from the beginning and gets exactly rounds 58 and
     59, in offset order, ending at the high watermark. A fetch
@@ -18,6 +19,8 @@ active segment keeps round 59. Then:
   - confluent-kafka (librdkafka) replays the same records with the same limit;
   - the same replays after a SIGKILL and restart.
 """
+import glob
+import os
 import time
 
 import harness
@@ -104,6 +107,9 @@ def run(h):
     harness.wait_until(lambda: replay_confluent(b.bootstrap) == expected(), 30,
                        "compaction of every closed segment", interval=0.2)
     log(next(l for l in reversed(b.log_text().splitlines()) if "compacted" in l))
+    segments = glob.glob(os.path.join(b.data_dir, "topics", TOPIC, "0", "*.log"))
+    h.check(len(segments) <= 4, f"compaction merged the {ROUNDS} rounds' segments into {len(segments)} (<= 4)",
+            f"{len(segments)} segment files")
     replays(h, b, "live")
     b.kill()
     b.start()

@@ -122,6 +122,15 @@ int64_t active_base(const std::filesystem::path& dir) {
   return best;
 }
 
+// The segment files of `dir`, by base offset, and their .log sizes.
+std::map<int64_t, uint64_t> segment_files(const std::filesystem::path& dir) {
+  std::map<int64_t, uint64_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (auto b = parse_segment_log_name(e.path().filename().string())) out[*b] = e.file_size();
+  }
+  return out;
+}
+
 // A log in `dir`, closed, holding 80 records over 6 keys: the records and
 // the base of its active segment.
 std::pair<std::vector<Rec>, int64_t> closed_log_of_80(const std::filesystem::path& dir) {
@@ -524,9 +533,13 @@ TEST_P(CompactionCodec, RewritesCompressedBatchesKeepingEverythingButTheDroppedR
   ASSERT_TRUE(log->flush());
   const int64_t active = active_base(dir.path());
   ASSERT_GT(active, 0);
+  LogConfig unmerged = compact_config();
+  unmerged.segment_bytes = 100;  // no two segments fit: each keeps its last batch, emptied
+  log->set_config(unmerged);
   auto stats = log->compact(kTs + 100000);
   ASSERT_TRUE(stats) << stats.error().to_string();
   EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_EQ(stats->segments_merged, 0u);
   std::vector<record::BatchHeader> headers;
   auto got = decode_all(*log, &headers);
   EXPECT_EQ(got, expected_after(all, active));
@@ -572,6 +585,166 @@ TEST(Compaction, ReadsStartedBeforeTheSwapKeepWorking) {
   }
 }
 
+// A log that rolls small segments over a few hot keys: compaction merges
+// consecutive segments up to segment.bytes, so the files do not grow with
+// every roll; every segment still ends where the next begins.
+TEST(Compaction, MergesSmallSegmentsUpToSegmentBytes) {
+  TempDir dir;
+  auto log = open_log(dir.path());
+  std::vector<Rec> all;
+  for (int round = 0; round < 5; ++round) {
+    auto more = fill(*log, 200, 4, kTs + round * 1000);
+    for (auto& r : more) all.push_back(r);
+    const size_t before = log->segment_count();
+    auto stats = log->compact(kTs + 100000 + round);
+    ASSERT_TRUE(stats) << stats.error().to_string();
+    EXPECT_GT(stats->segments_merged, 0u) << round;
+    EXPECT_LT(log->segment_count(), before) << round;
+    // Each round appends ~25 segments; compaction leaves a handful whatever the rounds.
+    EXPECT_LE(log->segment_count(), 6u) << round;
+    const int64_t active = active_base(dir.path());
+    EXPECT_EQ(decode_all(*log), expected_after(all, active)) << round;
+  }
+  const auto files = segment_files(dir.path());
+  EXPECT_EQ(files.size(), log->segment_count());
+  for (auto it = files.begin(); it != files.end(); ++it) {
+    const auto next = std::next(it);
+    if (next == files.end()) break;
+    EXPECT_LE(it->second, 1200u) << it->first;  // segment.bytes
+    int64_t end = it->first;
+    for (const Bytes& batch : read_all_batches(*log, it->first, next->first)) end = header_of(batch).last_offset() + 1;
+    EXPECT_EQ(end, next->first) << "segment " << it->first;
+  }
+  // Inside a merged segment, only its last batch may be empty.
+  std::vector<record::BatchHeader> headers;
+  const auto got = decode_all(*log, &headers);
+  for (const auto& h : headers) {
+    if (h.records_count == 0) {
+      EXPECT_TRUE(files.count(h.last_offset() + 1)) << h.base_offset;
+    }
+  }
+  // Lookups by offset and by time inside a merged segment.
+  for (const Rec& r : got) {
+    auto rr = log->read(r.offset, 1, INT64_MAX);
+    ASSERT_TRUE(rr);
+    Bytes b(rr->total_bytes);
+    ASSERT_TRUE(read_slice(rr->slices[0], b.data()));
+    EXPECT_LE(header_of(b).base_offset, r.offset);
+    EXPECT_GE(header_of(b).last_offset(), r.offset);
+  }
+  // Clean restart, and a full recovery without a checkpoint, keep the merged set.
+  ASSERT_TRUE(log->close());
+  log = open_log(dir.path());
+  EXPECT_EQ(decode_all(*log), got);
+  log.reset();
+  std::filesystem::remove(dir / "checkpoint");
+  log = open_log(dir.path());
+  EXPECT_EQ(decode_all(*log), got);
+  EXPECT_EQ(log->log_end_offset(), 1000);
+  EXPECT_EQ(segment_files(dir.path()), files);
+}
+
+// Merging never postpones a tombstone: segments whose tombstones were first
+// cleaned in different eighths of delete.retention.ms stay apart, and each
+// tombstone goes once its own clock has run out.
+TEST(Compaction, MergingKeepsEachTombstonesClock) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.delete_retention_ms = 8000;  // clocks round up to whole seconds
+  auto log = open_log(dir.path(), c);
+  std::vector<Rec> all;
+  auto add = [&](const std::string& k, std::optional<std::string> v, int64_t ts) {
+    auto info = testing::append(*log, build_batch({{k, v, ts}}));
+    ASSERT_TRUE(info);
+    all.push_back(Rec{info->base_offset, k, v, ts, {}});
+  };
+  auto count = [&](const std::string& key) {
+    int n = 0;
+    for (const auto& r : decode_all(*log)) n += r.key == key;
+    return n;
+  };
+  const int64_t t0 = kTs + 100000;  // a whole second
+  for (int i = 0; i < 20; ++i) add("a" + std::to_string(i % 3), std::string(60, 'a'), kTs + i);
+  add("a1", std::nullopt, kTs + 20);
+  for (int i = 0; i < 20; ++i) add("b" + std::to_string(i), std::string(60, 'b'), kTs + 30 + i);
+  ASSERT_TRUE(log->flush());
+  ASSERT_TRUE(log->compact(t0));  // a1's tombstone: clock t0
+  EXPECT_EQ(count("a1"), 1);
+  for (int i = 0; i < 20; ++i) add("c" + std::to_string(i % 3), std::string(60, 'c'), kTs + 60 + i);
+  add("c2", std::nullopt, kTs + 80);
+  for (int i = 0; i < 20; ++i) add("d" + std::to_string(i), std::string(60, 'd'), kTs + 90 + i);
+  ASSERT_TRUE(log->flush());
+  auto second = log->compact(t0 + 3000);  // c2's tombstone: clock t0 + 3000, not merged with a1's
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_GT(second->segments_merged, 0u);  // the segments without tombstones still merge
+  EXPECT_EQ(count("a1"), 1);
+  EXPECT_EQ(count("c2"), 1);
+  auto tick = [&](int64_t now) {  // a pass needs dirty bytes: one more record per pass
+    for (int i = 0; i < 12; ++i) add("e" + std::to_string(i), std::string(60, 'e'), kTs + 200 + i);
+    ASSERT_TRUE(log->flush());
+    auto r = log->compact(now);
+    ASSERT_TRUE(r) << r.error().to_string();
+  };
+  tick(t0 + 7999);
+  EXPECT_EQ(count("a1"), 1);
+  tick(t0 + 8000);
+  EXPECT_EQ(count("a1"), 0);  // on time, although merging could have joined it with c2's
+  EXPECT_EQ(count("c2"), 1);
+  tick(t0 + 10999);
+  EXPECT_EQ(count("c2"), 1);
+  tick(t0 + 11000);
+  EXPECT_EQ(count("c2"), 0);
+  EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path()), /*keep_tombstones=*/false));
+}
+
+// A read that is half-way through a segment when a pass merges it with the
+// next ones goes on in the merged segment: it skips nothing.
+TEST(Compaction, AReadInASegmentMergedMeanwhileContinuesInTheMergedOne) {
+  TempDir dir;
+  const auto [all, active] = closed_log_of_80(dir.path());
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  auto log = open_log(dir.path(), compact_config(), o);
+  const size_t segments_before = log->segment_count();
+  bool compacted = false;
+  fs.before_read([&](const std::string& path) {
+    if (compacted || !path.ends_with(".log")) return;
+    compacted = true;  // first, as the pass reads through this hook too
+    auto stats = log->compact(kTs + 1000);
+    ASSERT_TRUE(stats) << stats.error().to_string();
+    EXPECT_GT(stats->segments_merged, 0u);
+  });
+  auto rr = log->read(0, 1 << 20, INT64_MAX);  // starts in the first segment, then the swap runs
+  fs.before_read(nullptr);
+  ASSERT_TRUE(rr) << rr.error().to_string();
+  ASSERT_TRUE(compacted);
+  ASSERT_LT(log->segment_count(), segments_before);
+  std::vector<Rec> got;
+  for (const auto& slice : rr->slices) {
+    Bytes b(slice.size);
+    ASSERT_TRUE(read_slice(slice, b.data()));
+    for (size_t pos = 0; pos < b.size();) {
+      const auto h = record::parse_header(ByteSpan(b.data() + pos, b.size() - pos)).value();
+      Bytes scratch;
+      auto recs = record::decode_records(ByteSpan(b.data() + pos, h.size_bytes()), scratch);
+      ASSERT_TRUE(recs);
+      for (const auto& r : *recs) got.push_back(Rec{h.base_offset + r.offset_delta, str(r.key), str(r.value), 0, {}});
+      pos += h.size_bytes();
+    }
+  }
+  // The first segment as it was, then the compacted rest: every latest value, offsets increasing.
+  std::map<int64_t, Rec> have;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (i > 0) {
+      ASSERT_GT(got[i].offset, got[i - 1].offset);
+    }
+    have[got[i].offset] = got[i];
+  }
+  for (const auto& r : expected_after(all, active)) EXPECT_TRUE(have.count(r.offset)) << "skipped " << r.offset;
+  EXPECT_EQ(got.back().offset, 79);
+}
+
 TEST(Compaction, RetentionAndCompactionTogether) {
   TempDir dir;
   LogConfig c = compact_config();
@@ -579,6 +752,8 @@ TEST(Compaction, RetentionAndCompactionTogether) {
   c.retention_ms = 50;
   auto log = open_log(dir.path(), c);
   auto all = fill(*log, 100, 7);
+  c.segment_bytes = 100;  // no merging: a merged segment would go only once its newest record expired
+  log->set_config(c);
   ASSERT_TRUE(log->compact(kTs + 1000));
   ASSERT_TRUE(log->apply_retention(kTs + 100 + 50 - 30));  // deletes segments whose max ts < kTs+70
   EXPECT_GT(log->log_start_offset(), 0);
@@ -589,8 +764,9 @@ TEST(Compaction, RetentionAndCompactionTogether) {
 // after reopening, the log holds either the old or the new segment set:
 // the same latest value per key, only original records at original offsets.
 TEST(Compaction, CrashAtAnyStepLeavesOldOrNewSet) {
-  for (int op_kind = 0; op_kind < 4; ++op_kind) {
-    const FaultOp op = std::array{FaultOp::kWrite, FaultOp::kSync, FaultOp::kRename, FaultOp::kSyncDir}[static_cast<size_t>(op_kind)];
+  for (int op_kind = 0; op_kind < 5; ++op_kind) {
+    const FaultOp op = std::array{FaultOp::kWrite, FaultOp::kSync, FaultOp::kRename, FaultOp::kSyncDir,
+                                  FaultOp::kRemove}[static_cast<size_t>(op_kind)];
     for (uint64_t n = 1; n < 500; ++n) {
       const std::string ctx = fmt::format("op {} n {}", op_kind, n);
       TempDir dir;
@@ -604,7 +780,7 @@ TEST(Compaction, CrashAtAnyStepLeavesOldOrNewSet) {
         fs.fail_nth(op, n, EIO);
         auto r = log->compact(kTs + 1000);
         hit = fs.faults_injected() > 0;
-        if (hit) {
+        if (hit && op != FaultOp::kRemove) {  // a .cleaned file left before the commit is deleted by open()
           EXPECT_FALSE(r) << ctx;
         }
         fs.crash(CrashMode::kRandom, n);
@@ -633,13 +809,14 @@ TEST(Compaction, CrashAtAnyStepLeavesOldOrNewSet) {
 TEST(Compaction, InterruptedSwapIsFinishedOnOpen) {
   TempDir dir;
   const auto [all, active] = closed_log_of_80(dir.path());
+  const size_t segments_before = segment_files(dir.path()).size();
   FaultFileSystem fs;
   OpenOptions o;
   o.fs = &fs;
   {
     auto log = open_log(dir.path(), compact_config(), o);
-    // Renames: 1 = the marker's tmp -> marker; 2.. = the segment files. Fail the 3rd.
-    fs.fail_nth(FaultOp::kRename, 3, EIO);
+    // The second rename of a .cleaned file over its segment's (after the commit point) fails.
+    fs.fail_nth(FaultOp::kRename, 2, EIO, /*sticky=*/false, kCleanedSuffix);
     auto r = log->compact(kTs + 1000);
     ASSERT_FALSE(r);
     EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
@@ -654,6 +831,9 @@ TEST(Compaction, InterruptedSwapIsFinishedOnOpen) {
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
   }
+  // The segments merged into others are gone too.
+  EXPECT_LT(segment_files(dir.path()).size(), segments_before);
+  EXPECT_EQ(segment_files(dir.path()).size(), log->segment_count());
 }
 
 // The swap is done but the marker cannot be removed: no later pass may run

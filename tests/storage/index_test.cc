@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/crc32c.h"
 #include "storage/checkpoint.h"
 
 namespace herald::storage {
@@ -115,15 +116,27 @@ TEST(Checkpoint, RoundTripsAndRejectsDamage) {
 }
 
 TEST(SwapMarker, RoundTripsAndRejectsDamage) {
-  std::vector<int64_t> bases = {0, 100, 2000000000000};
-  Bytes b = encode_swap_marker(bases);
-  EXPECT_EQ(decode_swap_marker(b).value(), bases);
-  EXPECT_EQ(decode_swap_marker(encode_swap_marker({})).value(), std::vector<int64_t>{});
+  std::vector<SwapEntry> entries = {{0, {}}, {100, {250, 400}}, {2000000000000, {2000000000100}}};
+  Bytes b = encode_swap_marker(entries);
+  EXPECT_EQ(decode_swap_marker(b).value(), entries);
+  EXPECT_EQ(decode_swap_marker(encode_swap_marker({})).value(), std::vector<SwapEntry>{});
   for (size_t i = 0; i < b.size(); ++i) {
     Bytes bad = b;
     bad[i] ^= 0x80;
     EXPECT_FALSE(decode_swap_marker(bad)) << i;
   }
+  for (size_t n = 0; n < b.size(); ++n) EXPECT_FALSE(decode_swap_marker(ByteSpan(b.data(), n))) << n;
+}
+
+// Version 1 (before segments were merged): count, then bare base offsets.
+TEST(SwapMarker, DecodesVersion1) {
+  Bytes b = {'H', 'S', 'W', 'P', 1, 0, 0, 0, 0, 0, 0, 2};
+  for (int64_t base : {7, 900}) {
+    for (int s = 56; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(base >> s));
+  }
+  const uint32_t crc = crc32c::value(b);
+  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(crc >> s));
+  EXPECT_EQ(decode_swap_marker(b).value(), (std::vector<SwapEntry>{{7, {}}, {900, {}}}));
 }
 
 }  // namespace
