@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "cli/output.h"
+
 namespace herald::cli {
 
 void add_client_options(CLI::App* cmd, ClientOptions& opts) {
@@ -48,8 +50,15 @@ Result<ConfPtr> make_conf(const ClientOptions& opts, const std::vector<std::pair
   HERALD_TRY(set("bootstrap.servers", opts.brokers));
   HERALD_TRY(set("client.id", "herald-cli"));
   HERALD_TRY(set("socket.timeout.ms", std::to_string(std::max(opts.timeout_ms, 10))));
-  if (opts.debug) HERALD_TRY(set("debug", "broker,protocol,cgrp,topic,admin"));
-  else HERALD_TRY(set("log_level", "3"));  // errors only; the CLI reports failures itself
+  if (opts.debug) {
+    HERALD_TRY(set("debug", "broker,protocol,cgrp,topic,admin"));
+  } else {
+    // Errors only, kept for the failure message (exit_code) rather than printed as they come.
+    HERALD_TRY(set("log_level", "3"));
+    rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char* line) {
+      note_client_error(line);
+    });
+  }
   for (const auto& [k, v] : extra) HERALD_TRY(set(k, v));
   for (const auto& kv : opts.properties) {
     HERALD_ASSIGN_OR_RETURN(auto p, split_key_value(kv, "--property"));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 
 namespace herald::cli {
 
@@ -100,6 +101,24 @@ void print_json(const nlohmann::json& j) {
   std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   s += '\n';
   std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+namespace {
+std::mutex g_client_error_mu;
+std::string g_client_error;  // GUARDED_BY(g_client_error_mu)
+}  // namespace
+
+void note_client_error(std::string_view line) {
+  if (line.starts_with("[thrd:")) {  // librdkafka's thread name
+    if (auto end = line.find("]: "); end != std::string_view::npos) line.remove_prefix(end + 3);
+  }
+  std::lock_guard lock(g_client_error_mu);
+  g_client_error = line;
+}
+
+std::string last_client_error() {
+  std::lock_guard lock(g_client_error_mu);
+  return g_client_error;
 }
 
 }  // namespace herald::cli

@@ -48,13 +48,21 @@ nlohmann::json bytes_to_json(const void* data, size_t size);
 // Writes `j` and a newline to stdout.
 void print_json(const nlohmann::json& j);
 
+// The last error librdkafka logged (kafka_client.cc keeps it instead of printing it).
+void note_client_error(std::string_view line);
+std::string last_client_error();
+
 // The exit code of a command: 0 when `r` holds a value, else prints
-// "herald <command>: <message>" to stderr and returns 1.
+// "herald <command>: <message>" to stderr (with librdkafka's last error, if
+// any, on the next line) and returns 1.
 template <class T>
 int exit_code(const T& r, std::string_view command) {
   if (r) return 0;
   std::fprintf(stderr, "herald %.*s: %s\n", static_cast<int>(command.size()), command.data(),
                r.error().message.c_str());
+  if (const std::string last = last_client_error(); !last.empty()) {
+    std::fprintf(stderr, "  (last client error: %s)\n", last.c_str());
+  }
   return 1;
 }
 

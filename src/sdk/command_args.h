@@ -13,7 +13,17 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
+#include "sdk/replica/kafka_handles.h"
+
 namespace herald::sdk {
+
+// A command's failure message, with librdkafka's last error when there was one (the cause of a
+// "Broker transport failure", say).
+inline std::string with_client_error(const std::string& message) {
+  const std::string last = kafka::last_client_error();
+  return last.empty() ? message : fmt::format("{}\n  (last client error: {})", message, last);
+}
 
 // Parses `args` into `app`. Returns nullopt to go on, or the exit code to
 // return now: 0 after printing the help (--help), 2 after a usage error
@@ -56,6 +66,12 @@ class ClientArgs {
     }
     if (const char* env = std::getenv("HERALD_BROKERS"); env != nullptr && *env != '\0') return env;
     return brokers_;
+  }
+  // After parsing: librdkafka's log is only kept for with_client_error(), or with --debug, all of
+  // it goes to stderr.
+  void apply_logging() const {
+    kafka::set_quiet_client_log(!debug_);
+    if (debug_) log::set_level("debug");
   }
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(static_cast<int64_t>(timeout_s_ * 1000));

@@ -104,6 +104,12 @@ def run(h):
         h.ok(h.cli(*cmd, "--timeout", "5", env={"HERALD_BROKERS": "127.0.0.1:1"}),
              f"herald {cmd[0]}: --brokers over HERALD_BROKERS")
 
+    # an unreachable broker: one failure message naming the cause, not librdkafka's log lines
+    for cmd in (["topic", "list"], ["consume", "events"], ["dlq", "list", "--topic", "events"], ["saga", "list"]):
+        r = h.fails(h.cli(*cmd, "--timeout", "2", "--brokers", "127.0.0.1:1", brokers=False), "connection refused")
+        h.check("%3|" not in r.err and r.err.count("\n") == 2,
+                f"herald {cmd[0]} {cmd[1]}: an unreachable broker is reported in 2 lines", r.err)
+
     # without --follow, consume ends at the high watermark it saw, even while records keep arriving
     h.ok(h.cli("topic", "create", "steady"))
     stop = threading.Event()

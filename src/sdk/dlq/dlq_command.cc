@@ -95,7 +95,7 @@ void print_parked(std::FILE* out, const ParkedEvent& e, bool json) {
 }
 
 int fail(std::FILE* err, const Error& e) {
-  fmt::print(err, "herald dlq: {}\n", e.message);
+  fmt::print(err, "herald dlq: {}\n", with_client_error(e.message));
   return 1;
 }
 
@@ -130,6 +130,7 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
   parked_cmd->add_flag("--json", o.json, "One JSON object per line");
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
+  o.client.apply_logging();
   for (auto* sub : {replay_cmd, skip_cmd}) {
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 
 #include "common/log.h"
 
@@ -12,8 +14,43 @@ std::string describe(rd_kafka_resp_err_t err) {
   return fmt::format("{} ({})", rd_kafka_err2str(err), rd_kafka_err2name(err));
 }
 
+namespace {
+
+std::atomic<bool> g_quiet{false};
+std::mutex g_last_error_mu;
+std::string g_last_error;  // GUARDED_BY(g_last_error_mu)
+
+void on_client_log(const rd_kafka_t*, int level, const char* facility, const char* line) {
+  if (level <= 3) {
+    std::string_view text = line;  // without librdkafka's "[thrd:NAME]: " prefix
+    if (text.starts_with("[thrd:")) {
+      if (auto end = text.find("]: "); end != std::string_view::npos) text.remove_prefix(end + 3);
+    }
+    std::lock_guard lock(g_last_error_mu);
+    g_last_error = text;
+  }
+  if (g_quiet.load(std::memory_order_relaxed)) return;
+  if (level <= 3) {
+    HLOG_WARN("librdkafka {}: {}", facility, line);
+  } else if (level <= 5) {
+    HLOG_INFO("librdkafka {}: {}", facility, line);
+  } else {
+    HLOG_DEBUG("librdkafka {}: {}", facility, line);
+  }
+}
+
+}  // namespace
+
+void set_quiet_client_log(bool quiet) { g_quiet.store(quiet, std::memory_order_relaxed); }
+
+std::string last_client_error() {
+  std::lock_guard lock(g_last_error_mu);
+  return g_last_error;
+}
+
 Result<ConfPtr> make_conf(const Properties& props) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), on_client_log);
   char errstr[512];
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {

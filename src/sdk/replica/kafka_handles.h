@@ -31,6 +31,13 @@ namespace herald::sdk::kafka {
 
 using Properties = std::vector<std::pair<std::string, std::string>>;
 
+// librdkafka's log lines (of every handle made by make_conf) go to Herald's log: errors as
+// warnings, notices as info, the rest at debug level. With `quiet` (the herald dlq/saga commands,
+// which report failures themselves) they are not logged; either way the last error is kept for
+// last_client_error(), which such a command adds to its failure message.
+void set_quiet_client_log(bool quiet);
+std::string last_client_error();
+
 inline constexpr int32_t kAnyPartition = RD_KAFKA_PARTITION_UA;
 
 struct HandleDeleter {

@@ -23,7 +23,7 @@ struct Change {
 };
 
 int fail(std::FILE* err, const std::string& what) {
-  fmt::print(err, "herald saga: {}\n", what);
+  fmt::print(err, "herald saga: {}\n", with_client_error(what));
   return 1;
 }
 
@@ -53,6 +53,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
   show_cmd->add_option("id", id, "Saga id")->required();
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
+  client.apply_logging();
   if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
 
   kafka::Properties props{{"bootstrap.servers", client.brokers()}, {"group.id", "herald-saga-reader"}};
