@@ -85,6 +85,7 @@ Bytes encode_swap_marker(const std::vector<SwapEntry>& entries) {
   w.put_u32(static_cast<uint32_t>(entries.size()));
   for (const auto& e : entries) {
     w.put_i64(e.base);
+    w.put_u64(e.log_size);
     w.put_u32(static_cast<uint32_t>(e.absorbed.size()));
     for (int64_t a : e.absorbed) w.put_i64(a);
   }
@@ -108,7 +109,8 @@ Result<std::vector<SwapEntry>> decode_swap_marker(ByteSpan b) {
   for (uint32_t i = 0; i < n; ++i) {
     SwapEntry e;
     uint32_t absorbed = 0;
-    if (!r.get_i64(e.base) || (version > 1 && !r.get_u32(absorbed)) || absorbed > r.remaining() / 8) {
+    if (!r.get_i64(e.base) || (version > 1 && (!r.get_u64(e.log_size) || !r.get_u32(absorbed))) ||
+        absorbed > r.remaining() / 8) {
       return Error{Errc::kCorruption, "swap marker: wrong size"};
     }
     e.absorbed.resize(absorbed);

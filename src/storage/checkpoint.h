@@ -59,6 +59,7 @@ Result<std::optional<Checkpoint>> read_checkpoint(FileSystem& fs, const std::fil
 // next ones in the log) held; those are deleted.
 struct SwapEntry {
   int64_t base = 0;
+  uint64_t log_size = 0;  // of the replacement .log (0 in version 1): open() checks it before deleting
   std::vector<int64_t> absorbed;
   bool operator==(const SwapEntry&) const = default;
 };

@@ -380,15 +380,18 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
 
   // 4. Merge consecutive segments while their filtered sizes add up to at most segment.bytes,
   // their offsets fit the index's 32-bit relative offsets, and no member's tombstones would get
-  // a later clock than their own.
+  // a later clock than their own. Segments wholly below the log start (retention deletes them)
+  // are not merged with later ones.
   std::vector<Group> groups;
+  const int64_t start = log_start_offset();
   for (size_t i = 0; i < filtered.size(); ++i) {
     const SegmentSummary& s = filtered[i].index.summary();
     if (!groups.empty()) {
       Group& g = groups.back();
       const int64_t clock = std::max(g.cleaned_at, s.cleaned_at_ms);
       const bool fits = g.bytes + s.log_size <= static_cast<uint64_t>(cfg.segment_bytes) &&
-                        filtered[i].end - 1 - filtered[g.first].old->base_offset() <= int64_t{UINT32_MAX};
+                        filtered[i].end - 1 - filtered[g.first].old->base_offset() <= int64_t{UINT32_MAX} &&
+                        (filtered[i].end <= start) == (filtered[g.first].end <= start);
       if (fits && (!g.tombstones || g.cleaned_at == clock) && (!s.has_tombstones || s.cleaned_at_ms == clock)) {
         g.last = i;
         g.bytes += s.log_size;
@@ -454,7 +457,7 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
   if (!replacements.empty()) {
     std::vector<SwapEntry> entries;
     for (const auto& r : replacements) {
-      SwapEntry& e = entries.emplace_back(SwapEntry{r.old->base_offset(), {}});
+      SwapEntry& e = entries.emplace_back(SwapEntry{r.old->base_offset(), r.index.summary().log_size, {}});
       for (const auto& a : r.absorbed) e.absorbed.push_back(a->base_offset());
     }
     HERALD_TRY(fs_.sync_dir(dir_));
@@ -464,7 +467,10 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
       // surely gone, no later pass may write .cleaned files that open() would then swap in.
       auto removed = fs_.remove(dir_ / kSwapMarkerName);
       const bool gone = (removed || removed.error().code == Errc::kNotFound) && fs_.sync_dir(dir_);
-      if (!gone) swap_incomplete_ = true;
+      if (!gone) {
+        swap_incomplete_ = true;
+        committed = true;  // open() may swap them in: the .cleaned files stay
+      }
       return std::move(marker).error();
     }
     committed = true;

@@ -119,7 +119,19 @@ Result<void> PartitionLog::finish_interrupted_swap() {
         HERALD_ASSIGN_OR_RETURN(bool has, fs_.exists(cleaned));
         if (has) HERALD_TRY(fs_.rename(cleaned, target));
       }
-      // Their records are in the replacement now (it was renamed in, here or before the crash).
+      if (e.absorbed.empty()) continue;
+      // Their records are in the replacement now (it was renamed in, here or before the crash),
+      // unless it is not there: then the absorbed segments stay, and so does the whole old set.
+      auto replaced = fs_.open(dir_ / segment_file_name(e.base, kLogSuffix), OpenMode::kRead);
+      auto size = replaced ? (*replaced)->size() : Result<uint64_t>(std::move(replaced).error());
+      if (!size || *size != e.log_size) {
+        HLOG_ERROR("{}: compaction swap: segment {} is not the merged replacement ({}), keeping the {} segments "
+                   "merged into it",
+                   dir_.string(), e.base,
+                   size ? fmt::format("{} bytes, not {}", *size, e.log_size) : size.error().to_string(),
+                   e.absorbed.size());
+        continue;
+      }
       for (int64_t base : e.absorbed) {
         for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
           auto r = fs_.remove(dir_ / segment_file_name(base, suffix));
@@ -749,6 +761,7 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
   int64_t next = offset;  // the first offset not yet passed
   bool done = false;
   bool has_records = false;
+  bool served = false;
   while (seg && !done) {
     const uint64_t seg_end = seg->size();
     BatchHeaderReader headers(*seg, seg_end);
@@ -760,9 +773,11 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
     FileSlice* slice = nullptr;
     while (pos < seg_end) {
       auto hr = headers.at(pos);
-      // A batch's base offset is the log end when it was appended, and the log end only grows.
+      // A batch's base offset is the log end when it was appended, and the log end only grows;
+      // offsets increase within a segment, and a batch served never overlaps the one before it.
       if (hr && (hr->base_offset < seg->base_offset() || hr->base_offset <= prev_last ||
-                 hr->base_offset > log_end_offset())) {
+                 hr->base_offset > log_end_offset() ||
+                 (served && hr->base_offset < next && hr->last_offset() >= next))) {
         hr = Error{Errc::kCorruption, fmt::format("{}: batch at byte {} has offset {} out of sequence",
                                                   seg->file()->path().string(), pos, hr->base_offset)};
       }
@@ -793,13 +808,15 @@ Result<ReadResult> PartitionLog::read(int64_t offset, uint64_t max_bytes, int64_
       out.total_bytes += size;
       pos += size;
       next = h.last_offset() + 1;
+      served = true;
       has_records |= h.records_count > 0;
       if (has_records && out.total_bytes >= max_bytes) {
         done = true;
         break;
       }
     }
-    if (!done) seg = segment_for(next, seg.get());
+    // The active segment may have grown (and rolled) since seg_end was taken: go on in it first.
+    if (!done && seg->size() == seg_end) seg = segment_for(next, seg.get());
   }
   return out;
 }
@@ -922,6 +939,15 @@ Result<void> PartitionLog::delete_segments(const std::vector<std::shared_ptr<Seg
   {
     std::unique_lock lock(segments_mu_);
     for (const auto& seg : doomed) segments_.erase(seg->base_offset());
+  }
+  if (swap_incomplete_) {
+    // After a compaction swap failed half-way, a doomed segment's name may hold the merged
+    // replacement of later, live segments: the files wait for open(), which finishes the swap
+    // and then deletes what lies wholly below the log start.
+    HLOG_WARN("{}: {} segments below the log start stay on disk until the log is reopened (a compaction swap "
+              "is unfinished)",
+              dir_.string(), doomed.size());
+    return ok();
   }
   for (const auto& seg : doomed) {
     HLOG_INFO("{}: deleting segment {}", dir_.string(), seg->base_offset());

@@ -259,7 +259,9 @@ class PartitionLog final : private FlushTarget {
   std::atomic<bool> always_{true};
 
   std::mutex maintenance_mu_;
-  bool swap_incomplete_ = false;  // a compaction swap failed after its commit point; GUARDED_BY(maintenance_mu_)
+  // A compaction swap failed after its commit point (or may have): until a reopen finishes it, no
+  // compaction pass runs and retention and DeleteRecords delete no file. GUARDED_BY(maintenance_mu_)
+  bool swap_incomplete_ = false;
   std::mutex sync_mu_;
 
   std::mutex append_mu_;

@@ -745,6 +745,42 @@ TEST(Compaction, AReadInASegmentMergedMeanwhileContinuesInTheMergedOne) {
   EXPECT_EQ(got.back().offset, 79);
 }
 
+// A read of the active segment that sees it grow and roll meanwhile serves
+// the batches appended to it before the roll too.
+TEST(PartitionLogRead, GoesOnInTheActiveSegmentWhenItGrewAndRolledDuringTheRead) {
+  TempDir dir;
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  LogConfig c = compact_config();
+  c.compact = false;
+  auto log = open_log(dir.path(), c, o);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(testing::append(*log, build_batch({{"k", "v" + std::to_string(i), kTs}})));
+  bool appended = false;
+  fs.before_read([&](const std::string& path) {
+    if (appended || !path.ends_with(kLogSuffix)) return;
+    appended = true;
+    ASSERT_TRUE(testing::append(*log, build_batch({{"k", "v3", kTs}})));                     // offset 3, same segment
+    ASSERT_TRUE(testing::append(*log, build_batch({{"k", std::string(1300, 'x'), kTs}})));  // rolls: offset 4
+  });
+  auto rr = log->read(2, 1 << 20, INT64_MAX);
+  fs.before_read(nullptr);
+  ASSERT_TRUE(rr) << rr.error().to_string();
+  ASSERT_TRUE(appended);
+  EXPECT_EQ(log->segment_count(), 2u);
+  std::vector<int64_t> offsets;
+  for (const auto& slice : rr->slices) {
+    Bytes b(slice.size);
+    ASSERT_TRUE(read_slice(slice, b.data()));
+    for (size_t pos = 0; pos < b.size();) {
+      const auto h = record::parse_header(ByteSpan(b.data() + pos, b.size() - pos)).value();
+      offsets.push_back(h.base_offset);
+      pos += h.size_bytes();
+    }
+  }
+  EXPECT_EQ(offsets, (std::vector<int64_t>{2, 3, 4}));
+}
+
 TEST(Compaction, RetentionAndCompactionTogether) {
   TempDir dir;
   LogConfig c = compact_config();
@@ -885,9 +921,66 @@ TEST(Compaction, AMarkerThatFailedToCommitAndCannotBeRemovedBlocksLaterPasses) {
   auto again = log->compact(kTs + 2000);
   ASSERT_FALSE(again);
   EXPECT_NE(again.error().to_string().find("reopen"), std::string::npos) << again.error().to_string();
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
-    EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
+  // The .cleaned files stay for open(): the marker may be on disk, and then it swaps them in.
+  EXPECT_TRUE(std::filesystem::exists(dir / segment_file_name(0, ".log.cleaned")));
+  log.reset();
+  log = open_log(dir.path());
+  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+  EXPECT_EQ(decode_all(*log), expected_after(all, active));
+}
+
+// A marker whose merged replacement is not on disk (only damage can do
+// that): open() keeps the segments it names as absorbed.
+TEST(Compaction, OpenKeepsAbsorbedSegmentsWhoseReplacementIsMissing) {
+  TempDir dir;
+  const auto [all, active] = closed_log_of_80(dir.path());
+  const auto files = segment_files(dir.path());
+  const int64_t second = std::next(files.begin())->first;
+  const Bytes marker = encode_swap_marker({{0, files.begin()->second + 1, {second}}});  // a wrong size
+  std::ofstream(dir / "compaction.swap", std::ios::binary)
+      .write(reinterpret_cast<const char*>(marker.data()), static_cast<std::streamsize>(marker.size()));
+  auto log = open_log(dir.path());
+  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+  EXPECT_EQ(segment_files(dir.path()), files);
+  EXPECT_EQ(decode_all(*log), all);
+}
+
+// A swap that failed half-way leaves the in-memory map with the old segments
+// while the first one's name holds the merged replacement: retention (or
+// DeleteRecords) that expires that old segment moves the log start but deletes
+// no file until a reopen has finished the swap.
+TEST(Compaction, RetentionAfterAHalfDoneSwapDeletesNoFileUntilReopen) {
+  TempDir dir;
+  LogConfig c = compact_config();
+  c.delete_retention = true;
+  c.retention_ms = 1000;
+  std::vector<Rec> all;
+  {
+    auto log = open_log(dir.path(), c);
+    all = fill(*log, 80, 6);
   }
+  const auto files = segment_files(dir.path());
+  const int64_t second = std::next(files.begin())->first;  // the first segment holds [0, second)
+  const int64_t active = active_base(dir.path());
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  {
+    auto log = open_log(dir.path(), c, o);
+    fs.fail_nth(FaultOp::kRename, 2, EIO, /*sticky=*/false, kCleanedSuffix);
+    ASSERT_FALSE(log->compact(kTs + 100));
+    // Only the first segment's records (timestamps kTs + offset) are older than retention.ms.
+    ASSERT_TRUE(log->apply_retention(kTs + second + 1000));
+    EXPECT_EQ(log->log_start_offset(), second);
+    EXPECT_TRUE(std::filesystem::exists(dir / segment_file_name(0, kLogSuffix)));
+  }
+  auto log = open_log(dir.path(), c);
+  EXPECT_EQ(log->log_start_offset(), second);
+  std::vector<Rec> want;
+  for (const auto& r : expected_after(all, active)) {
+    if (r.offset >= second) want.push_back(r);
+  }
+  EXPECT_EQ(decode_all(*log), want);
 }
 
 // A maintenance pass may hold a log that was closed meanwhile (its topic

@@ -116,7 +116,7 @@ TEST(Checkpoint, RoundTripsAndRejectsDamage) {
 }
 
 TEST(SwapMarker, RoundTripsAndRejectsDamage) {
-  std::vector<SwapEntry> entries = {{0, {}}, {100, {250, 400}}, {2000000000000, {2000000000100}}};
+  std::vector<SwapEntry> entries = {{0, 70, {}}, {100, 5000, {250, 400}}, {2000000000000, 1 << 30, {2000000000100}}};
   Bytes b = encode_swap_marker(entries);
   EXPECT_EQ(decode_swap_marker(b).value(), entries);
   EXPECT_EQ(decode_swap_marker(encode_swap_marker({})).value(), std::vector<SwapEntry>{});
@@ -136,7 +136,7 @@ TEST(SwapMarker, DecodesVersion1) {
   }
   const uint32_t crc = crc32c::value(b);
   for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(crc >> s));
-  EXPECT_EQ(decode_swap_marker(b).value(), (std::vector<SwapEntry>{{7, {}}, {900, {}}}));
+  EXPECT_EQ(decode_swap_marker(b).value(), (std::vector<SwapEntry>{{7, 0, {}}, {900, 0, {}}}));
 }
 
 }  // namespace
