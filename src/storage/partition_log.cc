@@ -120,17 +120,17 @@ Result<void> PartitionLog::finish_interrupted_swap() {
         if (has) HERALD_TRY(fs_.rename(cleaned, target));
       }
       if (e.absorbed.empty()) continue;
-      // Their records are in the replacement now (it was renamed in, here or before the crash),
-      // unless it is not there: then the absorbed segments stay, and so does the whole old set.
+      // Their records are in the replacement now (it was renamed in, here or before the crash).
+      // If it is not there (only damage does that), neither deleting them nor keeping them next
+      // to whatever the name holds is safe: the log is not opened, and nothing is touched.
       auto replaced = fs_.open(dir_ / segment_file_name(e.base, kLogSuffix), OpenMode::kRead);
       auto size = replaced ? (*replaced)->size() : Result<uint64_t>(std::move(replaced).error());
       if (!size || *size != e.log_size) {
-        HLOG_ERROR("{}: compaction swap: segment {} is not the merged replacement ({}), keeping the {} segments "
-                   "merged into it",
-                   dir_.string(), e.base,
-                   size ? fmt::format("{} bytes, not {}", *size, e.log_size) : size.error().to_string(),
-                   e.absorbed.size());
-        continue;
+        return Error{Errc::kCorruption,
+                     fmt::format("{}: {} names segment {} as the merged replacement of {} segments, but its .log is "
+                                 "{}; left as it is for inspection",
+                                 dir_.string(), kSwapMarkerName, e.base, e.absorbed.size(),
+                                 size ? fmt::format("{} bytes, not {}", *size, e.log_size) : size.error().to_string())};
       }
       for (int64_t base : e.absorbed) {
         for (const char* suffix : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {

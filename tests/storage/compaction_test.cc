@@ -930,8 +930,8 @@ TEST(Compaction, AMarkerThatFailedToCommitAndCannotBeRemovedBlocksLaterPasses) {
 }
 
 // A marker whose merged replacement is not on disk (only damage can do
-// that): open() keeps the segments it names as absorbed.
-TEST(Compaction, OpenKeepsAbsorbedSegmentsWhoseReplacementIsMissing) {
+// that): open() fails with a message and touches no file.
+TEST(Compaction, OpenRefusesAMarkerWhoseMergedReplacementIsMissing) {
   TempDir dir;
   const auto [all, active] = closed_log_of_80(dir.path());
   const auto files = segment_files(dir.path());
@@ -939,10 +939,14 @@ TEST(Compaction, OpenKeepsAbsorbedSegmentsWhoseReplacementIsMissing) {
   const Bytes marker = encode_swap_marker({{0, files.begin()->second + 1, {second}}});  // a wrong size
   std::ofstream(dir / "compaction.swap", std::ios::binary)
       .write(reinterpret_cast<const char*>(marker.data()), static_cast<std::streamsize>(marker.size()));
-  auto log = open_log(dir.path());
-  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+  auto refused = PartitionLog::open(dir.path(), compact_config(), nullptr, {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kCorruption);
+  EXPECT_NE(refused.error().message.find("merged replacement"), std::string::npos) << refused.error().message;
+  EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
   EXPECT_EQ(segment_files(dir.path()), files);
-  EXPECT_EQ(decode_all(*log), all);
+  std::filesystem::remove(dir / "compaction.swap");  // here the first segment is the old one: the old set
+  EXPECT_EQ(decode_all(*open_log(dir.path())), all);
 }
 
 // A swap that failed half-way leaves the in-memory map with the old segments
