@@ -170,12 +170,23 @@ Result<void> write_index_files(FileSystem& fs, const SegmentIndex& index, PathOf
 
 }  // namespace
 
+Result<void> PartitionLog::remove_leftover_swap_marker() {
+  if (!marker_left_) return ok();
+  auto removed = fs_.remove(dir_ / kSwapMarkerName);
+  if (!removed && removed.error().code != Errc::kNotFound) return removed;
+  HERALD_TRY(fs_.sync_dir(dir_));
+  marker_left_ = false;
+  swap_incomplete_ = false;
+  return ok();
+}
+
 Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64_t> keep_batches) {
   std::lock_guard maintenance(maintenance_mu_);
   HERALD_TRY(check_open());
   CompactionStats stats;
   const LogConfig cfg = config();
   if (!cfg.compact) return stats;
+  (void)remove_leftover_swap_marker();
   if (swap_incomplete_) {
     return Error{Errc::kIoError, fmt::format("{}: an earlier compaction swap failed half-way; reopen the log to "
                                              "finish it", dir_.string())};
@@ -469,7 +480,8 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
       const bool gone = (removed || removed.error().code == Errc::kNotFound) && fs_.sync_dir(dir_);
       if (!gone) {
         swap_incomplete_ = true;
-        committed = true;  // open() may swap them in: the .cleaned files stay
+        marker_left_ = true;  // removing it later restores the old set (the one in memory)
+        committed = true;     // until then open() may swap them in: the .cleaned files stay
       }
       return std::move(marker).error();
     }
@@ -504,9 +516,8 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
     }
     // The marker goes before the next pass may start: left on disk, it would
     // make open() swap in that pass's unfinished .cleaned files.
-    HERALD_TRY(fs_.remove(dir_ / kSwapMarkerName));
-    HERALD_TRY(fs_.sync_dir(dir_));
-    swap_incomplete_ = false;
+    marker_left_ = true;
+    HERALD_TRY(remove_leftover_swap_marker());
   }
   if (end_dirty > first_dirty) {
     cleaner_offset_.store(std::max(cleaner, end_of(closed[end_dirty - 1])));

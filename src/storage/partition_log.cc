@@ -960,6 +960,7 @@ Result<void> PartitionLog::delete_segments(const std::vector<std::shared_ptr<Seg
 Result<int64_t> PartitionLog::delete_records_before(int64_t offset) {
   std::lock_guard maintenance(maintenance_mu_);
   HERALD_TRY(check_open());
+  (void)remove_leftover_swap_marker();  // if it stays, delete_segments() keeps the files until a reopen
   if (offset == -1) offset = high_watermark();
   if (offset < 0 || offset > log_end_offset()) {
     return Error{Errc::kOutOfRange, fmt::format("{}: delete records before {}: log end is {}", dir_.string(),
@@ -992,6 +993,7 @@ Result<void> PartitionLog::roll_expired_active(int64_t now, int64_t retention_ms
 Result<void> PartitionLog::apply_retention(int64_t now) {
   std::lock_guard maintenance(maintenance_mu_);
   HERALD_TRY(check_open());
+  (void)remove_leftover_swap_marker();  // if it stays, delete_segments() keeps the files until a reopen
   const LogConfig cfg = config();
   // As Kafka, the active segment expires too: segments roll only on append, so an idle partition
   // would keep records past retention.ms for ever. Rolled here, it is deleted below with the rest.

@@ -217,6 +217,9 @@ class PartitionLog final : private FlushTarget {
 
   Result<void> recover();
   Result<void> finish_interrupted_swap();
+  // With marker_left_: removes the swap marker durably, which ends swap_incomplete_. Called under
+  // maintenance_mu_ by every pass of compaction, retention and DeleteRecords.
+  Result<void> remove_leftover_swap_marker();
   void flusher_sync() override;
   Result<void> sync_now();
   Result<void> roll_locked(int64_t new_base);
@@ -259,9 +262,13 @@ class PartitionLog final : private FlushTarget {
   std::atomic<bool> always_{true};
 
   std::mutex maintenance_mu_;
-  // A compaction swap failed after its commit point (or may have): until a reopen finishes it, no
-  // compaction pass runs and retention and DeleteRecords delete no file. GUARDED_BY(maintenance_mu_)
+  // A compaction swap failed after its commit point (or may have): until a reopen finishes it (or
+  // the marker is removed, below), no compaction pass runs and retention and DeleteRecords delete
+  // no file. GUARDED_BY(maintenance_mu_)
   bool swap_incomplete_ = false;
+  // ... and all that is left of it is the marker, which may be on disk: either the swap is done in
+  // memory and in the files, or its commit failed and memory holds the old set. GUARDED_BY(maintenance_mu_)
+  bool marker_left_ = false;
   std::mutex sync_mu_;
 
   std::mutex append_mu_;

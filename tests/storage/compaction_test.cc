@@ -874,8 +874,9 @@ TEST(Compaction, InterruptedSwapIsFinishedOnOpen) {
 
 // The swap is done but the marker cannot be removed: no later pass may run
 // while it is on disk (open() would swap that pass's unfinished .cleaned
-// files in); reopening removes it and compaction goes on.
-TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilReopen) {
+// files in). A later pass, retention or DeleteRecords that can remove it
+// ends the wait; so does a reopen.
+TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilItIs) {
   TempDir dir;
   auto [all, active] = closed_log_of_80(dir.path());
   const auto compacted = expected_after(all, active);
@@ -884,7 +885,7 @@ TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilReopen) {
   o.fs = &fs;
   {
     auto log = open_log(dir.path(), compact_config(), o);
-    fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/false, "compaction.swap");
+    fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/true, "compaction.swap");
     EXPECT_FALSE(log->compact(kTs + 1000));
     EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
     EXPECT_EQ(decode_all(*log), compacted);  // the swap itself went through
@@ -896,13 +897,18 @@ TEST(Compaction, MarkerThatCannotBeRemovedBlocksLaterPassesUntilReopen) {
     for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
       EXPECT_EQ(e.path().string().find(".cleaned"), std::string::npos) << e.path();
     }
+    fs.clear_faults();  // the disk recovers: the next pass removes the marker and runs
+    ASSERT_TRUE(log->compact(kTs + 3000));
+    EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+    EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
   }
   auto log = open_log(dir.path());
-  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
-  ASSERT_TRUE(log->compact(kTs + 3000));
   EXPECT_EQ(decode_all(*log), expected_after(all, active_base(dir.path())));
 }
 
+// The marker's commit fails (its directory sync), and removing it fails too:
+// it may be on disk. Until it is removed, no pass runs, and the .cleaned files
+// stay for open(), which then swaps them in.
 TEST(Compaction, AMarkerThatFailedToCommitAndCannotBeRemovedBlocksLaterPasses) {
   TempDir dir;
   auto [all, active] = closed_log_of_80(dir.path());
@@ -914,19 +920,38 @@ TEST(Compaction, AMarkerThatFailedToCommitAndCannotBeRemovedBlocksLaterPasses) {
   // The marker's directory sync fails (the 2nd of the pass: the marker is renamed into place but not
   // durable), and so does removing it.
   fs.fail_nth(FaultOp::kSyncDir, 2, EIO, /*sticky=*/false);
-  fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/false, "compaction.swap");
+  fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/true, "compaction.swap");
   EXPECT_FALSE(log->compact(kTs + 1000));
   EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
   EXPECT_EQ(decode_all(*log), before);  // not committed in this process: the old set is read
   auto again = log->compact(kTs + 2000);
   ASSERT_FALSE(again);
   EXPECT_NE(again.error().to_string().find("reopen"), std::string::npos) << again.error().to_string();
-  // The .cleaned files stay for open(): the marker may be on disk, and then it swaps them in.
   EXPECT_TRUE(std::filesystem::exists(dir / segment_file_name(0, ".log.cleaned")));
   log.reset();
   log = open_log(dir.path());
   EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
   EXPECT_EQ(decode_all(*log), expected_after(all, active));
+}
+
+// The same, but the marker can be removed at the next pass: that restores the
+// old set on disk too, and the pass runs.
+TEST(Compaction, AMarkerThatFailedToCommitIsRemovedByTheNextPass) {
+  TempDir dir;
+  auto [all, active] = closed_log_of_80(dir.path());
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  auto log = open_log(dir.path(), compact_config(), o);
+  fs.fail_nth(FaultOp::kSyncDir, 2, EIO, /*sticky=*/false);
+  fs.fail_nth(FaultOp::kRemove, 1, EIO, /*sticky=*/false, "compaction.swap");
+  EXPECT_FALSE(log->compact(kTs + 1000));
+  EXPECT_TRUE(std::filesystem::exists(dir / "compaction.swap"));
+  ASSERT_TRUE(log->compact(kTs + 2000));
+  EXPECT_FALSE(std::filesystem::exists(dir / "compaction.swap"));
+  EXPECT_EQ(decode_all(*log), expected_after(all, active));
+  log.reset();
+  EXPECT_EQ(decode_all(*open_log(dir.path())), expected_after(all, active));
 }
 
 // A marker whose merged replacement is not on disk (only damage can do
