@@ -133,7 +133,7 @@ std::filesystem::path merging_path(const Segment& seg, const char* suffix) {
   return p;
 }
 
-// One segment after filtering: its .cleaned files hold the result when `changed`.
+// One segment after filtering: its .cleaned .log holds the result when `changed`.
 struct Filtered {
   std::shared_ptr<Segment> old;
   SegmentIndex index;
@@ -383,9 +383,9 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
       filtered.push_back(std::move(result));
       continue;
     }
+    // Synced, with its index files, only if it is swapped in as it is (step 4): a segment merged
+    // into a group is read back from the page cache and rewritten.
     HERALD_TRY(out.flush());
-    HERALD_TRY(out_file->sync());
-    HERALD_TRY(write_index_files(fs_, result.index, [&](const char* suffix) { return cleaned_path(*seg, suffix); }));
     filtered.push_back(std::move(result));
   }
 
@@ -417,7 +417,11 @@ Result<CompactionStats> PartitionLog::compact(int64_t now, std::span<const int64
   for (const Group& g : groups) {
     Filtered& head = filtered[g.first];
     if (g.first == g.last) {
-      if (head.changed) replacements.push_back(Replacement{head.old, {}, std::move(head.index)});
+      if (!head.changed) continue;
+      HERALD_ASSIGN_OR_RETURN(auto log_file, fs_.open(cleaned_path(*head.old, kLogSuffix), OpenMode::kReadWrite));
+      HERALD_TRY(log_file->sync());
+      HERALD_TRY(write_index_files(fs_, head.index, [&](const char* suffix) { return cleaned_path(*head.old, suffix); }));
+      replacements.push_back(Replacement{head.old, {}, std::move(head.index)});
       continue;
     }
     // The members' filtered batches one after another, in head's .cleaned.tmp files, then
