@@ -3,7 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <mutex>
+
+#include "common/last_line.h"
 
 namespace herald::cli {
 
@@ -104,21 +105,11 @@ void print_json(const nlohmann::json& j) {
 }
 
 namespace {
-std::mutex g_client_error_mu;
-std::string g_client_error;  // GUARDED_BY(g_client_error_mu)
+LastLine g_client_error;
 }  // namespace
 
-void note_client_error(std::string_view line) {
-  if (line.starts_with("[thrd:")) {  // librdkafka's thread name
-    if (auto end = line.find("]: "); end != std::string_view::npos) line.remove_prefix(end + 3);
-  }
-  std::lock_guard lock(g_client_error_mu);
-  g_client_error = line;
-}
+void note_client_error(std::string_view line) { g_client_error.set(line); }
 
-std::string last_client_error() {
-  std::lock_guard lock(g_client_error_mu);
-  return g_client_error;
-}
+std::string last_client_error() { return g_client_error.get(); }
 
 }  // namespace herald::cli

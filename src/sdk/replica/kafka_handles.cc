@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 
+#include "common/last_line.h"
 #include "common/log.h"
 
 namespace herald::sdk::kafka {
@@ -17,18 +17,10 @@ std::string describe(rd_kafka_resp_err_t err) {
 namespace {
 
 std::atomic<bool> g_quiet{false};
-std::mutex g_last_error_mu;
-std::string g_last_error;  // GUARDED_BY(g_last_error_mu)
+LastLine g_last_error;
 
 void on_client_log(const rd_kafka_t*, int level, const char* facility, const char* line) {
-  if (level <= 3) {
-    std::string_view text = line;  // without librdkafka's "[thrd:NAME]: " prefix
-    if (text.starts_with("[thrd:")) {
-      if (auto end = text.find("]: "); end != std::string_view::npos) text.remove_prefix(end + 3);
-    }
-    std::lock_guard lock(g_last_error_mu);
-    g_last_error = text;
-  }
+  if (level <= 3) g_last_error.set(line);
   if (g_quiet.load(std::memory_order_relaxed)) return;
   if (level <= 3) {
     HLOG_WARN("librdkafka {}: {}", facility, line);
@@ -43,10 +35,7 @@ void on_client_log(const rd_kafka_t*, int level, const char* facility, const cha
 
 void set_quiet_client_log(bool quiet) { g_quiet.store(quiet, std::memory_order_relaxed); }
 
-std::string last_client_error() {
-  std::lock_guard lock(g_last_error_mu);
-  return g_last_error;
-}
+std::string last_client_error() { return g_last_error.get(); }
 
 Result<ConfPtr> make_conf(const Properties& props) {
   ConfPtr conf(rd_kafka_conf_new());
