@@ -78,7 +78,8 @@ Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::c
 Result<std::map<int32_t, int64_t>> read_to_end(const Properties& props, const std::string& topic,
                                                std::chrono::milliseconds timeout,
                                                const std::function<void(const rd_kafka_message_t&)>& fn) {
-  Properties all = props;
+  Properties all{kDeepFetchQueue};
+  all.insert(all.end(), props.begin(), props.end());
   all.emplace_back("enable.auto.commit", "false");
   all.emplace_back("enable.partition.eof", "true");
   HERALD_ASSIGN_OR_RETURN(auto conf, make_conf(all));

@@ -341,13 +341,7 @@ Result<void> Replica::Impl::init() {
       {"client.id", cfg_.client_id},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "true"},
-      // librdkafka stops fetching a partition whose local queue holds
-      // queued.min.messages (default 100,000) and looks at it again only
-      // later; a replica applying a backlog slower than the broker sends it
-      // then drains the queue and waits, idle most of the time (measured:
-      // 70% of a catch-up spent in poll). The queue's memory stays bounded
-      // by queued.max.messages.kbytes (64 MiB by default).
-      {"queued.min.messages", "1000000"},
+      kafka::kDeepFetchQueue,
   };
   props.insert(props.end(), cfg_.kafka.begin(), cfg_.kafka.end());
   props.emplace_back("enable.auto.commit", "false");
