@@ -29,6 +29,8 @@ kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
 Raw Metadata v12: a topic asked for by id, an unknown id (UNKNOWN_TOPIC_ID), a name given twice.
+A Fetch waiting for min_bytes when its topic is deleted and created again (with new
+data) answers UNKNOWN_TOPIC_OR_PARTITION at once, not the deleted topic's records.
 Retention empties an idle partition: with retention.ms=3000 and the
 maintenance sweep every 200 ms, three records are gone (low watermark = high
 watermark = 3) a few seconds later, although they sit in the active segment.
@@ -442,6 +444,41 @@ def idle_retention(h, b):
     h.check(True, "an idle partition's records past retention.ms are removed: watermarks (3, 3)")
 
 
+def delete_while_fetching(h, b):
+    """A Fetch waiting for min_bytes on a topic that is deleted (and created again under the same
+    name, with new data) answers UNKNOWN_TOPIC_OR_PARTITION, not the deleted topic's records."""
+    import threading
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    a = admin(b.bootstrap)
+    h.check_eq(result_code(a.create_topics([NewTopic("adm-del", 1, 1)])["adm-del"]), 0, "create adm-del")
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "logger": harness.confluent_quiet_logger()})
+    for i in range(3):
+        p.produce("adm-del", b"old-%d" % i, partition=0)
+    h.check_eq(p.flush(10), 0, "three records in adm-del")
+    answer = {}
+
+    def fetch():
+        with kwire.Conn("127.0.0.1", b.port, timeout=30) as c:
+            t0 = time.monotonic()
+            answer["result"] = c.fetch("adm-del", 0, 0, max_wait_ms=20000, min_bytes=1 << 20)
+            answer["secs"] = time.monotonic() - t0
+
+    th = threading.Thread(target=fetch)
+    th.start()
+    time.sleep(0.5)
+    h.check_eq(result_code(a.delete_topics(["adm-del"], operation_timeout=10)["adm-del"]), 0, "delete adm-del")
+    h.check_eq(result_code(a.create_topics([NewTopic("adm-del", 1, 1)])["adm-del"]), 0, "create adm-del again")
+    p.produce("adm-del", b"new-0", partition=0)
+    h.check_eq(p.flush(10), 0, "one record in the new adm-del")
+    th.join(30)
+    h.check("result" in answer, "the waiting fetch was answered")
+    err, hwm, recs = answer["result"]
+    h.check_eq((err, hwm, recs), (3, -1, b""),
+               "the waiting fetch answers UNKNOWN_TOPIC_OR_PARTITION (3), no records, high watermark -1")
+    h.check(answer["secs"] < 15, f"... before its 20 s max_wait ({answer['secs']:.2f} s)")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
                              "--maintenance-interval-ms", "200"]).start()
@@ -450,6 +487,7 @@ def run(h):
     metadata_by_id(h, b)
     config_sources(h, b)
     idle_retention(h, b)
+    delete_while_fetching(h, b)
     b.stop()
 
 

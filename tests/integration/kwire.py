@@ -279,9 +279,10 @@ class Conn:
         (_, err, ts, off), = parts
         return err, ts, off
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 64 << 20, max_wait_ms: int = 0):
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 64 << 20, max_wait_ms: int = 0,
+              min_bytes: int = 0):
         """Fetch v4 (read_uncommitted) -> (error_code, high_watermark, records bytes)."""
-        r = self.request(1, 4, fetch_body(topic, partition, offset, max_bytes, max_wait_ms))
+        r = self.request(1, 4, fetch_body(topic, partition, offset, max_bytes, max_wait_ms, min_bytes))
         r.i32()  # throttle
 
         def part(r):

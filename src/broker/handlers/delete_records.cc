@@ -37,7 +37,7 @@ protocol::DeleteRecordsResponse delete_records(BrokerImpl& b, const protocol::De
         op.error_code = code(ErrorCode::kOffsetOutOfRange);
         continue;
       }
-      auto r = p->log->delete_records_before(target);
+      auto r = b.topics().delete_records_before(*topic, *p, target);
       if (!r) {
         op.error_code = code(to_error_code(r.error().code));
         continue;

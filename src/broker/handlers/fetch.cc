@@ -33,6 +33,14 @@ uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_dat
   for (auto& t : targets) {
     FetchPartition& out = *t.out;
     if (!t.partition) continue;  // error already set
+    if (t.partition->removed.load()) {  // the topic was deleted while the request waited
+      out.high_watermark = out.last_stable_offset = out.log_start_offset = -1;
+      out.records = protocol::Records{};
+      out.records.is_null = false;
+      out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
+      any_error = true;
+      continue;
+    }
     auto& log = *t.partition->log;
     int64_t hwm = log.high_watermark();
     out.high_watermark = hwm;

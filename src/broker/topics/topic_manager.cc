@@ -192,11 +192,14 @@ Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& 
       }
     }
   }
+  // The batches after the snapshot count as appended now: their timestamps are the producers'
+  // (CreateTime, possibly days old for a backfill), and a producer that wrote just before a crash
+  // must not expire at the restart.
   int64_t now = now_ms();
   HERALD_TRY(p->log->for_each_batch(from, [&](const record::BatchHeader& h) {
     if (h.producer_id >= 0 && h.base_offset >= from) {
       p->producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(), h.base_offset,
-                          h.last_offset(), h.max_timestamp > 0 ? std::min(h.max_timestamp, now) : now);
+                          h.last_offset(), now);
     }
   }));
   p->producers.expire(now, kProducerExpirationMs);
@@ -337,7 +340,11 @@ Result<void> TopicManager::remove(const std::string& name) {
     topics_.erase(it);
   }
   fs::path dir = topic_dir(name);
-  for (auto& p : topic->partitions()) (void)p->log->close();
+  for (auto& p : topic->partitions()) {
+    p->removed.store(true);
+    (void)p->log->close();
+    p->notifier.notify_all();  // waiting fetches answer UNKNOWN_TOPIC_OR_PARTITION now
+  }
   // Out of the way under a name no topic can have ('~') in one step, then gone: after a crash, or if
   // the removal fails, what is left is swept at the next start.
   std::error_code ec;
@@ -409,10 +416,40 @@ Result<void> TopicManager::set_config(const std::string& name, const TopicConfig
   return write_meta(*topic);
 }
 
+Result<void> TopicManager::snapshot_producers(const Topic& topic, Partition& p, int64_t now) {
+  std::lock_guard snapshot(p.snapshot_mu);
+  Bytes snap;
+  int64_t upto = -1;
+  {
+    std::lock_guard lock(p.append_mu);
+    p.producers.expire(now, kProducerExpirationMs);
+    upto = p.log->log_end_offset();
+    if (upto == p.snapshot_upto) return ok();
+    snap = p.producers.encode_snapshot(upto);
+  }
+  HERALD_TRY(p.log->while_open([&] { return atomic_write_file(snapshot_path(topic_dir(topic.name()), p.index), snap); }));
+  std::lock_guard lock(p.append_mu);
+  p.snapshot_upto = upto;
+  return ok();
+}
+
+Result<int64_t> TopicManager::delete_records_before(const Topic& topic, Partition& p, int64_t offset) {
+  HERALD_TRY(snapshot_producers(topic, p, now_ms()));
+  return p.log->delete_records_before(offset);
+}
+
 void TopicManager::run_maintenance(int64_t now) {
   for (auto& topic : list()) {
     for (auto& p : topic->partitions()) {
+      // Producer state is snapshotted whenever the log has grown, so that a restart after a crash
+      // replays only the batches since (the open path refuses a snapshot past the recovered log end),
+      // and before retention, so that no producer whose batches it deletes is forgotten.
       // kClosed: the topic was deleted since list(); its files are not this log's any more.
+      // Retention goes on without one: on a full disk it is what frees space.
+      if (auto r = snapshot_producers(*topic, *p, now); !r) {
+        if (r.error().code == Errc::kClosed) continue;
+        HLOG_WARN("producer snapshot {}/{}: {}", topic->name(), p->index, r.error().to_string());
+      }
       if (auto r = p->log->apply_retention(now); !r && r.error().code != Errc::kClosed) {
         HLOG_ERROR("retention {}/{}: {}", topic->name(), p->index, r.error().to_string());
       }
@@ -425,24 +462,6 @@ void TopicManager::run_maintenance(int64_t now) {
         if (auto r = p->log->compact(now, keep); !r && r.error().code != Errc::kClosed) {
           HLOG_ERROR("compaction {}/{}: {}", topic->name(), p->index, r.error().to_string());
         }
-      }
-      // Producer state is snapshotted whenever the log has grown, so that a restart after a crash
-      // replays only the batches since (the open path refuses a snapshot past the recovered log end).
-      Bytes snap;
-      int64_t upto = -1;
-      {
-        std::lock_guard lock(p->append_mu);
-        p->producers.expire(now, kProducerExpirationMs);
-        upto = p->log->log_end_offset();
-        if (upto != p->snapshot_upto) snap = p->producers.encode_snapshot(upto);
-      }
-      if (snap.empty()) continue;
-      auto r = p->log->while_open([&] { return atomic_write_file(snapshot_path(topic_dir(topic->name()), p->index), snap); });
-      if (r) {
-        std::lock_guard lock(p->append_mu);
-        p->snapshot_upto = upto;
-      } else if (r.error().code != Errc::kClosed) {
-        HLOG_WARN("producer snapshot {}/{}: {}", topic->name(), p->index, r.error().to_string());
       }
     }
   }

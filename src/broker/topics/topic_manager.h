@@ -56,6 +56,8 @@ struct Partition {
   std::mutex append_mu;
   ProducerStateTable producers;  // guarded by append_mu
   int64_t snapshot_upto = -1;    // log end the last producer snapshot written covers; guarded by append_mu
+  std::mutex snapshot_mu;        // one snapshot written at a time, so a newer one is never overwritten
+  std::atomic<bool> removed{false};  // its topic was deleted (the log is closed)
   // Failed appends (a full disk fails every retry): the first is logged, then one line
   // per 10 s with the count, and one when an append works again. Guarded by append_mu.
   uint64_t append_failures = 0;      // since the last append that worked
@@ -119,6 +121,9 @@ class TopicManager {
   // Applies a new set of overrides (already validated by the caller with TopicConfig::set/reset).
   Result<void> set_config(const std::string& name, const TopicConfig& config);
 
+  // DeleteRecords: the partition's producer state is snapshotted first, so that a restart after a
+  // crash still knows the producers whose batches go (a retry is answered as a duplicate).
+  Result<int64_t> delete_records_before(const Topic& topic, Partition& p, int64_t offset);
   // Retention and compaction on every partition (called periodically by the broker).
   void run_maintenance(int64_t now_ms);
   // Closes every log cleanly (flush + checkpoint) and writes producer-state snapshots.
@@ -130,6 +135,8 @@ class TopicManager {
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
   Result<std::shared_ptr<Partition>> open_partition(const std::filesystem::path& topic_dir, int32_t index,
                                                     const TopicConfig& config);
+  // Writes the partition's producer-state snapshot if the log grew since the last one.
+  Result<void> snapshot_producers(const Topic& topic, Partition& p, int64_t now_ms);
   // Writes topic.json; `partitions` >= 0 overrides the topic's current count.
   Result<void> write_meta(const Topic& topic, int32_t partitions = -1);
   std::filesystem::path topic_dir(const std::string& name) const { return data_dir_ / "topics" / name; }

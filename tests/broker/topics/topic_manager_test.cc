@@ -46,6 +46,20 @@ class TopicManagerTest : public ::testing::Test {
     return tm_->find(topic)->partition(0);
   }
 
+  // A crash right after this point: the producer snapshot on disk now is what the next start
+  // reads (close() writes a fresh one, so it is copied here and put back after).
+  std::shared_ptr<Partition> reopen_with_snapshot_as_it_is_now(const std::string& topic) {
+    const fs::path snap = dir_ / "topics" / topic / "0.producers";
+    const fs::path saved = dir_ / "saved.producers";
+    const bool had = fs::exists(snap);
+    if (had) fs::copy_file(snap, saved, fs::copy_options::overwrite_existing);
+    tm_->close();
+    fs::remove(snap);
+    if (had) fs::rename(saved, snap);
+    open();
+    return tm_->find(topic)->partition(0);
+  }
+
   fs::path dir_;
   storage::Flusher flusher_;
   std::unique_ptr<TopicManager> tm_;
@@ -76,7 +90,6 @@ Bytes producer_batch(int64_t pid, int32_t seq, int64_t ts) {
   return *b.build();
 }
 
-// Record timestamps of now: a reopen expires producers idle for a day, by their batches' time.
 int64_t wall_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -222,6 +235,63 @@ TEST_F(TopicManagerTest, AProducerSnapshotBeyondTheLogEndIsRemovedAtOpen) {
   std::lock_guard lock(p->append_mu);
   EXPECT_NE(p->producers.check(9, 0, 4, 4).verdict, SeqVerdict::kDuplicate);
   EXPECT_EQ(p->producers.check(8, 0, 59, 59).verdict, SeqVerdict::kDuplicate);
+}
+
+// Batches replayed at open count as appended then, not at their records' time: a producer that
+// wrote records stamped three days ago (a backfill keeping the original times) just before a
+// crash is not expired by the restart, and its retry is still a duplicate.
+TEST_F(TopicManagerTest, AnUncleanRestartKeepsAProducerWhoseRecordsCarryOldTimestamps) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t three_days_ago = wall_now_ms() - 3 * 86400000LL;
+  for (int i = 0; i < 2; ++i) append_as_producer(*p, 7, i, three_days_ago);
+  p.reset();
+  p = reopen_without_producer_snapshot("t");
+  std::lock_guard lock(p->append_mu);
+  EXPECT_EQ(p->producers.check(7, 0, 1, 1).verdict, SeqVerdict::kDuplicate);
+  EXPECT_EQ(p->producers.check(7, 0, 2, 2).verdict, SeqVerdict::kAppend);
+}
+
+// DeleteRecords and retention delete segments holding a producer's only batches; the producer
+// snapshot is written first, so a crash right after (the older snapshot would not know the
+// producer, and its batches are gone) still answers a retry as a duplicate.
+TEST_F(TopicManagerTest, DeleteRecordsSnapshotsProducersBeforeDeletingTheirSegments) {
+  ASSERT_TRUE(tm_->create("t", 1, {{"segment.bytes", "200"}}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t ts = wall_now_ms();
+  tm_->run_maintenance(ts);  // a snapshot of the empty log
+  append_as_producer(*p, 7, 0, ts);
+  for (int i = 0; i < 3; ++i) append_as_producer(*p, 8 + i, 0, ts);  // rolls segments
+  ASSERT_TRUE(p->log->flush());
+  ASSERT_GT(p->log->segment_count(), 2u);
+  auto low = tm_->delete_records_before(*tm_->find("t"), *p, p->log->high_watermark());
+  ASSERT_TRUE(low) << low.error().to_string();
+  bool batch_on_disk = false;
+  ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) { batch_on_disk |= h.producer_id == 7; }));
+  ASSERT_FALSE(batch_on_disk) << "the test needs producer 7's segment deleted";
+  p.reset();
+  p = reopen_with_snapshot_as_it_is_now("t");
+  std::lock_guard lock(p->append_mu);
+  EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
+}
+
+TEST_F(TopicManagerTest, RetentionSnapshotsProducersBeforeDeletingTheirSegments) {
+  ASSERT_TRUE(tm_->create("t", 1, {{"segment.bytes", "200"}, {"retention.bytes", "1"}}));
+  auto p = tm_->find("t")->partition(0);
+  const int64_t ts = wall_now_ms();
+  append_as_producer(*p, 9, 0, ts);
+  tm_->run_maintenance(ts);  // a snapshot (producer 9), retention: nothing to delete yet
+  append_as_producer(*p, 7, 0, ts);
+  for (int i = 0; i < 3; ++i) append_as_producer(*p, 10 + i, 0, ts);
+  ASSERT_TRUE(p->log->flush());
+  tm_->run_maintenance(ts);
+  bool batch_on_disk = false;
+  ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) { batch_on_disk |= h.producer_id == 7; }));
+  ASSERT_FALSE(batch_on_disk) << "the test needs producer 7's segment deleted";
+  p.reset();
+  p = reopen_with_snapshot_as_it_is_now("t");
+  std::lock_guard lock(p->append_mu);
+  EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
 }
 
 // A topic directory whose topic.json is missing is removed at open only when it
