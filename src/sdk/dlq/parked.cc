@@ -81,12 +81,12 @@ Result<void> park(Tx& tx, const ParkedEvent& e) {
 }
 
 Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std::string_view topic,
-                                            std::string_view key) {
+                                            int32_t partition, std::string_view key) {
   HERALD_ASSIGN_OR_RETURN(
       auto rows, tx.query(fmt::format("SELECT {} FROM herald_parked WHERE group_id = ? AND topic = ? AND "
-                                      "record_key = ? ORDER BY record_offset",
+                                      "record_key = ? AND partition_id = ? ORDER BY record_offset",
                                       kColumns),
-                          {group, topic, Param::blob(key)}));
+                          {group, topic, Param::blob(key), partition}));
   return from_rows(rows);
 }
 
@@ -106,7 +106,8 @@ Result<std::vector<ChainId>> runnable_chains(Tx& tx, std::string_view group) {
       auto rows,
       tx.query("SELECT p.topic, p.partition_id, p.record_key FROM herald_parked p WHERE p.group_id = ? AND "
                "p.state <> 1 AND NOT EXISTS (SELECT 1 FROM herald_parked q WHERE q.group_id = p.group_id AND "
-               "q.topic = p.topic AND q.record_key = p.record_key AND q.record_offset < p.record_offset) "
+               "q.topic = p.topic AND q.partition_id = p.partition_id AND q.record_key = p.record_key AND "
+               "q.record_offset < p.record_offset) "
                "ORDER BY p.topic, p.partition_id, p.record_offset",
                {group}));
   std::vector<ChainId> out;

@@ -10,7 +10,7 @@
 //
 //   herald_parked(
 //     group_id TEXT, topic TEXT, partition_id INTEGER, record_offset BIGINT,
-//     record_key BYTEA NOT NULL,     -- chains are per (group, topic, key)
+//     record_key BYTEA NOT NULL,     -- chains are per (group, topic, partition, key)
 //     payload BYTEA,                 -- NULL = tombstone
 //     headers TEXT NOT NULL,         -- headers_to_json()
 //     record_timestamp BIGINT,       -- source record timestamp (ms)
@@ -66,9 +66,10 @@ const std::vector<Migration>& parked_migrations();
 // ---- inside a transaction (used by the replica) ----
 
 Result<void> park(Tx& tx, const ParkedEvent& e);
-// The chain of (group, topic, key), first row first.
+// The chain of (group, topic, partition, key), first row first. Order is per partition, as in
+// Kafka: a key with parked events in two partitions has a chain in each.
 Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std::string_view topic,
-                                            std::string_view key);
+                                            int32_t partition, std::string_view key);
 // Keys with a chain in (group, topic, partition).
 Result<std::vector<std::string>> parked_keys(Tx& tx, std::string_view group, std::string_view topic,
                                              int32_t partition);
@@ -92,9 +93,8 @@ Result<std::vector<ParkedEvent>> list_parked(Store& store, std::string_view grou
 // group) so the replica applies those chains; returns how many chains.
 Result<int64_t> replay_parked(Store& store, std::string_view group, std::string_view topic = {},
                               std::optional<std::string> key = std::nullopt);
-// Drops the dead head of (group, topic, key) for good; the rest of the chain
-// is applied next (its new first row is kWaiting). Returns 1, or 0 when the
-// key has no dead head.
+// Drops the dead heads of (group, topic, key) for good (one per partition the key is parked in);
+// the rest of each chain is applied next (its new first row is kWaiting). Returns how many went.
 Result<int64_t> skip_parked(Store& store, std::string_view group, std::string_view topic, std::string_view key);
 // The same for the dead head at (topic, partition, offset) only, the source of
 // one dead letter: 1, or 0 when no chain starts with it (any more).

@@ -496,7 +496,7 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
               const int32_t partition = parts->elems[i].partition;
               HERALD_ASSIGN_OR_RETURN(auto keys, dlq::parked_keys(tx, cfg_.group_id, topic, partition));
               for (auto& k : keys) {
-                HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, k));
+                HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, partition, k));
                 if (!chain.empty()) chains[PartKey(topic, partition)][k] = chain.front().offset;
               }
             }
@@ -1194,7 +1194,7 @@ Result<void> Replica::Impl::replay_chain(Rec& r) {
   return drain_chain(r.part->topic, r.part->partition, key);
 }
 
-// Applies the chain of (topic, key) in offset order: all of it in one
+// Applies the chain of (topic, partition, key) in offset order: all of it in one
 // transaction when every event succeeds. Otherwise the good prefix commits on
 // its own, the failing event (now the chain's first row) is retried with
 // backoff, and when it still fails it becomes the chain's new dead head (and
@@ -1274,7 +1274,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       continue;
     }
     auto tx = std::move(*begun);
-    auto loaded = dlq::load_chain(*tx, cfg_.group_id, topic, key);
+    auto loaded = dlq::load_chain(*tx, cfg_.group_id, topic, partition, key);
     if (!loaded) {
       tx->rollback();
       HERALD_TRY(db_wait(loaded.error()));
