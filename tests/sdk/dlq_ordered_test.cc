@@ -333,6 +333,47 @@ TEST_P(OrderedDeadLetters, AKeyParkedInTwoPartitionsHasAChainInEach) {
   EXPECT_TRUE(before(1, 2) && before(3, 4)) << "each partition's chain in its order";
 }
 
+// Two instances can drain the same chain (the partition's previous owner has not noticed the
+// rebalance yet). Here the "other instance" deletes K#2's parked row, as applying it does, while
+// this replica is applying K#1 from the same chain: the replica finds the row gone at its delete,
+// rolls back and reloads the chain, so K#2 is not applied a second time. PostgreSQL only: a
+// SQLite transaction takes the database's write lock at BEGIN, so two cannot drain at once.
+TEST_P(OrderedDeadLetters, ARowTakenByAnotherInstanceMeanwhileIsNotAppliedAgain) {
+  if (ts_.store->dialect() != Dialect::kPostgres) GTEST_SKIP() << "one writer at a time";
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  send_plain("K", 1);
+  const int64_t k2 = send_plain("K", 2);
+  const int64_t last = send_plain("K", 3);
+  auto other = Store::open(ts_.url);
+  ASSERT_TRUE(other) << other.error().to_string();
+  std::atomic<bool> taken{false};
+  std::atomic<bool> k1_fixed{false};
+  ReplicaHandlers h;
+  h.otherwise([&](const Event& ev, Tx& tx) {
+    int n = nlohmann::json::parse(ev.payload).at("n").get<int>();
+    if (n == 1 && !k1_fixed.load()) throw std::runtime_error("poisoned K#1");
+    if (n == 1 && !taken.exchange(true)) {
+      auto r = (*other)->run([&](Tx& t) -> Result<void> {
+        HERALD_ASSIGN_OR_RETURN(int64_t gone, dlq::delete_parked(t, group_, topic_, 0, k2));
+        if (gone != 1) return Error{Errc::kNotFound, "K#2 was not parked"};
+        return ok();
+      });
+      if (!r) throw std::runtime_error(r.error().to_string());
+    }
+    auto r = tx.exec("INSERT INTO applied (k, n) VALUES (?, ?)", {ev.aggregate_id, n});
+    if (!r) throw std::runtime_error(r.error().to_string());
+  });
+  RunningReplica r(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  ASSERT_EQ(parked().size(), 3u);
+  k1_fixed = true;
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--store", ts_.url, "--group", group_, "--topic", topic_}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return parked().empty(); }, seconds(20))) << parked().size() << " still parked";
+  EXPECT_TRUE(taken.load());
+  EXPECT_EQ(applied()["K"], std::vector<int>({1, 3}));
+}
+
 // An event whose CloudEvents headers do not decode is dead-lettered at once;
 // in ordered mode it holds its key back like any other dead letter (the key
 // is the record key), and an undecodable event of a parked key waits behind

@@ -115,12 +115,11 @@ Result<std::vector<ChainId>> runnable_chains(Tx& tx, std::string_view group) {
   return out;
 }
 
-Result<void> delete_parked(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,
-                           int64_t offset) {
-  HERALD_TRY(tx.exec("DELETE FROM herald_parked WHERE group_id = ? AND topic = ? AND partition_id = ? AND "
-                     "record_offset = ?",
-                     {group, topic, partition, static_cast<long long>(offset)}));
-  return ok();
+Result<int64_t> delete_parked(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,
+                              int64_t offset) {
+  return tx.exec("DELETE FROM herald_parked WHERE group_id = ? AND topic = ? AND partition_id = ? AND "
+                 "record_offset = ?",
+                 {group, topic, partition, static_cast<long long>(offset)});
 }
 
 Result<void> set_parked_state(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,

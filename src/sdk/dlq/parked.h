@@ -80,8 +80,9 @@ struct ChainId {
 };
 // Chains of `group` whose first row is not kDead (to be applied now).
 Result<std::vector<ChainId>> runnable_chains(Tx& tx, std::string_view group);
-Result<void> delete_parked(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,
-                           int64_t offset);
+// Returns how many rows went (0: another transaction deleted it first).
+Result<int64_t> delete_parked(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,
+                              int64_t offset);
 Result<void> set_parked_state(Tx& tx, std::string_view group, std::string_view topic, int32_t partition,
                               int64_t offset, ParkedState state, std::string_view error = {}, int attempts = 0);
 

@@ -1209,6 +1209,10 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     ev.position = EventPosition{topic, partition, row.offset};
     return ev;
   };
+  // Set when a row was gone at its delete: another instance of the group (one that held the
+  // partition before a rebalance and has not noticed yet) applied it. The pass rolls back and
+  // reloads the chain, so no event is applied by both.
+  bool raced = false;
   // Applies rows [0, n) of `chain` in `tx`; returns how many succeeded.
   auto apply_rows = [&](Tx& tx, const std::vector<dlq::ParkedEvent>& chain, size_t n, Effects& fx,
                         std::string* err) -> Result<size_t> {
@@ -1219,7 +1223,12 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         return i;
       }
       if (apply_event(tx, *ev, Uuid7::parse(ev->id), nullptr, err, fx) == Outcome::kFailed) return i;
-      HERALD_TRY(dlq::delete_parked(tx, cfg_.group_id, topic, partition, chain[i].offset));
+      HERALD_ASSIGN_OR_RETURN(int64_t deleted, dlq::delete_parked(tx, cfg_.group_id, topic, partition, chain[i].offset));
+      if (deleted != 1) {
+        raced = true;
+        return Error{Errc::kNotFound, fmt::format("replica {}: parked {}/{}@{} was applied by another instance",
+                                                  cfg_.group_id, topic, partition, chain[i].offset)};
+      }
       fx.delta.unparked++;
     }
     return n;
@@ -1251,6 +1260,10 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     const bool transient = t.failed_transiently();
     t.rollback();
     if (!applied) {
+      if (std::exchange(raced, false)) {
+        HLOG_INFO("{}; reloading the chain", applied.error().message);
+        return true;
+      }
       HERALD_TRY(db_wait(applied.error(), transient));
       return true;
     }
