@@ -455,14 +455,19 @@ void Replica::Impl::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       if (!cooperative) rd_kafka_assign(rk_.get(), nullptr);
       return;
     }
+    // A partition the replica counts as its own but does not fetch would never catch up: a failed
+    // assign stops the replica with the error rather than leave it unready for good.
+    std::string failed;
     if (cooperative) {
-      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts);
-      if (e) {
-        HLOG_WARN("replica {}: incremental assign: {}", cfg_.group_id, rd_kafka_error_string(e));
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts)) {
+        failed = rd_kafka_error_string(e);
         rd_kafka_error_destroy(e);
       }
-    } else {
-      rd_kafka_assign(rk_.get(), parts);
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), parts); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failed = kafka::describe(e);
+    }
+    if (!failed.empty()) {
+      fatal_ = Error{Errc::kIoError, fmt::format("replica {}: assigning partitions: {}", cfg_.group_id, failed)};
     }
   } else {
     on_revoke(parts, cooperative);
