@@ -4,8 +4,9 @@
 #   2. the peer harness (../shared/bench): physical limits, NATS JetStream, Redis Streams, W1-W4
 #   3. the same W1-W4 against `herald serve` (acks=all, flush.policy=always), plus start-up time and idle RSS
 #   4. a min/median/max table of everything, in bench/results/
-#   5. consumer groups (bench/groups), outbox relay (bench/sdk), replica apply rate (bench/sdk_replica)
-# Env: REPS (default 3), SKIP_PEERS=1 (Herald only), SKIP_STORAGE=1, SKIP_SDK=1 (no step 5).
+#   5. latency with many partitions written at once, by flusher threads (bench/partitions)
+#   6. consumer groups (bench/groups), outbox relay (bench/sdk), replica apply rate (bench/sdk_replica)
+# Env: REPS (default 3), SKIP_PEERS=1 (Herald only), SKIP_STORAGE=1, SKIP_PARTITIONS=1, SKIP_SDK=1 (no step 6).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${HERALD_SHARED:-$root/../shared}
@@ -52,6 +53,10 @@ stop_pid "$pid"
 
 "$shared/bench/run" summarize | tee "$out/TABLE.md"
 cp "$res"/*.txt "$out/" 2>/dev/null || true
+
+if [[ -z "${SKIP_PARTITIONS:-}" ]]; then
+  KBENCH=$HERALD_PEER_BENCH_DIR/bin/kbench "$root/bench/partitions/run.sh" "$reps" | tee "$out/partitions.txt"
+fi
 
 if [[ -z "${SKIP_SDK:-}" ]]; then
   /usr/bin/python3 "$root/bench/groups/groups_bench.py" --herald "$root/build/herald" | tee "$out/groups.txt"

@@ -54,7 +54,7 @@ Result<void> BrokerImpl::start() {
   HERALD_TRY(load_cluster_id());
 
   storage::IndexCache::global().set_budget(config_.index_cache_bytes);
-  flusher_ = std::make_unique<storage::Flusher>();
+  flusher_ = std::make_unique<storage::Flusher>(config_.flush_threads);
   HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get()));
   HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids"));
   int64_t recovery_ms = (mono_ns() - t0) / 1000000;

@@ -32,6 +32,8 @@ struct BrokerConfig {
   // Memory for the loaded indexes of closed segments, process-wide
   // (storage/index_cache.h); the least recently used are dropped beyond it.
   uint64_t index_cache_bytes = uint64_t{128} << 20;
+  // Threads that fdatasync dirty partitions, each its own (storage/flusher.h).
+  int flush_threads = 2;
   TopicConfig topic_defaults;            // log.* defaults for new topics
 };
 

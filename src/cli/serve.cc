@@ -49,6 +49,7 @@ struct ServeOptions {
   std::optional<bool> auto_create;
   std::optional<int64_t> partitions;
   std::optional<int64_t> index_cache_mb;
+  std::optional<int64_t> flush_threads;
   std::optional<int64_t> maintenance_interval_ms;
   std::string log_level;
   std::string port_file;
@@ -108,6 +109,10 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
     HERALD_TRY(in_range("index cache MB", *o.index_cache_mb, 0, int64_t{1} << 30));
     cfg.index_cache_bytes = static_cast<uint64_t>(*o.index_cache_mb) << 20;
   }
+  if (o.flush_threads) {
+    HERALD_TRY(in_range("flush threads", *o.flush_threads, 1, 64));
+    cfg.flush_threads = static_cast<int>(*o.flush_threads);
+  }
   if (o.maintenance_interval_ms) {
     HERALD_TRY(in_range("maintenance interval ms", *o.maintenance_interval_ms, 1, INT64_MAX));
     cfg.maintenance_interval_ms = *o.maintenance_interval_ms;
@@ -143,6 +148,8 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
         o.log_level = toml::get<std::string>(v);
       } else if (key == "index_cache_mb") {
         o.index_cache_mb = toml::get<toml::integer>(v);
+      } else if (key == "flush_threads") {
+        o.flush_threads = toml::get<toml::integer>(v);
       } else if (key == "maintenance_interval_ms") {
         o.maintenance_interval_ms = toml::get<toml::integer>(v);
       } else if (key == "topic_defaults") {
@@ -153,7 +160,7 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
         return Error{Errc::kInvalidArgument,
                      fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
                                  "threads, auto_create_topics, num_partitions, index_cache_mb, "
-                                 "maintenance_interval_ms, log_level, [topic_defaults])",
+                                 "flush_threads, maintenance_interval_ms, log_level, [topic_defaults])",
                                  path, key)};
       }
     }
@@ -186,6 +193,7 @@ Result<void> load_env(ServeOptions& o) {
   HERALD_TRY(boolean("HERALD_AUTO_CREATE_TOPICS", o.auto_create));
   HERALD_TRY(integer("HERALD_NUM_PARTITIONS", o.partitions));
   HERALD_TRY(integer("HERALD_INDEX_CACHE_MB", o.index_cache_mb));
+  HERALD_TRY(integer("HERALD_FLUSH_THREADS", o.flush_threads));
   HERALD_TRY(integer("HERALD_MAINTENANCE_INTERVAL_MS", o.maintenance_interval_ms));
   HERALD_TRY(boolean("HERALD_EPHEMERAL", o.ephemeral));
   return ok();
@@ -198,8 +206,8 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   auto flags = std::make_shared<ServeOptions>();
   auto config_file = std::make_shared<std::string>();
   cmd->add_option("--config", *config_file, "TOML config file (keys: listen, data_dir, advertised_host, threads, "
-                                            "auto_create_topics, num_partitions, index_cache_mb, maintenance_interval_ms, log_level, "
-                                            "[topic_defaults])");
+                                            "auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
+                                            "maintenance_interval_ms, log_level, [topic_defaults])");
   cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on [127.0.0.1:9092]; env HERALD_LISTEN");
   cmd->add_option("--data-dir", flags->data_dir, "Directory for topics and state [./data]; env HERALD_DATA_DIR");
   cmd->add_flag_callback(
@@ -224,6 +232,9 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   integer("--index-cache-mb", &ServeOptions::index_cache_mb,
           "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
           "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB");
+  integer("--flush-threads", &ServeOptions::flush_threads,
+          "Partitions fdatasync'ed at the same time for acks=all (flush.policy=always) [2]; "
+          "env HERALD_FLUSH_THREADS");
   integer("--maintenance-interval-ms", &ServeOptions::maintenance_interval_ms,
           "How often retention, compaction, producer-state snapshots and group expiry are checked, "
           "ms [30000]; env HERALD_MAINTENANCE_INTERVAL_MS");

@@ -12,7 +12,9 @@ namespace {
 int64_t mono_ms() { return mono_ns() / 1000000; }
 }  // namespace
 
-Flusher::Flusher() : thread_([this] { run(); }) {}
+Flusher::Flusher(int threads) {
+  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { run(); });
+}
 
 Flusher::~Flusher() {
   {
@@ -21,7 +23,7 @@ Flusher::~Flusher() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 void Flusher::add(FlushTarget* t, int64_t interval_ms) {
@@ -52,7 +54,7 @@ void Flusher::remove(FlushTarget* t) {
     if (it->second.interval_ms > 0) --interval_targets_;
     targets_.erase(it);
   }
-  idle_cv_.wait(lock, [&] { return busy_ != t; });
+  idle_cv_.wait(lock, [&] { return std::find(busy_.begin(), busy_.end(), t) == busy_.end(); });
 }
 
 void Flusher::notify(FlushTarget* t) {
@@ -61,7 +63,9 @@ void Flusher::notify(FlushTarget* t) {
   if (it == targets_.end() || it->second.dirty) return;
   it->second.dirty = true;
   dirty_.push_back(t);
-  cv_.notify_one();
+  // A target being synced is taken again by the thread syncing it, when it is done: waking
+  // another one would only have it find the target busy and go back to sleep.
+  if (std::find(busy_.begin(), busy_.end(), t) == busy_.end()) cv_.notify_one();
 }
 
 uint64_t Flusher::rounds() const {
@@ -69,34 +73,50 @@ uint64_t Flusher::rounds() const {
   return rounds_;
 }
 
+int64_t Flusher::queue_due_intervals(int64_t now_ms) {
+  int64_t next_due = INT64_MAX;
+  if (interval_targets_ == 0) return next_due;
+  for (auto& [t, e] : targets_) {
+    if (e.interval_ms <= 0) continue;
+    if (e.next_due_ms <= now_ms) {
+      if (!e.dirty) {
+        e.dirty = true;
+        dirty_.push_back(t);
+      }
+      e.next_due_ms = now_ms + e.interval_ms;
+    }
+    next_due = std::min(next_due, e.next_due_ms);
+  }
+  return next_due;
+}
+
+FlushTarget* Flusher::take_ready() {
+  for (size_t i = 0; i < dirty_.size();) {
+    FlushTarget* t = dirty_[i];
+    auto e = targets_.find(t);
+    if (e == targets_.end() || !e->second.dirty) {  // removed (and maybe re-added) meanwhile
+      dirty_.erase(dirty_.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+    // A target being synced stays queued for the thread that finishes it (or the next one free).
+    if (std::find(busy_.begin(), busy_.end(), t) != busy_.end()) {
+      ++i;
+      continue;
+    }
+    e->second.dirty = false;
+    dirty_.erase(dirty_.begin() + static_cast<ptrdiff_t>(i));
+    return t;
+  }
+  return nullptr;
+}
+
 void Flusher::run() {
   std::unique_lock lock(mu_);
-  std::vector<FlushTarget*> ready;
   while (!stop_) {
     const int64_t now = mono_ms();
-    int64_t next_due = INT64_MAX;
-    ready.clear();
-    // Notified targets (kAlways logs): O(dirty), not O(registered).
-    for (FlushTarget* t : dirty_) {
-      auto it = targets_.find(t);
-      if (it == targets_.end() || !it->second.dirty) continue;  // removed, or already taken
-      it->second.dirty = false;
-      ready.push_back(t);
-    }
-    dirty_.clear();
-    // Interval targets (kInterval logs): scanned only when there are some.
-    if (interval_targets_ > 0) {
-      for (auto& [t, e] : targets_) {
-        if (e.interval_ms <= 0) continue;
-        if (e.next_due_ms <= now) {
-          if (std::find(ready.begin(), ready.end(), t) == ready.end()) ready.push_back(t);
-          e.dirty = false;
-          e.next_due_ms = now + e.interval_ms;
-        }
-        next_due = std::min(next_due, e.next_due_ms);
-      }
-    }
-    if (ready.empty()) {
+    const int64_t next_due = queue_due_intervals(now);
+    FlushTarget* t = take_ready();
+    if (t == nullptr) {
       if (next_due == INT64_MAX) {
         cv_.wait(lock);
       } else {
@@ -104,17 +124,13 @@ void Flusher::run() {
       }
       continue;
     }
-    for (FlushTarget* t : ready) {
-      if (stop_) break;
-      if (targets_.find(t) == targets_.end()) continue;  // removed meanwhile
-      busy_ = t;
-      ++rounds_;
-      lock.unlock();
-      t->flusher_sync();
-      lock.lock();
-      busy_ = nullptr;
-      idle_cv_.notify_all();
-    }
+    busy_.push_back(t);
+    ++rounds_;
+    lock.unlock();
+    t->flusher_sync();
+    lock.lock();
+    busy_.erase(std::find(busy_.begin(), busy_.end(), t));
+    idle_cv_.notify_all();
   }
 }
 }  // namespace herald::storage

@@ -54,6 +54,8 @@ def run(h):
     refused("--log-level loud", "log level 'loud'", "--log-level", "loud")
     refused("--threads 0", "threads", "--threads", "0")
     refused("--num-partitions 0", "num partitions", "--num-partitions", "0")
+    refused("--flush-threads 0", "flush threads", "--flush-threads", "0")
+    refused("a non-integer flush_threads in the file", "flush_threads", conf_text='flush_threads = "two"\n')
     refused("a bad --topic-default value", "retention.ms", "--topic-default", "retention.ms=abc")
 
 

@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "storage/fault_file_system.h"
@@ -57,6 +60,93 @@ TEST(Flusher, RemoveWaitsForASyncInProgress) {
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   f.remove(&t);
   EXPECT_EQ(t.syncs.load(), 1);
+}
+
+// Blocks in flusher_sync() until `expected` targets are inside at once (or 10 s pass), and
+// records the most that were.
+struct RendezvousTarget : FlushTarget {
+  std::mutex* mu;
+  std::condition_variable* cv;
+  int* inside;
+  int* most;
+  int expected;
+  std::atomic<int> syncs{0};
+  void flusher_sync() override {
+    std::unique_lock lock(*mu);
+    *most = std::max(*most, ++*inside);
+    cv->notify_all();
+    cv->wait_for(lock, std::chrono::seconds(10), [&] { return *inside >= expected; });
+    syncs++;
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // all leave before anyone re-enters
+    lock.lock();
+    --*inside;
+  }
+};
+
+TEST(Flusher, SyncsDifferentTargetsInParallel) {
+  constexpr int kTargets = 4;
+  Flusher f(kTargets);
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0, most = 0;
+  std::vector<std::unique_ptr<RendezvousTarget>> targets;
+  for (int i = 0; i < kTargets; ++i) {
+    auto t = std::make_unique<RendezvousTarget>();
+    t->mu = &mu;
+    t->cv = &cv;
+    t->inside = &inside;
+    t->most = &most;
+    t->expected = kTargets;
+    f.add(t.get(), 0);
+    targets.push_back(std::move(t));
+  }
+  for (auto& t : targets) f.notify(t.get());
+  for (auto& t : targets) {
+    for (int i = 0; i < 2000 && t->syncs.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& t : targets) f.remove(t.get());
+  for (auto& t : targets) EXPECT_EQ(t->syncs.load(), 1);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(most, kTargets);  // a serial flusher would have had one at a time and waited 10 s for each
+}
+
+TEST(Flusher, NeverSyncsOneTargetOnTwoThreadsAtOnce) {
+  struct Target : FlushTarget {
+    std::atomic<int> inside{0}, most{0}, syncs{0};
+    void flusher_sync() override {
+      int now = ++inside;
+      int m = most.load();
+      while (now > m && !most.compare_exchange_weak(m, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      --inside;
+      syncs++;
+    }
+  };
+  Flusher f;
+  Target a, b;
+  f.add(&a, 0);
+  f.add(&b, 1);  // also an interval target
+  std::vector<std::thread> notifiers;
+  for (int i = 0; i < 4; ++i) {
+    notifiers.emplace_back([&] {
+      for (int j = 0; j < 2000; ++j) {
+        f.notify(&a);
+        f.notify(&b);
+        if (j % 100 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+      }
+    });
+  }
+  for (auto& n : notifiers) n.join();
+  f.notify(&a);
+  for (int i = 0; i < 200 && a.inside.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  f.remove(&a);
+  f.remove(&b);
+  EXPECT_GT(a.syncs.load(), 1);
+  EXPECT_GT(b.syncs.load(), 1);
+  EXPECT_EQ(a.most.load(), 1);
+  EXPECT_EQ(b.most.load(), 1);
 }
 
 // With many producers, far fewer fdatasyncs than appends (group commit).
