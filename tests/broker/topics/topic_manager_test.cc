@@ -60,6 +60,17 @@ class TopicManagerTest : public ::testing::Test {
     return tm_->find(topic)->partition(0);
   }
 
+  // Producer `pid`'s batch 0 is no longer in topic "t", yet after a crash now its retry is a duplicate.
+  void expect_retry_is_a_duplicate_after_a_crash(std::shared_ptr<Partition> p, int64_t pid) {
+    bool on_disk = false;
+    ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) { on_disk |= h.producer_id == pid; }));
+    ASSERT_FALSE(on_disk) << "the test needs the producer's segment deleted";
+    p.reset();
+    p = reopen_with_snapshot_as_it_is_now("t");
+    std::lock_guard lock(p->append_mu);
+    EXPECT_EQ(p->producers.check(pid, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
+  }
+
   fs::path dir_;
   storage::Flusher flusher_;
   std::unique_ptr<TopicManager> tm_;
@@ -266,13 +277,7 @@ TEST_F(TopicManagerTest, DeleteRecordsSnapshotsProducersBeforeDeletingTheirSegme
   ASSERT_GT(p->log->segment_count(), 2u);
   auto low = tm_->delete_records_before(*tm_->find("t"), *p, p->log->high_watermark());
   ASSERT_TRUE(low) << low.error().to_string();
-  bool batch_on_disk = false;
-  ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) { batch_on_disk |= h.producer_id == 7; }));
-  ASSERT_FALSE(batch_on_disk) << "the test needs producer 7's segment deleted";
-  p.reset();
-  p = reopen_with_snapshot_as_it_is_now("t");
-  std::lock_guard lock(p->append_mu);
-  EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
+  expect_retry_is_a_duplicate_after_a_crash(std::move(p), 7);
 }
 
 TEST_F(TopicManagerTest, RetentionSnapshotsProducersBeforeDeletingTheirSegments) {
@@ -285,13 +290,7 @@ TEST_F(TopicManagerTest, RetentionSnapshotsProducersBeforeDeletingTheirSegments)
   for (int i = 0; i < 3; ++i) append_as_producer(*p, 10 + i, 0, ts);
   ASSERT_TRUE(p->log->flush());
   tm_->run_maintenance(ts);
-  bool batch_on_disk = false;
-  ASSERT_TRUE(p->log->for_each_batch(0, [&](const record::BatchHeader& h) { batch_on_disk |= h.producer_id == 7; }));
-  ASSERT_FALSE(batch_on_disk) << "the test needs producer 7's segment deleted";
-  p.reset();
-  p = reopen_with_snapshot_as_it_is_now("t");
-  std::lock_guard lock(p->append_mu);
-  EXPECT_EQ(p->producers.check(7, 0, 0, 0).verdict, SeqVerdict::kDuplicate);
+  expect_retry_is_a_duplicate_after_a_crash(std::move(p), 7);
 }
 
 // A topic directory whose topic.json is missing is removed at open only when it
