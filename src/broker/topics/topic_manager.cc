@@ -443,9 +443,9 @@ void TopicManager::run_maintenance(int64_t now) {
     for (auto& p : topic->partitions()) {
       // Producer state is snapshotted whenever the log has grown, so that a restart after a crash
       // replays only the batches since (the open path refuses a snapshot past the recovered log end),
-      // and before retention, so that no producer whose batches it deletes is forgotten.
+      // and before retention, so that no producer whose batches it deletes is forgotten. Retention
+      // goes on when the snapshot fails: on a full disk it is what frees space.
       // kClosed: the topic was deleted since list(); its files are not this log's any more.
-      // Retention goes on without one: on a full disk it is what frees space.
       if (auto r = snapshot_producers(*topic, *p, now); !r) {
         if (r.error().code == Errc::kClosed) continue;
         HLOG_WARN("producer snapshot {}/{}: {}", topic->name(), p->index, r.error().to_string());
