@@ -32,7 +32,10 @@ void Flusher::add(FlushTarget* t, int64_t interval_ms) {
   if (e.interval_ms > 0) --interval_targets_;
   e.interval_ms = interval_ms;
   e.next_due_ms = mono_ms() + interval_ms;
-  if (interval_ms > 0) ++interval_targets_;
+  if (interval_ms > 0) {
+    ++interval_targets_;
+    next_interval_due_ms_ = std::min(next_interval_due_ms_, e.next_due_ms);
+  }
   cv_.notify_all();
 }
 
@@ -43,7 +46,10 @@ void Flusher::set_interval(FlushTarget* t, int64_t interval_ms) {
   if (it->second.interval_ms > 0) --interval_targets_;
   it->second.interval_ms = interval_ms;
   it->second.next_due_ms = mono_ms() + interval_ms;
-  if (interval_ms > 0) ++interval_targets_;
+  if (interval_ms > 0) {
+    ++interval_targets_;
+    next_interval_due_ms_ = std::min(next_interval_due_ms_, it->second.next_due_ms);
+  }
   cv_.notify_all();
 }
 
@@ -74,8 +80,9 @@ uint64_t Flusher::rounds() const {
 }
 
 int64_t Flusher::queue_due_intervals(int64_t now_ms) {
+  if (interval_targets_ == 0) return INT64_MAX;
+  if (now_ms < next_interval_due_ms_) return next_interval_due_ms_;  // nothing due: no scan per sync
   int64_t next_due = INT64_MAX;
-  if (interval_targets_ == 0) return next_due;
   for (auto& [t, e] : targets_) {
     if (e.interval_ms <= 0) continue;
     if (e.next_due_ms <= now_ms) {
@@ -87,6 +94,7 @@ int64_t Flusher::queue_due_intervals(int64_t now_ms) {
     }
     next_due = std::min(next_due, e.next_due_ms);
   }
+  next_interval_due_ms_ = next_due;
   return next_due;
 }
 

@@ -83,6 +83,7 @@ class Flusher {
   // Targets to sync, in the order they became dirty (may hold removed ones); GUARDED_BY(mu_).
   std::vector<FlushTarget*> dirty_;
   size_t interval_targets_ = 0;                      // targets with interval_ms > 0; GUARDED_BY(mu_)
+  int64_t next_interval_due_ms_ = 0;  // no interval target is due before; GUARDED_BY(mu_)
   std::vector<FlushTarget*> busy_;                   // inside flusher_sync(); GUARDED_BY(mu_)
   bool stop_ = false;                                // GUARDED_BY(mu_)
   uint64_t rounds_ = 0;                              // GUARDED_BY(mu_)
