@@ -525,6 +525,13 @@ void GroupCoordinator::join_locked(const ClientInfo& c, protocol::JoinGroupReque
     } else {
       add_member_and_rebalance(g, new_id, c, req, std::move(done));
     }
+  } else if (g.pending.count(req.member_id) && req.group_instance_id) {
+    // Pending ids go only to members without a group.instance.id; one coming back with
+    // an instance id would take (and fence) the static member that owns it. Kafka
+    // refuses it too (an IllegalStateException there); the id stays pending.
+    HLOG_WARN("group {}: pending member {} rejoined with group.instance.id {}: refused", g.id, req.member_id,
+              *req.group_instance_id);
+    done(join_error(req.member_id, ErrorCode::kInvalidRequest));
   } else if (g.pending.count(req.member_id)) {
     // doCurrentMemberJoinGroup: a pending member comes back with its id.
     g.pending.erase(req.member_id);

@@ -492,6 +492,28 @@ TEST_F(JoinGroupMembershipTest, UnknownGroupInstanceIdIsUnknownMemberId) {
   EXPECT_EQ(first_error(commit("g", 1000, m, {{"t", 0, 3}})), code(ErrorCode::kUnknownMemberId));
 }
 
+// A member id handed out with MEMBER_ID_REQUIRED belongs to a member without a
+// group.instance.id: coming back with one must not take over (and fence) the
+// static member that owns that instance id.
+TEST_F(JoinGroupMembershipTest, PendingMemberCannotClaimAStaticMembersInstanceId) {
+  auto a = join(join_req("g", "", 3000, 3000, "inst-a"), 5);
+  auto ra = get(a);
+  ASSERT_EQ(ra.error_code, 0);
+  auto sa = sync(sync_req("g", ra.generation_id, ra.member_id, {{ra.member_id, bytes_of("A")}}, "inst-a"));
+  ASSERT_EQ(get(sa).assignment, bytes_of("A"));
+
+  auto pf = join(join_req("g", ""), 5, "intruder");
+  auto p = get(pf);
+  ASSERT_EQ(p.error_code, code(ErrorCode::kMemberIdRequired));
+  auto claim = join(join_req("g", p.member_id, 3000, 3000, "inst-a"), 5, "intruder");
+  EXPECT_EQ(get(claim, 200ms).error_code, code(ErrorCode::kInvalidRequest));
+  EXPECT_EQ(heartbeat("g", ra.generation_id, ra.member_id, "inst-a"), 0) << "the owner is not fenced";
+  auto s = coord_->snapshot("g");
+  EXPECT_EQ(s->state, "Stable");
+  EXPECT_EQ(s->members.size(), 1u);
+  EXPECT_EQ(s->pending_member_ids, 1u) << "the id stays pending";
+}
+
 TEST_F(JoinGroupMembershipTest, LeaveGroupByInstanceIdRemovesTheStaticMember) {
   auto a = join(join_req("g", "", 300, 300, "inst-a"), 5);
   auto ra = get(a);
