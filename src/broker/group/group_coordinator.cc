@@ -1525,7 +1525,8 @@ asio::awaitable<protocol::OffsetCommitResponse> GroupCoordinator::offset_commit(
         if (req.generation_id_or_member_epoch < 0) {
           g = &create_locked(req.group_id);  // a "simple" group: offsets storage only
         } else {
-          err = ErrorCode::kIllegalGeneration;
+          // Kafka answers GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before.
+          err = client.version >= 9 ? ErrorCode::kGroupIdNotFound : ErrorCode::kIllegalGeneration;
         }
       }
     }

@@ -64,6 +64,8 @@ TEST_F(GroupOffsetsTest, CommitValidation) {
   EXPECT_EQ(first_error(commit("g", -1, "", {{"t", 0, 1}}, std::string(4096, 'x'))), 0);
   EXPECT_EQ(first_error(commit("g2", 3, "someone", {{"t", 0, 1}})), code(ErrorCode::kIllegalGeneration))
       << "a generation for a group that does not exist";
+  EXPECT_EQ(first_error(commit("g2", 3, "someone", {{"t", 0, 1}}, "m", 9)), code(ErrorCode::kGroupIdNotFound))
+      << "the same from v9 (Kafka's answer since that version)";
 }
 
 TEST_F(GroupOffsetsTest, CommitsAreFencedByMemberAndGeneration) {
