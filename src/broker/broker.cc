@@ -4,7 +4,9 @@
 
 #include <malloc.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "broker/broker_impl.h"
@@ -44,8 +46,13 @@ Result<void> BrokerImpl::start() {
   ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
   if (config_.ephemeral) {
-    std::string tmpl = (fs::temp_directory_path() / "herald-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) return Error{Errc::kIoError, "mkdtemp failed"};
+    std::error_code tec;
+    const fs::path tmp = fs::temp_directory_path(tec);
+    if (tec) return Error{Errc::kIoError, fmt::format("--ephemeral: temporary directory (TMPDIR): {}", tec.message())};
+    std::string tmpl = (tmp / "herald-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return Error{Errc::kIoError, fmt::format("--ephemeral: mkdtemp {}: {}", tmpl, std::strerror(errno))};
+    }
     config_.data_dir = tmpl;
   }
   std::error_code ec;

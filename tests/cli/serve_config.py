@@ -57,6 +57,7 @@ def run(h):
     refused("--flush-threads 0", "flush threads", "--flush-threads", "0")
     refused("a non-integer flush_threads in the file", "flush_threads", conf_text='flush_threads = "two"\n')
     refused("a bad --topic-default value", "retention.ms", "--topic-default", "retention.ms=abc")
+    refused("--ephemeral with TMPDIR naming no directory", "TMPDIR", env={"TMPDIR": os.path.join(h.workdir, "absent")})
 
 
 if __name__ == "__main__":
