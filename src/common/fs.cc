@@ -16,7 +16,8 @@ Error errno_error(int err, std::string_view what, const std::filesystem::path& p
 }
 
 Result<void> fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  // A relative file name has an empty parent: the current directory.
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno_error(errno, "open dir", dir);
   int rc = ::fsync(fd);
   int err = errno;

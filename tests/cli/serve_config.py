@@ -3,7 +3,9 @@ every bad setting refused at start (non-zero exit, a message naming it) instead 
 being ignored: an unknown file key, a value of the wrong type, an environment
 variable or flag that does not parse, an unknown log level."""
 import os
+import socket
 import subprocess
+import time
 
 import cli_harness
 
@@ -57,6 +59,24 @@ def run(h):
     refused("--flush-threads 0", "flush threads", "--flush-threads", "0")
     refused("a non-integer flush_threads in the file", "flush_threads", conf_text='flush_threads = "two"\n')
     refused("a bad --topic-default value", "retention.ms", "--topic-default", "retention.ms=abc")
+    # A relative --port-file: written in the working directory, and the broker keeps serving.
+    port_file = os.path.join(h.workdir, "port")
+    srv = subprocess.Popen([h.herald, "serve", "--ephemeral", "--listen", "127.0.0.1:0", "--port-file", "port"],
+                           cwd=h.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(port_file) and srv.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # a broker that fails after writing the file has exited by now
+        h.check(srv.poll() is None and os.path.exists(port_file), "a relative --port-file: the broker keeps running",
+                f"exit {srv.poll()}")
+        if srv.poll() is None:
+            with open(port_file) as f, socket.create_connection(("127.0.0.1", int(f.read())), timeout=5):
+                h.check(True, "a relative --port-file: the written port accepts connections")
+    finally:
+        srv.terminate()
+        _, err = srv.communicate(timeout=20)
+    h.check(srv.returncode == 0, "a relative --port-file: clean exit on SIGTERM", f"exit {srv.returncode}: {err}")
     refused("--ephemeral with TMPDIR naming no directory", "TMPDIR", env={"TMPDIR": os.path.join(h.workdir, "absent")})
 
 
