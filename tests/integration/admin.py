@@ -479,6 +479,31 @@ def delete_while_fetching(h, b):
     h.check(answer["secs"] < 15, f"... before its 20 s max_wait ({answer['secs']:.2f} s)")
 
 
+def pipelined_requests(h, b):
+    """Requests pipelined on one connection run one after the other, as Kafka runs them: a Fetch sent
+    right behind an acks=all Produce sees its record, a DescribeConfigs behind an alter sees the change.
+    An empty list of config names describes every config (Kafka's answer; KafkaJS sends it)."""
+    from confluent_kafka.admin import NewTopic
+    a = admin(b.bootstrap)
+    h.check_eq(result_code(a.create_topics([NewTopic("adm-pipe", 1, 1)])["adm-pipe"]), 0, "create adm-pipe")
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        for i in range(20):
+            (perr, base, _), (ferr, hwm, recs) = c.pipeline(
+                lambda: c.produce("adm-pipe", 0, kwire.build_batch([(None, b"v%d" % i, [])])),
+                lambda: c.fetch("adm-pipe", 0, i))
+            h.check_eq((perr, base, ferr, hwm, len(list(kwire.iter_batches(recs)))), (0, i, 0, i + 1, 1),
+                       f"produce #{i} then fetch from {i}, pipelined: the fetch sees the record")
+        (aerr, _), (derr, _, cfg) = c.pipeline(
+            lambda: c.incremental_alter_configs("adm-pipe", [("retention.ms", 0, "4242")]),
+            lambda: c.describe_configs(2, "adm-pipe", ["retention.ms"]))
+        h.check_eq((aerr, derr, cfg["retention.ms"][0]), (0, 0, "4242"),
+                   "alter then describe, pipelined: the describe sees the new retention.ms")
+        err, _, every = c.describe_configs(2, "adm-pipe", [])
+        _, _, every_null = c.describe_configs(2, "adm-pipe", None)
+        h.check(err == 0 and len(every) > 10 and every.keys() == every_null.keys(),
+                f"DescribeConfigs with an empty key list: all {len(every_null)} configs", f"got {sorted(every)}")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
                              "--maintenance-interval-ms", "200"]).start()
@@ -488,6 +513,7 @@ def run(h):
     config_sources(h, b)
     idle_retention(h, b)
     delete_while_fetching(h, b)
+    pipelined_requests(h, b)
     b.stop()
 
 

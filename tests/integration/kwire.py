@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass
 
 
+class _Sent(Exception):
+    """Conn.pipeline: the request is on the wire, its answer is read later."""
+
+
 class ConnClosed(Exception):
     pass
 
@@ -174,18 +178,41 @@ class Conn:
 
     def request(self, api_key: int, api_version: int, body: bytes, flexible: bool = False) -> Reader:
         """One request; with `flexible`, header v2 and the response header's tagged fields are skipped."""
-        self.corr += 1
-        frame = request_frame_flex if flexible else request_frame
-        self.sock.sendall(frame(api_key, api_version, self.corr, body))
+        if getattr(self, "_pipeline", None) is None:
+            self.corr += 1
+            self.sock.sendall((request_frame_flex if flexible else request_frame)(api_key, api_version, self.corr, body))
+            expected = self.corr
+        elif self._pipeline_sending:
+            self.corr += 1
+            self.sock.sendall((request_frame_flex if flexible else request_frame)(api_key, api_version, self.corr, body))
+            self._pipeline.append(self.corr)
+            raise _Sent()
+        else:
+            expected = self._pipeline.pop(0)
         size = struct.unpack(">i", self._recv_exact(4))[0]
         data = self._recv_exact(size)
         corr = struct.unpack(">i", data[:4])[0]
-        if corr != self.corr:
-            raise ValueError(f"correlation id {corr}, expected {self.corr}")
+        if corr != expected:
+            raise ValueError(f"correlation id {corr}, expected {expected}")
         r = Reader(data[4:])
         if flexible:
             r.tags()
         return r
+
+    def pipeline(self, *calls):
+        """Sends the requests of `calls` (each a function making one request on this Conn, e.g.
+        `lambda: c.fetch("t", 0, 0)`) back to back before reading any answer; returns their results."""
+        self._pipeline, self._pipeline_sending = [], True
+        try:
+            for call in calls:
+                try:
+                    call()
+                except _Sent:
+                    pass
+            self._pipeline_sending = False
+            return [call() for call in calls]
+        finally:
+            self._pipeline = None
 
     # --- APIs -------------------------------------------------------------------
     def api_versions(self) -> dict:

@@ -17,7 +17,7 @@ constexpr int8_t kBrokerResource = 4;
 using Entry = protocol::DescribeConfigsResponse::DescribeConfigsResourceResult;
 
 bool wanted(const std::optional<std::vector<std::string>>& keys, std::string_view name) {
-  return !keys || std::find(keys->begin(), keys->end(), name) != keys->end();
+  return !keys || keys->empty() || std::find(keys->begin(), keys->end(), name) != keys->end();  // [] = all, as Kafka
 }
 
 // The chain Kafka reports, most specific first: the topic's value, the broker's, the built-in one.

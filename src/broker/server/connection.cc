@@ -15,7 +15,8 @@ Connection::Connection(BrokerImpl& broker, asio::ip::tcp::socket socket)
     : broker_(broker),
       socket_(std::move(socket)),
       writer_wake_(socket_.get_executor()),
-      reader_wake_(socket_.get_executor()) {
+      reader_wake_(socket_.get_executor()),
+      order_wake_(socket_.get_executor(), asio::steady_timer::time_point::max()) {
   std::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("/unknown") : fmt::format("/{}", ep.address().to_string());
@@ -43,6 +44,7 @@ void Connection::close_now(const std::string& reason) {
   socket_.close(ec);
   writer_wake_.cancel();
   reader_wake_.cancel();
+  order_wake_.cancel();
 }
 
 asio::awaitable<void> Connection::read_loop() {
@@ -74,6 +76,7 @@ asio::awaitable<void> Connection::read_loop() {
       break;
     }
     auto slot = std::make_shared<Slot>();
+    slot->produce = load_be16(frame->data.get()) == 0;  // request_api_key, first in every header
     queue_.push_back(slot);
     asio::co_spawn(socket_.get_executor(), process(slot, std::move(frame)), asio::detached);
   }
@@ -81,8 +84,18 @@ asio::awaitable<void> Connection::read_loop() {
   writer_wake_.cancel();
 }
 
+bool Connection::waits_for_earlier(const Slot& slot) const {
+  for (const auto& s : queue_) {
+    if (s.get() == &slot) return false;
+    if (!s->ready && !(slot.produce && s->produce)) return true;
+  }
+  return false;
+}
+
 asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::shared_ptr<Frame> frame) {
   auto self = shared_from_this();
+  while (!closed_ && waits_for_earlier(*slot)) co_await order_wake_.async_wait(use_nothrow);
+  if (closed_) co_return;
   Reader in(ByteSpan(frame->data.get(), frame->size));
   auto header = protocol::decode_request_header(in);
   HandlerOutcome out;
@@ -112,6 +125,7 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
   slot->frame = std::move(out.frame);
   slot->ready = true;
   writer_wake_.cancel();
+  order_wake_.cancel();
 }
 
 asio::awaitable<void> Connection::write_loop() {

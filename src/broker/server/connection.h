@@ -3,6 +3,14 @@
 // sends the responses strictly in request order (Kafka's per-connection
 // ordering), batching consecutive ready responses into one write.
 //
+// A request starts once every earlier request of the connection has been
+// answered, as in Kafka, which reads nothing more from a connection until it
+// has answered the last request: a Fetch pipelined behind a Produce sees its
+// records, a DescribeConfigs behind an alter sees the change. The exception is
+// a Produce behind Produces, which starts at once, so pipelined produce
+// requests share one group-committed fdatasync (their appends keep the
+// order they arrived in).
+//
 // Everything runs on the connection's io_context (one thread). The
 // Connection is owned by its coroutines through shared_from_this(); the
 // broker keeps only a weak_ptr for shutdown.
@@ -34,6 +42,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct Slot {
+    bool produce = false;  // a Produce request (may overlap earlier Produces)
     bool ready = false;
     std::optional<Bytes> frame;  // nullopt: nothing to send (acks=0)
   };
@@ -46,6 +55,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t size;
   };
   asio::awaitable<void> process(std::shared_ptr<Slot> slot, std::shared_ptr<Frame> frame);
+  // Whether `slot` must wait for an earlier request of this connection (see above).
+  bool waits_for_earlier(const Slot& slot) const;
   void close_now(const std::string& reason);
 
   // Reading stops while kMaxInFlight requests are unanswered, or while the
@@ -60,6 +71,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   asio::steady_timer writer_wake_;
   asio::steady_timer reader_wake_;
+  asio::steady_timer order_wake_;  // never expires; cancelled whenever a request is answered
   std::deque<std::shared_ptr<Slot>> queue_;
   size_t held_bytes_ = 0;  // request frames being handled + response frames not yet written
   bool read_done_ = false;
