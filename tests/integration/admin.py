@@ -364,7 +364,7 @@ def kafka_python_part(h, b):
 def metadata_by_id(h, b):
     """Metadata v12 asks by topic id (the Java admin client's describeTopics(TopicCollection.ofTopicIds)):
     a known id is answered with its topic, an unknown one with UNKNOWN_TOPIC_ID, name null and the id; a
-    topic named twice is answered once."""
+    topic named twice is answered once. DeleteTopics v6 deletes by id, and answers an unknown id alike."""
     a = admin(b.bootstrap)
     from confluent_kafka.admin import NewTopic
     h.check_eq(result_code(a.create_topics([NewTopic("by-id", 3, 1)])["by-id"]), 0, "create 'by-id' (3 partitions)")
@@ -378,6 +378,10 @@ def metadata_by_id(h, b):
         unknown = bytes(range(1, 17))
         got = c.metadata_v12([(None, unknown)])
         h.check_eq(got, [(100, None, unknown, [])], "Metadata v12 by an unknown id: UNKNOWN_TOPIC_ID, name null, the id")
+        h.check_eq(c.delete_topics_v6([(None, unknown)]), [(100, None, unknown)],
+                   "DeleteTopics v6 by an unknown id: UNKNOWN_TOPIC_ID, name null, the id")
+        h.check_eq(c.delete_topics_v6([(None, tid)]), [(0, "by-id", tid)], "DeleteTopics v6 by the id of 'by-id'")
+        h.check_eq(c.metadata_v12([(None, tid)]), [(100, None, tid, [])], "... after which its id is unknown")
 
 
 def config_sources(h, b):

@@ -242,6 +242,20 @@ class Conn:
             out[name] = (err, parts or [])
         return out
 
+    def delete_topics_v6(self, topics, timeout_ms: int = 10000):
+        """DeleteTopics v6; `topics` is a list of (name or None, 16-byte topic id) ->
+        [(error_code, name or None, topic id)]."""
+        body = compact_array(topics, lambda t: compact_string(t[0]) + bytes(t[1]) + uvarint(0)) + i32(timeout_ms)
+        r = self.request(20, 6, body + uvarint(0), flexible=True)
+        r.i32()  # throttle
+
+        def result(r):
+            name, tid, err = r.compact_string(), r._take(16), r.i16()
+            r.compact_string()  # error message
+            r.tags()
+            return err, name, tid
+        return r.compact_array(result)
+
     def metadata_v12(self, topics):
         """Metadata v12; `topics` is a list of (name or None, 16-byte topic id) ->
         [(error_code, name or None, topic id, [partition ids])]."""

@@ -39,6 +39,7 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
     out.topic_id = t.topic_id;
     std::string name;
     const bool zero_id = std::all_of(t.topic_id.begin(), t.topic_id.end(), [](uint8_t x) { return x == 0; });
+    out.name = t.name;  // null when the topic was named by id (Kafka's answer for an unknown id)
     if (t.name && !zero_id) {
       out.error_code = code(ErrorCode::kInvalidRequest);
       continue;
