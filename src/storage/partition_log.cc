@@ -845,8 +845,7 @@ Result<void> PartitionLog::for_each_batch(int64_t from,
 
 Result<std::optional<TimestampOffset>> PartitionLog::find_in_batch_for_timestamp(const Segment& seg, uint64_t pos,
                                                                                  const record::BatchHeader& h,
-                                                                                 int64_t ts) const {
-  const int64_t start = log_start_offset();
+                                                                                 int64_t ts, int64_t start) const {
   if (h.timestamp_type() == record::TimestampType::kLogAppendTime) {
     return std::optional<TimestampOffset>(TimestampOffset{h.max_timestamp, std::max(h.base_offset, start)});
   }
@@ -881,7 +880,7 @@ Result<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(int64_
     while (pos < seg_end) {
       HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
       if (h.last_offset() >= start && h.max_timestamp >= ts) {
-        HERALD_ASSIGN_OR_RETURN(auto found, find_in_batch_for_timestamp(*seg, pos, h, ts));
+        HERALD_ASSIGN_OR_RETURN(auto found, find_in_batch_for_timestamp(*seg, pos, h, ts, start));
         if (found) return found;
       }
       pos += h.size_bytes();
@@ -911,7 +910,8 @@ std::optional<TimestampOffset> PartitionLog::max_timestamp() const {
     while (pos < headers.end()) {
       HERALD_ASSIGN_OR_RETURN(record::BatchHeader h, headers.at(pos));
       if (h.base_offset == best.max_timestamp_batch) {
-        return find_in_batch_for_timestamp(*best_seg, pos, h, best.max_timestamp);
+        // Kafka pairs the maximum with its own record even below the log start: never with another's.
+        return find_in_batch_for_timestamp(*best_seg, pos, h, best.max_timestamp, h.base_offset);
       }
       pos += h.size_bytes();
     }

@@ -159,7 +159,8 @@ class PartitionLog final : private FlushTarget {
 
   // First record with timestamp >= ts (ListOffsets by timestamp), or nullopt.
   Result<std::optional<TimestampOffset>> offset_for_timestamp(int64_t ts) const;
-  // The record with the largest timestamp (ListOffsets -3), nullopt when empty.
+  // The record with the largest timestamp (ListOffsets -3), nullopt when empty. As in Kafka, that
+  // record may lie below the log start offset when its segment still holds later records.
   std::optional<TimestampOffset> max_timestamp() const;
 
   // DeleteRecords: raises the log start offset to `offset` (persisted before
@@ -247,9 +248,10 @@ class PartitionLog final : private FlushTarget {
   SegmentMap snapshot() const;
   // Segments with base < recovery point: synced, indexed, closed (safe for retention/compaction).
   std::vector<std::shared_ptr<Segment>> persisted_closed_segments() const;
+  // The first record of the batch at `pos` with timestamp >= ts and offset >= min_offset.
   Result<std::optional<TimestampOffset>> find_in_batch_for_timestamp(const Segment& seg, uint64_t pos,
-                                                                     const record::BatchHeader& h,
-                                                                     int64_t ts) const;
+                                                                     const record::BatchHeader& h, int64_t ts,
+                                                                     int64_t min_offset) const;
 
   const std::filesystem::path dir_;
   FileSystem& fs_;

@@ -548,6 +548,24 @@ TEST(PartitionLog, OffsetForTimestampWithNonMonotonicTimestamps) {
   EXPECT_EQ(log->max_timestamp()->offset, 9);
 }
 
+// ListOffsets -3 after DeleteRecords into the batch holding the maximum: Kafka's answer, the
+// maximum with its own record's offset, not paired with the log start's record.
+TEST(PartitionLog, MaxTimestampBelowTheLogStartKeepsItsOwnOffset) {
+  TempDir dir;
+  auto log = open_log(dir.path(), LogConfig{});
+  ASSERT_TRUE(testing::append(*log, build_batch({{"k", "a", kTs}, {"k", "b", kTs + 5000}, {"k", "c", kTs + 1000}})));
+  ASSERT_TRUE(testing::append(*log, build_batch({{"k", "d", kTs + 2000}, {"k", "e", kTs + 3000}})));
+  ASSERT_TRUE(log->flush());
+  ASSERT_EQ(log->max_timestamp()->offset, 1);
+  auto del = log->delete_records_before(2);
+  ASSERT_TRUE(del) << del.error().to_string();
+  ASSERT_EQ(log->log_start_offset(), 2);
+  auto m = log->max_timestamp();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->timestamp, kTs + 5000);
+  EXPECT_EQ(m->offset, 1) << "the record with that timestamp (offset 2 has " << kTs + 1000 << ")";
+}
+
 TEST(PartitionLog, ConcurrentAppendersGetDenseUniqueOffsets) {
   TempDir dir;
   Flusher flusher;
