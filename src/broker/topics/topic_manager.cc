@@ -406,14 +406,20 @@ Result<void> TopicManager::set_config(const std::string& name, const TopicConfig
   std::lock_guard admin(admin_mu_);
   auto topic = find(name);
   if (!topic) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
-  {
-    std::lock_guard lock(topic->mu_);
-    topic->config_ = config;
-  }
-  // Outside mu_: a switch to flush.policy=always syncs each log, and network threads take mu_
-  // for every Produce, Fetch and Metadata of this topic.
-  for (auto& p : topic->partitions()) p->log->set_config(config.log);
-  return write_meta(*topic);
+  const auto apply = [&](const TopicConfig& c) {
+    {
+      std::lock_guard lock(topic->mu_);
+      topic->config_ = c;
+    }
+    // Outside mu_: a switch to flush.policy=always syncs each log, and network threads take mu_
+    // for every Produce, Fetch and Metadata of this topic.
+    for (auto& p : topic->partitions()) p->log->set_config(c.log);
+  };
+  const TopicConfig old = topic->config();
+  apply(config);
+  auto r = write_meta(*topic);
+  if (!r) apply(old);  // refused: what runs is what a restart would load
+  return r;
 }
 
 Result<void> TopicManager::snapshot_producers(const Topic& topic, Partition& p, int64_t now) {

@@ -91,6 +91,22 @@ TEST_F(TopicManagerTest, AddedPartitionsGoLiveOnlyOnceTheirCountIsOnDisk) {
   EXPECT_EQ(tm_->find("t")->partition_count(), 3);
 }
 
+TEST_F(TopicManagerTest, AConfigChangeThatCannotBeStoredIsNotApplied) {
+  ASSERT_TRUE(tm_->create("t", 1, {}));
+  TopicConfig changed = tm_->find("t")->config();
+  ASSERT_TRUE(changed.set("retention.ms", "1234"));
+  const fs::path blocker = dir_ / "topics" / "t" / "topic.json.tmp";
+  fs::create_directories(blocker);
+  EXPECT_FALSE(tm_->set_config("t", changed));
+  EXPECT_EQ(tm_->find("t")->config().get("retention.ms"), "-1") << "what runs is what a restart would load";
+  EXPECT_EQ(tm_->find("t")->partition(0)->log->config().retention_ms, -1);
+  fs::remove(blocker);
+  ASSERT_TRUE(tm_->set_config("t", changed));
+  EXPECT_EQ(tm_->find("t")->partition(0)->log->config().retention_ms, 1234);
+  reopen();
+  EXPECT_EQ(tm_->find("t")->config().get("retention.ms"), "1234");
+}
+
 // One batch of one record (key "k") from producer `pid` with sequence `seq`, as an idempotent client sends it.
 Bytes producer_batch(int64_t pid, int32_t seq, int64_t ts) {
   record::BatchBuilder b;
