@@ -268,12 +268,16 @@ std::string text_for_db(std::string_view s, size_t max_bytes) {
 
 std::string headers_to_json(const Headers& headers) {
   nlohmann::json arr = nlohmann::json::array();
+  // [name, value], with a third element naming what is base64: "b64" the value, "b64-name" the
+  // name, "b64-both" both (JSON text holds only UTF-8).
   for (const auto& h : headers) {
-    std::string name = valid_utf8(h.name) ? h.name : base64_encode(h.name);
-    if (valid_utf8(h.value)) {
-      arr.push_back({name, h.value});
+    const bool name_ok = valid_utf8(h.name), value_ok = valid_utf8(h.value);
+    std::string name = name_ok ? h.name : base64_encode(h.name);
+    std::string value = value_ok ? h.value : base64_encode(h.value);
+    if (name_ok && value_ok) {
+      arr.push_back({std::move(name), std::move(value)});
     } else {
-      arr.push_back({name, base64_encode(h.value), "b64"});
+      arr.push_back({std::move(name), std::move(value), name_ok ? "b64" : value_ok ? "b64-name" : "b64-both"});
     }
   }
   return arr.dump();
@@ -290,8 +294,12 @@ Result<Headers> headers_from_json(std::string_view text) {
       return Error{Errc::kCorruption, "outbox headers: element is not [name, value]"};
     }
     Header h{e[0].get<std::string>(), e[1].get<std::string>()};
-    if (e.size() >= 3 && e[2] == "b64") {
+    const std::string flag = e.size() >= 3 && e[2].is_string() ? e[2].get<std::string>() : "";
+    if (flag == "b64" || flag == "b64-both") {
       HERALD_ASSIGN_OR_RETURN(h.value, base64_decode(h.value));
+    }
+    if (flag == "b64-name" || flag == "b64-both") {
+      HERALD_ASSIGN_OR_RETURN(h.name, base64_decode(h.name));
     }
     out.push_back(std::move(h));
   }

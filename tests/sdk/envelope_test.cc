@@ -159,9 +159,9 @@ TEST(Rfc3339, RejectsMalformed) {
   }
 }
 
-TEST(HeadersJson, RoundTripsTextAndBinaryValues) {
+TEST(HeadersJson, RoundTripsTextAndBinaryNamesAndValues) {
   Headers hs = {{"ce_id", "abc"}, {"bin", std::string("\xff\x00\xfe", 3)}, {"empty", ""},
-                {"utf8", "caf\xc3\xa9"}};
+                {"utf8", "caf\xc3\xa9"}, {"x-\xff\xfe", "v"}, {"\xc3", "\xff"}};
   std::string text = headers_to_json(hs);
   auto back = headers_from_json(text);
   ASSERT_TRUE(back);

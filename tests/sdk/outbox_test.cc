@@ -193,6 +193,21 @@ TEST_P(OutboxTest, IdleRelayWakesOnCommitWithoutPolling) {
     EXPECT_LT(ms, 10000) << "round " << round;
     std::cout << "commit -> readable in " << ms << " ms\n";
   }
+  if (store_->dialect() != Dialect::kPostgres) return;
+  // The server ends the relay's LISTEN session: it listens again at once, not after idle_wait.
+  auto tx = store_->begin({});
+  ASSERT_TRUE(tx) << tx.error().to_string();
+  auto killed = (*tx)->query_one(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'listen %'");
+  ASSERT_TRUE(killed && *killed) << (killed ? "no row" : killed.error().to_string());
+  ASSERT_EQ((*killed)->int64(0), 1);
+  (*tx)->rollback();
+  std::this_thread::sleep_for(500ms);
+  int64_t t0 = mono_ns();
+  deposit(outbox, "a", 1, 4);
+  auto recs = read_topic(broker_->brokers(), "wake", 4, 20s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_LT(static_cast<double>(mono_ns() - t0) / 1e6, 10000) << "after the LISTEN session was ended";
 }
 
 TEST_P(OutboxTest, RawPayloadsTombstonesAndExplicitTopics) {
@@ -595,6 +610,8 @@ TEST_P(OutboxTest, ARowWaitingForItsDeliveryTimeoutDoesNotHoldUpTheOthers) {
   auto opts = relay_options();
   opts.brokers = strict->brokers();
   opts.delivery_timeout = 25s;
+  opts.idle_wait = 1s;  // PostgreSQL: the safety-net rescan
+  opts.max_poll = 1s;   // SQLite: the longest wait between scans
   auto relay = make_relay(*store_, opts);
   ASSERT_TRUE(relay->start());
   std::map<std::string, int> seq;
@@ -610,6 +627,11 @@ TEST_P(OutboxTest, ARowWaitingForItsDeliveryTimeoutDoesNotHoldUpTheOthers) {
   for (int i = 0; i < 100 && pending() > 1; ++i) std::this_thread::sleep_for(50ms);  // acknowledged, then deleted
   EXPECT_EQ(pending(), 1);
   EXPECT_EQ(relay->stats().failed_deliveries, 0u);  // "lost" is still in flight
+  // Meanwhile the table is not scanned on a timer of its own: only for a commit, a report, a
+  // hold coming due, or idle_wait / max_poll (1 s here).
+  const uint64_t scans = relay->stats().scans;
+  std::this_thread::sleep_for(3s);
+  EXPECT_LE(relay->stats().scans - scans, 5u) << "scans in 3 s with a row in flight and nothing new";
   relay->stop();
   EXPECT_EQ(pending(), 1);
 }

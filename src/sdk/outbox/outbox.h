@@ -21,7 +21,8 @@
 // adding events for aggregate A waits for any other open transaction that
 // added events for A; adding events for several aggregates in different
 // orders in concurrent transactions can deadlock (PostgreSQL aborts one; it
-// is_retryable(), and Store::run retries it).
+// is_retryable(), and Store::run retries it). Events with an empty aggregate id
+// have a null record key, which the producer spreads over partitions: no order.
 //
 // An Outbox holds only options: it is cheap, immutable and thread-safe.
 #pragma once

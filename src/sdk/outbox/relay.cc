@@ -78,8 +78,6 @@ constexpr int64_t kEstablishedForNs = int64_t{3600} * 1'000'000'000;
 // until they settle) and the next round goes on with the others, so a
 // partition that takes delivery_timeout to fail holds up only its own rows.
 constexpr int64_t kRoundWaitNs = 1'000'000'000;
-// While rows are in flight, the loop idles at most this long between rounds.
-constexpr std::chrono::milliseconds kInFlightPoll{50};
 // warm_up(): metadata wait per topic, in slices so that stop() is seen.
 constexpr int kWarmUpMs = 5000;
 constexpr int kWarmUpSliceMs = 250;
@@ -465,6 +463,10 @@ struct OutboxRelay::Impl {
     if (!have) return size_t{0};
     if (!producer) HERALD_TRY(make_producer());  // recreating it after a fatal error failed
     ++round;
+    {
+      std::lock_guard lock(stats_mu);
+      ++stats.scans;
+    }
     int64_t read_ns = mono_ns();
     HERALD_ASSIGN_OR_RETURN(Batch batch, read_batch(read_ns));
     if (batch.rows.empty() && in_flight.empty()) {
@@ -547,17 +549,23 @@ struct OutboxRelay::Impl {
     return acked.size();
   }
 
-  // Sleeps up to `d`, returning early on stop() and, if `on_commit`, on wake() or a notification.
-  // Notifications are read either way, so the server's queue of them never backs up behind us.
-  void idle(std::chrono::milliseconds d, bool on_commit = true) {
+  // Sleeps up to `d`, returning early on stop() and, if `on_commit`, on wake(), a notification or a
+  // lost listener (loop() listens again, then scans). Notifications are read either way, so the
+  // server's queue of them never backs up behind us. With `on_report`, delivery reports are served
+  // meanwhile and the first one that settles a row in flight ends the sleep.
+  void idle(std::chrono::milliseconds d, bool on_commit = true, bool on_report = false) {
     int64_t deadline = mono_ns() + std::chrono::nanoseconds(d).count();
     while (!stopping && !(on_commit && woken.exchange(false))) {
+      if (on_report && producer) {
+        rd_kafka_poll(producer.get(), 0);
+        if (std::any_of(in_flight.begin(), in_flight.end(), [](const auto& f) { return f.second->done; })) return;
+      }
       int64_t left = (deadline - mono_ns()) / 1'000'000;
       if (left <= 0) return;
-      auto slice = std::chrono::milliseconds(std::min<int64_t>(left, 50));
+      auto slice = std::chrono::milliseconds(std::min<int64_t>(left, on_report ? 10 : 50));
       if (!listener) {
         std::this_thread::sleep_for(slice);
-      } else if (auto r = listen_wait(slice); r && on_commit) {
+      } else if (auto r = listen_wait(slice); on_commit && (r || !listener)) {
         return;
       }
     }
@@ -611,7 +619,9 @@ struct OutboxRelay::Impl {
         // whether the holder is gone.
         idle(opt.standby_retry, /*on_commit=*/false);
       } else if (!in_flight.empty()) {
-        idle(until_next_retry(kInFlightPoll));  // their reports are served by the next round
+        // Rows of an earlier round still unreported (a slow or unreachable broker): the next
+        // scan waits for one of their reports, a commit or a hold coming due, not a timer.
+        idle(until_next_retry(pg ? opt.idle_wait : opt.max_poll), /*on_commit=*/true, /*on_report=*/true);
       } else if (pg) {
         idle(until_next_retry(opt.idle_wait));
       } else {

@@ -103,6 +103,7 @@ struct RelayOptions {
 struct RelayStats {
   uint64_t published = 0;          // rows acknowledged by the broker and deleted
   uint64_t batches = 0;            // rounds that published at least one row
+  uint64_t scans = 0;              // rounds that read the outbox table
   uint64_t failed_deliveries = 0;  // rows produced without success (refused, error report)
   uint64_t errors = 0;             // failed rounds (store errors; rows failed, none acknowledged)
   bool has_lease = false;
