@@ -198,7 +198,8 @@ TEST_P(OutboxTest, IdleRelayWakesOnCommitWithoutPolling) {
   auto tx = store_->begin({});
   ASSERT_TRUE(tx) << tx.error().to_string();
   auto killed = (*tx)->query_one(
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'listen %'");
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND query ILIKE 'listen %'");  // this test's database only
   ASSERT_TRUE(killed && *killed) << (killed ? "no row" : killed.error().to_string());
   ASSERT_EQ((*killed)->int64(0), 1);
   (*tx)->rollback();
