@@ -154,6 +154,8 @@ class Conn:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.corr = 0
+        self._pipeline = None  # pipeline(): correlation ids sent, answers not read yet
+        self._pipeline_sending = False
 
     def close(self):
         try:
@@ -178,15 +180,13 @@ class Conn:
 
     def request(self, api_key: int, api_version: int, body: bytes, flexible: bool = False) -> Reader:
         """One request; with `flexible`, header v2 and the response header's tagged fields are skipped."""
-        if getattr(self, "_pipeline", None) is None:
+        if self._pipeline is None or self._pipeline_sending:
             self.corr += 1
             self.sock.sendall((request_frame_flex if flexible else request_frame)(api_key, api_version, self.corr, body))
             expected = self.corr
-        elif self._pipeline_sending:
-            self.corr += 1
-            self.sock.sendall((request_frame_flex if flexible else request_frame)(api_key, api_version, self.corr, body))
-            self._pipeline.append(self.corr)
-            raise _Sent()
+            if self._pipeline is not None:
+                self._pipeline.append(expected)
+                raise _Sent()
         else:
             expected = self._pipeline.pop(0)
         size = struct.unpack(">i", self._recv_exact(4))[0]
