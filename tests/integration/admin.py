@@ -127,6 +127,9 @@ def confluent_part(h, b):
         (NewTopic("adm-badlag", 1, 1, config={"min.compaction.lag.ms": "60000", "max.compaction.lag.ms": "1000"}),
          KafkaError.INVALID_CONFIG, "min.compaction.lag.ms above max.compaction.lag.ms"),
         (NewTopic("adm-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3 on one node"),
+        (NewTopic("adm-badinert", 1, 1, config={"preallocate": "yes"}), KafkaError.INVALID_CONFIG, "preallocate=yes"),
+        (NewTopic("adm-badthrottle", 1, 1, config={"leader.replication.throttled.replicas": "0-1"}),
+         KafkaError.INVALID_CONFIG, "leader.replication.throttled.replicas=0-1"),
         (NewTopic("bad name!", 1, 1), KafkaError.TOPIC_EXCEPTION, "invalid topic name"),
     ]
     for nt, want, what in bad:
@@ -136,7 +139,7 @@ def confluent_part(h, b):
     h.check_eq(result_code(fut), 0, "create_topics validate_only succeeds")
     t = topics_now(a)
     h.check(not ({"adm-zero", "adm-badval", "adm-unknowncfg", "adm-badpolicy", "adm-badratio", "adm-badlag", "adm-rf3",
-                  "adm-validate"} & set(t)),
+                  "adm-badinert", "adm-badthrottle", "adm-validate"} & set(t)),
             "none of the refused or validate-only topics exists", f"topics: {sorted(t)}")
     h.check_eq(t.get("adm-a"), 3, "the existing adm-a is untouched by the duplicate create")
 
@@ -155,6 +158,19 @@ def confluent_part(h, b):
             db["retention.ms"].value == "-1",
             "describe_configs adm-b: defaults cleanup.policy=delete, retention.ms=-1 (keep forever)",
             f"got {db.get('cleanup.policy') and db['cleanup.policy'].value}, {db.get('retention.ms') and db['retention.ms'].value}")
+    # Kafka configs that mean nothing on one node (as a Terraform or operator manifest sets them)
+    # are accepted, stored and described back, with Kafka's defaults where not set.
+    inert = {"unclean.leader.election.enable": "false", "preallocate": "true", "segment.index.bytes": "1048576",
+             "flush.messages": "1", "file.delete.delay.ms": "1000", "message.downconversion.enable": "false",
+             "leader.replication.throttled.replicas": "0:0,1:0", "follower.replication.throttled.replicas": "*"}
+    fut = a.create_topics([NewTopic("adm-inert", 1, 1, config=inert)], operation_timeout=10)["adm-inert"]
+    h.check_eq(result_code(fut), 0, "create_topics with 8 Kafka configs that have no effect on one node")
+    di = describe(a, "adm-inert")
+    h.check_eq({k: (di[k].value, di[k].source) for k in inert if k in di},
+               {k: (v, ConfigSource.DYNAMIC_TOPIC_CONFIG.value) for k, v in inert.items()},
+               "describe_configs: those 8 values as set (DYNAMIC_TOPIC_CONFIG)")
+    h.check_eq((db["segment.jitter.ms"].value, db["preallocate"].value, db["flush.messages"].value),
+               ("0", "false", "9223372036854775807"), "describe_configs adm-b: Kafka's defaults for them")
     brk = describe(a, "0", ResourceType.BROKER)
     h.check(len(brk) > 0, f"describe_configs broker 0: {len(brk)} entries")
     try:

@@ -1,5 +1,6 @@
 #include "broker/topics/topic_config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -65,7 +66,63 @@ constexpr ConfigDef kDefs[] = {
     {"compression.type", "compression.type", ConfigType::kString,
      "Batches are stored as the producer sent them (producer)", true},
     {"min.insync.replicas", "min.insync.replicas", ConfigType::kInt, "Always 1: Herald is one node", true},
+    {"flush.messages", "log.flush.interval.messages", ConfigType::kLong, "No effect: flush.policy decides the syncs",
+     false, true, "9223372036854775807"},
+    {"unclean.leader.election.enable", "unclean.leader.election.enable", ConfigType::kBoolean,
+     "No effect: Herald is one node", false, true, "false"},
+    {"leader.replication.throttled.replicas", "leader.replication.throttled.replicas", ConfigType::kList,
+     "No effect: Herald is one node", false, true, ""},
+    {"follower.replication.throttled.replicas", "follower.replication.throttled.replicas", ConfigType::kList,
+     "No effect: Herald is one node", false, true, ""},
+    {"preallocate", "log.preallocate", ConfigType::kBoolean, "No effect: segment files grow as they are written",
+     false, true, "false"},
+    {"segment.index.bytes", "log.index.size.max.bytes", ConfigType::kInt,
+     "No effect: index files grow with their segment", false, true, "10485760"},
+    {"segment.jitter.ms", "log.roll.jitter.ms", ConfigType::kLong, "No effect: segments roll at segment.ms", false,
+     true, "0"},
+    {"file.delete.delay.ms", "log.segment.delete.delay.ms", ConfigType::kLong,
+     "No effect: a deleted segment's files go once no reader holds them", false, true, "60000"},
+    {"message.downconversion.enable", "log.message.downconversion.enable", ConfigType::kBoolean,
+     "No effect: records are served as stored", false, true, "true"},
 };
+
+// The value of an inert config: a boolean, a non-negative number, or replicas to throttle ("*" or
+// partition:broker pairs), as Kafka checks them.
+Result<void> check_inert(const ConfigDef& def, std::string_view v) {
+  const std::string_view name = def.name;
+  switch (def.type) {
+    case ConfigType::kBoolean: {
+      auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); };
+      std::string s(v);
+      std::transform(s.begin(), s.end(), s.begin(), lower);
+      if (s == "true" || s == "false") return ok();
+      return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not true or false", name, v)};
+    }
+    case ConfigType::kInt:
+    case ConfigType::kLong: {
+      HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, 0, def.type == ConfigType::kInt ? kMaxInt : kMaxLong));
+      (void)x;
+      return ok();
+    }
+    default:
+      break;
+  }
+  if (v.empty() || v == "*") return ok();
+  for (size_t start = 0; start <= v.size();) {
+    size_t end = std::min(v.find(',', start), v.size());
+    auto item = v.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    size_t colon = item.find(':');
+    if (colon == std::string_view::npos || !parse_integer<int32_t>(name, item.substr(0, colon)) ||
+        !parse_integer<int32_t>(name, item.substr(colon + 1))) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("{}: '{}' is not * or a list of partition:broker", name, item)};
+    }
+    start = end + 1;
+  }
+  return ok();
+}
 
 }  // namespace
 
@@ -87,7 +144,9 @@ ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults
 Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
   const ConfigDef* def = find_topic_config(name);
   if (def == nullptr) return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
-  if (name == "cleanup.policy") {
+  if (def->inert) {
+    HERALD_TRY(check_inert(*def, v));
+  } else if (name == "cleanup.policy") {
     bool compact = false, del = false;
     size_t start = 0;
     while (start <= v.size()) {
@@ -205,6 +264,10 @@ std::optional<std::string> TopicConfig::get(std::string_view name) const {
   if (name == "index.interval.bytes") return std::to_string(log.index_interval_bytes);
   if (name == "compression.type") return "producer";
   if (name == "min.insync.replicas") return "1";
+  if (const ConfigDef* def = find_topic_config(name); def && def->inert) {
+    auto it = overrides.find(std::string(name));
+    return it != overrides.end() ? it->second : std::string(def->inert_default);
+  }
   return std::nullopt;
 }
 

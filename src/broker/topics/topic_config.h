@@ -49,6 +49,11 @@ struct ConfigDef {
   ConfigType type;
   std::string_view doc;
   bool read_only;
+  // A Kafka config that means nothing on one node with Herald's files (preallocate, replication
+  // throttles, ...): its value is checked, stored and described, and changes nothing. Tools that
+  // write a topic's full Kafka config (Terraform, operators) keep working.
+  bool inert = false;
+  std::string_view inert_default = {};
 };
 
 // Every topic config Herald knows, in a stable order.
