@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "cli/checks.h"
 #include "cli/datetime.h"
 #include "cli/kafka_client.h"
 #include "cli/lag.h"
@@ -691,7 +692,7 @@ void add_describe(CLI::App* group, std::function<int()>& action) {
   cmd->add_option("group", o->group, "Group id")->required();
   cmd->add_option("--sample", o->sample_seconds,
                   "Seconds between the two lag samples behind the catch-up estimate; 0 skips it")
-      ->check(CLI::NonNegativeNumber)
+      ->check(duration_check(kMaxSeconds, true))
       ->capture_default_str();
   add_format_option(cmd, o->format, "one object with members, partitions, totals and the estimate");
   add_client_options(cmd, *copts);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "cli/checks.h"
 #include "cli/output.h"
 
 namespace herald::cli {
@@ -16,7 +17,7 @@ void add_client_options(CLI::App* cmd, ClientOptions& opts) {
   cmd->add_option_function<double>(
          "--timeout", [&opts](double s) { opts.timeout_ms = static_cast<int>(s * 1000); },
          "Seconds to wait for the cluster before giving up [10]")
-      ->check(CLI::PositiveNumber);
+      ->check(duration_check(kMaxSeconds));
   cmd->add_option("-X,--property", opts.properties,
                   "Extra librdkafka setting KEY=VALUE, repeatable (e.g. security.protocol=SASL_SSL)")
       ->allow_extra_args(false);

@@ -2,6 +2,7 @@
 // herald_outbox rows in commit order per aggregate and deletes them once the
 // broker acknowledged them (see sdk/outbox/relay.h for the guarantees).
 #include "cli/outbox_relay.h"
+#include "cli/checks.h"
 #include "cli/stop_signals.h"
 
 #include <csignal>
@@ -121,17 +122,21 @@ void add_outbox_relay_command(CLI::App& app, std::function<int()>& action) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--idle-wait", f->idle_wait_s,
                   "PostgreSQL: seconds between rescans when no NOTIFY arrives")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(duration_check(kMaxSeconds));
   cmd->add_option("--max-poll-ms", f->max_poll_ms,
                   "SQLite: longest pause between outbox scans when idle (ms)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(duration_check(kMaxSeconds * 1000));
   cmd->add_option("--delivery-timeout", f->delivery_timeout_s,
                   "Seconds before an unacknowledged event counts as failed (it stays in the "
                   "outbox and is retried)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(duration_check(kMaxSeconds));
   cmd->add_flag("--once", f->once, "Publish everything pending, then exit");
   cmd->add_option("--once-timeout", f->once_timeout_s, "With --once: give up after this many seconds")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(duration_check(kMaxSeconds));
   cmd->add_option("--log-level", f->log_level, "trace|debug|info|warn|error [info]");
   cmd->footer(R"(
 Exactly one relay publishes per database (a lease); start several for

@@ -86,6 +86,16 @@ def run(h):
     h.check(v.returncode == 0 and v.stdout.startswith("herald "), "herald --version", v)
     bad = subprocess.run([h.herald, "consume"], capture_output=True, text=True, timeout=30)
     h.check(bad.returncode != 0 and "topic" in bad.stderr, "a missing argument is a usage error naming it", bad)
+    # Durations that are not finite, not positive, or overflow once in milliseconds are usage errors
+    # before anything runs (they used to reach a float-to-integer conversion).
+    for args in (["outbox-relay", "--db", "unused.db", "--once", "--once-timeout", "nan"],
+                 ["outbox-relay", "--db", "unused.db", "--once", "--delivery-timeout", "0"],
+                 ["outbox-relay", "--db", "unused.db", "--once", "--idle-wait", "inf"],
+                 ["topic", "list", "--timeout", "1e12"],
+                 ["group", "describe", "g", "--sample", "-1"]):
+        bad = subprocess.run([h.herald, *args], capture_output=True, text=True, timeout=30)
+        h.check(bad.returncode != 0 and args[-2] in bad.stderr and "is not a number in" in bad.stderr,
+                f"herald {' '.join(args)}: usage error", bad)
 
 
 if __name__ == "__main__":
