@@ -22,6 +22,20 @@ namespace fs = std::filesystem;
 namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr const char* kVersion = "0.1.0";
+
+Result<std::unique_ptr<asio::ip::tcp::acceptor>> open_acceptor(asio::io_context& io, std::string_view what,
+                                                                const std::string& host, uint16_t port) {
+  std::error_code ec;
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(host, ec), port);
+  if (ec) return Error{Errc::kInvalidArgument, fmt::format("{} address '{}': {}", what, host, ec.message())};
+  auto a = std::make_unique<asio::ip::tcp::acceptor>(io);
+  a->open(ep.protocol(), ec);
+  if (!ec) a->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a->bind(ep, ec);
+  if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{Errc::kIoError, fmt::format("{} on {}:{}: {}", what, host, port, ec.message())};
+  return a;
+}
 }  // namespace
 
 BrokerImpl::~BrokerImpl() { stop(); }
@@ -72,23 +86,20 @@ Result<void> BrokerImpl::start() {
   // first connection is accepted. Group timers run on the first network thread.
   groups_ = std::make_unique<group::GroupCoordinator>(group::GroupConfig::from(config_), *topics_, io().get_executor());
   HERALD_TRY(groups_->start());
-  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.listen_host, ec), config_.listen_port);
-  if (ec) return Error{Errc::kInvalidArgument, fmt::format("listen address '{}': {}", config_.listen_host, ec.message())};
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(io());
-  acceptor_->open(ep.protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(ep, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Error{Errc::kIoError, fmt::format("listen on {}:{}: {}", config_.listen_host, config_.listen_port, ec.message())};
-  }
+  HERALD_ASSIGN_OR_RETURN(acceptor_, open_acceptor(io(), "listen", config_.listen_host, config_.listen_port));
   port_ = acceptor_->local_endpoint().port();
+  if (config_.metrics_port >= 0) {
+    HERALD_ASSIGN_OR_RETURN(metrics_acceptor_, open_acceptor(io(), "metrics", config_.metrics_host,
+                                                             static_cast<uint16_t>(config_.metrics_port)));
+    metrics_port_ = metrics_acceptor_->local_endpoint().port();
+  }
   advertised_host_ = config_.advertised_host.empty()
                          ? (config_.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config_.listen_host)
                          : config_.advertised_host;
 
   admin_ = std::make_unique<asio::thread_pool>(1);
   asio::co_spawn(io(), accept_loop(), asio::detached);
+  if (metrics_acceptor_) asio::co_spawn(io(), metrics_accept_loop(), asio::detached);
   for (auto& ctx : ios_) {
     threads_.emplace_back([c = ctx.get()] {
       auto guard = asio::make_work_guard(*c);
@@ -99,6 +110,7 @@ Result<void> BrokerImpl::start() {
   started_ = true;
   HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, config_.listen_host, port_,
             config_.data_dir.string(), topics_->list().size(), recovery_ms);
+  if (metrics_acceptor_) HLOG_INFO("metrics at http://{}:{}/metrics", config_.metrics_host, metrics_port_);
   return ok();
 }
 
@@ -138,6 +150,7 @@ void BrokerImpl::maintenance_loop() {
 }
 
 void BrokerImpl::register_connection(const std::shared_ptr<Connection>& c) {
+  request_metrics_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(conn_mu_);
   connections_.emplace(c.get(), c);
 }
@@ -163,6 +176,7 @@ void BrokerImpl::stop() {
     asio::post(io(), [this] {
       std::error_code ec;
       acceptor_->close(ec);
+      if (metrics_acceptor_) metrics_acceptor_->close(ec);
     });
     // Close outside conn_mu_: dropping the last reference runs ~Connection, which unregisters.
     std::vector<std::shared_ptr<Connection>> live;
@@ -188,6 +202,7 @@ void BrokerImpl::stop() {
   groups_.reset();  // its timers live on ios_
   ios_.clear();  // destroys suspended handler frames while topics and flusher still exist
   acceptor_.reset();
+  metrics_acceptor_.reset();
   topics_.reset();
   flusher_.reset();
   if (config_.ephemeral) {
@@ -217,6 +232,7 @@ Broker::Broker(std::unique_ptr<BrokerImpl> impl) : impl_(std::move(impl)) {}
 Broker::~Broker() { stop(); }
 uint16_t Broker::port() const { return impl_->port(); }
 const fs::path& Broker::data_dir() const { return impl_->config().data_dir; }
+uint16_t Broker::metrics_port() const { return impl_->metrics_port(); }
 void Broker::wait() { impl_->wait(); }
 void Broker::stop() { impl_->stop(); }
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "broker/config.h"
 #include "common/result.h"
@@ -29,10 +30,14 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   uint16_t port() const;
+  uint16_t metrics_port() const;  // 0 without a metrics endpoint
   const std::filesystem::path& data_dir() const;
   // Blocks until stop() is called from another thread or a signal handler thread.
   void wait();
   void stop();
+  // The broker's metrics in Prometheus's text format: requests, connections, fdatasyncs,
+  // partitions and consumer groups (docs/broker.md, "Metrics").
+  std::string metrics_text();
 
  private:
   explicit Broker(std::unique_ptr<BrokerImpl> impl);

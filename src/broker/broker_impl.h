@@ -5,6 +5,7 @@
 
 #include <asio.hpp>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -18,6 +19,8 @@
 #include "broker/group/group_coordinator.h"
 #include "broker/producer_state/producer_id_allocator.h"
 #include "broker/topics/topic_manager.h"
+#include "common/clock.h"
+#include "common/histogram.h"
 #include "storage/flusher.h"
 
 namespace herald::broker {
@@ -35,6 +38,7 @@ class BrokerImpl {
 
   const BrokerConfig& config() const { return config_; }
   uint16_t port() const { return port_; }
+  uint16_t metrics_port() const { return metrics_port_; }
   const std::string& advertised_host() const { return advertised_host_; }
   const std::string& cluster_id() const { return cluster_id_; }
   TopicManager& topics() { return *topics_; }
@@ -50,8 +54,22 @@ class BrokerImpl {
   void register_connection(const std::shared_ptr<Connection>& c);
   void unregister_connection(Connection* c);
 
+  // What `herald serve --metrics-listen` exposes (broker/metrics.cc).
+  struct RequestMetrics {
+    // Frame received to response ready, per API key (a Fetch's long-poll wait included).
+    std::array<LatencyHistogram, 128> latency;
+    std::atomic<uint64_t> connections_accepted{0};
+    std::atomic<uint64_t> connections_closed_on_error{0};  // malformed or unserved request, truncated frame
+  };
+  RequestMetrics& request_metrics() { return request_metrics_; }
+  // Prometheus text exposition format (version 0.0.4).
+  std::string metrics_text();
+
  private:
   asio::awaitable<void> accept_loop();
+  asio::awaitable<void> metrics_accept_loop();
+  // GET /metrics and GET /health on one HTTP connection (server/metrics_http.cc).
+  asio::awaitable<void> serve_metrics(asio::ip::tcp::socket socket);
   void maintenance_loop();
   Result<void> load_cluster_id();
 
@@ -65,6 +83,7 @@ class BrokerImpl {
   size_t next_io_ = 0;
   std::unique_ptr<group::GroupCoordinator> groups_;  // destroyed before ios_ (its timers live there)
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<asio::ip::tcp::acceptor> metrics_acceptor_;  // null: no metrics endpoint
   std::vector<std::thread> threads_;
   std::unique_ptr<asio::thread_pool> admin_;  // one thread: admin requests run one at a time
   // Retention and compaction sweeps: file I/O that may take seconds (a large
@@ -74,8 +93,12 @@ class BrokerImpl {
   std::condition_variable maintenance_cv_;
   bool maintenance_stop_ = false;  // guarded by maintenance_mu_
   uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
   std::string advertised_host_;
   std::string cluster_id_;
+
+  RequestMetrics request_metrics_;
+  const int64_t start_ms_ = now_ms();
 
   std::mutex conn_mu_;
   // Keyed by address so unregistering never locks a weak_ptr: a lock() that turned out to hold the

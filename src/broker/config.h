@@ -15,6 +15,10 @@ struct BrokerConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 9092;           // 0 = pick an ephemeral port (see Broker::port())
   std::string advertised_host;           // empty = listen_host (or 127.0.0.1 for 0.0.0.0)
+  // HTTP endpoint for GET /metrics (Prometheus text) and GET /health; -1 = none, 0 = ephemeral
+  // (see Broker::metrics_port()).
+  std::string metrics_host = "127.0.0.1";
+  int32_t metrics_port = -1;
   std::filesystem::path data_dir = "./data";
   bool ephemeral = false;                // temporary data dir removed at stop
   int32_t node_id = 0;

@@ -53,6 +53,7 @@ struct ServeOptions {
   std::optional<int64_t> maintenance_interval_ms;
   std::string log_level;
   std::string port_file;
+  std::string metrics_listen;  // HOST:PORT
   std::vector<std::string> topic_defaults;  // key=value
 };
 
@@ -64,17 +65,17 @@ Result<bool> parse_bool(std::string_view what, std::string_view v) {
   return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not true or false", what, v)};
 }
 
-Result<void> parse_listen(const std::string& s, broker::BrokerConfig& cfg) {
+Result<void> parse_listen(std::string_view what, const std::string& s, std::string& host, uint16_t& port) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return Error{Errc::kInvalidArgument, fmt::format("listen '{}': expected HOST:PORT", s)};
+    return Error{Errc::kInvalidArgument, fmt::format("{} '{}': expected HOST:PORT", what, s)};
   }
-  auto port = parse_integer<int64_t>("listen port", std::string_view(s).substr(colon + 1));
-  if (!port || *port < 0 || *port > 65535) {
-    return Error{Errc::kInvalidArgument, fmt::format("listen '{}': bad port", s)};
+  auto p = parse_integer<int64_t>("port", std::string_view(s).substr(colon + 1));
+  if (!p || *p < 0 || *p > 65535) {
+    return Error{Errc::kInvalidArgument, fmt::format("{} '{}': bad port", what, s)};
   }
-  cfg.listen_host = s.substr(0, colon);
-  cfg.listen_port = static_cast<uint16_t>(*port);
+  host = s.substr(0, colon);
+  port = static_cast<uint16_t>(*p);
   return ok();
 }
 
@@ -92,7 +93,12 @@ Result<void> in_range(std::string_view what, int64_t v, int64_t min, int64_t max
 }
 
 Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
-  if (!o.listen.empty()) HERALD_TRY(parse_listen(o.listen, cfg));
+  if (!o.listen.empty()) HERALD_TRY(parse_listen("listen", o.listen, cfg.listen_host, cfg.listen_port));
+  if (!o.metrics_listen.empty()) {
+    uint16_t port = 0;
+    HERALD_TRY(parse_listen("metrics listen", o.metrics_listen, cfg.metrics_host, port));
+    cfg.metrics_port = port;
+  }
   if (!o.data_dir.empty()) cfg.data_dir = o.data_dir;
   if (!o.advertised_host.empty()) cfg.advertised_host = o.advertised_host;
   if (o.ephemeral) cfg.ephemeral = *o.ephemeral;
@@ -146,6 +152,8 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
         o.partitions = toml::get<toml::integer>(v);
       } else if (key == "log_level") {
         o.log_level = toml::get<std::string>(v);
+      } else if (key == "metrics_listen") {
+        o.metrics_listen = toml::get<std::string>(v);
       } else if (key == "index_cache_mb") {
         o.index_cache_mb = toml::get<toml::integer>(v);
       } else if (key == "flush_threads") {
@@ -160,7 +168,7 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
         return Error{Errc::kInvalidArgument,
                      fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
                                  "threads, auto_create_topics, num_partitions, index_cache_mb, "
-                                 "flush_threads, maintenance_interval_ms, log_level, [topic_defaults])",
+                                 "flush_threads, maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])",
                                  path, key)};
       }
     }
@@ -189,6 +197,7 @@ Result<void> load_env(ServeOptions& o) {
   if (auto v = env("HERALD_DATA_DIR")) o.data_dir = v;
   if (auto v = env("HERALD_ADVERTISED_HOST")) o.advertised_host = v;
   if (auto v = env("HERALD_LOG_LEVEL")) o.log_level = v;
+  if (auto v = env("HERALD_METRICS_LISTEN")) o.metrics_listen = v;
   HERALD_TRY(integer("HERALD_THREADS", o.threads));
   HERALD_TRY(boolean("HERALD_AUTO_CREATE_TOPICS", o.auto_create));
   HERALD_TRY(integer("HERALD_NUM_PARTITIONS", o.partitions));
@@ -207,7 +216,7 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   auto config_file = std::make_shared<std::string>();
   cmd->add_option("--config", *config_file, "TOML config file (keys: listen, data_dir, advertised_host, threads, "
                                             "auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
-                                            "maintenance_interval_ms, log_level, [topic_defaults])");
+                                            "maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])");
   cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on [127.0.0.1:9092]; env HERALD_LISTEN");
   cmd->add_option("--data-dir", flags->data_dir, "Directory for topics and state [./data]; env HERALD_DATA_DIR");
   cmd->add_flag_callback(
@@ -241,6 +250,9 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--port-file", flags->port_file,
                   "Write the bound port to this file once listening (useful with --listen HOST:0)");
   cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off [info]; env HERALD_LOG_LEVEL");
+  cmd->add_option("--metrics-listen", flags->metrics_listen,
+                  "HOST:PORT for Prometheus metrics (GET /metrics) and GET /health [off]; "
+                  "env HERALD_METRICS_LISTEN");
   cmd->add_option("--topic-default", flags->topic_defaults,
                   "Broker-wide topic config default, KEY=VALUE, repeatable (e.g. retention.ms=604800000, "
                   "flush.policy=interval): applies to every topic without its own value, existing ones "

@@ -34,6 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/histogram.h"
+
 namespace herald::storage {
 
 // What the flusher drives: implemented by PartitionLog.
@@ -63,6 +65,8 @@ class Flusher {
 
   // Number of flusher_sync() calls made (for tests and benchmarks).
   uint64_t rounds() const;
+  // How long the fdatasyncs of the logs using this flusher take (every one, whichever thread ran it).
+  LatencyHistogram& sync_latency() { return sync_latency_; }
 
  private:
   struct Entry {
@@ -87,6 +91,7 @@ class Flusher {
   std::vector<FlushTarget*> busy_;                   // inside flusher_sync(); GUARDED_BY(mu_)
   bool stop_ = false;                                // GUARDED_BY(mu_)
   uint64_t rounds_ = 0;                              // GUARDED_BY(mu_)
+  LatencyHistogram sync_latency_;
   std::vector<std::thread> threads_;
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -463,8 +464,10 @@ Result<void> PartitionLog::sync_now() {
   bool need_dir_sync = false;
   for (size_t i = 0; i < segs.size(); ++i) {
     if (segs[i]->synced_size < sizes[i]) {
+      const auto start = std::chrono::steady_clock::now();
       auto r = segs[i]->file()->sync();
       if (!r) return fail_log(r.error());
+      if (flusher_ != nullptr) flusher_->sync_latency().observe(std::chrono::steady_clock::now() - start);
       segs[i]->synced_size = sizes[i];
     }
     need_dir_sync |= !segs[i]->dir_entry_synced;

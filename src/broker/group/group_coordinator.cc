@@ -2093,8 +2093,18 @@ std::optional<GroupSnapshot> GroupCoordinator::snapshot(std::string_view group_i
     s.members.push_back(MemberSnapshot{m->id, m->instance_id, m->client_id, m->client_host, m->assignment});
   }
   s.offsets = g->live_offsets();
+  for (const auto& [tp, e] : g->offsets) {
+    if (!e.deleted) s.committed[tp] = e.value.offset;
+  }
   s.pending_member_ids = g->pending.size();
   return s;
+}
+
+std::vector<std::string> GroupCoordinator::group_ids() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, g] : groups_) ids.push_back(id);
+  return ids;
 }
 
 }  // namespace herald::broker::group

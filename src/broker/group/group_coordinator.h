@@ -79,6 +79,7 @@ struct GroupSnapshot {
   std::string leader;
   std::vector<MemberSnapshot> members;  // join order
   size_t offsets = 0;                   // committed offsets held
+  std::map<std::pair<std::string, int32_t>, int64_t> committed;  // (topic, partition) -> offset
   size_t pending_member_ids = 0;        // KIP-394 ids handed out, not yet used
 };
 
@@ -124,6 +125,7 @@ class GroupCoordinator {
   asio::awaitable<void> forget_topic(std::string topic, TopicId topic_id);
 
   std::optional<GroupSnapshot> snapshot(std::string_view group_id) const;
+  std::vector<std::string> group_ids() const;
   // The periodic sweep, run now: tombstones offsets of deleted topics and
   // (with offsets_retention_ms > 0) expired offsets, and removes Empty groups
   // left without offsets. Memory follows once the tombstones are durable

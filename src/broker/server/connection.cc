@@ -38,7 +38,10 @@ void Connection::close() {
 void Connection::close_now(const std::string& reason) {
   if (closed_) return;
   closed_ = true;
-  if (!reason.empty()) HLOG_WARN("closing connection from {}: {}", peer_, reason);
+  if (!reason.empty()) {
+    HLOG_WARN("closing connection from {}: {}", peer_, reason);
+    broker_.request_metrics().connections_closed_on_error.fetch_add(1, std::memory_order_relaxed);
+  }
   std::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
@@ -77,6 +80,7 @@ asio::awaitable<void> Connection::read_loop() {
     }
     auto slot = std::make_shared<Slot>();
     slot->produce = load_be16(frame->data.get()) == 0;  // request_api_key, first in every header
+    slot->received = std::chrono::steady_clock::now();
     queue_.push_back(slot);
     asio::co_spawn(socket_.get_executor(), process(slot, std::move(frame)), asio::detached);
   }
@@ -120,6 +124,10 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
   if (!out.close_reason.empty()) {
     close_now(out.close_reason);
     co_return;
+  }
+  if (header && header->api_key >= 0 && static_cast<size_t>(header->api_key) < broker_.request_metrics().latency.size()) {
+    broker_.request_metrics().latency[static_cast<size_t>(header->api_key)].observe(
+        std::chrono::steady_clock::now() - slot->received);
   }
   if (out.frame) held_bytes_ += out.frame->size();
   slot->frame = std::move(out.frame);

@@ -21,6 +21,7 @@
 
 #include <asio.hpp>
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -43,6 +44,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   struct Slot {
     bool produce = false;  // a Produce request (may overlap earlier Produces)
+    std::chrono::steady_clock::time_point received;
     bool ready = false;
     std::optional<Bytes> frame;  // nullopt: nothing to send (acks=0)
   };
