@@ -2,7 +2,10 @@
 
 #include <asio/experimental/as_tuple.hpp>
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -53,6 +56,34 @@ Result<void> BrokerImpl::load_cluster_id() {
   return atomic_write_file(path, as_bytes(cluster_id_));
 }
 
+// One broker per data dir: a second one would append to the same segment files at the same
+// offsets and lose the first one's acknowledged records. The lock (flock, released when the
+// process dies, however it dies) is held until stop(); the file names the holder's pid.
+Result<void> BrokerImpl::lock_data_dir() {
+  const fs::path path = config_.data_dir / ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Error{Errc::kIoError, fmt::format("{}: {}", path.string(), std::strerror(errno))};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      std::string holder(pid, n > 0 ? static_cast<size_t>(n) : 0);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      return Error{Errc::kIoError, fmt::format("data dir {} is in use by another broker (pid {})",
+                                               config_.data_dir.string(), holder.empty() ? "unknown" : holder)};
+    }
+    return Error{Errc::kIoError, fmt::format("lock {}: {}", path.string(), std::strerror(err))};
+  }
+  const std::string pid = fmt::format("{}\n", ::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    HLOG_WARN("{}: cannot record the pid: {}", path.string(), std::strerror(errno));  // the lock holds anyway
+  }
+  lock_fd_ = fd;
+  return ok();
+}
+
 Result<void> BrokerImpl::start() {
   int64_t t0 = mono_ns();
   // Request frames and fetch buffers are up to a few MiB each; keep them on the heap instead of
@@ -72,6 +103,7 @@ Result<void> BrokerImpl::start() {
   std::error_code ec;
   fs::create_directories(config_.data_dir, ec);
   if (ec) return Error{Errc::kIoError, fmt::format("data dir {}: {}", config_.data_dir.string(), ec.message())};
+  HERALD_TRY(lock_data_dir());
   HERALD_TRY(load_cluster_id());
 
   storage::IndexCache::global().set_budget(config_.index_cache_bytes);
@@ -209,6 +241,8 @@ void BrokerImpl::stop() {
     std::error_code ec;
     fs::remove_all(config_.data_dir, ec);
   }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the data dir
+  lock_fd_ = -1;
   if (started_) HLOG_INFO("herald stopped");
   {
     std::lock_guard lock(stop_mu_);

@@ -72,6 +72,7 @@ class BrokerImpl {
   asio::awaitable<void> serve_metrics(asio::ip::tcp::socket socket);
   void maintenance_loop();
   Result<void> load_cluster_id();
+  Result<void> lock_data_dir();
 
   BrokerConfig config_;
   std::unique_ptr<storage::Flusher> flusher_;
@@ -94,6 +95,7 @@ class BrokerImpl {
   bool maintenance_stop_ = false;  // guarded by maintenance_mu_
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;
+  int lock_fd_ = -1;  // flock'ed <data dir>/.lock
   std::string advertised_host_;
   std::string cluster_id_;
 

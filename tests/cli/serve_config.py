@@ -79,6 +79,35 @@ def run(h):
     h.check(srv.returncode == 0, "a relative --port-file: clean exit on SIGTERM", f"exit {srv.returncode}: {err}")
     refused("--ephemeral with TMPDIR naming no directory", "TMPDIR", env={"TMPDIR": os.path.join(h.workdir, "absent")})
 
+    # One broker per data dir: a second one is refused, naming the first one's pid, until the first dies
+    # (SIGKILL releases the lock too). Two brokers appending to the same segments lose acknowledged records.
+    shared, lock_port = os.path.join(h.workdir, "shared"), os.path.join(h.workdir, "lock-port")
+
+    def serve_shared():
+        if os.path.exists(lock_port):
+            os.unlink(lock_port)
+        srv = subprocess.Popen([h.herald, "serve", "--listen", "127.0.0.1:0", "--data-dir", shared,
+                                "--port-file", lock_port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(lock_port) and srv.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        h.check(os.path.exists(lock_port), f"a broker on {shared} started")
+        return srv
+
+    first = serve_shared()
+    try:
+        second = subprocess.run([h.herald, "serve", "--listen", "127.0.0.1:0", "--data-dir", shared],
+                                capture_output=True, text=True, timeout=20)
+        h.check(second.returncode == 1 and f"in use by another broker (pid {first.pid})" in second.stderr,
+                "a second broker on the same data dir is refused, naming the first one's pid",
+                f"exit {second.returncode}, stderr: {second.stderr}")
+    finally:
+        first.kill()
+        first.wait()
+    again = serve_shared()
+    again.terminate()
+    h.check(again.wait(timeout=20) == 0, "after the first one's SIGKILL the data dir is free again")
+
 
 if __name__ == "__main__":
     h = cli_harness.setup("serve_config")
