@@ -13,9 +13,11 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -58,12 +60,14 @@ struct ConsumerState {
   std::set<TopicPartition> at_end;                 // reported PARTITION_EOF, nothing read since
   std::map<TopicPartition, int64_t> to_store;      // next offsets of printed, not yet stored records
   bool write_failed = false;
+  int write_errno = 0;
 };
 
 // Makes sure everything printed so far reached stdout, then hands the
 // positions after those records to librdkafka, which commits them.
 void flush_and_store(rd_kafka_t* rk, ConsumerState& st, bool commit_offsets) {
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    if (!st.write_failed) st.write_errno = errno;
     st.write_failed = true;  // broken pipe: those records were not delivered
     st.to_store.clear();
     return;
@@ -368,6 +372,7 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
     std::string line = format_record(o, m);
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) {
       state.write_failed = true;
+      state.write_errno = errno;
       break;
     }
     ++printed;
@@ -397,6 +402,12 @@ Result<int> run(const ClientOptions& copts, const ConsumeOptions& o) {
     }
   }
   if (state.subscribed) rd_kafka_unsubscribe(rk.get());
+  if (state.write_failed) {
+    // As a command killed by SIGPIPE (128 + 13) when the reader went away; any other error is reported.
+    if (state.write_errno == EPIPE) return 141;
+    std::fprintf(stderr, "herald consume: writing to stdout failed: %s\n", std::strerror(state.write_errno));
+    return 1;
+  }
   return exit_status;
 }
 
@@ -433,7 +444,9 @@ In JSON, key/value/header values are strings when they are UTF-8 text and
 
 With --group (and no --partition) the command joins the group like any other
 member and shares the partitions with them; offsets are committed only for
-records already written to stdout. With --group and --partition it reads those
+records already written to stdout. Records a pipe's reader never reads (it
+exited early, as `| head -2` does) count as written: take N records with
+--count N instead. With --group and --partition it reads those
 partitions from the group's committed offsets without joining. Either way
 --from earliest|latest applies only to partitions where the group has no
 committed offset; to move committed offsets, use `herald group reset-offsets`.

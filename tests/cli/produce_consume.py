@@ -177,6 +177,15 @@ def run(h):
     h.ok(h.cli("produce", "events", "--partition", "0", "p0-newer"))
     h.eq(h.ok(h.cli("consume", "events", "--group", "cli-g", "--partition", "0")).lines(), ["p0-newer"],
          "the committed offset did not move back")
+    # A reader that closes the pipe: the command stops and exits 141, as a command killed by SIGPIPE.
+    h.ok(h.cli("produce", "piped", *[f"{i:06d}" + "x" * 200 for i in range(2000)]))  # 400 KB, beyond a pipe buffer
+    p = subprocess.Popen([h.herald, "consume", "piped", "--brokers", h.bootstrap], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    rc = p.wait(timeout=60)
+    err = p.stderr.read().decode()
+    h.eq((first[:6], rc, err), (b"000000", 141, ""), "stdout closed by its reader: exit 141, nothing on stderr")
 
 
 if __name__ == "__main__":
