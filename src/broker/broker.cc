@@ -30,7 +30,15 @@ Result<std::unique_ptr<asio::ip::tcp::acceptor>> open_acceptor(asio::io_context&
                                                                 const std::string& host, uint16_t port) {
   std::error_code ec;
   asio::ip::tcp::endpoint ep(asio::ip::make_address(host, ec), port);
-  if (ec) return Error{Errc::kInvalidArgument, fmt::format("{} address '{}': {}", what, host, ec.message())};
+  if (ec) {  // a host name (localhost, my-host): its first address
+    asio::ip::tcp::resolver resolver(io);
+    auto found = resolver.resolve(host, std::to_string(port), asio::ip::resolver_base::passive, ec);
+    if (ec || found.empty()) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("{} address '{}': {}", what, host, ec ? ec.message() : "no address")};
+    }
+    ep = found.begin()->endpoint();
+  }
   auto a = std::make_unique<asio::ip::tcp::acceptor>(io);
   a->open(ep.protocol(), ec);
   if (!ec) a->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
@@ -125,9 +133,13 @@ Result<void> BrokerImpl::start() {
                                                              static_cast<uint16_t>(config_.metrics_port)));
     metrics_port_ = metrics_acceptor_->local_endpoint().port();
   }
-  advertised_host_ = config_.advertised_host.empty()
-                         ? (config_.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config_.listen_host)
-                         : config_.advertised_host;
+  const bool any_address = config_.listen_host == "0.0.0.0" || config_.listen_host == "::";
+  advertised_host_ = config_.advertised_host.empty() ? (any_address ? std::string("127.0.0.1") : config_.listen_host)
+                                                     : config_.advertised_host;
+  if (any_address && config_.advertised_host.empty()) {
+    HLOG_WARN("listening on every address but advertising 127.0.0.1 (no --advertised-host): clients on other "
+              "machines reach the bootstrap address, then fail to connect to 127.0.0.1");
+  }
 
   admin_ = std::make_unique<asio::thread_pool>(1);
   asio::co_spawn(io(), accept_loop(), asio::detached);

@@ -75,6 +75,7 @@ Result<void> parse_listen(std::string_view what, const std::string& s, std::stri
     return Error{Errc::kInvalidArgument, fmt::format("{} '{}': bad port", what, s)};
   }
   host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
   port = static_cast<uint16_t>(*p);
   return ok();
 }
@@ -223,7 +224,8 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
       "--ephemeral", [flags] { flags->ephemeral = true; },
       "Use a temporary data dir, removed at exit (development, tests); env HERALD_EPHEMERAL=1");
   cmd->add_option("--advertised-host", flags->advertised_host,
-                  "Host clients should connect to (Metadata) [listen host]; env HERALD_ADVERTISED_HOST");
+                  "Host clients should connect to (Metadata) [listen host; 127.0.0.1 when listening on 0.0.0.0 or ::]; "
+                  "env HERALD_ADVERTISED_HOST");
   auto integer = [&](const char* name, std::optional<int64_t> ServeOptions::*field, const char* help) {
     cmd->add_option_function<int64_t>(name, [flags, field](const int64_t& v) { (*flags).*field = v; }, help);
   };

@@ -79,6 +79,17 @@ def run(h):
     h.check(srv.returncode == 0, "a relative --port-file: clean exit on SIGTERM", f"exit {srv.returncode}: {err}")
     refused("--ephemeral with TMPDIR naming no directory", "TMPDIR", env={"TMPDIR": os.path.join(h.workdir, "absent")})
 
+    # --listen takes a host name; listening on every address without --advertised-host is warned about.
+    for listen, needle, what in [("localhost:0", "listening on localhost:", "--listen localhost:0 (a host name)"),
+                                 ("0.0.0.0:0", "advertising 127.0.0.1 (no --advertised-host)",
+                                  "--listen 0.0.0.0:0 warns that 127.0.0.1 is advertised")]:
+        srv = subprocess.Popen([h.herald, "serve", "--ephemeral", "--listen", listen], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.5)
+        srv.terminate()
+        out, _ = srv.communicate(timeout=20)
+        h.check(srv.returncode == 0 and needle in out, what, f"exit {srv.returncode}: {out}")
+
     # One broker per data dir: a second one is refused, naming the first one's pid, until the first dies
     # (SIGKILL releases the lock too). Two brokers appending to the same segments lose acknowledged records.
     shared, lock_port = os.path.join(h.workdir, "shared"), os.path.join(h.workdir, "lock-port")
