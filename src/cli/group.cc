@@ -291,13 +291,9 @@ Result<void> run_describe(const ClientOptions& copts, const DescribeOptions& o) 
   HERALD_ASSIGN_OR_RETURN(auto first, sample_positions(rk.get(), o.group, parts, copts.timeout_ms));
   int64_t sampled_at = now_ms();
 
-  std::map<TopicPartition, int64_t> unconsumed_at;
-  for (const auto& [tp, pos] : first) {
-    if (partition_lag(pos).value_or(0) > 0) unconsumed_at[tp] = pos.committed;
-  }
-  HERALD_ASSIGN_OR_RETURN(auto oldest, first_unconsumed_timestamps(copts, unconsumed_at));
 
   std::optional<CatchUp> catch_up;
+  std::optional<decltype(first)> second;
   std::string catch_up_note;
   int64_t lag_total = total_lag(first);
   // Partitions holding records where the group never committed: their lag is unknown, not zero.
@@ -318,9 +314,9 @@ Result<void> run_describe(const ClientOptions& copts, const DescribeOptions& o) 
   } else {
     auto wait = std::chrono::duration<double>(o.sample_seconds) - (std::chrono::steady_clock::now() - t0);
     if (wait.count() > 0) std::this_thread::sleep_for(wait);
-    HERALD_ASSIGN_OR_RETURN(auto second, sample_positions(rk.get(), o.group, parts, copts.timeout_ms));
+    HERALD_ASSIGN_OR_RETURN(second, sample_positions(rk.get(), o.group, parts, copts.timeout_ms));
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    catch_up = estimate_catch_up(first, second, dt);
+    catch_up = estimate_catch_up(first, *second, dt);
     switch (catch_up->status) {
       case CatchUp::Status::kCaughtUp: catch_up_note = caught_up; break;
       case CatchUp::Status::kCatchingUp:
@@ -336,6 +332,18 @@ Result<void> run_describe(const ClientOptions& copts, const DescribeOptions& o) 
         break;
     }
   }
+
+  // The table shows the latest sample: the one the estimate ends with.
+  if (second) {
+    first = std::move(*second);
+    sampled_at = now_ms();
+    lag_total = total_lag(first);
+  }
+  std::map<TopicPartition, int64_t> unconsumed_at;
+  for (const auto& [tp, pos] : first) {
+    if (partition_lag(pos).value_or(0) > 0) unconsumed_at[tp] = pos.committed;
+  }
+  HERALD_ASSIGN_OR_RETURN(auto oldest, first_unconsumed_timestamps(copts, unconsumed_at));
 
   auto lag_seconds = [&](const TopicPartition& tp, const PartitionPosition& pos) -> std::optional<double> {
     auto lag = partition_lag(pos);

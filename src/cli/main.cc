@@ -79,6 +79,20 @@ Examples:
                   "Publish a service's transactional outbox (libherald) to the brokers, as a sidecar");
   add_sdk_command(app, action, "dlq", "Inspect, replay or skip dead letters (libherald replicas)");
   add_sdk_command(app, action, "saga", "List sagas and show their step history (libherald orchestrators)");
+  // CLI11 would answer a mistyped command with "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known |= sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      fmt::print(stderr, "herald: unknown command '{}' (commands: {})\nRun with --help for more information.\n",
+                 argv[1], names);
+      return 2;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 2;
 }

@@ -343,8 +343,9 @@ void add_delete(CLI::App* topic, std::function<int()>& action, std::shared_ptr<C
   cmd->add_flag("--if-exists", o->if_exists, "Succeed when a topic does not exist");
   add_client_options(cmd, *copts);
   cmd->footer(R"(
-Deleting a topic removes its records for every consumer; committed group
-offsets for it become meaningless.
+Deleting a topic removes its records for every consumer, and every group's
+committed offsets for it (a topic created again under the name starts with
+none).
 
 Examples:
   herald topic delete orders

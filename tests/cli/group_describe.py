@@ -93,6 +93,10 @@ def run(h):
     h.check(est["consume_rate"] and est["consume_rate"] > 5 and est["seconds"] is not None and est["seconds"] > 0,
             "while consuming, describe estimates the catch-up time", est)
     h.check(est["note"].startswith("~"), "the estimate note reads ~<duration>", est)
+    want = d["total_lag"] / (est["consume_rate"] - est["produce_rate"])
+    h.check(abs(est["seconds"] - want) < 0.01 * want + 0.01,
+            "the table's total lag is the sample the estimate ends with (estimate = total lag / net rate)",
+            f"total_lag {d['total_lag']}, estimate {est}")
 
     h.fails(h.cli("group", "delete", "billing"), "active members")
 

@@ -86,6 +86,9 @@ def run(h):
     h.check(v.returncode == 0 and v.stdout.startswith("herald "), "herald --version", v)
     bad = subprocess.run([h.herald, "consume"], capture_output=True, text=True, timeout=30)
     h.check(bad.returncode != 0 and "topic" in bad.stderr, "a missing argument is a usage error naming it", bad)
+    bad = subprocess.run([h.herald, "version"], capture_output=True, text=True, timeout=30)
+    h.check(bad.returncode == 2 and "unknown command 'version'" in bad.stderr and "serve" in bad.stderr,
+            "a mistyped command is named as unknown, with the list of commands", bad)
     # Durations that are not finite, not positive, or overflow once in milliseconds are usage errors
     # before anything runs (they used to reach a float-to-integer conversion).
     for args in (["outbox-relay", "--db", "unused.db", "--once", "--once-timeout", "nan"],
