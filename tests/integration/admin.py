@@ -128,6 +128,10 @@ def confluent_part(h, b):
          KafkaError.INVALID_CONFIG, "min.compaction.lag.ms above max.compaction.lag.ms"),
         (NewTopic("adm-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3 on one node"),
         (NewTopic("adm-badinert", 1, 1, config={"preallocate": "yes"}), KafkaError.INVALID_CONFIG, "preallocate=yes"),
+        (NewTopic("adm-tiered", 1, 1, config={"remote.storage.enable": "true"}), KafkaError.INVALID_CONFIG,
+         "remote.storage.enable=true (no tiered storage)"),
+        (NewTopic("adm-assign2", 1, replica_assignment=[[0, 1]]), KafkaError.INVALID_REPLICA_ASSIGNMENT,
+         "a replica assignment naming broker 1"),
         (NewTopic("adm-badthrottle", 1, 1, config={"leader.replication.throttled.replicas": "0-1"}),
          KafkaError.INVALID_CONFIG, "leader.replication.throttled.replicas=0-1"),
         (NewTopic("bad name!", 1, 1), KafkaError.TOPIC_EXCEPTION, "invalid topic name"),
@@ -135,11 +139,23 @@ def confluent_part(h, b):
     for nt, want, what in bad:
         code = result_code(a.create_topics([nt], operation_timeout=10)[nt.topic])
         h.check_eq(code, want, f"create_topics with {what} -> {KafkaError(want).name()}")
+    # A replica assignment that puts every partition on this broker is what Kafka accepts too; values are trimmed.
+    fut = a.create_topics([NewTopic("adm-assign", 2, replica_assignment=[[0], [0]], config={"retention.ms": " 5000 "})],
+                          operation_timeout=10)["adm-assign"]
+    h.check_eq(result_code(fut), 0, "create_topics with replica assignment [[0], [0]] and retention.ms ' 5000 '")
+    h.check_eq((topics_now(a).get("adm-assign"), describe(a, "adm-assign")["retention.ms"].value), (2, "5000"),
+               "adm-assign: 2 partitions from the assignment, retention.ms trimmed to 5000")
+    fut = a.create_partitions([NewPartitions("adm-assign", 3, replica_assignment=[[0]])])["adm-assign"]
+    h.check_eq(result_code(fut), 0, "create_partitions to 3 with assignment [[0]]")
+    fut = a.create_partitions([NewPartitions("adm-assign", 5, replica_assignment=[[0]])])["adm-assign"]
+    h.check_eq(result_code(fut), KafkaError.INVALID_REPLICA_ASSIGNMENT,
+               "create_partitions to 5 with one assignment for two new partitions")
+    h.check_eq(topics_now(a).get("adm-assign"), 3, "adm-assign has 3 partitions")
     fut = a.create_topics([NewTopic("adm-validate", 2, 1)], validate_only=True)["adm-validate"]
     h.check_eq(result_code(fut), 0, "create_topics validate_only succeeds")
     t = topics_now(a)
     h.check(not ({"adm-zero", "adm-badval", "adm-unknowncfg", "adm-badpolicy", "adm-badratio", "adm-badlag", "adm-rf3",
-                  "adm-badinert", "adm-badthrottle", "adm-validate"} & set(t)),
+                  "adm-badinert", "adm-badthrottle", "adm-tiered", "adm-assign2", "adm-validate"} & set(t)),
             "none of the refused or validate-only topics exists", f"topics: {sorted(t)}")
     h.check_eq(t.get("adm-a"), 3, "the existing adm-a is untouched by the duplicate create")
 
@@ -162,13 +178,14 @@ def confluent_part(h, b):
     # are accepted, stored and described back, with Kafka's defaults where not set.
     inert = {"unclean.leader.election.enable": "false", "preallocate": "true", "segment.index.bytes": "1048576",
              "flush.messages": "1", "file.delete.delay.ms": "1000", "message.downconversion.enable": "false",
-             "leader.replication.throttled.replicas": "0:0,1:0", "follower.replication.throttled.replicas": "*"}
+             "leader.replication.throttled.replicas": "0:0,1:0", "follower.replication.throttled.replicas": "*",
+             "message.format.version": "2.8", "local.retention.ms": "-2", "remote.storage.enable": "false"}
     fut = a.create_topics([NewTopic("adm-inert", 1, 1, config=inert)], operation_timeout=10)["adm-inert"]
-    h.check_eq(result_code(fut), 0, "create_topics with 8 Kafka configs that have no effect on one node")
+    h.check_eq(result_code(fut), 0, "create_topics with 11 Kafka configs that have no effect on one node")
     di = describe(a, "adm-inert")
     h.check_eq({k: (di[k].value, di[k].source) for k in inert if k in di},
                {k: (v, ConfigSource.DYNAMIC_TOPIC_CONFIG.value) for k, v in inert.items()},
-               "describe_configs: those 8 values as set (DYNAMIC_TOPIC_CONFIG)")
+               "describe_configs: those 11 values as set (DYNAMIC_TOPIC_CONFIG)")
     h.check_eq((db["segment.jitter.ms"].value, db["preallocate"].value, db["flush.messages"].value),
                ("0", "false", "9223372036854775807"), "describe_configs adm-b: Kafka's defaults for them")
     brk = describe(a, "0", ResourceType.BROKER)

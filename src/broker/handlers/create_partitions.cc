@@ -1,5 +1,7 @@
 // CreatePartitions: grows a topic to a new total partition count. Runs on the admin thread
 // (creating a partition fsyncs its files and directory).
+#include <vector>
+
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -23,15 +25,22 @@ protocol::CreatePartitionsResponse create_partitions(RequestContext& ctx, const 
       out.error_message = "topic listed more than once";
       continue;
     }
-    if (t.assignments && !t.assignments->empty()) {
-      out.error_code = code(ErrorCode::kInvalidReplicaAssignment);
-      out.error_message = "manual replica assignment is not supported";
-      continue;
-    }
     auto topic = ctx.broker.topics().find(t.name);
     if (!topic) {
       out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
       continue;
+    }
+    if (t.assignments) {
+      // As Kafka: one replica list per new partition, on existing brokers; here that is this one.
+      const int64_t added = int64_t{t.count} - topic->partition_count();
+      bool one_node = true;
+      for (const auto& a : *t.assignments) one_node &= a.broker_ids == std::vector<int32_t>{ctx.broker.config().node_id};
+      if (added > 0 && (!one_node || static_cast<int64_t>(t.assignments->size()) != added)) {
+        out.error_code = code(ErrorCode::kInvalidReplicaAssignment);
+        out.error_message = fmt::format("Herald is one node: give one assignment per new partition ({}), each broker "
+                                        "{} alone", added, ctx.broker.config().node_id);
+        continue;
+      }
     }
     if (topic->internal()) {
       // A group's records live in partition hash(group) % count: a new count would move them.

@@ -1,6 +1,9 @@
 // CreateTopics: validates names, partition counts, replication factor (1 or
 // -1 on one node) and configs; validate_only checks without creating. Runs on the admin thread
 // (creating a partition fsyncs its files and directory).
+#include <set>
+#include <vector>
+
 #include "broker/broker_impl.h"
 #include "broker/group/offsets_format.h"
 #include "broker/handlers/error_mapping.h"
@@ -49,11 +52,29 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
       set_error(ErrorCode::kInvalidReplicationFactor, "Herald is one node: replication factor must be 1");
       continue;
     }
-    if (!t.assignments.empty()) {
-      set_error(ErrorCode::kInvalidReplicaAssignment, "manual replica assignment is not supported");
-      continue;
-    }
     int32_t partitions = t.num_partitions == -1 ? b.config().default_partitions : t.num_partitions;
+    if (!t.assignments.empty()) {
+      // As Kafka: partitions 0..n-1, each on existing brokers; here that is this one, once.
+      if (t.num_partitions != -1 || t.replication_factor != -1) {
+        set_error(ErrorCode::kInvalidRequest,
+                  "both numPartitions or replicationFactor and replicasAssignments were set");
+        continue;
+      }
+      std::set<int32_t> indexes;
+      bool one_node = true;
+      for (const auto& a : t.assignments) {
+        indexes.insert(a.partition_index);
+        one_node &= a.broker_ids == std::vector<int32_t>{b.config().node_id};
+      }
+      const auto n = static_cast<int32_t>(t.assignments.size());
+      if (!one_node || static_cast<int32_t>(indexes.size()) != n || *indexes.begin() != 0 || *indexes.rbegin() != n - 1) {
+        set_error(ErrorCode::kInvalidReplicaAssignment,
+                  fmt::format("Herald is one node: an assignment must list partitions 0..n-1, each on broker {} "
+                              "alone", b.config().node_id));
+        continue;
+      }
+      partitions = n;
+    }
     if (partitions <= 0) {
       set_error(ErrorCode::kInvalidPartitions, fmt::format("invalid partition count {}", t.num_partitions));
       continue;

@@ -1,6 +1,7 @@
 #include "broker/topics/topic_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <vector>
 
@@ -84,6 +85,14 @@ constexpr ConfigDef kDefs[] = {
      "No effect: a deleted segment's files go once no reader holds them", false, true, "60000"},
     {"message.downconversion.enable", "log.message.downconversion.enable", ConfigType::kBoolean,
      "No effect: records are served as stored", false, true, "true"},
+    {"message.format.version", "log.message.format.version", ConfigType::kString,
+     "No effect: record batches v2 only (ignored by Kafka 3 too)", false, true, "3.0-IV1"},
+    {"remote.storage.enable", "remote.storage.enable", ConfigType::kBoolean,
+     "No tiered storage: only false", false, true, "false"},
+    {"local.retention.ms", "log.local.retention.ms", ConfigType::kLong, "No effect: no tiered storage", false, true,
+     "-2"},
+    {"local.retention.bytes", "log.local.retention.bytes", ConfigType::kLong, "No effect: no tiered storage", false,
+     true, "-2"},
 };
 
 // The value of an inert config: a boolean, a non-negative number, or replicas to throttle ("*" or
@@ -95,15 +104,21 @@ Result<void> check_inert(const ConfigDef& def, std::string_view v) {
       auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); };
       std::string s(v);
       std::transform(s.begin(), s.end(), s.begin(), lower);
+      if (s == "true" && name == "remote.storage.enable") {
+        return Error{Errc::kInvalidArgument, "remote.storage.enable: Herald has no tiered storage"};
+      }
       if (s == "true" || s == "false") return ok();
       return Error{Errc::kInvalidArgument, fmt::format("{}: '{}' is not true or false", name, v)};
     }
     case ConfigType::kInt:
     case ConfigType::kLong: {
-      HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, 0, def.type == ConfigType::kInt ? kMaxInt : kMaxLong));
+      const int64_t min = name.starts_with("local.retention.") ? -2 : 0;  // -2: as retention.*
+      HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, min, def.type == ConfigType::kInt ? kMaxInt : kMaxLong));
       (void)x;
       return ok();
     }
+    case ConfigType::kString:
+      return ok();
     default:
       break;
   }
@@ -142,6 +157,8 @@ ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults
 }
 
 Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);  // Kafka trims values
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
   const ConfigDef* def = find_topic_config(name);
   if (def == nullptr) return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
   if (def->inert) {
