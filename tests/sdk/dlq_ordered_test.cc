@@ -5,6 +5,7 @@
 // letter (`dlq replay --topic`) and marking the chain in the database
 // (`dlq replay --store`), plus a second poison inside the chain and a replica
 // restart in between. SQLite and PostgreSQL.
+#include <filesystem>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -173,6 +174,12 @@ TEST_P(OrderedDeadLetters, LaterEventsOfAPoisonedKeyWaitAndReplayAppliesThemInOr
     std::string out;
     ASSERT_EQ(run_cli({"parked", "--store", ts_.url, "--group", group_}, &out), 0);
     EXPECT_NE(out.find("4 parked event(s)"), std::string::npos);
+    // A --store that is not the replica's database is an error, and creates nothing.
+    if (ts_.store->dialect() == Dialect::kSqlite) {
+      const std::string typo = ts_.url + ".typo";
+      EXPECT_NE(run_cli({"parked", "--store", typo, "--group", group_}, &out), 0);
+      EXPECT_FALSE(std::filesystem::exists(typo.substr(typo.find(':') + 1))) << typo;
+    }
 
     // Fix K#2 only; replay the dead letter through the topic. K2 and K3 apply,
     // then K4 (still broken) becomes the chain's dead head and K5 waits.

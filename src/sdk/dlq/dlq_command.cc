@@ -135,9 +135,20 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }
 
+  // The replica's own database: never created or migrated here, so a mistyped --store is an
+  // error instead of an empty new database with "0 parked event(s)".
   auto open_store = [&]() -> Result<std::unique_ptr<Store>> {
     if (o.group.empty()) return Error{Errc::kInvalidArgument, "--store needs --group"};
-    return Store::open(o.store);
+    HERALD_ASSIGN_OR_RETURN(auto store,
+                            Store::open(o.store, StoreOptions{.create_schema = false, .create_sqlite_file = false}));
+    auto tables = store->run([](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.query("SELECT 1 FROM herald_migrations LIMIT 1"));
+      return ok();
+    }, 1, TxOptions{.read_only = true});
+    if (!tables) {
+      return Error{Errc::kNotFound, fmt::format("{} has no Herald SDK tables: is it the replica's database?", o.store)};
+    }
+    return store;
   };
 
   if (parked_cmd->parsed()) {
