@@ -689,7 +689,14 @@ Result<void> OutboxRelay::drain(std::chrono::milliseconds timeout) {
       HERALD_ASSIGN_OR_RETURN(int64_t left, outbox_pending(impl_->store));
       if (left == 0) return ok();
     }
-    if (mono_ns() > deadline) return Error{Errc::kOutOfRange, "outbox relay: drain timed out"};
+    if (mono_ns() > deadline) {
+      if (!stats().has_lease) {
+        return Error{Errc::kOutOfRange, fmt::format("outbox relay: drain timed out: another relay holds the lease "
+                                                    "'{}' on this database",
+                                                    impl_->opt.lease_name)};
+      }
+      return Error{Errc::kOutOfRange, "outbox relay: drain timed out"};
+    }
     if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
