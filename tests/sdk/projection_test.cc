@@ -513,6 +513,37 @@ TEST_P(Projection, EventsRemovedBeforeTheReplicaReadThemAreReported) {
   EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{5, 23}));
 }
 
+// The same while the replica runs: its handler holds the first event while
+// DeleteRecords removes records the consumer has not fetched yet (a
+// one-record fetch queue). librdkafka's offset reset goes on from the new log
+// start; the replica counts and logs what was skipped instead of losing it
+// silently.
+TEST_P(Projection, EventsRemovedWhileTheReplicaRunsAreReported) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  auto cfg = config(brokers_, "running-late", "fold");
+  cfg.max_batch_events = 1;
+  cfg.kafka = {{"queued.min.messages", "1"}, {"queued.max.messages.kbytes", "1"},
+               {"max.partition.fetch.bytes", "1"}};
+  std::atomic<bool> open{false}, entered{false};
+  std::atomic<int64_t> applied{0};
+  ReplicaHandlers h;
+  h.on("fold.add", [&](const Event&, Tx&) {
+    entered = true;
+    while (!open.load()) std::this_thread::sleep_for(milliseconds(5));
+    applied++;
+  });
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) last = send("fold", fold_event("k", 1));
+  RunningReplica r(cfg, store(), std::move(h));
+  ASSERT_TRUE(eventually([&] { return entered.load(); }, seconds(20)));
+  std::this_thread::sleep_for(milliseconds(300));  // the fetcher stops at its one-record queue
+  ASSERT_TRUE(delete_records(brokers_, "fold", 0, 15));
+  open = true;
+  ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+  EXPECT_GT(r->stats().removed_unread, 0);
+  EXPECT_EQ(applied.load() + r->stats().removed_unread, 20) << "applied " << applied.load();
+}
+
 // PostgreSQL answers that the transaction is read-only (25006), as a primary
 // demoted by a failover does, until the replica's connection reaches a
 // writable server again: no fault of the events, so nothing is

@@ -214,6 +214,7 @@ class Replica::Impl {
 
   Result<void> loop();
   Result<void> accept(kafka::MessagePtr msg);
+  void note_gap(Part& p, int64_t next);
   Result<void> flush();
   Result<void> apply_range(size_t lo, size_t hi);
   Outcome apply_record(Tx& tx, Rec& r, std::string* err, Effects& fx);
@@ -683,6 +684,7 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   Part* p = find(rd_kafka_topic_name(msg->rkt), msg->partition);
   if (p == nullptr || p->fenced) return ok();          // not (or no longer) ours
   if (msg->offset < p->fetched_next) return ok();       // already accepted
+  if (p->fetched_next >= 0 && msg->offset > p->fetched_next) note_gap(*p, msg->offset);
   p->fetched_next = msg->offset + 1;
   Batch& b = *fill_;
   if (b.len == b.recs.size()) b.recs.emplace_back();
@@ -693,6 +695,25 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   ++b.len;
   if (static_cast<int>(b.len) < cfg_.max_batch_events) return ok();
   return decoder_ ? hand_off() : flush();
+}
+
+// Offsets fetched_next .. next-1 were skipped: compaction removed them (the
+// usual case), or retention or DeleteRecords removed them before this running
+// replica read them, and librdkafka's auto.offset.reset went on from the log
+// start. The log start (librdkafka keeps the one of the last fetch) tells the
+// two apart; the second is reported as at assignment.
+void Replica::Impl::note_gap(Part& p, int64_t next) {
+  int64_t lo = -1, hi = -1;
+  if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic.c_str(), p.partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      lo <= p.fetched_next) {
+    return;
+  }
+  const int64_t lost = std::min(lo, next) - p.fetched_next;
+  HLOG_ERROR("replica {}: {} event(s) of {}/{} from offset {} were removed from the log before this replica read "
+             "them (its log start is now {}); going on from {}",
+             cfg_.group_id, lost, p.topic, p.partition, p.fetched_next, lo, next);
+  std::lock_guard lk(mu_);
+  stats_.removed_unread += lost;
 }
 
 // Decodes b's records and prepares their typed handlers' payloads: runs on
