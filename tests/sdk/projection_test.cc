@@ -544,6 +544,23 @@ TEST_P(Projection, EventsRemovedWhileTheReplicaRunsAreReported) {
   EXPECT_EQ(applied.load() + r->stats().removed_unread, 20) << "applied " << applied.load();
 }
 
+// wait_until with a timeout of "for ever" (milliseconds::max()) waits: the
+// deadline used to overflow and it returned false at once.
+TEST_P(Projection, WaitUntilForEverWaits) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  auto r = fold_replica(config(brokers_, "forever", "fold"));
+  ASSERT_TRUE(*r->wait_until("fold", 0, send("fold", fold_event("k", 1)), seconds(30)));
+  std::thread later([&] {
+    std::this_thread::sleep_for(milliseconds(500));
+    send("fold", fold_event("k", 1));
+  });
+  auto waited = r->wait_until("fold", 0, 1, milliseconds::max());
+  later.join();
+  ASSERT_TRUE(waited) << waited.error().to_string();
+  EXPECT_TRUE(*waited);
+}
+
 // PostgreSQL answers that the transaction is read-only (25006), as a primary
 // demoted by a failover does, until the replica's connection reaches a
 // writable server again: no fault of the events, so nothing is

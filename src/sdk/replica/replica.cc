@@ -623,7 +623,8 @@ void Replica::Impl::update_ready() {
     std::lock_guard lk(mu_);
     if (!assigned_once_) return;
     for (auto& [k, p] : parts_) {
-      if (!p.caught_up && !p.fenced) all = false;
+      // A fenced partition waits for the rejoin that assigns it afresh: not ready until then.
+      if (!p.caught_up || p.fenced) all = false;
     }
   }
   if (all && !ready_.exchange(true)) {
@@ -1501,7 +1502,9 @@ std::vector<PartitionStatus> Replica::Impl::status() const {
 
 Result<bool> Replica::Impl::wait_until(std::string_view topic, int32_t partition, int64_t offset,
                                        milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+  // Clock::now() + milliseconds::max() overflows: a timeout beyond a century waits for ever.
+  const auto start = Clock::now();
+  const auto deadline = timeout >= std::chrono::hours(24 * 365 * 100) ? Clock::time_point::max() : start + timeout;
   std::unique_lock lk(mu_);
   for (;;) {
     auto it = parts_.find(PartKey(std::string(topic), partition));
