@@ -242,10 +242,16 @@ Result<ReplayStats> replay(const DlqOptions& o) {
     if (d.failure.value_omitted >= 0) {
       auto v = kafka::read_value_at(consumer_props(o, "herald-dlq-reader"), d.failure.topic, d.failure.partition,
                                     d.failure.offset, o.timeout);
+      if (!v && v.error().code != Errc::kNotFound) return v.error();  // the source cannot be read now: try later
       if (!v) {
-        return Error{v.error().code, fmt::format("dlq: {}/{}@{} carries no value (it was too large) and its original "
-                                                 "cannot be read: {}",
-                                                 d.dlq_topic, d.dlq_partition, d.dlq_offset, v.error().message)};
+        // Its value is gone for good: keeping the letter pending would stop every later replay.
+        st.unreplayable.push_back(fmt::format("{}/{}@{} carries no value (it was too large) and its original {} is "
+                                              "no longer in the log: {}",
+                                              d.dlq_topic, d.dlq_partition, d.dlq_offset,
+                                              coordinates(d.failure.topic, d.failure.partition, d.failure.offset),
+                                              v.error().message));
+        HLOG_ERROR("dlq: {}", st.unreplayable.back());
+        continue;
       }
       original = std::move(*v);
       value = original;

@@ -155,12 +155,18 @@ Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only);
 struct ReplayStats {
   int64_t replayed = 0;        // re-published to their source topic
   int64_t skipped = 0;         // passed over (skip())
+  // replay(): letters without their value whose original is no longer in the source topic
+  // either (retention, DeleteRecords): nothing can replay them; passed over, one line each.
+  std::vector<std::string> unreplayable;
 };
 
 // Re-publishes every pending dead letter (of o.group, when set) to its source
 // topic and partition, in DLQ order, waiting for each acknowledgement, then
 // moves the cursors of the groups concerned past them. A crash midway may
-// replay a letter twice; the replica drops the second copy by ce_id.
+// replay a letter twice; the replica drops the second copy by ce_id. A letter
+// that went without its value and whose original is gone from the source is
+// passed over and listed in `unreplayable`; a source that cannot be read now
+// is an error, and no cursor moves.
 Result<ReplayStats> replay(const DlqOptions& o);
 
 // Moves the cursors past every pending letter (of o.group, when set) without

@@ -193,7 +193,8 @@ int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::F
     auto st = replay(*d);
     if (!st) return fail(err, st.error());
     fmt::print(out, "replayed {} dead letter(s) from {}\n", st->replayed, d->dlq_topic);
-    return 0;
+    for (const auto& u : st->unreplayable) fmt::print(err, "herald dlq: not replayed, passed over: {}\n", u);
+    return st->unreplayable.empty() ? 0 : 1;
   }
   // An ordered letter heads its key's chain in the replica's database: skipping only the letter would
   // leave the key's later events parked for good.
