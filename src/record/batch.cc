@@ -82,6 +82,12 @@ Result<BatchHeader> parse_header(ByteSpan bytes) {
     return Error{Errc::kCorruption,
                  fmt::format("batch length {} below minimum {}", h.batch_length, kMinBatchLength)};
   }
+  // base_offset is outside the CRC: a damaged one must not make last_offset() overflow.
+  if ((h.last_offset_delta > 0 && h.base_offset > INT64_MAX - h.last_offset_delta) ||
+      (h.last_offset_delta < 0 && h.base_offset < INT64_MIN - h.last_offset_delta)) {
+    return Error{Errc::kCorruption,
+                 fmt::format("batch offsets {} + {} out of range", h.base_offset, h.last_offset_delta)};
+  }
   return h;
 }
 

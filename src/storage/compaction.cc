@@ -59,6 +59,7 @@ class BatchIterator {
   // Next whole batch, or an empty span at the end.
   Result<ByteSpan> next(record::BatchHeader& h) {
     if (pos_ >= end_) return ByteSpan();
+    if (end_ - pos_ < record::kBatchHeaderSize) return corrupt("partial batch header");
     HERALD_TRY(ensure(record::kBatchHeaderSize));
     HERALD_ASSIGN_OR_RETURN(h, record::parse_header(ByteSpan(buf_.data() + (pos_ - buf_pos_), record::kBatchHeaderSize)));
     const uint64_t size = h.size_bytes();

@@ -93,6 +93,27 @@ TEST(ParseHeader, NegativeBatchLengthIsCorruption) {
   EXPECT_EQ(h.error().code, Errc::kCorruption);
 }
 
+// base_offset is outside the CRC: a damaged one whose last offset would overflow int64 is
+// corruption (found under UBSan: recovery computed base_offset + last_offset_delta).
+TEST(ParseHeader, OffsetsWhoseLastOffsetOverflowsAreCorruption) {
+  for (auto [base, delta] : {std::pair<int64_t, int32_t>{INT64_MAX, 2}, {INT64_MAX - 1, 2}, {INT64_MIN, -1}}) {
+    BatchHeader s = sample_header();
+    s.base_offset = base;
+    s.last_offset_delta = delta;
+    Bytes buf(kBatchHeaderSize);
+    write_header(s, buf);
+    auto h = parse_header(buf);
+    ASSERT_FALSE(h.has_value()) << base << " + " << delta;
+    EXPECT_EQ(h.error().code, Errc::kCorruption);
+  }
+  BatchHeader s = sample_header();
+  s.base_offset = INT64_MAX - 2;
+  s.last_offset_delta = 2;
+  Bytes buf(kBatchHeaderSize);
+  write_header(s, buf);
+  ASSERT_TRUE(parse_header(buf).has_value());
+}
+
 TEST(ParseHeader, DoesNotCheckMagicCrcOrThatTheBatchIsPresent) {
   BatchHeader s = sample_header();
   s.magic = 1;

@@ -954,6 +954,22 @@ TEST(Compaction, AMarkerThatFailedToCommitIsRemovedByTheNextPass) {
   EXPECT_EQ(decode_all(*open_log(dir.path())), expected_after(all, active));
 }
 
+// A closed segment cut short inside its first batch header (damage a clean
+// start does not scan for): the pass reports corruption instead of reading
+// past the bytes it has (found under ASan).
+TEST(Compaction, ASegmentShorterThanABatchHeaderIsCorruption) {
+  TempDir dir;
+  closed_log_of_80(dir.path());
+  const auto files = segment_files(dir.path());
+  const auto victim = std::next(files.begin());
+  std::filesystem::resize_file(dir / fmt::format("{:020d}.log", victim->first), 30);
+  auto log = open_log(dir.path(), compact_config());
+  auto r = log->compact(kTs + 1000);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kCorruption);
+  EXPECT_NE(r.error().message.find("partial batch header"), std::string::npos) << r.error().message;
+}
+
 // A marker whose merged replacement is not on disk (only damage can do
 // that): open() fails with a message and touches no file.
 TEST(Compaction, OpenRefusesAMarkerWhoseMergedReplacementIsMissing) {
