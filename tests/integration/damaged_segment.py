@@ -104,6 +104,22 @@ def run(h):
     h.check_eq([(m.offset(), m.value()) for m in after], [(o, value(o)) for o in range(nxt, nxt + 100)],
                "a read past the damaged batch goes on")
 
+    # A damaged batch header (its magic byte) with no producer snapshot to start from (as after a
+    # crash before the first maintenance sweep): the idempotent-producer state is rebuilt by reading
+    # every batch header, which stops at the damage. The broker starts all the same (it refused to),
+    # and the records before the damage are still served.
+    b.stop()
+    os.remove(os.path.join(b.data_dir, "topics", "damaged", "0.producers"))
+    seg = os.path.join(b.data_dir, "topics", "damaged", "0", "00000000000000000000.log")
+    pos, base, _ = batches_of(seg)[len(batches_of(seg)) // 4]
+    with open(seg, "r+b") as f:
+        f.seek(pos + 16)  # magic
+        f.write(b"\x03")
+    b.start()
+    b.wait_log("idempotent-producer state rebuilt only up to damage")
+    got, error = read_until_error(b.bootstrap, "damaged")
+    h.check_eq(len(got), base, "after a restart without a producer snapshot: the records before the damaged header")
+
 
 if __name__ == "__main__":
     h = harness.setup("damaged_segment", default_deadline=240)

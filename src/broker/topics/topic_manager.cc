@@ -196,12 +196,20 @@ Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& 
   // (CreateTime, possibly days old for a backfill), and a producer that wrote just before a crash
   // must not expire at the restart.
   int64_t now = now_ms();
-  HERALD_TRY(p->log->for_each_batch(from, [&](const record::BatchHeader& h) {
+  auto replayed = p->log->for_each_batch(from, [&](const record::BatchHeader& h) {
     if (h.producer_id >= 0 && h.base_offset >= from) {
       p->producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence(), h.base_offset,
                           h.last_offset(), now);
     }
-  }));
+  });
+  if (!replayed && replayed.error().code != Errc::kCorruption) return replayed.error();
+  if (!replayed) {
+    // A damaged batch in a closed segment: reads of it fail (KAFKA_STORAGE_ERROR) and every other
+    // record stays readable, so the partition opens; only the producers' state after the damage is
+    // missing, so a retry of a batch written after it could be appended again.
+    HLOG_ERROR("{}: idempotent-producer state rebuilt only up to damage in the log: {}", topic_dir.string(),
+               replayed.error().to_string());
+  }
   p->producers.expire(now, kProducerExpirationMs);
   return p;
 }
