@@ -55,6 +55,7 @@ fs::path snapshot_path(const fs::path& topic_dir, int32_t index) {
 constexpr std::string_view kDeletedMarker = "~deleted-";
 // Topic directories without topic.json that hold records are renamed with this suffix.
 constexpr std::string_view kSetAsideExtension = ".no-metadata";
+constexpr size_t kMaxDirName = 255;  // NAME_MAX of ext4, xfs, btrfs
 
 // Whether a topic directory holds any non-empty segment file (in its partition directories).
 bool holds_records(const fs::path& topic_dir) {
@@ -142,11 +143,11 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
         continue;
       }
       // Records but no metadata: the file was lost or removed. Never delete data on a guess.
-      fs::path aside = entry.path();
-      aside += kSetAsideExtension;
-      for (int n = 2; fs::exists(aside); ++n) {  // set aside before, under the same name
-        aside = entry.path();
-        aside += fmt::format(".{}{}", n, kSetAsideExtension);
+      // Under its name, shortened to fit NAME_MAX (a topic name may take 249 of its 255 bytes).
+      const std::string stem = entry.path().filename().string().substr(0, kMaxDirName - 16);
+      fs::path aside = entry.path().parent_path() / (stem + std::string(kSetAsideExtension));
+      for (int n = 2; fs::exists(aside, ec); ++n) {  // set aside before, under the same name
+        aside = entry.path().parent_path() / fmt::format("{}.{}{}", stem, n, kSetAsideExtension);
       }
       fs::rename(entry.path(), aside, ec);
       if (ec) return Error{Errc::kIoError, fmt::format("rename {}: {}", entry.path().string(), ec.message())};
@@ -356,9 +357,10 @@ Result<void> TopicManager::remove(const std::string& name) {
   // Out of the way under a name no topic can have ('~') in one step, then gone: after a crash, or if
   // the removal fails, what is left is swept at the next start.
   std::error_code ec;
-  fs::path gone = dir;
-  gone += kDeletedMarker;
-  gone += hex(random_topic_id());
+  // The name shortened so that the whole fits NAME_MAX; the marker alone makes open() sweep it.
+  const std::string id = hex(random_topic_id());
+  fs::path gone = dir.parent_path() / (name.substr(0, kMaxDirName - std::string_view(kDeletedMarker).size() - id.size()) +
+                                       std::string(kDeletedMarker) + id);
   fs::rename(dir, gone, ec);
   if (ec) {  // metadata first, then the files (a directory without topic.json is no topic)
     gone = dir;

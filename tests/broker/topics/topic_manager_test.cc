@@ -360,5 +360,27 @@ TEST_F(TopicManagerTest, ADeletedTopicsDirectoryLeftByACrashIsRemovedAtOpen) {
   EXPECT_TRUE(left.empty()) << left.front();
 }
 
+// The longest topic name (249 characters): its delete goes through the one-step rename (the
+// marked name is shortened to fit NAME_MAX, where the full one did not fit), and one whose
+// topic.json is lost is set aside instead of stopping the open on "File name too long".
+TEST_F(TopicManagerTest, TheLongestTopicNameIsDeletedAndSetAsideWithinNameMax) {
+  const std::string name(249, 'Q');
+  const fs::path topics = dir_ / "topics";
+  ASSERT_TRUE(tm_->create(name, 1, {}));
+  append_as_producer(*tm_->find(name)->partition(0), 7, 0, wall_now_ms());
+  ASSERT_TRUE(tm_->remove(name));
+  EXPECT_TRUE(fs::is_empty(topics));
+  ASSERT_TRUE(tm_->create(name, 1, {}));
+  append_as_producer(*tm_->find(name)->partition(0), 7, 0, wall_now_ms());
+  tm_->close();
+  fs::remove(topics / name / "topic.json");
+  open();
+  EXPECT_EQ(tm_->find(name), nullptr);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(topics)) left.push_back(e.path().filename().string());
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_TRUE(left[0].ends_with(".no-metadata") && left[0].size() <= 255) << left[0];
+}
+
 }  // namespace
 }  // namespace herald::broker
