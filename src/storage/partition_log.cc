@@ -620,7 +620,14 @@ int64_t PartitionLog::log_start_offset() const { return log_start_.load(std::mem
 int64_t PartitionLog::log_end_offset() const { return log_end_.load(std::memory_order_acquire); }
 int64_t PartitionLog::durable_offset() const { return durable_.load(std::memory_order_acquire); }
 int64_t PartitionLog::high_watermark() const {
-  return always_.load(std::memory_order_relaxed) ? durable_offset() : log_end_offset();
+  // The policy read again after the value: a reader that saw interval must not return a log end
+  // holding appends made after set_config() switched to always (which they could not see after).
+  for (;;) {
+    const bool always = always_.load(std::memory_order_acquire);
+    const int64_t hw = always ? std::max(durable_offset(), always_floor_.load(std::memory_order_acquire))
+                              : log_end_offset();
+    if (always_.load(std::memory_order_acquire) == always) return hw;
+  }
 }
 
 Result<void> PartitionLog::close() {
@@ -670,13 +677,19 @@ void PartitionLog::set_config(const LogConfig& config) {
   const bool always = config.flush_policy == FlushPolicy::kAlways;
   if (always && !always_.load()) {
     // From interval to always: the high watermark becomes the durable offset.
-    // Sync what consumers can already read first, so that it does not go
-    // back; the second sync covers appends that raced with the switch.
+    // Consumers may already read up to the log end: the flip happens with
+    // appends held, and the high watermark stays at least that log end
+    // (always_floor_) until the second sync has made it durable, so it never
+    // goes back. The first sync makes the second one short.
     auto sync = [this] {
       if (auto r = sync_now(); !r) HLOG_ERROR("{}: sync for flush.policy=always: {}", dir_.string(), r.error().to_string());
     };
     sync();
-    always_.store(true);
+    {
+      std::lock_guard lock(append_mu_);
+      always_floor_.store(log_end_.load());
+      always_.store(true);
+    }
     sync();
   }
   always_.store(always);

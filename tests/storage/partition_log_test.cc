@@ -236,6 +236,43 @@ TEST(PartitionLog, HighWatermarkIsDurableOffsetUnderAlwaysAndLogEndUnderInterval
   EXPECT_EQ(log->high_watermark(), 15);
 }
 
+// The same switch while another thread appends: the high watermark a reader
+// sees never goes back (appends between the switch's first sync and the flip
+// were readable under interval, then hidden until the next sync).
+TEST(PartitionLog, SwitchingToAlwaysUnderAppendsNeverMovesTheHighWatermarkBack) {
+  TempDir dir;
+  Flusher flusher;
+  LogConfig interval;
+  interval.flush_policy = FlushPolicy::kInterval;
+  interval.flush_interval_ms = 100000;
+  auto log = open_log(dir.path(), interval, &flusher);
+  std::atomic<bool> stop{false};
+  std::atomic<int> backwards{0};
+  std::thread writer([&] {
+    while (!stop) ASSERT_TRUE(testing::append(*log, make_batch(1)));
+  });
+  std::thread reader([&] {
+    int64_t last = 0;
+    while (!stop) {
+      const int64_t hw = log->high_watermark();
+      if (hw < last) backwards++;
+      last = std::max(last, hw);
+    }
+  });
+  while (log->log_end_offset() < 1000) std::this_thread::yield();
+  for (int i = 0; i < 100; ++i) {
+    log->set_config(LogConfig{});
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    log->set_config(interval);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  stop = true;
+  writer.join();
+  reader.join();
+  EXPECT_EQ(backwards.load(), 0);
+  ASSERT_TRUE(log->close());
+}
+
 TEST(PartitionLog, IntervalPolicySyncsInTheBackground) {
   TempDir dir;
   Flusher flusher;
