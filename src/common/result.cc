@@ -17,6 +17,7 @@ const char* errc_name(Errc code) {
     case Errc::kOutOfRange: return "out of range";
     case Errc::kAlreadyExists: return "already exists";
     case Errc::kClosed: return "closed";
+    case Errc::kExhausted: return "resources exhausted";
   }
   return "unknown";
 }

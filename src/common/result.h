@@ -36,6 +36,7 @@ enum class Errc : uint8_t {
   kOutOfRange,       // an offset or index outside what exists
   kAlreadyExists,    // a create of something that exists
   kClosed,           // the object was closed or is shutting down
+  kExhausted,        // out of file descriptors or memory (EMFILE, ENFILE, ENOMEM): may work later
 };
 
 const char* errc_name(Errc code);

@@ -25,6 +25,11 @@ Error os_error(int err, std::string_view what, const std::filesystem::path& path
     case EEXIST:
       code = Errc::kAlreadyExists;
       break;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      code = Errc::kExhausted;
+      break;
     default:
       break;
   }

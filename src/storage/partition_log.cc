@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -474,7 +475,18 @@ Result<void> PartitionLog::sync_now() {
   }
   if (need_dir_sync) {
     auto r = fs_.sync_dir(dir_);
+    if (!r && r.error().code == Errc::kExhausted) {
+      // No descriptor (or memory) to open the directory with: nothing reached the disk wrongly, so
+      // the log stays usable. The acknowledgements wait; the flusher tries again 10 ms later.
+      if (!dir_sync_waiting_.exchange(true)) {
+        HLOG_WARN("{}: directory sync waits: {}", dir_.string(), r.error().to_string());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (flusher_ != nullptr) flusher_->notify(this);
+      return r.error();
+    }
     if (!r) return fail_log(r.error());
+    if (dir_sync_waiting_.exchange(false)) HLOG_INFO("{}: directory sync works again", dir_.string());
     for (auto& s : segs) s->dir_entry_synced = true;
   }
   if (target > durable_.load()) {

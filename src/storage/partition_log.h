@@ -262,7 +262,8 @@ class PartitionLog final : private FlushTarget {
   mutable std::mutex config_mu_;
   LogConfig config_;  // GUARDED_BY(config_mu_)
   std::atomic<bool> always_{true};
-  std::atomic<int64_t> always_floor_{0};  // the log end when flush.policy last became always (set_config)
+  std::atomic<int64_t> always_floor_{0};
+  std::atomic<bool> dir_sync_waiting_{false};  // the directory could not be opened to sync (EMFILE): retried  // the log end when flush.policy last became always (set_config)
 
   std::mutex maintenance_mu_;
   // A compaction swap failed after its commit point (or may have): until a reopen finishes it (or

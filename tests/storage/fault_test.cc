@@ -257,6 +257,36 @@ TEST(DiskFull, StickyEnospcFailsAppendsKeepsDataReadableAndRecovers) {
   EXPECT_EQ(read_all_batches(*log), ok_batches);
 }
 
+// Out of file descriptors when a new segment's directory entry is synced
+// (EMFILE from opening the directory): that sync fails and is tried again,
+// the log stays usable, and nothing counts as durable until it worked.
+TEST(Exhausted, ADirectorySyncWithoutADescriptorIsRetriedNotFatal) {
+  TempDir dir;
+  FaultFileSystem fs;
+  OpenOptions o;
+  o.fs = &fs;
+  auto log = PartitionLog::open(dir.path(), small_config(), nullptr, o).value();
+  Bytes first = make_batch(2, 100);
+  ASSERT_TRUE(log->append(first));
+  ASSERT_TRUE(log->flush());
+  const int64_t durable = log->durable_offset();
+  for (int i = 0; i < 20; ++i) {  // rolls: new segment files
+    Bytes b = make_batch(2, 100);
+    ASSERT_TRUE(log->append(b));
+  }
+  fs.fail_nth(FaultOp::kSyncDir, 1, EMFILE, /*sticky=*/true);
+  auto r = log->flush();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kExhausted) << r.error().to_string();
+  EXPECT_EQ(log->durable_offset(), durable);
+  fs.clear_faults();  // descriptors freed
+  ASSERT_TRUE(log->flush());
+  EXPECT_EQ(log->durable_offset(), log->log_end_offset());
+  auto more = make_batch(2, 100);
+  ASSERT_TRUE(log->append(more));
+  ASSERT_TRUE(log->close());
+}
+
 // A write fails and so does the truncate that would undo it: the log fails,
 // and a producer already waiting for an earlier batch to become durable is
 // answered with the error instead of waiting forever.

@@ -10,6 +10,7 @@ ErrorCode to_error_code(Errc code) {
     case Errc::kTruncated: return ErrorCode::kCorruptMessage;
     case Errc::kIoError: return ErrorCode::kKafkaStorageError;
     case Errc::kNoSpace: return ErrorCode::kKafkaStorageError;
+    case Errc::kExhausted: return ErrorCode::kKafkaStorageError;
     case Errc::kNotFound: return ErrorCode::kUnknownTopicOrPartition;
     case Errc::kInvalidArgument: return ErrorCode::kInvalidRequest;
     case Errc::kUnsupported: return ErrorCode::kUnsupportedVersion;
