@@ -544,6 +544,30 @@ TEST_P(Projection, EventsRemovedWhileTheReplicaRunsAreReported) {
   EXPECT_EQ(applied.load() + r->stats().removed_unread, 20) << "applied " << applied.load();
 }
 
+// Two instances with the cooperative-sticky assignor: the first gives up a
+// partition in an incremental revoke (which deadlocked the replica on its own
+// mutex) and both partitions' events are applied.
+TEST_P(Projection, CooperativeRebalanceHandsOverAPartition) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 2));
+  ASSERT_TRUE(create_fold_table(store()));
+  auto cfg = config(brokers_, "coop", "fold");
+  cfg.kafka.emplace_back("partition.assignment.strategy", "cooperative-sticky");
+  auto first = fold_replica(cfg);
+  int64_t last0 = send("fold", fold_event("a", 1), 0), last1 = send("fold", fold_event("b", 1), 1);
+  ASSERT_TRUE(*first->wait_until("fold", 0, last0, seconds(30)));
+  ASSERT_TRUE(*first->wait_until("fold", 1, last1, seconds(30)));
+  auto second = fold_replica(cfg);
+  ASSERT_TRUE(eventually([&] { return second->stats().rebalances > 0 && first->stats().rebalances > 1; }, seconds(30)));
+  last0 = send("fold", fold_event("a", 10), 0);
+  last1 = send("fold", fold_event("b", 10), 1);
+  ASSERT_TRUE(*first->wait_until("fold", 0, last0, seconds(30)));
+  ASSERT_TRUE(*first->wait_until("fold", 1, last1, seconds(30)));
+  EXPECT_TRUE(eventually([&] { return first->ready() && second->ready(); }, seconds(30)));
+  auto fold = *fold_of_db(store());
+  EXPECT_EQ(fold["a"], (FoldRow{2, 11}));
+  EXPECT_EQ(fold["b"], (FoldRow{2, 11}));
+}
+
 // wait_until with a timeout of "for ever" (milliseconds::max()) waits: the
 // deadline used to overflow and it returned false at once.
 TEST_P(Projection, WaitUntilForEverWaits) {

@@ -212,9 +212,13 @@ TEST_P(Sagas, FinishedSagasArePrunedAfterTheRetentionRunningOnesStay) {
   auto open = get("open");
   ASSERT_TRUE(open);
   EXPECT_EQ(open->state, SagaState::kRunning);
-  // Once pruned, the id may start a new saga.
+  // Once pruned, the id may start a new saga: another instance, whose command a runs (it used to
+  // get the first saga's stored refusal, and the new saga was compensated without a running).
   begin("refused");
   EXPECT_EQ(get("refused")->state, SagaState::kRunning);
+  EXPECT_TRUE(eventually([&] { return a_.effects("refused") == 1; }, seconds(20)))
+      << "a did not run the new saga's command";
+  EXPECT_EQ(get("refused")->state, SagaState::kRunning);  // at step b, which is down
 }
 
 TEST_P(Sagas, FailureAtFirstStepHasNothingToCompensate) {

@@ -589,13 +589,20 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
 
 void Replica::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts, bool cooperative) {
   if (!rd_kafka_assignment_lost(rk_.get())) commit_to_broker(true);
-  std::lock_guard lk(mu_);
-  if (!cooperative) {
-    parts_.clear();
-  } else {
-    for (int i = 0; i < parts->cnt; ++i) parts_.erase(PartKey(parts->elems[i].topic, parts->elems[i].partition));
+  bool holds_some = false;
+  {
+    std::lock_guard lk(mu_);
+    if (!cooperative) {
+      parts_.clear();
+    } else {
+      for (int i = 0; i < parts->cnt; ++i) parts_.erase(PartKey(parts->elems[i].topic, parts->elems[i].partition));
+    }
+    holds_some = !parts_.empty();
+    // Holding nothing until the next assignment has caught up: not ready (a saga orchestrator's
+    // deadline check, gated on ready(), must not run on replies it cannot read).
+    if (!holds_some) ready_.store(false);
   }
-  if (cooperative) update_ready();  // the partitions left may all be caught up
+  if (holds_some) update_ready();  // the partitions left may all be caught up
 }
 
 // The consumer reached the end of the partition at `offset` (everything

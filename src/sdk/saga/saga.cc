@@ -93,9 +93,12 @@ Result<std::optional<StoredSaga>> load(Tx& tx, std::string_view id) {
   return std::optional<StoredSaga>(std::move(row));
 }
 
-// The id of a step's command or compensation; a participant runs each id once.
-std::string command_id(std::string_view saga_id, int step, bool compensation) {
-  return fmt::format("{}/{}/{}", saga_id, step, compensation ? "undo" : "do");
+// The id of a step's command or compensation; a participant runs each id once. It names the saga
+// instance, not only its id: two sagas of different definitions under one id (an order and its
+// refund), or an id used again once its saga was pruned, are other instances whose commands must
+// run. Ends in "/do" or "/undo", so a participant derives a command's id from its compensation's.
+std::string command_id(const SagaInstance& s, bool compensation) {
+  return fmt::format("{}/{}/{}/{}/{}", s.saga, s.id, s.created_at_ms, s.step, compensation ? "undo" : "do");
 }
 
 Result<void> check_definition(const SagaDefinition& d) {
@@ -243,7 +246,7 @@ class SagaOrchestrator::Impl {
                 {"step", s.step},
                 {"step_name", step.name},
                 {"compensation", compensation},
-                {"command_id", command_id(s.id, s.step, compensation)},
+                {"command_id", command_id(s, compensation)},
                 {"reply_to", cfg_.reply_topic},
                 {"data", s.data}};
     HERALD_TRY(outbox_.add(tx, step.topic,
@@ -621,8 +624,10 @@ void handle_command(const std::string& participant, const Outbox& outbox, const 
     if (cmd.compensation) {
       // The step's command must never run after its compensation: it may still come (a dead letter
       // replayed after the saga was compensated); it then gets this refusal instead of running.
+      std::string do_id = cmd.command_id;
+      if (do_id.ends_with("/undo")) do_id.replace(do_id.size() - 4, 4, "do");
       json refused = {{"saga_id", cmd.saga_id}, {"step", cmd.step}, {"compensation", false},
-                      {"command_id", command_id(cmd.saga_id, cmd.step, false)}, {"ok", false},
+                      {"command_id", do_id}, {"ok", false},
                       {"reason", "compensated before it ran"}, {"data", json::object()}};
       auto ins = tx.exec("INSERT INTO herald_saga_commands(participant, command_id, reply, created_at) "
                          "VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING",
