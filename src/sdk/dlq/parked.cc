@@ -1,5 +1,6 @@
 #include "sdk/dlq/parked.h"
 
+#include <map>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -90,14 +91,13 @@ Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std:
   return from_rows(rows);
 }
 
-Result<std::vector<std::string>> parked_keys(Tx& tx, std::string_view group, std::string_view topic,
-                                             int32_t partition) {
-  HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT DISTINCT record_key FROM herald_parked WHERE group_id = ? "
-                                              "AND topic = ? AND partition_id = ?",
+Result<std::map<std::string, int64_t>> parked_heads(Tx& tx, std::string_view group, std::string_view topic,
+                                                    int32_t partition) {
+  HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT record_key, MIN(record_offset) FROM herald_parked WHERE "
+                                              "group_id = ? AND topic = ? AND partition_id = ? GROUP BY record_key",
                                               {group, topic, partition}));
-  std::vector<std::string> out;
-  out.reserve(rows.size());
-  for (const auto& r : rows) out.push_back(r.text(0));
+  std::map<std::string, int64_t> out;
+  for (const auto& r : rows) out.emplace(r.text(0), r.int64(1));
   return out;
 }
 

@@ -31,6 +31,7 @@
 //   HERALD_ASSIGN_OR_RETURN(auto n, dlq::replay_parked(*store, "billing", "users", "user-42"));
 #pragma once
 
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,9 +71,10 @@ Result<void> park(Tx& tx, const ParkedEvent& e);
 // Kafka: a key with parked events in two partitions has a chain in each.
 Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std::string_view topic,
                                             int32_t partition, std::string_view key);
-// Keys with a chain in (group, topic, partition).
-Result<std::vector<std::string>> parked_keys(Tx& tx, std::string_view group, std::string_view topic,
-                                             int32_t partition);
+// Keys with a chain in (group, topic, partition), each with the offset of its chain's first row
+// (only those two columns are read: a chain may hold many large events).
+Result<std::map<std::string, int64_t>> parked_heads(Tx& tx, std::string_view group, std::string_view topic,
+                                                    int32_t partition);
 struct ChainId {
   std::string topic;
   int32_t partition = 0;

@@ -500,11 +500,8 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
             }
             if (cfg_.ordered) {
               const int32_t partition = parts->elems[i].partition;
-              HERALD_ASSIGN_OR_RETURN(auto keys, dlq::parked_keys(tx, cfg_.group_id, topic, partition));
-              for (auto& k : keys) {
-                HERALD_ASSIGN_OR_RETURN(auto chain, dlq::load_chain(tx, cfg_.group_id, topic, partition, k));
-                if (!chain.empty()) chains[PartKey(topic, partition)][k] = chain.front().offset;
-              }
+              HERALD_ASSIGN_OR_RETURN(auto heads, dlq::parked_heads(tx, cfg_.group_id, topic, partition));
+              if (!heads.empty()) chains[PartKey(topic, partition)] = std::move(heads);
             }
           }
           return ok();
