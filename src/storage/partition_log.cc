@@ -694,7 +694,8 @@ void PartitionLog::set_config(const LogConfig& config) {
     // (always_floor_) until the second sync has made it durable, so it never
     // goes back. The first sync makes the second one short.
     auto sync = [this] {
-      if (auto r = sync_now(); !r) HLOG_ERROR("{}: sync for flush.policy=always: {}", dir_.string(), r.error().to_string());
+      auto r = sync_now();
+      if (!r) HLOG_ERROR("{}: sync for flush.policy=always: {}", dir_.string(), r.error().to_string());
     };
     sync();
     {

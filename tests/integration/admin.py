@@ -190,6 +190,13 @@ def confluent_part(h, b):
                ("0", "false", "9223372036854775807"), "describe_configs adm-b: Kafka's defaults for them")
     brk = describe(a, "0", ResourceType.BROKER)
     h.check(len(brk) > 0, f"describe_configs broker 0: {len(brk)} entries")
+    h.check_eq({k: brk[k].value for k in ("broker.id", "num.partitions", "auto.create.topics.enable",
+                                           "default.replication.factor", "log.dirs") if k in brk},
+               {"broker.id": "0", "num.partitions": "1", "auto.create.topics.enable": "false",  # --auto-create-topics false
+                "default.replication.factor": "1", "log.dirs": b.data_dir},
+               "describe_configs broker 0: the broker's own settings, under Kafka's names")
+    h.check(brk["num.partitions"].is_read_only and brk["listeners"].value == f"PLAINTEXT://{b.bootstrap}",
+            "describe_configs broker 0: read-only, listeners is the bound address", brk["listeners"].value)
     try:
         describe(a, "adm-none")
         h.check(False, "describe_configs of an unknown topic fails")

@@ -1,7 +1,8 @@
 // DescribeConfigs: a topic's configs (resource type 2) with their source (the
 // topic's own value, the broker-wide default its operator set, or the
 // built-in default) and synonyms, and the broker's defaults (type 4) under
-// their broker-wide names (log.retention.ms, ...), as Kafka reports them.
+// their broker-wide names (log.retention.ms, ...), as Kafka reports them, with
+// the broker's own settings (num.partitions, listeners, ...), read-only.
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -31,6 +32,56 @@ void add_synonyms(Entry& c, const ConfigDef& def, const TopicConfig* topic, cons
     c.synonyms.push_back({broker_name, defaults.get(def.name), static_cast<int8_t>(ConfigSource::kBroker)});
   }
   c.synonyms.push_back({broker_name, TopicConfig{}.get(def.name), static_cast<int8_t>(ConfigSource::kDefault)});
+}
+
+// The broker's own settings (`herald serve` flags, file, environment), read-only, under Kafka's
+// names, so that admin tools show what this broker runs with.
+void add_broker_settings(protocol::DescribeConfigsResponse::DescribeConfigsResult& out, BrokerImpl& b,
+                         const std::optional<std::vector<std::string>>& keys, bool documentation) {
+  const BrokerConfig& c = b.config();
+  const std::string listener = fmt::format("PLAINTEXT://{}:{}", c.listen_host, b.port());
+  const std::string advertised = fmt::format("PLAINTEXT://{}:{}", b.advertised_host(), b.port());
+  const struct {
+    std::string_view name;
+    std::string value;
+    ConfigType type;
+    std::string_view doc;
+  } settings[] = {
+      {"broker.id", std::to_string(c.node_id), ConfigType::kInt, "This node's id (Herald is one node)"},
+      {"listeners", listener, ConfigType::kList, "--listen"},
+      {"advertised.listeners", advertised, ConfigType::kList, "--advertised-host"},
+      {"log.dirs", c.data_dir.string(), ConfigType::kString, "--data-dir"},
+      {"auto.create.topics.enable", c.auto_create_topics ? "true" : "false", ConfigType::kBoolean,
+       "--auto-create-topics"},
+      {"num.partitions", std::to_string(c.default_partitions), ConfigType::kInt, "--num-partitions"},
+      {"default.replication.factor", "1", ConfigType::kShort, "Always 1: Herald is one node"},
+      {"delete.topic.enable", "true", ConfigType::kBoolean, "Topics can be deleted"},
+      {"offsets.topic.num.partitions", std::to_string(c.offsets_topic_partitions), ConfigType::kInt,
+       "Partitions of __consumer_offsets"},
+      {"offsets.topic.replication.factor", "1", ConfigType::kShort, "Always 1: Herald is one node"},
+      {"socket.request.max.bytes", std::to_string(c.socket_request_max_bytes), ConfigType::kInt,
+       "Largest request accepted"},
+      {"fetch.max.bytes", std::to_string(c.fetch_max_bytes), ConfigType::kInt, "Cap on a Fetch's max_bytes"},
+      {"group.min.session.timeout.ms", std::to_string(c.group_min_session_timeout_ms), ConfigType::kInt, ""},
+      {"group.max.session.timeout.ms", std::to_string(c.group_max_session_timeout_ms), ConfigType::kInt, ""},
+      {"group.initial.rebalance.delay.ms", std::to_string(c.group_initial_rebalance_delay_ms), ConfigType::kInt,
+       ""},
+      {"offsets.retention.minutes",
+       c.offsets_retention_ms < 0 ? std::string("-1") : std::to_string(c.offsets_retention_ms / 60000),
+       ConfigType::kInt, "-1: committed offsets never expire while their topic exists"},
+  };
+  for (const auto& s : settings) {
+    if (!wanted(keys, s.name)) continue;
+    auto& e = out.configs.emplace_back();
+    e.name = std::string(s.name);
+    e.value = s.value;
+    e.read_only = true;
+    e.config_source = static_cast<int8_t>(ConfigSource::kBroker);
+    e.is_default = false;
+    e.is_sensitive = false;
+    e.config_type = static_cast<int8_t>(s.type);
+    e.documentation = documentation ? std::optional<std::string>(s.doc) : std::nullopt;
+  }
 }
 
 }  // namespace
@@ -82,6 +133,7 @@ asio::awaitable<protocol::DescribeConfigsResponse> DescribeConfigsHandler::handl
       c.documentation = req.include_documentation ? std::optional<std::string>(def.doc) : std::nullopt;
       if (req.include_synonyms) add_synonyms(c, def, topic, defaults);
     }
+    if (!topic_cfg) add_broker_settings(out, b, r.configuration_keys, req.include_documentation);
   }
   co_return resp;
 }

@@ -359,8 +359,8 @@ Result<void> TopicManager::remove(const std::string& name) {
   std::error_code ec;
   // The name shortened so that the whole fits NAME_MAX; the marker alone makes open() sweep it.
   const std::string id = hex(random_topic_id());
-  fs::path gone = dir.parent_path() / (name.substr(0, kMaxDirName - std::string_view(kDeletedMarker).size() - id.size()) +
-                                       std::string(kDeletedMarker) + id);
+  const std::string kept = name.substr(0, kMaxDirName - kDeletedMarker.size() - id.size());
+  fs::path gone = dir.parent_path() / (kept + std::string(kDeletedMarker) + id);
   fs::rename(dir, gone, ec);
   if (ec) {  // metadata first, then the files (a directory without topic.json is no topic)
     gone = dir;
