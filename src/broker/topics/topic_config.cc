@@ -31,6 +31,24 @@ Result<double> parse_ratio(std::string_view name, std::string_view v) {
   return out;
 }
 
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  return v;
+}
+
+// The items of a comma-separated list value, each trimmed ("" is one empty item).
+std::vector<std::string_view> list_items(std::string_view v) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = v.find(',', start);
+    out.push_back(trim(v.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start)));
+    if (end == std::string_view::npos) return out;
+    start = end + 1;
+  }
+}
+
 constexpr int64_t kMaxLong = INT64_MAX;
 constexpr int64_t kMaxInt = INT32_MAX;
 
@@ -123,18 +141,13 @@ Result<void> check_inert(const ConfigDef& def, std::string_view v) {
       break;
   }
   if (v.empty() || v == "*") return ok();
-  for (size_t start = 0; start <= v.size();) {
-    size_t end = std::min(v.find(',', start), v.size());
-    auto item = v.substr(start, end - start);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+  for (std::string_view item : list_items(v)) {
     size_t colon = item.find(':');
     if (colon == std::string_view::npos || !parse_integer<int32_t>(name, item.substr(0, colon)) ||
         !parse_integer<int32_t>(name, item.substr(colon + 1))) {
       return Error{Errc::kInvalidArgument,
                    fmt::format("{}: '{}' is not * or a list of partition:broker", name, item)};
     }
-    start = end + 1;
   }
   return ok();
 }
@@ -157,21 +170,14 @@ ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults
 }
 
 Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
-  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);  // Kafka trims values
-  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  v = trim(v);  // as Kafka does
   const ConfigDef* def = find_topic_config(name);
   if (def == nullptr) return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
   if (def->inert) {
     HERALD_TRY(check_inert(*def, v));
   } else if (name == "cleanup.policy") {
     bool compact = false, del = false;
-    size_t start = 0;
-    while (start <= v.size()) {
-      size_t end = v.find(',', start);
-      if (end == std::string_view::npos) end = v.size();
-      auto item = v.substr(start, end - start);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    for (std::string_view item : list_items(v)) {
       if (item == "compact") {
         compact = true;
       } else if (item == "delete") {
@@ -179,7 +185,6 @@ Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
       } else {
         return Error{Errc::kInvalidArgument, fmt::format("cleanup.policy: '{}' is not delete or compact", item)};
       }
-      start = end + 1;
     }
     log.compact = compact;
     log.delete_retention = del;

@@ -1507,8 +1507,8 @@ std::vector<PartitionStatus> Replica::Impl::status() const {
 Result<bool> Replica::Impl::wait_until(std::string_view topic, int32_t partition, int64_t offset,
                                        milliseconds timeout) {
   // Clock::now() + milliseconds::max() overflows: a timeout beyond a century waits for ever.
-  const auto start = Clock::now();
-  const auto deadline = timeout >= std::chrono::hours(24 * 365 * 100) ? Clock::time_point::max() : start + timeout;
+  const auto deadline =
+      timeout >= std::chrono::hours(24 * 365 * 100) ? Clock::time_point::max() : Clock::now() + timeout;
   std::unique_lock lk(mu_);
   for (;;) {
     auto it = parts_.find(PartKey(std::string(topic), partition));
