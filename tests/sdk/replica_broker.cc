@@ -11,7 +11,7 @@ namespace herald::sdk::testing {
 
 std::unique_ptr<GroupBroker> GroupBroker::start(GroupBrokerOptions o) {
   broker::BrokerConfig cfg;
-  cfg.listen_port = 0;
+  cfg.listen_port = o.port;
   if (o.data_dir.empty()) {
     cfg.ephemeral = true;
   } else {

@@ -44,6 +44,7 @@ struct GroupBrokerOptions {
   int partitions = 1;                      // of auto-created topics
   int64_t maintenance_interval_ms = 30000; // retention/compaction sweep
   std::filesystem::path data_dir;          // empty = ephemeral
+  uint16_t port = 0;                       // 0 = ephemeral
 };
 
 // An embedded broker with no initial rebalance delay and a 500 ms minimum

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "replica_harness.h"
 #include "sdk/outbox/relay.h"
@@ -32,6 +33,7 @@ struct Participant {
   std::atomic<int> do_runs{0};
   std::atomic<int> undo_runs{0};
   std::atomic<bool> undo_fails{false};
+  std::atomic<bool> hold{false};  // "<name>.do" waits while set, its reply unsent
   std::unique_ptr<OutboxRelay> relay;
   std::unique_ptr<RunningReplica> replica;
 
@@ -39,6 +41,7 @@ struct Participant {
     SagaParticipant p(name, "/" + name, retention);
     p.on(name + ".do", [this](const SagaCommand& c, Tx& tx) -> SagaReply {
       do_runs++;
+      while (hold) std::this_thread::sleep_for(milliseconds(10));
       auto r = tx.exec("INSERT INTO effects(saga_id) VALUES(?) ON CONFLICT(saga_id) DO NOTHING", {c.saga_id});
       if (!r) throw std::runtime_error(r.error().to_string());
       if (c.data.value("fail", "") == name) return SagaReply::failure("refused by " + name);
@@ -75,7 +78,7 @@ struct Participant {
 class Sagas : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    broker_ = GroupBroker::start();
+    broker_ = GroupBroker::start({.data_dir = dir_.path() / "broker"});
     brokers_ = broker_->brokers();
     orch_db_ = open_test_store(GetParam(), dir_.path(), "orders");
     for (auto* p : {&a_, &b_}) {
@@ -148,6 +151,15 @@ class Sagas : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(reached) << id << " is " << (s ? saga_state_name(s->state) : "missing") << ", not "
                          << saga_state_name(state);
     return s.value_or(SagaInstance{});
+  }
+
+  // Stops the broker for `outage`, then starts it again on the same port and data.
+  void restart_broker(milliseconds outage) {
+    broker_->stop();
+    broker_.reset();
+    std::this_thread::sleep_for(outage);
+    const auto port = static_cast<uint16_t>(std::stoi(brokers_.substr(brokers_.rfind(':') + 1)));
+    broker_ = GroupBroker::start({.data_dir = dir_.path() / "broker", .port = port});
   }
 
   int finished(const std::string& id) {
@@ -307,6 +319,25 @@ TEST_P(Sagas, AStepDoesNotTimeOutWhileItsCommandIsStillInTheOutbox) {
   wait_state("s1", SagaState::kCompleted);
   EXPECT_EQ(a_.do_runs, 1);
   EXPECT_EQ(a_.undo_runs, 0);
+}
+
+// A broker outage longer than a step's timeout times no step out: no
+// deadline is checked while the broker is unreachable, and once it is back
+// every running step waits its full timeout again. Participant a has the
+// command and holds its reply across a 5 s outage; step_a's timeout is 3 s.
+TEST_P(Sagas, ABrokerOutageTimesNoStepOut) {
+  start_orchestrator(milliseconds(0), 10, /*step_a_timeout=*/milliseconds(3000));
+  a_.hold = true;
+  a_.start(brokers_);
+  b_.start(brokers_);
+  begin("s1");
+  ASSERT_TRUE(eventually([&] { return a_.do_runs >= 1; }, seconds(30)));
+  restart_broker(milliseconds(5000));
+  a_.hold = false;
+  auto s = wait_state("s1", SagaState::kCompleted);
+  EXPECT_EQ(s.reason, "");
+  EXPECT_EQ(a_.undo_runs, 0);
+  EXPECT_EQ(b_.do_runs, 1);
 }
 
 // Rows and replies of a saga this orchestrator has no definition for (another

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "sdk/envelope.h"
 #include "sdk/outbox/outbox.h"
+#include "sdk/replica/kafka_handles.h"
 
 namespace herald::sdk {
 namespace {
@@ -180,6 +181,7 @@ struct OutboxRelay::Impl {
       HERALD_TRY(set("bootstrap.servers", opt.brokers));
       HERALD_TRY(set("client.id", "herald-outbox-relay"));
       HERALD_TRY(set("linger.ms", "2"));
+      HERALD_TRY(set(kafka::kReconnectBackoffMaxKey, kafka::kReconnectBackoffMax));
       for (const auto& [k, v] : opt.kafka_config) HERALD_TRY(set(k, v));
       HERALD_TRY(set("enable.idempotence", "true"));
       HERALD_TRY(set("acks", "all"));

@@ -41,6 +41,7 @@ Result<ConfPtr> make_conf(const Properties& props) {
   ConfPtr conf(rd_kafka_conf_new());
   rd_kafka_conf_set_log_cb(conf.get(), on_client_log);
   char errstr[512];
+  (void)rd_kafka_conf_set(conf.get(), kReconnectBackoffMaxKey, kReconnectBackoffMax, errstr, sizeof errstr);
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
       return Error{Errc::kInvalidArgument, fmt::format("librdkafka property {}={}: {}", k, v, errstr)};

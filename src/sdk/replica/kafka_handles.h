@@ -66,8 +66,15 @@ using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 
 inline ListPtr make_list(int size = 0) { return ListPtr(rd_kafka_topic_partition_list_new(size)); }
 
-// A configuration holding `props` in order. kInvalidArgument names the key
-// librdkafka rejected.
+// librdkafka waits up to 10 s between reconnection attempts by default, so a
+// client could stay away that long after a broker restart; the SDK's clients
+// try again at least every second, as the Java client does. `props` may
+// override it.
+inline constexpr const char* kReconnectBackoffMaxKey = "reconnect.backoff.max.ms";
+inline constexpr const char* kReconnectBackoffMax = "1000";
+
+// A configuration holding kReconnectBackoffMax, then `props` in order.
+// kInvalidArgument names the key librdkafka rejected.
 Result<ConfPtr> make_conf(const Properties& props);
 
 // Creates a handle; takes ownership of `conf` (also on error).

@@ -30,6 +30,10 @@ int64_t now_ms() {
 // on_finished threw, the database) is tried again this much later.
 constexpr std::chrono::milliseconds kDeadlineRetry{10000};
 
+// How often the timer asks the broker whether it is there (every tick while it is not).
+constexpr std::chrono::milliseconds kProbeInterval{1000};
+constexpr int kProbeTimeoutMs = 1000;
+
 constexpr const char* kStateNames[] = {"running", "compensating", "completed", "compensated", "failed"};
 
 const char* kSagaTables =
@@ -224,12 +228,14 @@ class SagaOrchestrator::Impl {
       if (k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.")) props.emplace_back(k, v);
     }
     HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(props));
-    HERALD_ASSIGN_OR_RETURN(auto rk, kafka::make_handle(RD_KAFKA_PRODUCER, std::move(conf)));
+    HERALD_ASSIGN_OR_RETURN(probe_, kafka::make_handle(RD_KAFKA_PRODUCER, std::move(conf)));
     std::set<std::string> topics{cfg_.reply_topic, cfg_.events_topic};
     for (const auto& [_, d] : sagas_) {
       for (const auto& s : d.steps) topics.insert(s.topic);
     }
-    for (const auto& t : topics) HERALD_TRY(kafka::ensure_topic(rk.get(), t, cfg_.topic_partitions, milliseconds(30000)));
+    for (const auto& t : topics) {
+      HERALD_TRY(kafka::ensure_topic(probe_.get(), t, cfg_.topic_partitions, milliseconds(30000)));
+    }
     return ok();
   }
 
@@ -430,11 +436,68 @@ class SagaOrchestrator::Impl {
         last_prune = std::chrono::steady_clock::now();
         prune_finished();
       }
-      // Replies already in the log may still be unread (after a restart):
-      // time nothing out before the replica has caught up.
-      if (replica_->ready()) check_deadlines();
+      tick();
       lk.lock();
     }
+  }
+
+  // A broker outage holds every saga up, and after it the participants need a
+  // while to reconnect and rejoin their groups: while the broker is
+  // unreachable no deadline is checked, and once it is back every running
+  // step gets its full timeout again.
+  void tick() {
+    const auto now = std::chrono::steady_clock::now();
+    if (!reachable_ || now - last_probe_ >= kProbeInterval) {
+      last_probe_ = now;
+      const bool was = reachable_;
+      reachable_ = broker_reachable();
+      if (was && !reachable_) HLOG_WARN("saga: the broker is unreachable; no step times out until it is back");
+      if (!reachable_) outage_ = true;
+    }
+    // Replies already in the log may still be unread (after a restart or an
+    // outage): time nothing out before the replica has caught up.
+    if (!reachable_ || !replica_->ready()) return;
+    if (outage_) {
+      if (!restart_deadlines()) return;  // tried again at the next tick
+      outage_ = false;
+    }
+    check_deadlines();
+  }
+
+  bool broker_reachable() const {
+    const struct rd_kafka_metadata* md = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(probe_.get(), 0, nullptr, &md, kProbeTimeoutMs);
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+
+  // Every running step of this instance's sagas waits its full timeout from
+  // now, unless its deadline is later already. Idempotent, so instances
+  // sharing the database may each do it.
+  bool restart_deadlines() const {
+    const int64_t now = now_ms();
+    int64_t n = 0;
+    auto r = store_.run([&](Tx& tx) -> Result<void> {
+      n = 0;
+      for (const auto& [name, d] : sagas_) {
+        for (size_t i = 0; i < d.steps.size(); ++i) {
+          const int64_t deadline = deadline_for(d.steps[i], false, now);
+          if (deadline == 0) continue;
+          HERALD_ASSIGN_OR_RETURN(
+              int64_t k, tx.exec("UPDATE herald_sagas SET deadline_ms = ?, version = version + 1 WHERE saga = ? "
+                                 "AND step = ? AND state = 'running' AND deadline_ms > 0 AND deadline_ms < ?",
+                                 {deadline, name, static_cast<int64_t>(i), deadline}));
+          n += k;
+        }
+      }
+      return ok();
+    });
+    if (!r) {
+      HLOG_WARN("saga: restarting deadlines after an outage: {}", r.error().to_string());
+      return false;
+    }
+    HLOG_INFO("saga: the broker is back; {} running step(s) wait their full timeout again", n);
+    return true;
   }
 
   void prune_finished() const {
@@ -498,6 +561,12 @@ class SagaOrchestrator::Impl {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread timer_;
+  // The timer thread's: the last probe of the broker, its answer, and whether
+  // the broker was unreachable since deadlines were last restarted.
+  std::chrono::steady_clock::time_point last_probe_;
+  bool reachable_ = true;
+  bool outage_ = false;
+  kafka::HandlePtr probe_;  // a producer handle: creates topics, then probes the broker
 };
 
 SagaOrchestrator::SagaOrchestrator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
