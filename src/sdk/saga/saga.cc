@@ -147,6 +147,7 @@ class SagaOrchestrator::Impl {
   Impl(SagaOrchestratorConfig cfg, Store& store, std::vector<SagaDefinition> sagas)
       : cfg_(std::move(cfg)), store_(store), outbox_({.topic = "", .source = cfg_.source}) {
     for (auto& d : sagas) {
+      for (const auto& step : d.steps) max_timeout_ms_ = std::max<int64_t>(max_timeout_ms_, step.timeout.count());
       std::string name = d.name;
       sagas_.emplace(std::move(name), std::move(d));
     }
@@ -388,7 +389,9 @@ class SagaOrchestrator::Impl {
   }
 
   // A deadline passed: a step timed out, or a compensation is due for a resend.
-  Result<void> on_deadline(Tx& tx, std::string_view id) const {
+  // `unsent`: the saga's current command (or compensation) was in the outbox
+  // a moment ago.
+  Result<void> on_deadline(Tx& tx, std::string_view id, bool unsent) const {
     HERALD_ASSIGN_OR_RETURN(auto loaded, load(tx, id));
     if (!loaded) return ok();
     StoredSaga row = std::move(*loaded);
@@ -398,12 +401,8 @@ class SagaOrchestrator::Impl {
     if (d == nullptr) return Error{Errc::kNotFound, "no definition for its step here"};
     const SagaStep& step = d->steps[static_cast<size_t>(row.s.step)];
     // The command (or the compensation last sent) has not left the outbox: the
-    // broker or the relay is down, and no participant has seen it. That is no
-    // timeout and no failed attempt: the clock starts again. (A scan of the
-    // outbox, which holds only what is not yet published: an index on
-    // aggregate_id cost the SQLite relay ~25% of its backlog rate.)
-    HERALD_ASSIGN_OR_RETURN(auto unsent, tx.query_one("SELECT 1 FROM herald_outbox WHERE aggregate_id = ? AND topic = ?",
-                                                      {row.s.id, step.topic}));
+    // relay is down, and no participant has seen it. That is no timeout and no
+    // failed attempt: the clock starts again.
     if (unsent) {
       HLOG_DEBUG("saga {}: step {} not published yet; its deadline starts again", row.s.id, step.name);
       row.deadline_ms = deadline_for(step, row.s.state == SagaState::kCompensating, now);
@@ -515,46 +514,87 @@ class SagaOrchestrator::Impl {
     }
   }
 
+  // Handles the sagas whose deadline passed, and renews running steps whose
+  // command still waits in the outbox with less than half their timeout left,
+  // so a command the relay publishes late still has about half its timeout
+  // (without this, what was left of it). The outbox is scanned only when some
+  // saga is due or past half its timeout.
   void check_deadlines() const {
     if (sagas_.empty()) return;
+    const int64_t now = now_ms();
     // Only sagas this instance has definitions for: another version's are
     // that version's to time out, and must not hold up the LIMIT.
-    std::string sql = "SELECT saga_id, deadline_ms FROM herald_sagas WHERE deadline_ms > 0 AND deadline_ms <= ? AND saga IN (";
-    Params params{now_ms()};
+    std::string sql = "SELECT saga_id, saga, step, state, deadline_ms FROM herald_sagas WHERE deadline_ms > 0 AND "
+                      "deadline_ms <= ? AND saga IN (";
+    Params params{now + max_timeout_ms_ / 2};
     for (const auto& [name, def] : sagas_) {
       sql += params.size() > 1 ? ", ?" : "?";
       params.emplace_back(name);
     }
     sql += ") ORDER BY deadline_ms LIMIT 500";
-    std::vector<std::pair<std::string, int64_t>> due;
+    struct Due {
+      std::string id, saga;
+      int64_t step = 0;
+      std::string state;
+      int64_t deadline = 0;
+    };
+    std::vector<Due> due;
+    std::set<std::pair<std::string, std::string>> unsent;  // (saga id, topic) in the outbox
     auto r = store_.run([&](Tx& tx) -> Result<void> {
       due.clear();
+      unsent.clear();
       HERALD_ASSIGN_OR_RETURN(auto rows, tx.query(sql, params));
-      for (const auto& row : rows) due.emplace_back(row.text(0), row.int64(1));
+      if (rows.empty()) return ok();
+      // One scan of the outbox, which holds only what is not yet published (an
+      // index on aggregate_id cost the SQLite relay ~25% of its backlog rate).
+      std::string in = "SELECT aggregate_id, topic FROM herald_outbox WHERE aggregate_id IN (";
+      Params ids;
+      for (const auto& row : rows) {
+        due.push_back({row.text(0), row.text(1), row.int64(2), row.text(3), row.int64(4)});
+        in += ids.empty() ? "?" : ", ?";
+        ids.emplace_back(due.back().id);
+      }
+      HERALD_ASSIGN_OR_RETURN(auto waiting, tx.query(in + ")", ids));
+      for (const auto& w : waiting) unsent.emplace(w.text(0), w.text(1));
       return ok();
     }, 5, TxOptions{.read_only = true});
     if (!r) {
       HLOG_WARN("saga: reading deadlines: {}", r.error().to_string());
       return;
     }
-    for (const auto& [id, deadline] : due) {
+    for (const auto& s : due) {
+      const auto def = sagas_.find(s.saga);
+      const bool known = def != sagas_.end() && s.step >= 0 && static_cast<size_t>(s.step) < def->second.steps.size();
+      const SagaStep* step = known ? &def->second.steps[static_cast<size_t>(s.step)] : nullptr;
+      const bool waiting = step != nullptr && unsent.count({s.id, step->topic}) > 0;
+      if (s.deadline > now) {  // not due: renewed if its command still waits with under half its timeout left
+        if (waiting && s.state == saga_state_name(SagaState::kRunning) && s.deadline - now < step->timeout.count() / 2) {
+          renew_deadline(s.id, s.deadline, deadline_for(*step, false, now));
+        }
+        continue;
+      }
       Result<void> done = ok();
       try {
-        done = store_.run([&](Tx& tx) { return on_deadline(tx, id); });
+        done = store_.run([&](Tx& tx) { return on_deadline(tx, s.id, waiting); });
       } catch (const std::exception& e) {  // from on_finished
         done = Error{Errc::kInvalidArgument, e.what()};
       }
       if (!done && done.error().code != Errc::kAlreadyExists) {
         // Tried again later, not at once: a saga that keeps failing here must not keep the others waiting.
-        HLOG_WARN("saga {}: deadline: {}; trying again in {} s", id, done.error().to_string(),
+        HLOG_WARN("saga {}: deadline: {}; trying again in {} s", s.id, done.error().to_string(),
                   kDeadlineRetry.count() / 1000);
-        (void)store_.run([&](Tx& tx) -> Result<void> {
-          HERALD_TRY(tx.exec("UPDATE herald_sagas SET deadline_ms = ? WHERE saga_id = ? AND deadline_ms = ?",
-                             {now_ms() + kDeadlineRetry.count(), id, deadline}));
-          return ok();
-        });
+        renew_deadline(s.id, s.deadline, now_ms() + kDeadlineRetry.count());
       }
     }
+  }
+
+  // Moves saga `id`'s deadline from `from` to `to`, unless it changed meanwhile.
+  void renew_deadline(const std::string& id, int64_t from, int64_t to) const {
+    auto r = store_.run([&](Tx& tx) -> Result<void> {
+      HERALD_TRY(tx.exec("UPDATE herald_sagas SET deadline_ms = ? WHERE saga_id = ? AND deadline_ms = ?", {to, id, from}));
+      return ok();
+    });
+    if (!r) HLOG_WARN("saga {}: moving its deadline: {}", id, r.error().to_string());
   }
 
   std::mutex mu_;
@@ -566,6 +606,7 @@ class SagaOrchestrator::Impl {
   std::chrono::steady_clock::time_point last_probe_;
   bool reachable_ = true;
   bool outage_ = false;
+  int64_t max_timeout_ms_ = 0;   // the longest step timeout of this instance's sagas
   kafka::HandlePtr probe_;  // a producer handle: creates topics, then probes the broker
 };
 
