@@ -117,7 +117,14 @@ Result<void> BrokerImpl::start() {
   storage::IndexCache::global().set_budget(config_.index_cache_bytes);
   flusher_ = std::make_unique<storage::Flusher>(config_.flush_threads);
   HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get()));
-  HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids"));
+  int64_t max_producer_id = -1;
+  for (const auto& t : topics_->list()) {
+    for (const auto& p : t->partitions()) {
+      std::lock_guard lk(p->append_mu);
+      max_producer_id = std::max(max_producer_id, p->producers.max_producer_id());
+    }
+  }
+  HERALD_ASSIGN_OR_RETURN(producer_ids_, ProducerIdAllocator::open(config_.data_dir / "producer_ids", max_producer_id));
   int64_t recovery_ms = (mono_ns() - t0) / 1000000;
 
   const int threads = std::max(1, config_.threads);

@@ -10,8 +10,10 @@ Then, with raw requests, retries after DeleteRecords: a producer's batches
 removed by DeleteRecords up to the high watermark keep its sequence state,
 so a retry of its last batch is answered with the original offset (not
 appended again) and a sequence gap is still OUT_OF_ORDER_SEQUENCE_NUMBER;
-the same after a clean restart.
+the same after a clean restart. Then the producer_ids file deleted, and
+damaged: the broker starts and a new producer's first batch is appended.
 """
+import os
 import struct
 import time
 
@@ -178,6 +180,33 @@ def retries_after_delete_records(h, b):
             b.start()
 
 
+def producer_ids_lost(h, b):
+    """A missing or damaged producer_ids file: the broker starts and hands out
+    producer ids above every one in the logs, so a new producer's first batch
+    is appended, not answered as a duplicate of an old producer's."""
+    topic = "idempotent-purged"
+    path = os.path.join(b.data_dir, "producer_ids")
+    for damage in ("deleted", "damaged"):
+        b.stop()
+        if damage == "deleted":
+            os.unlink(path)
+        else:
+            with open(path, "wb") as f:
+                f.write(b"\x07garbage")
+        b.start()
+        with kwire.Conn("127.0.0.1", b.port) as c:
+            end = c.list_offsets(topic, 0, -1)[2]
+            err, pid, epoch = c.init_producer_id()
+            h.check(err == 0 and pid >= 1000, f"producer_ids {damage}: a new producer id above those in the logs",
+                    f"error {err}, producer id {pid}")
+            batch = kwire.build_batch([(b"k", b"new", [])], producer=(pid, epoch, 0))
+            h.check_eq(c.produce(topic, 0, batch)[:2], (0, end), f"producer_ids {damage}: its first batch is appended")
+            h.check_eq(c.list_offsets(topic, 0, -1)[2], end + 1, f"producer_ids {damage}: log end")
+        with open(b.log_path) as f:
+            h.check(f"producer_ids: {damage if damage == 'damaged' else 'missing'}" in f.read(),
+                    f"producer_ids {damage}: logged")
+
+
 def run(h):
     n = h.args.count
     b = h.broker().start()
@@ -202,6 +231,7 @@ def run(h):
 
     check_batches(h, b.port, n)
     retries_after_delete_records(h, b)
+    producer_ids_lost(h, b)
     b.stop()
     log(f"figures: produce {n / pdt:,.0f} msg/s, consume {n / cdt:,.0f} msg/s")
 

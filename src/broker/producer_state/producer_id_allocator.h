@@ -15,7 +15,13 @@ class ProducerIdAllocator {
  public:
   static constexpr int64_t kBlockSize = 1000;
   // Loads `path` (format: version u8 = 1, next_block_start i64, crc32c u32).
-  static Result<std::unique_ptr<ProducerIdAllocator>> open(std::filesystem::path path);
+  // `max_in_logs`: the highest producer id the partitions' producer state
+  // knows (-1 if none). Ids handed out start above it whatever the file says:
+  // a file that is missing or damaged (logged) must not make the broker give
+  // a new producer the id of one whose batches are in the logs, whose
+  // sequence numbers would then answer the new producer's first batches as
+  // duplicates, acknowledged and never written.
+  static Result<std::unique_ptr<ProducerIdAllocator>> open(std::filesystem::path path, int64_t max_in_logs);
   Result<int64_t> next();
 
  private:

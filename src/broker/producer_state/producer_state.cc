@@ -41,6 +41,12 @@ void ProducerStateTable::record(int64_t producer_id, int16_t epoch, int32_t firs
   e.last_append_ms = std::max(e.last_append_ms, now_ms);
 }
 
+int64_t ProducerStateTable::max_producer_id() const {
+  int64_t max = -1;
+  for (const auto& [pid, _] : producers_) max = std::max(max, pid);
+  return max;
+}
+
 void ProducerStateTable::expire(int64_t now_ms, int64_t expiration_ms) {
   for (auto it = producers_.begin(); it != producers_.end();) {
     // By idle time only, as Kafka since 2.4 (KIP-360): a producer whose batches DeleteRecords or

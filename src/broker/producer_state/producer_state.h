@@ -56,6 +56,8 @@ class ProducerStateTable {
   // Drops producers idle longer than `expiration_ms`; the log start does not matter.
   void expire(int64_t now_ms, int64_t expiration_ms);
   size_t size() const { return producers_.size(); }
+  // The highest producer id in the table, or -1.
+  int64_t max_producer_id() const;
   // The base offset of each producer's newest batch, ascending: compaction
   // must keep these batches (empty if need be) so that a restart that rebuilds
   // this table from the log still knows every producer's last sequence.
