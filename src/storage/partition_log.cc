@@ -231,15 +231,18 @@ Result<void> PartitionLog::recover() {
     std::vector<std::shared_ptr<Segment>> scanned_segments;
     int64_t min_offset = it->first;
     bool first_scanned = true;
+    const std::string aside = fmt::format(".set-aside-{}", clock_());  // names what recovery does not trust
     for (; it != segments_.end(); ++it) {
       auto& seg = it->second;
       if (!first_scanned && seg->base_offset() != min_offset) {
         // Each segment starts where the previous one ends (compaction keeps
         // every segment's last batch, if need be empty). A gap means the
-        // previous one lost its tail in the crash: nothing from here on is trusted.
-        HLOG_WARN("{}: segment {} does not follow the previous one (ends at {}); dropping it and later ones",
-                  dir_.string(), seg->base_offset(), min_offset);
-        for (auto later = it; later != segments_.end(); ++later) HERALD_TRY(later->second->remove_files());
+        // previous one lost its tail in the crash, or a segment file was lost:
+        // nothing from here on is trusted, but it is set aside, not deleted.
+        HLOG_ERROR("{}: segment {} does not follow the previous one (ends at {}); it and later ones are set aside "
+                   "as *{}, the log continues from {}",
+                   dir_.string(), seg->base_offset(), min_offset, aside, min_offset);
+        for (auto later = it; later != segments_.end(); ++later) HERALD_TRY(later->second->set_aside(aside));
         segments_.erase(it, segments_.end());
         removed_any = true;
         break;
@@ -262,11 +265,12 @@ Result<void> PartitionLog::recover() {
         HERALD_TRY(seg->truncate_to(scan.valid_bytes));
         if (scan.start == 0) seg->mark_verified(scan.valid_bytes);
         seg->set_index(std::move(scan.index));
-        // Nothing after the first invalid byte is trusted: drop later segments.
+        // Nothing after the first invalid byte is trusted: later segments are set aside.
         for (auto later = std::next(it); later != segments_.end(); ++later) {
-          HLOG_WARN("{}: deleting {} after the truncation point", dir_.string(),
-                    later->second->path(kLogSuffix).filename().string());
-          HERALD_TRY(later->second->remove_files());
+          HLOG_ERROR("{}: {} lies after the truncation point; set aside as {}{}", dir_.string(),
+                     later->second->path(kLogSuffix).filename().string(),
+                     later->second->path(kLogSuffix).filename().string(), aside);
+          HERALD_TRY(later->second->set_aside(aside));
         }
         segments_.erase(std::next(it), segments_.end());
         removed_any = true;

@@ -300,6 +300,18 @@ Result<void> Segment::remove_files() {
   return ok();
 }
 
+Result<void> Segment::set_aside(std::string_view suffix) {
+  retire();
+  for (const char* kind : {kLogSuffix, kIndexSuffix, kTimeIndexSuffix}) {
+    auto from = path(kind);
+    auto to = from;
+    to += suffix;
+    auto r = fs_.rename(from, to);
+    if (!r && r.error().code != Errc::kNotFound) return r;
+  }
+  return ok();
+}
+
 Result<record::BatchHeader> BatchHeaderReader::at(uint64_t position) {
   auto corrupt = [&](std::string why) {
     return Error{Errc::kCorruption,

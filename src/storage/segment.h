@@ -136,6 +136,10 @@ class Segment : public std::enable_shared_from_this<Segment> {
   // Unlinks .log, .index, .timeindex (missing files are fine) and retires
   // the segment. Open File handles stay readable.
   Result<void> remove_files();
+  // Renames .log, .index, .timeindex to NAME + `suffix` (missing files are
+  // fine), where nothing reads them again, and retires the segment: what
+  // recovery cannot trust is kept for the operator, not deleted.
+  Result<void> set_aside(std::string_view suffix);
   // The file names now belong to someone else (deleted, or replaced by
   // compaction): never write index files for this object again. Taken under
   // the index lock, so a reader rebuilding this segment's index (which writes

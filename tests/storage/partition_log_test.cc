@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -439,6 +440,38 @@ void write_closed_log(const std::filesystem::path& dir, std::vector<Bytes>& all)
     ASSERT_TRUE(log->append(all.back()));
   }
   ASSERT_TRUE(log->close());
+}
+
+// A segment file lost with the checkpoint: recovery cannot trust what follows
+// the gap, and sets those segments aside (renamed, never read again) instead
+// of deleting them.
+TEST(PartitionLog, SegmentsAfterAGapAreSetAsideNotDeleted) {
+  TempDir base;
+  std::vector<Bytes> all;
+  write_closed_log(base / "p", all);
+  std::vector<std::string> logs;
+  for (const auto& e : std::filesystem::directory_iterator(base / "p")) {
+    if (e.path().extension() == ".log") logs.push_back(e.path().filename().string());
+  }
+  std::sort(logs.begin(), logs.end());
+  ASSERT_GE(logs.size(), 4u);
+  std::filesystem::remove(base / "p" / logs[1]);
+  std::filesystem::remove(base / "p" / "checkpoint");
+  const int64_t first_end = std::stoll(logs[1].substr(0, 20));
+  for (int reopen = 0; reopen < 2; ++reopen) {
+    auto log = open_log(base / "p", small_config());
+    EXPECT_EQ(log->log_end_offset(), first_end);
+    EXPECT_EQ(read_all_batches(*log), std::vector<Bytes>(all.begin(), all.begin() + first_end / 3));
+  }
+  size_t aside = 0;
+  for (const auto& e : std::filesystem::directory_iterator(base / "p")) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".log.set-aside-") != std::string::npos) {
+      ++aside;
+      EXPECT_GT(std::filesystem::file_size(e.path()), 0u) << name;
+    }
+  }
+  EXPECT_EQ(aside, logs.size() - 2);  // every segment after the lost one, with its bytes
 }
 
 TEST(PartitionLog, FlippedByteInTheMiddleOfAClosedSegmentIsReportedNotServed) {
