@@ -548,6 +548,41 @@ def pipelined_requests(h, b):
                 f"DescribeConfigs with an empty key list: all {len(every_null)} configs", f"got {sorted(every)}")
 
 
+def old_admin_versions(h, b):
+    """CreateTopics v0 and v1, DescribeConfigs v0 and DeleteTopics v0, which older client
+    libraries' admin sends (Kafka 3.x serves them), answered in their own layouts."""
+    from kwire import array, i8, i16, i32, string
+    topic = "old-admin-versions"
+    cfg = lambda kv: string(kv[0]) + string(kv[1])  # noqa: E731
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        lo = {k: v[0] for k, v in c.api_versions().items()}
+        h.check_eq((lo[19], lo[20], lo[32]), (0, 0, 0), "ApiVersions: CreateTopics, DeleteTopics, DescribeConfigs from v0")
+        body = array([topic], lambda t: string(t) + i32(2) + i16(1) + array([], None) +
+                      array([("retention.ms", "3600000")], cfg)) + i32(10000)
+        r = c.request(19, 0, body)
+        h.check_eq(r.array(lambda r: (r.string(), r.i16())), [(topic, 0)], "CreateTopics v0: created")
+        r = c.request(19, 1, body + i8(0))
+        res = r.array(lambda r: (r.string(), r.i16(), r.string()))
+        h.check(len(res) == 1 and res[0][:2] == (topic, 36) and topic in (res[0][2] or ""),
+                "CreateTopics v1: TOPIC_ALREADY_EXISTS with a message naming the topic", str(res))
+        r = c.request(32, 0, array([topic], lambda t: i8(2) + string(t) + i32(-1)))  # null keys: all
+        r.i32()  # throttle
+
+        def entry(r):
+            return r.string(), r.string(), r.bool(), r.bool(), r.bool()  # name, value, read-only, default, sensitive
+
+        res = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.string(), r.array(entry)))
+        h.check_eq([x[:4] for x in res], [(0, None, 2, topic)], "DescribeConfigs v0: one result")
+        got = {e[0]: e for e in res[0][4]}
+        h.check_eq(got.get("retention.ms"), ("retention.ms", "3600000", False, False, False),
+                   "DescribeConfigs v0: an override is not default")
+        h.check_eq(got.get("cleanup.policy"), ("cleanup.policy", "delete", False, True, False),
+                   "DescribeConfigs v0: a default is marked default")
+        r = c.request(20, 0, array([topic], string) + i32(10000))
+        h.check_eq(r.array(lambda r: (r.string(), r.i16())), [(topic, 0)], "DeleteTopics v0: deleted")
+        h.check_eq(c.metadata([topic])[topic][0], 3, "Metadata: the topic is gone (UNKNOWN_TOPIC_OR_PARTITION)")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
                              "--maintenance-interval-ms", "200"]).start()
@@ -558,6 +593,7 @@ def run(h):
     idle_retention(h, b)
     delete_while_fetching(h, b)
     pipelined_requests(h, b)
+    old_admin_versions(h, b)
     b.stop()
 
 

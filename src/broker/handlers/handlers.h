@@ -18,17 +18,19 @@ namespace herald::broker {
 
 // Version ranges advertised in ApiVersions. Produce v0-2 are advertised (librdkafka compresses
 // only when Produce starts at v0, KAFKA-18659) but answered UNSUPPORTED_VERSION per partition.
+// CreateTopics v0-1, DeleteTopics v0 and DescribeConfigs v0 (gone in Kafka 4.0, served by 3.x)
+// are what older client libraries' admin sends (Sarama 1.22, Debian 12's, for any version).
 HERALD_HANDLER(Produce, 0, 11);
 HERALD_HANDLER(Fetch, 4, 12);
 HERALD_HANDLER(ListOffsets, 0, 9);
 HERALD_HANDLER(Metadata, 0, 12);
 HERALD_HANDLER(ApiVersions, 0, 4);
-HERALD_HANDLER(CreateTopics, 2, 7);
-HERALD_HANDLER(DeleteTopics, 1, 6);
+HERALD_HANDLER(CreateTopics, 0, 7);
+HERALD_HANDLER(DeleteTopics, 0, 6);
 HERALD_HANDLER(DeleteRecords, 0, 2);
 HERALD_HANDLER(InitProducerId, 0, 5);
 HERALD_HANDLER(OffsetForLeaderEpoch, 2, 4);
-HERALD_HANDLER(DescribeConfigs, 1, 4);
+HERALD_HANDLER(DescribeConfigs, 0, 4);
 HERALD_HANDLER(AlterConfigs, 0, 2);
 HERALD_HANDLER(CreatePartitions, 0, 3);
 HERALD_HANDLER(IncrementalAlterConfigs, 0, 1);
