@@ -14,6 +14,7 @@
 
 #include "broker/broker_impl.h"
 #include "broker/group/group_coordinator.h"
+#include "broker/group/offsets_format.h"
 #include "broker/server/connection.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -116,7 +117,9 @@ Result<void> BrokerImpl::start() {
 
   storage::IndexCache::global().set_budget(config_.index_cache_bytes);
   flusher_ = std::make_unique<storage::Flusher>(config_.flush_threads);
-  HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get()));
+  HERALD_ASSIGN_OR_RETURN(topics_, TopicManager::open(config_.data_dir, config_.topic_defaults, flusher_.get(),
+                                                      {{std::string(group::kOffsetsTopic),
+                                                        group::offsets_topic_configs()}}));
   int64_t max_producer_id = -1;
   for (const auto& t : topics_->list()) {
     for (const auto& p : t->partitions()) {

@@ -382,12 +382,8 @@ Result<std::shared_ptr<Topic>> GroupCoordinator::offsets_topic() {
 Result<void> GroupCoordinator::ensure_offsets_topic_locked() {
   if (offsets_topic_) return ok();
   if (stopped_.load()) return Error{Errc::kClosed, "group coordinator stopped"};
-  std::map<std::string, std::string> configs = {
-      {"cleanup.policy", "compact"},
-      {"flush.policy", "always"},      // commits are answered only once durable
-      {"segment.bytes", "104857600"},  // Kafka's offsets.topic.segment.bytes
-  };
-  auto created = topics_.create(std::string(kOffsetsTopic), offsets_partitions_, configs, false, /*internal=*/true);
+  auto created = topics_.create(std::string(kOffsetsTopic), offsets_partitions_, offsets_topic_configs(), false,
+                                /*internal=*/true);
   if (!created) return Error{created.error().code, fmt::format("creating {}: {}", kOffsetsTopic, created.error().message)};
   HLOG_INFO("created {} with {} partitions", kOffsetsTopic, offsets_partitions_);
   return adopt_offsets_topic(std::move(*created));

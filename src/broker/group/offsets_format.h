@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,15 @@
 namespace herald::broker::group {
 
 inline constexpr std::string_view kOffsetsTopic = "__consumer_offsets";
+
+// The config overrides kOffsetsTopic is created with.
+inline std::map<std::string, std::string> offsets_topic_configs() {
+  return {
+      {"cleanup.policy", "compact"},
+      {"flush.policy", "always"},      // commits are answered only once durable
+      {"segment.bytes", "104857600"},  // Kafka's offsets.topic.segment.bytes
+  };
+}
 
 // java.lang.String.hashCode() of the UTF-16 form of `utf8` (malformed UTF-8
 // bytes count as U+FFFD, as Java's decoder replaces them).

@@ -67,6 +67,20 @@ bool holds_records(const fs::path& topic_dir) {
   return static_cast<bool>(ec);  // unreadable: assume it does
 }
 
+// topic.json of the topic in `dir`, checked: name, partition count and id present.
+Result<json> read_meta(const fs::path& dir) {
+  const fs::path path = dir / "topic.json";
+  auto raw = read_whole_file(path);
+  if (!raw) return Error{raw.error().code, fmt::format("{}: {}", path.string(), raw.error().message)};
+  json meta = json::parse(raw->begin(), raw->end(), nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded() || !meta.is_object() || !meta.contains("name") || !meta["name"].is_string() ||
+      !meta.contains("partitions") || !meta["partitions"].is_number_integer() ||
+      !unhex(meta.value("id", std::string()))) {
+    return Error{Errc::kCorruption, fmt::format("{}: unreadable topic metadata", path.string())};
+  }
+  return meta;
+}
+
 }  // namespace
 
 DataNotifier::Id DataNotifier::add(std::function<void()> fn) {
@@ -122,7 +136,7 @@ bool valid_topic_name(std::string_view name) {
 }
 
 Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_dir, TopicConfig defaults,
-                                                         storage::Flusher* flusher) {
+                                                         storage::Flusher* flusher, const InternalTopics& internal) {
   std::error_code ec;
   fs::create_directories(data_dir / "topics", ec);
   if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", (data_dir / "topics").string(), ec.message())};
@@ -133,6 +147,14 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
       HLOG_INFO("removing the directory of a deleted topic, {}", entry.path().string());
       fs::remove_all(entry.path(), ec);
       continue;
+    }
+    if (auto it = internal.find(entry.path().filename().string()); it != internal.end()) {
+      auto meta = read_meta(entry.path());
+      if (!meta) {
+        HLOG_ERROR("{}; writing it again", meta.error().message);
+        HERALD_ASSIGN_OR_RETURN(bool rebuilt, mgr->rebuild_meta(entry.path(), it->first, it->second));
+        if (!rebuilt) continue;
+      }
     }
     if (!fs::exists(entry.path() / "topic.json")) {
       if (entry.path().extension() == kSetAsideExtension) continue;
@@ -157,8 +179,14 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
                  entry.path().string(), aside.string());
       continue;
     }
-    HERALD_ASSIGN_OR_RETURN(auto topic, mgr->load_topic(entry.path()));
-    mgr->topics_.emplace(topic->name(), std::move(topic));
+    auto topic = mgr->load_topic(entry.path());
+    if (!topic && topic.error().code == Errc::kCorruption) {
+      return Error{Errc::kCorruption, fmt::format("{} (restore it from a backup; or move {} out of the data dir to "
+                                                  "start without that topic)",
+                                                  topic.error().message, entry.path().string())};
+    }
+    if (!topic) return std::move(topic).error();
+    mgr->topics_.emplace((*topic)->name(), std::move(*topic));
   }
   return mgr;
 }
@@ -216,11 +244,7 @@ Result<std::shared_ptr<Partition>> TopicManager::open_partition(const fs::path& 
 }
 
 Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
-  HERALD_ASSIGN_OR_RETURN(Bytes raw, read_whole_file(dir / "topic.json"));
-  json meta = json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded() || !meta.contains("name") || !meta.contains("partitions")) {
-    return Error{Errc::kCorruption, fmt::format("{}: unreadable topic metadata", (dir / "topic.json").string())};
-  }
+  HERALD_ASSIGN_OR_RETURN(json meta, read_meta(dir));
   TopicConfig config = defaults_;
   config.overrides.clear();  // the broker's defaults stay defaults (a later restart may change them)
   const json configs = meta.value("configs", json::object());
@@ -234,7 +258,6 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
     }
   }
   auto id = unhex(meta.value("id", std::string()));
-  if (!id) return Error{Errc::kCorruption, fmt::format("{}: bad topic id", dir.string())};
   auto topic = std::make_shared<Topic>(meta["name"].get<std::string>(), *id, meta.value("internal", false), config);
   int32_t n = meta["partitions"].get<int32_t>();
   for (int32_t i = 0; i < n; ++i) {
@@ -242,6 +265,31 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
     topic->partitions_.push_back(std::move(p));
   }
   return topic;
+}
+
+Result<bool> TopicManager::rebuild_meta(const fs::path& dir, const std::string& name,
+                                        const std::map<std::string, std::string>& configs) {
+  int32_t partitions = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && !n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), ::isdigit)) {
+      partitions = std::max(partitions, std::stoi(n) + 1);
+    }
+  }
+  if (ec) return Error{Errc::kIoError, fmt::format("list {}: {}", dir.string(), ec.message())};
+  if (partitions == 0) {
+    HLOG_WARN("{}: no partition directory; removed (created again on first use)", dir.string());
+    fs::remove_all(dir, ec);
+    if (ec) return Error{Errc::kIoError, fmt::format("remove {}: {}", dir.string(), ec.message())};
+    return false;
+  }
+  TopicConfig config = defaults_;
+  config.overrides.clear();
+  for (const auto& [k, v] : configs) HERALD_TRY(config.set(k, v));
+  HERALD_TRY(write_meta(Topic(name, random_topic_id(), /*internal=*/true, config), partitions));
+  HLOG_WARN("{}: topic.json written again ({} partitions)", dir.string(), partitions);
+  return true;
 }
 
 Result<void> TopicManager::write_meta(const Topic& topic, int32_t partitions) {

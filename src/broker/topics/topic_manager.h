@@ -95,9 +95,15 @@ bool valid_topic_name(std::string_view name);
 
 class TopicManager {
  public:
+  // The broker's own topics, by name, with the config overrides they are created with: their
+  // topic.json, when lost or unreadable, is written again (partitions counted from their
+  // directories) instead of stopping the start or setting their records aside.
+  using InternalTopics = std::map<std::string, std::map<std::string, std::string>, std::less<>>;
+
   // Opens every topic found under data_dir/topics. `flusher` must outlive the manager.
   static Result<std::unique_ptr<TopicManager>> open(const std::filesystem::path& data_dir,
-                                                    TopicConfig defaults, storage::Flusher* flusher);
+                                                    TopicConfig defaults, storage::Flusher* flusher,
+                                                    const InternalTopics& internal = {});
   ~TopicManager();
   TopicManager(const TopicManager&) = delete;
   TopicManager& operator=(const TopicManager&) = delete;
@@ -133,6 +139,10 @@ class TopicManager {
   TopicManager(std::filesystem::path data_dir, TopicConfig defaults, storage::Flusher* flusher)
       : data_dir_(std::move(data_dir)), defaults_(std::move(defaults)), flusher_(flusher) {}
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
+  // Writes topic.json of internal topic `name` from scratch; false when it has no partition
+  // directory (nothing to keep).
+  Result<bool> rebuild_meta(const std::filesystem::path& dir, const std::string& name,
+                            const std::map<std::string, std::string>& configs);
   Result<std::shared_ptr<Partition>> open_partition(const std::filesystem::path& topic_dir, int32_t index,
                                                     const TopicConfig& config);
   // Writes the partition's producer-state snapshot if the log grew since the last one.

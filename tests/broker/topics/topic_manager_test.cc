@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <filesystem>
 #include <random>
 
@@ -28,7 +30,7 @@ class TopicManagerTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
   void open() {
-    auto tm = TopicManager::open(dir_, TopicConfig{}, &flusher_);
+    auto tm = TopicManager::open(dir_, TopicConfig{}, &flusher_, internal_);
     ASSERT_TRUE(tm) << tm.error().to_string();
     tm_ = std::move(*tm);
   }
@@ -72,6 +74,7 @@ class TopicManagerTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  TopicManager::InternalTopics internal_;
   storage::Flusher flusher_;
   std::unique_ptr<TopicManager> tm_;
 };
@@ -311,6 +314,39 @@ TEST_F(TopicManagerTest, RetentionSnapshotsProducersBeforeDeletingTheirSegments)
 
 // A topic directory whose topic.json is missing is removed at open only when it
 // holds no records (a create that crashed); one with records is set aside.
+// The broker's own topics (the offsets topic) have a topic.json the broker can write again:
+// lost or unreadable, it is rebuilt, partitions counted from the directories, and every
+// record stays served.
+TEST_F(TopicManagerTest, AnInternalTopicsLostOrDamagedMetadataIsWrittenAgain) {
+  internal_ = {{"__offsets", {{"cleanup.policy", "compact"}}}};
+  reopen();
+  ASSERT_TRUE(tm_->create("__offsets", 3, {{"cleanup.policy", "compact"}}, false, /*internal=*/true));
+  append_as_producer(*tm_->find("__offsets")->partition(2), 7, 0, wall_now_ms());
+  const fs::path meta = dir_ / "topics" / "__offsets" / "topic.json";
+  for (const std::string damage : {"deleted", "garbage", "no id"}) {
+    tm_->close();
+    if (damage == "deleted") {
+      fs::remove(meta);
+    } else {
+      std::ofstream(meta, std::ios::trunc) << (damage == "garbage" ? "{\"na" : R"({"name": "__offsets", "partitions": 3})");
+    }
+    open();
+    auto t = tm_->find("__offsets");
+    ASSERT_NE(t, nullptr) << damage;
+    EXPECT_TRUE(t->internal()) << damage;
+    EXPECT_EQ(t->partition_count(), 3) << damage;
+    EXPECT_TRUE(t->config().log.compact) << damage;
+    EXPECT_EQ(t->partition(2)->log->log_end_offset(), 1) << damage;
+  }
+  // A user topic's lost metadata is not guessed (its configs may have kept records longer).
+  tm_->close();
+  internal_.clear();
+  fs::remove(meta);
+  open();
+  EXPECT_EQ(tm_->find("__offsets"), nullptr);
+  EXPECT_TRUE(fs::exists(dir_ / "topics" / "__offsets.no-metadata"));
+}
+
 TEST_F(TopicManagerTest, ATopicDirectoryWithRecordsButNoMetadataIsSetAsideNotDeleted) {
   ASSERT_TRUE(tm_->create("t", 1, {}));
   ASSERT_TRUE(tm_->create("empty", 1, {}));
