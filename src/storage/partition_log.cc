@@ -154,11 +154,13 @@ namespace {
 // What recovery writes (indexes, the checkpoint) is not needed to read what is
 // acknowledged: with the disk full it is logged and skipped (false) rather
 // than keep the partition closed. A torn index fails its checks at the next
-// start and is rebuilt from the log.
+// start and is rebuilt from the log; so an index file that cannot be written
+// for any reason (made a directory, immutable) is skipped too (`any_error`).
 template <class T>
-Result<bool> unless_disk_full(const Result<T>& r, const std::filesystem::path& dir, std::string_view what) {
+Result<bool> unless_disk_full(const Result<T>& r, const std::filesystem::path& dir, std::string_view what,
+                              bool any_error = false) {
   if (r) return true;
-  if (r.error().code != Errc::kNoSpace) return r.error();
+  if (r.error().code != Errc::kNoSpace && !any_error) return r.error();
   HLOG_WARN("{}: {} not written at open ({}); the log stays readable", dir.string(), what, r.error().message);
   return false;
 }
@@ -287,7 +289,7 @@ Result<void> PartitionLog::recover() {
       if (!segments_.count(seg->base_offset())) continue;
       HERALD_TRY(seg->file()->sync());
       seg->synced_size = seg->size();
-      if (seg != last) HERALD_TRY(unless_disk_full(seg->persist_index(true), dir_, "index"));
+      if (seg != last) HERALD_TRY(unless_disk_full(seg->persist_index(true), dir_, "index", true));
     }
     HERALD_ASSIGN_OR_RETURN(SegmentSummary s, last->summary());
     log_end_ = s.next_offset;
@@ -331,7 +333,7 @@ Result<void> PartitionLog::recover() {
     indexed_upto_ = active_->size();
   } else {
     auto persisted = active_->persist_index(true);
-    HERALD_ASSIGN_OR_RETURN(bool written, unless_disk_full(persisted, dir_, "index"));
+    HERALD_ASSIGN_OR_RETURN(bool written, unless_disk_full(persisted, dir_, "index", true));
     indexed_upto_ = written ? *persisted : 0;  // 0: the next start rescans the active segment
   }
   set_recovery_point(active_->base_offset(), indexed_upto_);
