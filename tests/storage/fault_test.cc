@@ -348,9 +348,10 @@ TEST(SyncFailure, InTheRecoveryPointStepFailsTheLog) {
   verify_after_restart(dir.path(), {{0, first}}, info->last_offset + 1, "recovery-step sync failure");
 }
 
-// open() fails half-way through recovery (here: persisting the rebuilt index
-// of an unclean log): nothing is written on the way out, in particular no
-// "clean" checkpoint that would make the next open trust a half-recovered log.
+// open() fails half-way through recovery (here: the fdatasync of what it
+// scanned; an index it cannot write is only logged): nothing is written on the
+// way out, in particular no "clean" checkpoint that would make the next open
+// trust a half-recovered log.
 TEST(OpenFailure, HalfRecoveredLogWritesNoCheckpoint) {
   TempDir dir;
   {
@@ -367,7 +368,7 @@ TEST(OpenFailure, HalfRecoveredLogWritesNoCheckpoint) {
   FaultFileSystem fs;
   OpenOptions o;
   o.fs = &fs;
-  fs.fail_nth(FaultOp::kWrite, 1, EIO, /*sticky=*/false, ".index");
+  fs.fail_nth(FaultOp::kSync, 1, EIO, /*sticky=*/false, ".log");
   auto failed = PartitionLog::open(dir.path(), small_config(), nullptr, o);
   ASSERT_FALSE(failed);
   ASSERT_GT(fs.faults_injected(), 0u);
