@@ -54,12 +54,19 @@ BrokerImpl::~BrokerImpl() { stop(); }
 
 Result<void> BrokerImpl::load_cluster_id() {
   fs::path path = config_.data_dir / "cluster_id";
-  if (auto raw = read_whole_file(path); raw) {
-    cluster_id_.assign(raw->begin(), raw->end());
-    return ok();
-  }
   // 22 characters of URL-safe base64 over 16 random bytes, as Kafka's cluster ids look.
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  auto raw = read_whole_file(path);
+  if (raw) {
+    cluster_id_.assign(raw->begin(), raw->end());
+    const bool valid = cluster_id_.size() == 22 && cluster_id_.find_first_not_of(kAlphabet) == std::string::npos;
+    if (valid) return ok();
+    // Clients show it, and some stumble on bytes that are not an id (one crashed on non-UTF-8).
+    HLOG_ERROR("{}: not a cluster id (22 characters of URL-safe base64); a new one is made", path.string());
+    cluster_id_.clear();
+  } else if (raw.error().code != Errc::kNotFound) {
+    return std::move(raw).error();
+  }
   std::random_device rd;
   for (int i = 0; i < 22; ++i) cluster_id_.push_back(kAlphabet[rd() % 64]);
   return atomic_write_file(path, as_bytes(cluster_id_));

@@ -25,6 +25,8 @@ confluent_kafka.admin.AdminClient:
     partitions to it -> POLICY_VIOLATION;
   - message.timestamp.after.max.ms = 2^63-1 accepts produces (no overflow);
     a Fetch asking for 2 GiB gets at most fetch.max.bytes (55 MiB).
+Raw requests: CreateTopics v0-1, DescribeConfigs v0 and DeleteTopics v0 (older
+client libraries' admin). A damaged cluster_id file is replaced and logged.
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
@@ -35,6 +37,7 @@ Retention empties an idle partition: with retention.ms=3000 and the
 maintenance sweep every 200 ms, three records are gone (low watermark = high
 watermark = 3) a few seconds later, although they sit in the active segment.
 """
+import os
 import time
 
 import harness
@@ -583,6 +586,21 @@ def old_admin_versions(h, b):
         h.check_eq(c.metadata([topic])[topic][0], 3, "Metadata: the topic is gone (UNKNOWN_TOPIC_OR_PARTITION)")
 
 
+def cluster_id_damaged(h, b):
+    """A cluster_id file that holds no cluster id is replaced (logged), never served as is."""
+    import re
+    from confluent_kafka.admin import AdminClient
+    b.stop()
+    with open(os.path.join(b.data_dir, "cluster_id"), "wb") as f:
+        f.write(b"\xff\xfe not an id")
+    b.start()
+    cid = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).cluster_id
+    h.check(cid is not None and re.fullmatch(r"[A-Za-z0-9_-]{22}", cid) is not None,
+            "a damaged cluster_id is replaced by a valid one", repr(cid))
+    with open(b.log_path) as f:
+        h.check("not a cluster id" in f.read(), "a damaged cluster_id is logged")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
                              "--maintenance-interval-ms", "200"]).start()
@@ -594,6 +612,7 @@ def run(h):
     delete_while_fetching(h, b)
     pipelined_requests(h, b)
     old_admin_versions(h, b)
+    cluster_id_damaged(h, b)
     b.stop()
 
 
