@@ -7,9 +7,10 @@ which the CRC does not cover. After the restart a confluent_kafka consumer readi
 gets every record before the damaged batch, byte-identical and in order, then an error for it
 (CORRUPT_MESSAGE): the batches before it are not withheld because a fetch's byte range also covers
 the damaged one, and the damaged batch is never served. A read that starts after a batch damaged in
-its records goes on.
+its records goes on. A partition directory removed by hand: the partition starts empty, logged.
 """
 import os
+import shutil
 import struct
 
 import harness
@@ -119,6 +120,13 @@ def run(h):
     b.wait_log("idempotent-producer state rebuilt only up to damage")
     got, error = read_until_error(b.bootstrap, "damaged")
     h.check_eq(len(got), base, "after a restart without a producer snapshot: the records before the damaged header")
+
+    # A partition directory gone: the partition starts empty, and that is logged as an error.
+    b.stop()
+    shutil.rmtree(os.path.join(b.data_dir, "topics", "damaged-header", "0"))
+    b.start()
+    b.wait_log("damaged-header: partition directory 0 missing")
+    h.check_eq(harness.watermarks(b.bootstrap, "damaged-header"), (0, 0), "a lost partition directory: empty")
 
 
 if __name__ == "__main__":

@@ -261,6 +261,11 @@ Result<std::shared_ptr<Topic>> TopicManager::load_topic(const fs::path& dir) {
   auto topic = std::make_shared<Topic>(meta["name"].get<std::string>(), *id, meta.value("internal", false), config);
   int32_t n = meta["partitions"].get<int32_t>();
   for (int32_t i = 0; i < n; ++i) {
+    if (std::error_code ec; !fs::exists(dir / std::to_string(i), ec) && !ec) {
+      HLOG_ERROR("{}: partition directory {} missing: the partition starts empty at offset 0, and whatever it "
+                 "held is lost",
+                 dir.string(), i);
+    }
     HERALD_ASSIGN_OR_RETURN(auto p, open_partition(dir, i, config));
     topic->partitions_.push_back(std::move(p));
   }
