@@ -12,12 +12,14 @@ offsets_for_times and kcat -Q:
   - the timestamp of the equal run -> its first offset;
   - before the first -> 0; the last -> N-1; after the last -> no offset (-1);
   - ListOffsets earliest/latest -> 0 / N (get_watermark_offsets,
-    kafka-python beginning/end_offsets, kcat -Q -2/-1).
+    kafka-python beginning/end_offsets, kcat -Q -2/-1);
+  - ListOffsets v0 (raw): a time -> [its offset], after the last -> [N], as Kafka's v0.
 The same lookups are repeated after a SIGKILL + restart (time index rebuilt).
 """
 import time
 
 import harness
+import kwire
 from harness import Failure, log, run_cmd
 
 TOPIC = "time-replay"
@@ -167,6 +169,16 @@ def lookups(h, b, base, when):
     h.check_eq((begin, end), (0, N), f"{when}: kafka-python beginning_offsets/end_offsets")
     found, off, val, mts, begin, end = kafka_python_first_message(b.bootstrap, ts_of(base, last) + 1)
     h.check(found is None, f"{when}: kafka-python offsets_for_times after the last message -> None")
+
+    # ListOffsets v0 (older client libraries): the offset at/after a time, and the log end for a
+    # time after the last record (as Kafka's v0 answers), never an empty list.
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        for ts, want in ((ts_of(base, mid), [mid]), (ts_of(base, last) + 1, [N]), (-1, [N]), (-2, [0])):
+            body = kwire.i32(-1) + kwire.array([TOPIC], lambda t: kwire.string(t) + kwire.array(
+                [0], lambda p: kwire.i32(p) + kwire.i64(ts) + kwire.i32(1)))
+            r = c.request(2, 0, body)
+            got = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.array(lambda r: r.i64())))))
+            h.check_eq(got, [(TOPIC, [(0, 0, want)])], f"{when}: ListOffsets v0 at t={ts}")
 
     # ListOffsets earliest / latest.
     h.check_eq(harness.watermarks(b.bootstrap, TOPIC), (0, N), f"{when}: get_watermark_offsets (low, high)")

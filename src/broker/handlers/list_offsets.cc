@@ -59,7 +59,15 @@ asio::awaitable<protocol::ListOffsetsResponse> ListOffsetsHandler::handle(Reques
           }
         }
       }
-      if (ctx.version() == 0 && op.error_code == 0 && op.offset >= 0) op.old_style_offsets = {op.offset};
+      if (ctx.version() == 0 && op.error_code == 0) {
+        // v0 lists offsets before the time asked; for a time after the last record, Kafka's
+        // answer is the log end (where a consumer starting "from then" begins), not nothing.
+        if (op.offset >= 0) {
+          op.old_style_offsets = {op.offset};
+        } else if (rp.timestamp >= 0) {
+          op.old_style_offsets = {hwm};
+        }
+      }
     }
   }
   co_return resp;
