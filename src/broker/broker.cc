@@ -66,6 +66,8 @@ Result<void> BrokerImpl::load_cluster_id() {
     cluster_id_.clear();
   } else if (raw.error().code != Errc::kNotFound) {
     return std::move(raw).error();
+  } else if (std::error_code ec; fs::exists(config_.data_dir / "topics", ec)) {
+    HLOG_WARN("{}: missing though the data dir holds topics; a new cluster id is made", path.string());
   }
   std::random_device rd;
   for (int i = 0; i < 22; ++i) cluster_id_.push_back(kAlphabet[rd() % 64]);
