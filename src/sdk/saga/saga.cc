@@ -568,7 +568,8 @@ class SagaOrchestrator::Impl {
       const SagaStep* step = known ? &def->second.steps[static_cast<size_t>(s.step)] : nullptr;
       const bool waiting = step != nullptr && unsent.count({s.id, step->topic}) > 0;
       if (s.deadline > now) {  // not due: renewed if its command still waits with under half its timeout left
-        if (waiting && s.state == saga_state_name(SagaState::kRunning) && s.deadline - now < step->timeout.count() / 2) {
+        const bool running = s.state == saga_state_name(SagaState::kRunning);
+        if (waiting && running && s.deadline - now < step->timeout.count() / 2) {
           renew_deadline(s.id, s.deadline, deadline_for(*step, false, now));
         }
         continue;
@@ -591,7 +592,8 @@ class SagaOrchestrator::Impl {
   // Moves saga `id`'s deadline from `from` to `to`, unless it changed meanwhile.
   void renew_deadline(const std::string& id, int64_t from, int64_t to) const {
     auto r = store_.run([&](Tx& tx) -> Result<void> {
-      HERALD_TRY(tx.exec("UPDATE herald_sagas SET deadline_ms = ? WHERE saga_id = ? AND deadline_ms = ?", {to, id, from}));
+      HERALD_TRY(
+          tx.exec("UPDATE herald_sagas SET deadline_ms = ? WHERE saga_id = ? AND deadline_ms = ?", {to, id, from}));
       return ok();
     });
     if (!r) HLOG_WARN("saga {}: moving its deadline: {}", id, r.error().to_string());
