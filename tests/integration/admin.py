@@ -559,7 +559,8 @@ def old_admin_versions(h, b):
     cfg = lambda kv: string(kv[0]) + string(kv[1])  # noqa: E731
     with kwire.Conn("127.0.0.1", b.port) as c:
         lo = {k: v[0] for k, v in c.api_versions().items()}
-        h.check_eq((lo[19], lo[20], lo[32]), (0, 0, 0), "ApiVersions: CreateTopics, DeleteTopics, DescribeConfigs from v0")
+        h.check_eq((lo[19], lo[20], lo[32]), (0, 0, 0),
+                   "ApiVersions: CreateTopics, DeleteTopics, DescribeConfigs from v0")
         body = array([topic], lambda t: string(t) + i32(2) + i16(1) + array([], None) +
                       array([("retention.ms", "3600000")], cfg)) + i32(10000)
         r = c.request(19, 0, body)

@@ -278,7 +278,10 @@ Result<bool> TopicManager::rebuild_meta(const fs::path& dir, const std::string& 
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && !n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), ::isdigit)) {
+    const bool numeric = !n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    if (e.is_directory() && numeric) {
       partitions = std::max(partitions, std::stoi(n) + 1);
     }
   }

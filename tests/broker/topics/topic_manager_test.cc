@@ -328,7 +328,8 @@ TEST_F(TopicManagerTest, AnInternalTopicsLostOrDamagedMetadataIsWrittenAgain) {
     if (damage == "deleted") {
       fs::remove(meta);
     } else {
-      std::ofstream(meta, std::ios::trunc) << (damage == "garbage" ? "{\"na" : R"({"name": "__offsets", "partitions": 3})");
+      const char* text = damage == "garbage" ? "{\"na" : R"({"name": "__offsets", "partitions": 3})";
+      std::ofstream(meta, std::ios::trunc) << text;
     }
     open();
     auto t = tm_->find("__offsets");
