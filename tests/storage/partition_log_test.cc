@@ -321,11 +321,11 @@ void copy_dir(const std::filesystem::path& from, const std::filesystem::path& to
   }
 }
 
-TEST(PartitionLog, ReopenAfterCrashRecoversEveryWrittenBatch) {
-  TempDir dir;
-  TempDir crashed;
-  std::vector<Bytes> all;
-  auto log = open_log(dir.path(), small_config());
+// 40 batches of 4 records (several segments with small_config()), flushed after the 21st, and
+// the directory copied while the log is open: what a crash leaves. `all` gets the batches.
+void write_crash_image(const std::filesystem::path& live, const std::filesystem::path& image,
+                       std::vector<Bytes>& all) {
+  auto log = open_log(live, small_config());
   for (int i = 0; i < 40; ++i) {
     all.push_back(make_batch(4, 60, kTs + i));
     ASSERT_TRUE(log->append(all.back()));
@@ -333,7 +333,14 @@ TEST(PartitionLog, ReopenAfterCrashRecoversEveryWrittenBatch) {
       ASSERT_TRUE(log->flush());
     }
   }
-  copy_dir(dir.path(), crashed.path() / "p");
+  copy_dir(live, image);
+}
+
+TEST(PartitionLog, ReopenAfterCrashRecoversEveryWrittenBatch) {
+  TempDir dir;
+  TempDir crashed;
+  std::vector<Bytes> all;
+  write_crash_image(dir.path(), crashed.path() / "p", all);
   auto log2 = open_log(crashed.path() / "p", small_config());
   EXPECT_EQ(log2->log_end_offset(), 160);
   EXPECT_EQ(read_all_batches(*log2), all);
@@ -448,14 +455,7 @@ TEST(PartitionLog, AnIndexFileThatCannotBeWrittenStopsNoStart) {
   TempDir dir;
   TempDir crashed;
   std::vector<Bytes> all;
-  {
-    auto log = open_log(dir.path(), small_config());
-    for (int i = 0; i < 40; ++i) {
-      all.push_back(make_batch(4, 60, kTs + i));
-      ASSERT_TRUE(log->append(all.back()));
-    }
-    copy_dir(dir.path(), crashed.path() / "p");
-  }
+  write_crash_image(dir.path(), crashed.path() / "p", all);
   std::vector<std::filesystem::path> logs;
   for (const auto& e : std::filesystem::directory_iterator(crashed.path() / "p")) {
     if (e.path().extension() == ".log") logs.push_back(e.path());
