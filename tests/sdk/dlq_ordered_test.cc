@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -36,11 +37,13 @@ using std::chrono::seconds;
 struct SeqHandler {
   std::mutex mu;
   std::set<std::pair<std::string, int>> poisoned;
+  std::function<void(const std::string& key, int n)> probe;  // called before each apply, when set
 
   void install(ReplicaHandlers& h) {
     auto apply = [this](const Event& ev, Tx& tx) {
       int n = nlohmann::json::parse(ev.payload).at("n").get<int>();
       if (!ev.position) throw std::runtime_error("event without a position");
+      if (probe) probe(ev.aggregate_id, n);
       {
         std::lock_guard lk(mu);
         if (poisoned.count({ev.aggregate_id, n})) {
@@ -459,6 +462,45 @@ TEST_P(OrderedDeadLetters, RetryingAParkedEventLetsOtherWritersIn) {
   ASSERT_EQ(r->stats().dead_lettered, 2);
   EXPECT_GE(r->stats().retries, 2);
   EXPECT_LT(slowest, milliseconds(1000)) << writes << " writes; the slowest waited for the replica's backoff";
+}
+
+// A long chain drains max_batch_events per transaction instead of holding the
+// store's write lock for its whole length: while the replica applies the
+// chain's sixth event, another connection already sees the first four. An
+// event that still fails in a later transaction becomes the new dead head.
+TEST_P(OrderedDeadLetters, ALongChainDrainsInTransactionsOfMaxBatchEvents) {
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  auto other = Store::open(ts_.url);
+  ASSERT_TRUE(other) << other.error().to_string();
+  SeqHandler handler;
+  handler.set_poisoned({{"L", 1}});
+  std::atomic<int64_t> seen_at_sixth{-1};
+  handler.probe = [&](const std::string& key, int n) {
+    if (key != "L" || n != 6) return;
+    auto r = (*other)->run([&](Tx& tx) -> Result<void> {
+      HERALD_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT COUNT(*) FROM applied WHERE k = 'L'"));
+      seen_at_sixth = rows.at(0).int64(0);
+      return ok();
+    }, 1, TxOptions{.read_only = true});
+    if (!r) throw std::runtime_error(r.error().to_string());
+  };
+  int64_t last = -1;
+  for (int n = 1; n <= 10; ++n) last = send(seq("L", n));
+  auto c = cfg();
+  c.max_batch_events = 4;
+  ReplicaHandlers h;
+  handler.install(h);
+  RunningReplica r(c, *ts_.store, std::move(h));
+  ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+  ASSERT_EQ(parked().size(), 10u);
+  handler.set_poisoned({{"L", 9}});
+  std::string out;
+  ASSERT_EQ(run_cli({"replay", "--store", ts_.url, "--group", group_, "--topic", topic_}, &out), 0);
+  ASSERT_TRUE(eventually([&] { return parked().size() == 2 && r->stats().dead_lettered == 2; }, seconds(20)));
+  EXPECT_EQ(applied()["L"], std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(seen_at_sixth.load(), 4) << "L1-L4 committed before L5-L8 were applied";
+  using S = dlq::ParkedState;
+  EXPECT_EQ(parked(), (std::vector<std::pair<int64_t, S>>{{last - 1, S::kDead}, {last, S::kWaiting}}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, OrderedDeadLetters, ::testing::Values("sqlite", "postgres"),

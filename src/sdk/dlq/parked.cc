@@ -82,12 +82,12 @@ Result<void> park(Tx& tx, const ParkedEvent& e) {
 }
 
 Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std::string_view topic,
-                                            int32_t partition, std::string_view key) {
+                                            int32_t partition, std::string_view key, int64_t limit) {
   HERALD_ASSIGN_OR_RETURN(
       auto rows, tx.query(fmt::format("SELECT {} FROM herald_parked WHERE group_id = ? AND topic = ? AND "
-                                      "record_key = ? AND partition_id = ? ORDER BY record_offset",
+                                      "record_key = ? AND partition_id = ? ORDER BY record_offset LIMIT ?",
                                       kColumns),
-                          {group, topic, Param::blob(key), partition}));
+                          {group, topic, Param::blob(key), partition, static_cast<long long>(limit)}));
   return from_rows(rows);
 }
 

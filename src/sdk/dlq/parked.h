@@ -67,10 +67,10 @@ const std::vector<Migration>& parked_migrations();
 // ---- inside a transaction (used by the replica) ----
 
 Result<void> park(Tx& tx, const ParkedEvent& e);
-// The chain of (group, topic, partition, key), first row first. Order is per partition, as in
-// Kafka: a key with parked events in two partitions has a chain in each.
+// The first `limit` rows of the chain of (group, topic, partition, key), first row first. Order
+// is per partition, as in Kafka: a key with parked events in two partitions has a chain in each.
 Result<std::vector<ParkedEvent>> load_chain(Tx& tx, std::string_view group, std::string_view topic,
-                                            int32_t partition, std::string_view key);
+                                            int32_t partition, std::string_view key, int64_t limit);
 // Keys with a chain in (group, topic, partition), each with the offset of its chain's first row
 // (only those two columns are read: a chain may hold many large events).
 Result<std::map<std::string, int64_t>> parked_heads(Tx& tx, std::string_view group, std::string_view topic,

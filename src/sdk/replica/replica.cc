@@ -1225,11 +1225,14 @@ Result<void> Replica::Impl::replay_chain(Rec& r) {
   return drain_chain(r.part->topic, r.part->partition, key);
 }
 
-// Applies the chain of (topic, partition, key) in offset order: all of it in one
-// transaction when every event succeeds. Otherwise the good prefix commits on
-// its own, the failing event (now the chain's first row) is retried with
-// backoff, and when it still fails it becomes the chain's new dead head (and
-// goes to the dead-letter topic), leaving the rest parked behind it.
+// Applies the chain of (topic, partition, key) in offset order, max_batch_events
+// per transaction (a long chain does not hold the store's write lock for
+// seconds; a crash between two of them leaves the rest a runnable chain, which
+// the next start drains). When an event fails, the good prefix of its
+// transaction commits on its own, the failing event (now the chain's first
+// row) is retried with backoff, and when it still fails it becomes the chain's
+// new dead head (and goes to the dead-letter topic), leaving the rest parked
+// behind it.
 Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partition, const std::string& key) {
   Part* p = find(topic, partition);
   if (p == nullptr || p->fenced) return ok();
@@ -1263,6 +1266,13 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       fx.delta.unparked++;
     }
     return n;
+  };
+  const size_t chunk = static_cast<size_t>(std::max(cfg_.max_batch_events, 1));
+  size_t applied_total = 0;  // rows applied by the transactions committed so far
+  auto log_drained = [&] {
+    if (applied_total == 0) return;
+    HLOG_INFO("replica {}: key '{}' of {}/{}: {} parked events applied", cfg_.group_id, key, topic, partition,
+              applied_total);
   };
   int failures = 0;  // failed attempts of the current first row
   int64_t failing = -1;  // its offset
@@ -1318,7 +1328,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       continue;
     }
     auto tx = std::move(*begun);
-    auto loaded = dlq::load_chain(*tx, cfg_.group_id, topic, partition, key);
+    auto loaded = dlq::load_chain(*tx, cfg_.group_id, topic, partition, key, static_cast<int64_t>(chunk));
     if (!loaded) {
       tx->rollback();
       HERALD_TRY(db_wait(loaded.error()));
@@ -1330,6 +1340,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
       fx.drained.emplace_back(p, key);
       HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
       if (!committed) continue;
+      if (*committed) log_drained();
       return ok();
     }
     if (chain.front().state == dlq::ParkedState::kDead) {
@@ -1341,13 +1352,14 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
     if (failures == 0) {
       auto applied = apply_rows(*tx, chain, chain.size(), fx, &err);
       if (applied && *applied == chain.size()) {
-        fx.drained.emplace_back(p, key);
+        const bool last = chain.size() < chunk;  // else the next pass loads the rest (or finds none)
+        if (last) fx.drained.emplace_back(p, key);
         HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
         if (!committed) continue;
-        if (*committed) {
-          HLOG_INFO("replica {}: key '{}' of {}/{}: {} parked events applied", cfg_.group_id, key, topic,
-                    partition, chain.size());
-        }
+        if (!*committed) return ok();
+        applied_total += chain.size();
+        if (!last) continue;
+        log_drained();
         return ok();
       }
       HERALD_ASSIGN_OR_RETURN(bool transient, rolled_back_transient(*tx, applied));
@@ -1369,6 +1381,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx2), fx2));
         if (!committed) continue;
         if (!*committed) return ok();
+        applied_total += done;
       }
       failures = 1;
       failing = chain[done].offset;
@@ -1386,6 +1399,7 @@ Result<void> Replica::Impl::drain_chain(const std::string& topic, int32_t partit
         HERALD_ASSIGN_OR_RETURN(auto committed, try_commit(std::move(tx), fx));
         if (!committed) continue;
         if (!*committed) return ok();
+        applied_total += 1;
         failures = 0;
         continue;
       }
