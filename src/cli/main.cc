@@ -15,6 +15,7 @@
 #include "cli/group.h"
 #include "cli/produce.h"
 #include "cli/serve.h"
+#include "cli/stdout_check.h"
 #include "cli/topic.h"
 
 namespace {
@@ -94,5 +95,5 @@ Examples:
     }
   }
   CLI11_PARSE(app, argc, argv);
-  return action ? action() : 2;
+  return action ? herald::cli::checked_stdout_status(action()) : 2;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "cli/outbox_relay.h"
+#include "cli/stdout_check.h"
 #include "sdk/dlq/dlq_command.h"
 #include "sdk/saga/saga_command.h"
 
@@ -24,5 +25,5 @@ int main(int argc, char** argv) {
   saga->set_help_flag();
   saga->callback([&action, saga] { action = [args = saga->remaining()] { return herald::sdk::run_saga_command(args); }; });
   CLI11_PARSE(app, argc, argv);
-  return action ? action() : 2;
+  return action ? herald::cli::checked_stdout_status(action()) : 2;
 }

@@ -186,6 +186,14 @@ def run(h):
     rc = p.wait(timeout=60)
     err = p.stderr.read().decode()
     h.eq((first[:6], rc, err), (b"000000", 141, ""), "stdout closed by its reader: exit 141, nothing on stderr")
+    # Output that cannot be written (a full disk) fails the command, whichever it is.
+    for args in (["topic", "list"], ["topic", "describe", "piped"], ["produce", "piped", "--print-offsets", "x"],
+                 ["consume", "piped", "--count", "1"], ["group", "list"]):
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([h.herald, *args, "--brokers", h.bootstrap], stdout=full, stderr=subprocess.PIPE,
+                               timeout=60)
+        h.eq((p.returncode, b"writing to stdout failed" in p.stderr), (1, True),
+             f"`herald {' '.join(args)} > /dev/full` exits 1 and says why")
 
 
 if __name__ == "__main__":
