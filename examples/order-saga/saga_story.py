@@ -109,10 +109,15 @@ def saga_history(h, saga_id):
     return r.stdout
 
 
+def saga_rows(h):
+    """saga id -> its row of `herald saga list --json`."""
+    r = h.cli("saga", "list", "--json")
+    return {j["saga_id"]: j for j in map(json.loads, r.stdout.splitlines())}
+
+
 def saga_states(h):
     """saga id -> state, from `herald saga list --json`."""
-    r = h.cli("saga", "list", "--json")
-    return {j["saga_id"]: j["state"] for j in map(json.loads, r.stdout.splitlines())}
+    return {sid: j["state"] for sid, j in saga_rows(h).items()}
 
 
 def run(n, h, dbs, pause=0.0):
@@ -196,6 +201,13 @@ def run(n, h, dbs, pause=0.0):
     shop.kill("inventory")
     d = shop.order("bob", "gadget", 3, 500)
     n.say(f"inventory is down; order {d[:8]}.. waits for its stock reservation (step timeout 3 s)")
+
+    def waiting_for_stock():
+        row = saga_rows(h).get(d) or {}
+        return row if row.get("step_name") == "reserve_stock" else None
+    row = wait_until("`herald saga list` to show the saga waiting for reserve_stock", waiting_for_stock, timeout=10)
+    n.check((row["state"], row["step"]) == ("running", 1),
+            "`herald saga list`: running, waiting for step 1 reserve_stock", row)
     wait_until("the saga to time out and compensate",
                lambda: saga_states(h).get(d) == "compensating", timeout=30)
     n.check(shop.get("orders", f"/orders/{d}")["state"] == "PENDING",

@@ -270,6 +270,11 @@ class SagaOrchestrator::Impl {
                {"step_name", d.steps.at(static_cast<size_t>(s.step)).name},
                {"reason", s.reason},
                {"attempts", s.attempts}};
+    // The step a running saga waits for once this one is done (`herald saga list` shows it).
+    if (what == "step_completed" && static_cast<size_t>(s.step) + 1 < d.steps.size()) {
+      ev["next_step"] = s.step + 1;
+      ev["next_step_name"] = d.steps[static_cast<size_t>(s.step) + 1].name;
+    }
     HERALD_TRY(outbox_.add(tx, cfg_.events_topic, Event::json(fmt::format("herald.saga.{}", what), cfg_.source, s.id, ev)));
     return ok();
   }

@@ -104,12 +104,16 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     const Change& last = latest[sid].last;
     if (!state.empty() && str(last.body, "state") != state) continue;
     ++shown;
+    // A step_completed event names the step the saga waits for next.
+    const bool next = last.body.contains("next_step");
+    const int step = last.body.value(next ? "next_step" : "step", 0);
+    const std::string step_name = str(last.body, next ? "next_step_name" : "step_name");
     if (as_json) {
       json j = {{"saga_id", sid},
                 {"saga", str(last.body, "saga")},
                 {"state", str(last.body, "state")},
-                {"step", last.body.value("step", 0)},
-                {"step_name", str(last.body, "step_name")},
+                {"step", step},
+                {"step_name", step_name},
                 {"reason", str(last.body, "reason")},
                 {"updated", format_rfc3339(last.time_ms)},
                 {"changes", latest[sid].changes}};
@@ -118,7 +122,7 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     }
     std::string reason = str(last.body, "reason");
     fmt::print(out, "{}  {}  {:<12} step {} {:<16} {}{}\n", sid, str(last.body, "saga"), str(last.body, "state"),
-               last.body.value("step", 0), str(last.body, "step_name"), format_rfc3339(last.time_ms),
+               step, step_name, format_rfc3339(last.time_ms),
                reason.empty() ? "" : "  (" + reason + ")");
   }
   if (!as_json) fmt::print(out, "{} saga(s)\n", shown);
