@@ -642,6 +642,21 @@ Result<void> run_delete_offsets(const ClientOptions& copts, const DeleteOffsetsO
   if (parts.empty()) {
     for (const auto& p : info.partitions) parts.push_back(p.id);
   }
+  // What there is to delete: OffsetDelete itself answers a missing offset with success, and a
+  // missing group with an error that names librdkafka's internals.
+  HERALD_ASSIGN_OR_RETURN(auto committed, committed_offsets(rk.get(), o.group, copts.timeout_ms));
+  std::erase_if(parts, [&](int32_t p) { return !committed.count(TopicPartition{o.topic, p}); });
+  if (parts.empty()) {
+    if (committed.empty()) {
+      HERALD_ASSIGN_OR_RETURN(auto desc, describe_group(rk.get(), o.group, copts.timeout_ms));
+      if (desc.state_code == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD) {
+        return Error{Errc::kNotFound, fmt::format("group '{}' does not exist", o.group)};
+      }
+    }
+    fmt::print("group '{}' has no committed offsets on '{}'{}; nothing deleted\n", o.group, o.topic,
+               o.partitions.empty() ? "" : " in those partitions");
+    return ok();
+  }
   auto list = make_partition_list(static_cast<int>(parts.size()));
   for (int32_t p : parts) rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), p);
   rd_kafka_DeleteConsumerGroupOffsets_t* req = rd_kafka_DeleteConsumerGroupOffsets_new(o.group.c_str(), list.get());
@@ -670,7 +685,7 @@ Result<void> run_delete_offsets(const ClientOptions& copts, const DeleteOffsetsO
       }
     }
   }
-  fmt::print("deleted committed offsets of group '{}' on '{}'\n", o.group, o.topic);
+  fmt::print("deleted committed offsets of group '{}' on '{}' ({} partition(s))\n", o.group, o.topic, parts.size());
   return ok();
 }
 

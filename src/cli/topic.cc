@@ -59,9 +59,10 @@ Result<void> topic_result(const rd_kafka_topic_result_t** results, size_t n, con
     auto err = rd_kafka_topic_result_error(results[i]);
     if (!err) return ok();
     const char* msg = rd_kafka_topic_result_error_string(results[i]);
-    Errc code = err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS       ? Errc::kAlreadyExists
-                : err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? Errc::kNotFound
-                                                                 : Errc::kInvalidArgument;
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      return Error{Errc::kNotFound, fmt::format("topic '{}' does not exist", topic)};
+    }
+    Errc code = err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ? Errc::kAlreadyExists : Errc::kInvalidArgument;
     return Error{code, topic_error(topic, msg, err)};
   }
   return Error{Errc::kIoError, fmt::format("no result for topic '{}'", topic)};

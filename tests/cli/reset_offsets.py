@@ -126,8 +126,12 @@ def run(h):
     h.eq(sorted(drain(h, "fresh")), sorted(after), "a new group positioned by datetime starts there")
 
     # delete-offsets forgets the group's position on the topic.
-    h.ok(h.cli("group", "delete-offsets", "fresh", "--topic", "users"))
+    r = h.ok(h.cli("group", "delete-offsets", "fresh", "--topic", "users"))
+    h.check("deleted committed offsets" in r.out, "delete-offsets says what it deleted", r)
     h.eq(committed(h, "fresh"), {}, "delete-offsets removes the committed offsets")
+    r = h.ok(h.cli("group", "delete-offsets", "fresh", "--topic", "users"))
+    h.check("no committed offsets" in r.out, "a second delete-offsets says there was nothing to delete", r)
+    h.fails(h.cli("group", "delete-offsets", "no-such-group", "--topic", "users"), "group 'no-such-group' does not exist")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def run(h):
          ("2000000", "topic", "default"), "alter-config --delete resets one key and keeps the others")
     h.fails(h.cli("topic", "alter-config", "orders", "--set", "no.such.config=1"))
     h.fails(h.cli("topic", "alter-config", "orders", "--delete", "no.such.config"), "unknown config")
+    h.fails(h.cli("topic", "alter-config", "orders", "--set", "message.timestamp.difference.max.ms=1000"),
+            "use message.timestamp.before.max.ms")
     h.fails(h.cli("topic", "alter-config", "orders"))  # neither --set nor --delete
     h.fails(h.cli("topic", "alter-config", "nope", "--set", "retention.ms=1"), "nope")
     r = h.ok(h.cli("topic", "alter-config", "orders", "--set", "retention.ms=5", "--validate-only"))
@@ -74,7 +76,7 @@ def run(h):
     # delete
     h.ok(h.cli("topic", "delete", "orders"))
     h.check("orders" not in h.ok(h.cli("topic", "list")).lines(), "deleted topic is gone from the list")
-    h.fails(h.cli("topic", "delete", "orders"), "orders")
+    h.fails(h.cli("topic", "delete", "orders"), "topic 'orders' does not exist")
     h.ok(h.cli("topic", "delete", "orders", "--if-exists"), "--if-exists on a missing topic")
     h.ok(h.cli("topic", "delete", "users"))
     h.eq(h.ok(h.cli("topic", "list")).lines(), [], "no topics left")

@@ -49,7 +49,7 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
   std::set<std::string_view> names;
   for (const auto& c : changes) {
     const ConfigDef* def = find_topic_config(c.name);
-    if (!def) return {ErrorCode::kInvalidConfig, fmt::format("unknown config '{}'", c.name)};
+    if (!def) return {ErrorCode::kInvalidConfig, unknown_topic_config(c.name)};
     if (!replace && !names.insert(c.name).second) {
       return {ErrorCode::kInvalidRequest, fmt::format("config '{}' listed more than once", c.name)};
     }

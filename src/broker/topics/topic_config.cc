@@ -163,6 +163,15 @@ const ConfigDef* find_topic_config(std::string_view name) {
   return nullptr;
 }
 
+std::string unknown_topic_config(std::string_view name) {
+  if (name == "message.timestamp.difference.max.ms") {
+    return fmt::format("unknown topic config '{}' (deprecated by Kafka 3.6; use message.timestamp.before.max.ms "
+                       "and message.timestamp.after.max.ms)",
+                       name);
+  }
+  return fmt::format("unknown topic config '{}'", name);
+}
+
 ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults, std::string_view name) {
   const std::string key(name);
   if (topic && topic->overrides.count(key)) return ConfigSource::kTopic;
@@ -172,7 +181,7 @@ ConfigSource config_source(const TopicConfig* topic, const TopicConfig& defaults
 Result<void> TopicConfig::set(std::string_view name, std::string_view v) {
   v = trim(v);  // as Kafka does
   const ConfigDef* def = find_topic_config(name);
-  if (def == nullptr) return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
+  if (def == nullptr) return Error{Errc::kNotFound, unknown_topic_config(name)};
   if (def->inert) {
     HERALD_TRY(check_inert(*def, v));
   } else if (name == "cleanup.policy") {
@@ -253,9 +262,7 @@ Result<void> TopicConfig::check() const {
 }
 
 Result<void> TopicConfig::reset(std::string_view name, const TopicConfig& defaults) {
-  if (find_topic_config(name) == nullptr) {
-    return Error{Errc::kNotFound, fmt::format("unknown topic config '{}'", name)};
-  }
+  if (find_topic_config(name) == nullptr) return Error{Errc::kNotFound, unknown_topic_config(name)};
   auto value = defaults.get(name);
   auto saved = overrides;
   if (value) HERALD_TRY(set(name, *value));

@@ -59,6 +59,8 @@ struct ConfigDef {
 // Every topic config Herald knows, in a stable order.
 std::span<const ConfigDef> topic_config_defs();
 const ConfigDef* find_topic_config(std::string_view name);
+// "unknown topic config 'NAME'", and what to use instead when NAME is a Kafka config Herald has not.
+std::string unknown_topic_config(std::string_view name);
 
 // Where a value comes from, as DescribeConfigs and CreateTopics report it.
 enum class ConfigSource : int8_t { kTopic = 1, kBroker = 4, kDefault = 5 };
