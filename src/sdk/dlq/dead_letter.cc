@@ -47,7 +47,7 @@ struct Scan {
 };
 
 Result<Scan> scan(const DlqOptions& o) {
-  if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "dlq: no dead-letter topic given"};
+  if (o.dlq_topic.empty()) return Error{Errc::kInvalidArgument, "no dead-letter topic given"};
   Scan s;
   auto ends = kafka::read_to_end(consumer_props(o, "herald-dlq-reader"), o.dlq_topic, o.timeout,
                                  [&](const rd_kafka_message_t& m) {
@@ -67,7 +67,7 @@ Result<Scan> scan(const DlqOptions& o) {
   });
   if (!ends) {
     if (ends.error().code == Errc::kNotFound) return s;  // no dead letters yet
-    return Error{ends.error().code, "dlq: " + ends.error().message};
+    return ends.error();
   }
   s.ends = std::move(*ends);
   return s;
@@ -88,7 +88,7 @@ Result<Cursors> read_cursors(const DlqOptions& o, const Scan& s) {
     for (auto& [p, end] : s.ends) rd_kafka_topic_partition_list_add(list.get(), o.dlq_topic.c_str(), p);
     rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), list.get(), static_cast<int>(o.timeout.count()));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Error{Errc::kIoError, fmt::format("dlq: replay cursor {}: {}", cursor_group(o.dlq_topic, group),
+      return Error{Errc::kIoError, fmt::format("replay cursor {}: {}", cursor_group(o.dlq_topic, group),
                                                kafka::describe(err))};
     }
     for (int i = 0; i < list->cnt; ++i) offsets[list->elems[i].partition] = std::max<int64_t>(0, list->elems[i].offset);
@@ -115,7 +115,7 @@ Result<void> move_cursors(const DlqOptions& o, const Scan& s, const Cursors& c) 
     rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), list.get(), 0);
     rd_kafka_consumer_close(consumer.get());
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Error{Errc::kIoError, fmt::format("dlq: move cursor {}: {}", cursor_group(o.dlq_topic, group),
+      return Error{Errc::kIoError, fmt::format("move cursor {}: {}", cursor_group(o.dlq_topic, group),
                                                kafka::describe(err))};
     }
   }

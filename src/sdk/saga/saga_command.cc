@@ -54,7 +54,11 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
   client.apply_logging();
-  if (!state.empty() && !parse_saga_state(state)) return fail(err, fmt::format("--state: unknown state '{}'", state));
+  if (!state.empty() && !parse_saga_state(state)) {
+    return fail(err, fmt::format("--state: unknown state '{}' (one of running, compensating, completed, compensated, "
+                                 "failed)",
+                                 state));
+  }
 
   kafka::Properties props{{"bootstrap.servers", client.brokers()}, {"group.id", "herald-saga-reader"}};
   if (auto bad = client.properties(props)) return fail(err, *bad);
@@ -81,7 +85,10 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     if (l.changes++ == 0) first_seen.push_back(sid);
     l.last = {std::move(body), ev->time_ms};
   });
-  if (!read && read.error().code != Errc::kNotFound) return fail(err, read.error().message);
+  // No herald.sagas topic yet: no saga has run. A --topic that does not exist is a mistake.
+  if (!read && (read.error().code != Errc::kNotFound || topic != kSagaEventsTopic)) {
+    return fail(err, read.error().message);
+  }
 
   if (showing) {
     if (history.empty()) return fail(err, fmt::format("no saga '{}' in {}", id, topic));
