@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <toml.hpp>
 
@@ -53,7 +54,7 @@ struct ServeOptions {
   std::optional<int64_t> maintenance_interval_ms;
   std::string log_level;
   std::string port_file;
-  std::string metrics_listen;  // HOST:PORT
+  std::optional<std::string> metrics_listen;  // HOST:PORT; "" or "off": no metrics endpoint
   std::vector<std::string> topic_defaults;  // key=value
 };
 
@@ -95,9 +96,11 @@ Result<void> in_range(std::string_view what, int64_t v, int64_t min, int64_t max
 
 Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   if (!o.listen.empty()) HERALD_TRY(parse_listen("listen", o.listen, cfg.listen_host, cfg.listen_port));
-  if (!o.metrics_listen.empty()) {
+  if (o.metrics_listen && (o.metrics_listen->empty() || *o.metrics_listen == "off")) {
+    cfg.metrics_port = -1;
+  } else if (o.metrics_listen) {
     uint16_t port = 0;
-    HERALD_TRY(parse_listen("metrics listen", o.metrics_listen, cfg.metrics_host, port));
+    HERALD_TRY(parse_listen("metrics listen", *o.metrics_listen, cfg.metrics_host, port));
     cfg.metrics_port = port;
   }
   if (!o.data_dir.empty()) cfg.data_dir = o.data_dir;
@@ -136,45 +139,70 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
 // Every key is checked: an unknown one (a typo) or a value of the wrong type is an error, not a
 // silent default.
 Result<void> load_file(const std::string& path, ServeOptions& o) {
+  toml::value t;
   try {
-    const auto t = toml::parse(path);
-    for (const auto& [key, v] : t.as_table()) {
-      if (key == "listen") {
-        o.listen = toml::get<std::string>(v);
-      } else if (key == "data_dir") {
-        o.data_dir = toml::get<std::string>(v);
-      } else if (key == "advertised_host") {
-        o.advertised_host = toml::get<std::string>(v);
-      } else if (key == "threads") {
-        o.threads = toml::get<toml::integer>(v);
-      } else if (key == "auto_create_topics") {
-        o.auto_create = toml::get<bool>(v);
-      } else if (key == "num_partitions") {
-        o.partitions = toml::get<toml::integer>(v);
-      } else if (key == "log_level") {
-        o.log_level = toml::get<std::string>(v);
-      } else if (key == "metrics_listen") {
-        o.metrics_listen = toml::get<std::string>(v);
-      } else if (key == "index_cache_mb") {
-        o.index_cache_mb = toml::get<toml::integer>(v);
-      } else if (key == "flush_threads") {
-        o.flush_threads = toml::get<toml::integer>(v);
-      } else if (key == "maintenance_interval_ms") {
-        o.maintenance_interval_ms = toml::get<toml::integer>(v);
-      } else if (key == "topic_defaults") {
-        for (const auto& [k, d] : toml::get<toml::table>(v)) {
-          o.topic_defaults.push_back(k + "=" + (d.is_string() ? d.as_string().str : toml::format(d)));
-        }
-      } else {
-        return Error{Errc::kInvalidArgument,
-                     fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
-                                 "threads, auto_create_topics, num_partitions, index_cache_mb, "
-                                 "flush_threads, maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])",
-                                 path, key)};
-      }
-    }
+    t = toml::parse(path);
   } catch (const std::exception& e) {
     return Error{Errc::kInvalidArgument, fmt::format("config file {}: {}", path, e.what())};
+  }
+  for (const auto& [key, v] : t.as_table()) {
+    auto must_be = [&, &key = key, &v = v](toml::value_t type, std::string_view what) -> Result<void> {
+      if (v.type() == type) return ok();
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("config file {}: {} must be {}, not {}", path, key, what, toml::format(v))};
+    };
+    auto str = [&](std::string& out) -> Result<void> {
+      HERALD_TRY(must_be(toml::value_t::string, "a string"));
+      out = v.as_string().str;
+      return ok();
+    };
+    auto integer = [&](std::optional<int64_t>& out) -> Result<void> {
+      HERALD_TRY(must_be(toml::value_t::integer, "an integer"));
+      out = v.as_integer();
+      return ok();
+    };
+    if (key == "listen") {
+      HERALD_TRY(str(o.listen));
+    } else if (key == "data_dir") {
+      HERALD_TRY(str(o.data_dir));
+    } else if (key == "advertised_host") {
+      HERALD_TRY(str(o.advertised_host));
+    } else if (key == "threads") {
+      HERALD_TRY(integer(o.threads));
+    } else if (key == "auto_create_topics") {
+      HERALD_TRY(must_be(toml::value_t::boolean, "true or false"));
+      o.auto_create = v.as_boolean();
+    } else if (key == "num_partitions") {
+      HERALD_TRY(integer(o.partitions));
+    } else if (key == "log_level") {
+      HERALD_TRY(str(o.log_level));
+    } else if (key == "metrics_listen") {
+      HERALD_TRY(str(o.metrics_listen.emplace()));
+    } else if (key == "index_cache_mb") {
+      HERALD_TRY(integer(o.index_cache_mb));
+    } else if (key == "flush_threads") {
+      HERALD_TRY(integer(o.flush_threads));
+    } else if (key == "maintenance_interval_ms") {
+      HERALD_TRY(integer(o.maintenance_interval_ms));
+    } else if (key == "topic_defaults") {
+      HERALD_TRY(must_be(toml::value_t::table, "a table ([topic_defaults])"));
+      // Unquoted names are dotted keys (retention.ms = 1 is retention = {ms = 1}): joined back.
+      std::function<void(const std::string&, const toml::value&)> add = [&](const std::string& name,
+                                                                             const toml::value& d) {
+        if (!d.is_table()) {
+          o.topic_defaults.push_back(name + "=" + (d.is_string() ? d.as_string().str : toml::format(d)));
+          return;
+        }
+        for (const auto& [k, inner] : d.as_table()) add(name.empty() ? k : name + "." + k, inner);
+      };
+      add("", v);
+    } else {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
+                               "threads, auto_create_topics, num_partitions, index_cache_mb, "
+                               "flush_threads, maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])",
+                               path, key)};
+    }
   }
   return ok();
 }
@@ -252,9 +280,10 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--port-file", flags->port_file,
                   "Write the bound port to this file once listening (useful with --listen HOST:0)");
   cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off [info]; env HERALD_LOG_LEVEL");
-  cmd->add_option("--metrics-listen", flags->metrics_listen,
-                  "HOST:PORT for Prometheus metrics (GET /metrics) and GET /health [off]; "
-                  "env HERALD_METRICS_LISTEN");
+  cmd->add_option_function<std::string>(
+      "--metrics-listen", [flags](const std::string& v) { flags->metrics_listen = v; },
+      "HOST:PORT for Prometheus metrics (GET /metrics) and GET /health; off (or empty) for none [off]; "
+      "env HERALD_METRICS_LISTEN");
   cmd->add_option("--topic-default", flags->topic_defaults,
                   "Broker-wide topic config default, KEY=VALUE, repeatable (e.g. retention.ms=604800000, "
                   "flush.policy=interval): applies to every topic without its own value, existing ones "
@@ -282,12 +311,17 @@ Examples:
       return 2;
     }
     broker::BrokerConfig cfg;
-    for (const ServeOptions* o : {&file_opts, &env_opts, flags.get()}) {
+    const std::pair<const ServeOptions*, std::string> sources[] = {
+        {&file_opts, "config file " + *config_file + ": "}, {&env_opts, "environment (HERALD_*): "}, {flags.get(), ""}};
+    for (const auto& [o, source] : sources) {
       if (auto r = apply(*o, cfg); !r) {
-        fmt::print(stderr, "herald serve: {}\n", r.error().message);
+        fmt::print(stderr, "herald serve: {}{}\n", source, r.error().message);
         return 2;
       }
       if (!o->log_level.empty()) log::set_level(o->log_level);
+    }
+    if (cfg.ephemeral && (!file_opts.data_dir.empty() || !env_opts.data_dir.empty() || !flags->data_dir.empty())) {
+      HLOG_WARN("herald serve: --ephemeral uses a temporary data dir; data dir {} is not used", cfg.data_dir.string());
     }
     const sigset_t set = block_stop_signals();  // before any thread starts; waited for below
     raise_descriptor_limit();

@@ -47,7 +47,13 @@ def run(h):
                 f"exit {p.returncode}, stderr: {p.stderr}")
 
     refused("an unknown file key", "unknown key 'num_partitons'", conf_text="num_partitons = 3\n")
-    refused("a string key given a number", "listen", conf_text="listen = 19215\n")
+    refused("a string key given a number", "listen must be a string, not 19215", conf_text="listen = 19215\n")
+    refused("a bad log level in the file, naming the file", f"config file {conf}: log level 'loud'",
+            conf_text='log_level = "loud"\n')
+    refused("a bad HERALD_LOG_LEVEL, naming the environment", "environment (HERALD_*): log level 'verbose'",
+            env={"HERALD_LOG_LEVEL": "verbose"})
+    refused("a bad [topic_defaults] value, naming the file", f"config file {conf}: retention.ms",
+            conf_text='[topic_defaults]\nretention.ms = "abc"\n')
     refused("a boolean key given a string", "auto_create_topics", conf_text='auto_create_topics = "no way"\n')
     refused("a non-integer HERALD_THREADS", "HERALD_THREADS", env={"HERALD_THREADS": "abc"})
     refused("a non-integer HERALD_NUM_PARTITIONS", "HERALD_NUM_PARTITIONS", env={"HERALD_NUM_PARTITIONS": "3x"})
@@ -78,6 +84,33 @@ def run(h):
         _, err = srv.communicate(timeout=20)
     h.check(srv.returncode == 0, "a relative --port-file: clean exit on SIGTERM", f"exit {srv.returncode}: {err}")
     refused("--ephemeral with TMPDIR naming no directory", "TMPDIR", env={"TMPDIR": os.path.join(h.workdir, "absent")})
+
+    # Unquoted dotted [topic_defaults] names are topic config names too; --metrics-listen '' turns off the
+    # file's metrics endpoint; a data dir given with --ephemeral is warned about (it is not used).
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    write_conf(f'metrics_listen = "127.0.0.1:{metrics_port}"\n[topic_defaults]\nretention.ms = 5000\n')
+    h.stop_broker()
+    h.start_broker("--config", conf, "--metrics-listen", "")
+    h.ok(h.cli("topic", "create", "dotted"))
+    c = h.ok(h.cli("topic", "describe", "dotted", "--format", "json")).json()["configs"]["retention.ms"]
+    h.eq((c["value"], c["source"]), ("5000", "broker"), "[topic_defaults] retention.ms = 5000 (a dotted key)")
+    try:
+        socket.create_connection(("127.0.0.1", metrics_port), timeout=2).close()
+        h.check(False, "--metrics-listen '' turns off the file's metrics endpoint")
+    except OSError:
+        h.check(True, "--metrics-listen '' turns off the file's metrics endpoint")
+    h.stop_broker()
+    srv = subprocess.Popen([h.herald, "serve", "--ephemeral", "--listen", "127.0.0.1:0", "--data-dir",
+                            os.path.join(h.workdir, "unused")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    time.sleep(0.5)
+    srv.terminate()
+    out, _ = srv.communicate(timeout=20)
+    h.check(srv.returncode == 0 and "data dir " + os.path.join(h.workdir, "unused") + " is not used" in out and
+            not os.path.exists(os.path.join(h.workdir, "unused")), "--ephemeral with --data-dir: warned, not used",
+            out)
 
     # --listen takes a host name; listening on every address without --advertised-host is warned about.
     for listen, needle, what in [("localhost:0", "listening on localhost:", "--listen localhost:0 (a host name)"),

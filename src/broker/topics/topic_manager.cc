@@ -390,7 +390,7 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
     std::unique_lock lock(mu_);
     topics_.emplace(name, topic);
   }
-  HLOG_INFO("created topic {} with {} partitions", name, partitions);
+  HLOG_INFO("created topic {} with {} partition{}", name, partitions, partitions == 1 ? "" : "s");
   return topic;
 }
 
