@@ -113,7 +113,7 @@ class BillingService {
     auto r = cli.Get(fmt::format("/users/{}", id));
     if (!r) {
       return reply_json(res, 503,
-                        json{{"error", fmt::format("users service unavailable at {}: {}", users_url_,
+                        json{{"error", fmt::format("users service unavailable at {}: {} error", users_url_,
                                                    httplib::to_string(r.error()))},
                              {"hint", "the default (replica) read keeps working: drop ?consistency=strong"}});
     }

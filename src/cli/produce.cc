@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -254,7 +255,9 @@ void add_produce_command(CLI::App& app, std::function<int()>& action) {
       ->check(CLI::IsMember({"all", "-1", "1", "0"}))
       ->capture_default_str();
   cmd->add_option("-f,--file", o->file, "Read records from this file, one per line ('-' = stdin)")
-      ->check(CLI::ExistingFile | CLI::IsMember({"-"}));
+      ->check(CLI::Validator(
+          [](std::string& v) { return v == "-" || std::filesystem::is_regular_file(v) ? "" : "no such file: " + v; },
+          "FILE"));
   cmd->add_option("-t,--timestamp", o->timestamp,
                   "Record timestamp for every record: ISO-8601 datetime or @EPOCH_MS [now]");
   cmd->add_flag("--tombstones", o->null_value,

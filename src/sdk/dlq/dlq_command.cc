@@ -104,6 +104,13 @@ int fail(std::FILE* err, const Error& e) {
 int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
   CLI::App app{"Inspect, replay or skip dead letters", "herald dlq"};
   app.require_subcommand(1);
+  app.footer(R"(
+Examples:
+  herald dlq list --topic users --group billing          # pending dead letters of group billing on users
+  herald dlq replay --topic users --group billing        # re-publish them after a fix
+  herald dlq skip --topic users --group billing          # pass over them
+  herald dlq parked --store sqlite:billing.db --group billing        # ordered mode: parked keys
+  herald dlq replay --store sqlite:billing.db --group billing --topic users --key user-7)");
   Options o;
   auto* list_cmd = app.add_subcommand("list", "Print dead letters (pending ones unless --all)");
   add_common(list_cmd, o);

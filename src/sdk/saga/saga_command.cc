@@ -45,6 +45,11 @@ int run_saga_command(const std::vector<std::string>& args, std::FILE* out, std::
     c->add_option("--topic", topic, "The saga events topic [herald.sagas]");
     c->add_flag("--json", as_json, "One JSON object per line");
   };
+  app.footer(R"(
+Examples:
+  herald saga list --state compensating
+  herald saga list --json
+  herald saga show 01a21890-25c2-75df-aedd-6f8806a99eb2)");
   auto* list_cmd = app.add_subcommand("list", "One line per saga: its latest state");
   common(list_cmd);
   list_cmd->add_option("--state", state, "Only sagas in this state (running, compensating, completed, compensated, failed)");
