@@ -38,6 +38,7 @@ maintenance sweep every 200 ms, three records are gone (low watermark = high
 watermark = 3) a few seconds later, although they sit in the active segment.
 """
 import os
+import socket
 import time
 
 import harness
@@ -602,6 +603,58 @@ def cluster_id_damaged(h, b):
         h.check("not a cluster id" in f.read(), "a damaged cluster_id is logged")
 
 
+def delete_racing_recreate(h, b):
+    """DeleteTopics deletes the topic that existed when it arrived, never one deleted and created again
+    under that name meanwhile (by another client): by id, the re-created topic is not the one named; by
+    name, its committed offsets are dropped before its files, so a SIGTERM while the deletion waits for
+    the admin thread cannot hand them to the next topic of that name. A CreateTopics of 1,000 partitions
+    sent first holds the admin thread, so that the requests sent behind it run in the order sent."""
+    from confluent_kafka import Consumer, TopicPartition
+    from kwire import array, i16, i32, string
+    unanswered = []
+
+    def create(name, n):  # CreateTopics v0
+        return array([name], lambda t: string(t) + i32(n) + i16(1) + i32(0) + i32(0)) + i32(60000)
+
+    def send(api, version, body):  # not waited for
+        s = socket.create_connection(("127.0.0.1", b.port))
+        s.sendall(kwire.request_frame(api, version, 1, body))
+        unanswered.append(s)
+        time.sleep(0.05)
+
+    def commit(offset):
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "race-g",
+                      "logger": harness.confluent_quiet_logger()})
+        if offset is not None:
+            c.commit(offsets=[TopicPartition("adm-race", 0, offset)], asynchronous=False)
+        got = c.committed([TopicPartition("adm-race", 0)], timeout=10)[0].offset
+        c.close()
+        return got
+
+    with kwire.Conn("127.0.0.1", b.port, timeout=60) as c:
+        c.request(19, 0, create("adm-race", 1))
+        (_, _, old_id, _), = c.metadata_v12([("adm-race", bytes(16))])
+    h.check_eq(commit(7), 7, "group race-g committed 7 on adm-race")
+    send(19, 0, create("adm-race-hold-1", 1000))
+    send(20, 1, array(["adm-race"], string) + i32(60000))  # another client: delete, then create again
+    send(19, 0, create("adm-race", 2))
+    with kwire.Conn("127.0.0.1", b.port, timeout=120) as c:
+        h.check_eq([e for e, _, _ in c.delete_topics_v6([(None, old_id)], timeout_ms=60000)], [100],
+                   "DeleteTopics v6 by the id of adm-race as it was: UNKNOWN_TOPIC_ID once it is re-created")
+        (err, _, new_id, parts), = c.metadata_v12([("adm-race", bytes(16))])
+    h.check((err, len(parts)) == (0, 2) and new_id != old_id, "... and the re-created adm-race (2 partitions) "
+            "is still there", f"{(err, new_id.hex(), parts)}")
+    h.check_eq(commit(9), 9, "group race-g committed 9 on the re-created adm-race")
+    send(19, 0, create("adm-race-hold-2", 1000))
+    send(20, 1, array(["adm-race"], string) + i32(60000))
+    send(19, 0, create("adm-race", 1))
+    time.sleep(0.2)
+    b.restart()  # SIGTERM while the deletion and the next creation wait for the admin thread
+    for s in unanswered:
+        s.close()
+    h.check_eq(commit(None), -1001, "after the restart the third adm-race has no committed offset of the second")
+
+
 def run(h):
     b = h.broker(extra_args=["--auto-create-topics", "false", "--topic-default", f"retention.bytes={1 << 40}",
                              "--maintenance-interval-ms", "200"]).start()
@@ -614,6 +667,7 @@ def run(h):
     pipelined_requests(h, b)
     old_admin_versions(h, b)
     cluster_id_damaged(h, b)
+    delete_racing_recreate(h, b)
     b.stop()
 
 

@@ -12,15 +12,26 @@ using protocol::ErrorCode;
 
 namespace {
 
-asio::awaitable<ErrorCode> delete_one(RequestContext& ctx, const std::string& name) {
+// Deletes the topic `name` is now (the incarnation `id`, when given): never one created again
+// under that name after the request arrived, which has other offsets and other data. The
+// committed offsets of the topic are dropped before its files and again after: a stop or crash
+// in between leaves a topic without offsets, never offsets that a later topic of that name
+// would inherit at the next start (offsets are stored by topic name).
+asio::awaitable<ErrorCode> delete_one(RequestContext& ctx, const std::string& name, std::optional<TopicId> id = {}) {
   BrokerImpl& b = ctx.broker;
   auto topic = b.topics().find(name);
-  if (!topic) co_return ErrorCode::kUnknownTopicOrPartition;
+  if (!topic || (id && topic->id() != *id)) {
+    co_return id ? ErrorCode::kUnknownTopicId : ErrorCode::kUnknownTopicOrPartition;
+  }
   if (topic->internal()) co_return ErrorCode::kInvalidTopicException;
-  const TopicId id = topic->id();
-  auto r = co_await on_admin_thread(ctx, [&] { return b.topics().remove(name); });
+  const TopicId incarnation = topic->id();
+  co_await b.groups().forget_topic(name, incarnation);
+  auto r = co_await on_admin_thread(ctx, [&] { return b.topics().remove(name, incarnation); });
+  if (!r && r.error().code == Errc::kNotFound) {
+    co_return id ? ErrorCode::kUnknownTopicId : ErrorCode::kUnknownTopicOrPartition;
+  }
   if (!r) co_return to_error_code(r.error().code);
-  co_await b.groups().forget_topic(name, id);
+  co_await b.groups().forget_topic(name, incarnation);  // commits made meanwhile
   co_return ErrorCode::kNone;
 }
 
@@ -56,8 +67,10 @@ asio::awaitable<protocol::DeleteTopicsResponse> DeleteTopicsHandler::handle(Requ
       }
     }
     out.name = name;
+    std::optional<TopicId> by_id;
+    if (!t.name) by_id = t.topic_id;
     if (auto topic = ctx.broker.topics().find(name)) out.topic_id = topic->id();
-    out.error_code = code(co_await delete_one(ctx, name));
+    out.error_code = code(co_await delete_one(ctx, name, by_id));
   }
   co_return resp;
 }

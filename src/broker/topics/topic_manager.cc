@@ -394,13 +394,19 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   return topic;
 }
 
-Result<void> TopicManager::remove(const std::string& name) {
+Result<void> TopicManager::remove(const std::string& name) { return remove_if(name, nullptr); }
+
+Result<void> TopicManager::remove(const std::string& name, const TopicId& id) { return remove_if(name, &id); }
+
+Result<void> TopicManager::remove_if(const std::string& name, const TopicId* id) {
   std::lock_guard admin(admin_mu_);
   std::shared_ptr<Topic> topic;
   {
     std::unique_lock lock(mu_);
     auto it = topics_.find(name);
-    if (it == topics_.end()) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
+    if (it == topics_.end() || (id != nullptr && it->second->id() != *id)) {
+      return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
+    }
     topic = it->second;
     topics_.erase(it);
   }
@@ -414,9 +420,9 @@ Result<void> TopicManager::remove(const std::string& name) {
   // the removal fails, what is left is swept at the next start.
   std::error_code ec;
   // The name shortened so that the whole fits NAME_MAX; the marker alone makes open() sweep it.
-  const std::string id = hex(random_topic_id());
-  const std::string kept = name.substr(0, kMaxDirName - kDeletedMarker.size() - id.size());
-  fs::path gone = dir.parent_path() / (kept + std::string(kDeletedMarker) + id);
+  const std::string suffix = hex(random_topic_id());
+  const std::string kept = name.substr(0, kMaxDirName - kDeletedMarker.size() - suffix.size());
+  fs::path gone = dir.parent_path() / (kept + std::string(kDeletedMarker) + suffix);
   fs::rename(dir, gone, ec);
   if (ec) {  // metadata first, then the files (a directory without topic.json is no topic)
     gone = dir;

@@ -122,6 +122,9 @@ class TopicManager {
                                         const std::map<std::string, std::string>& configs,
                                         bool validate_only = false, bool internal = false);
   Result<void> remove(const std::string& name);
+  // Only the incarnation `id` of `name`: kNotFound when the topic of that name now is another one
+  // (deleted and created again since the caller looked).
+  Result<void> remove(const std::string& name, const TopicId& id);
   // Grows the topic to `total` partitions (kInvalidArgument if not larger).
   Result<void> add_partitions(const std::string& name, int32_t total, bool validate_only);
   // Applies a new set of overrides (already validated by the caller with TopicConfig::set/reset).
@@ -136,6 +139,7 @@ class TopicManager {
   void close();
 
  private:
+  Result<void> remove_if(const std::string& name, const TopicId* id);  // id null: any incarnation
   TopicManager(std::filesystem::path data_dir, TopicConfig defaults, storage::Flusher* flusher)
       : data_dir_(std::move(data_dir)), defaults_(std::move(defaults)), flusher_(flusher) {}
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
