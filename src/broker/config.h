@@ -27,6 +27,9 @@ struct BrokerConfig {
   int32_t default_partitions = 1;        // num.partitions
   int32_t socket_request_max_bytes = 104857600;
   int32_t fetch_max_bytes = 57671680;    // fetch.max.bytes: a Fetch's max_bytes is capped to this
+  // connections.max.idle.ms: a connection with no request read and no response written for this
+  // long (and none in progress) is closed; 0 = never.
+  int64_t connections_max_idle_ms = 600000;
   int32_t offsets_topic_partitions = 50; // offsets.topic.num.partitions
   int32_t group_min_session_timeout_ms = 6000;
   int32_t group_max_session_timeout_ms = 1800000;

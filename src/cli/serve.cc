@@ -52,6 +52,7 @@ struct ServeOptions {
   std::optional<int64_t> index_cache_mb;
   std::optional<int64_t> flush_threads;
   std::optional<int64_t> maintenance_interval_ms;
+  std::optional<int64_t> connections_max_idle_ms;
   std::string log_level;
   std::string port_file;
   std::optional<std::string> metrics_listen;  // HOST:PORT; "" or "off": no metrics endpoint
@@ -127,6 +128,10 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
     HERALD_TRY(in_range("maintenance interval ms", *o.maintenance_interval_ms, 1, INT64_MAX));
     cfg.maintenance_interval_ms = *o.maintenance_interval_ms;
   }
+  if (o.connections_max_idle_ms) {
+    HERALD_TRY(in_range("connections max idle ms", *o.connections_max_idle_ms, 0, INT64_MAX));
+    cfg.connections_max_idle_ms = *o.connections_max_idle_ms;
+  }
   if (!o.log_level.empty() && !log::valid_level(o.log_level)) {
     return Error{Errc::kInvalidArgument,
                  fmt::format("log level '{}': expected trace, debug, info, warn, error or off", o.log_level)};
@@ -135,6 +140,10 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   HERALD_TRY(cfg.topic_defaults.check());
   return ok();
 }
+
+constexpr std::string_view kFileKeys =
+    "listen, data_dir, advertised_host, threads, auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
+    "maintenance_interval_ms, connections_max_idle_ms, log_level, metrics_listen, [topic_defaults]";
 
 // Every key is checked: an unknown one (a typo) or a value of the wrong type is an error, not a
 // silent default.
@@ -184,6 +193,8 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
       HERALD_TRY(integer(o.flush_threads));
     } else if (key == "maintenance_interval_ms") {
       HERALD_TRY(integer(o.maintenance_interval_ms));
+    } else if (key == "connections_max_idle_ms") {
+      HERALD_TRY(integer(o.connections_max_idle_ms));
     } else if (key == "topic_defaults") {
       HERALD_TRY(must_be(toml::value_t::table, "a table ([topic_defaults])"));
       // Unquoted names are dotted keys (retention.ms = 1 is retention = {ms = 1}): joined back.
@@ -198,10 +209,7 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
       add("", v);
     } else {
       return Error{Errc::kInvalidArgument,
-                   fmt::format("config file {}: unknown key '{}' (keys: listen, data_dir, advertised_host, "
-                               "threads, auto_create_topics, num_partitions, index_cache_mb, "
-                               "flush_threads, maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])",
-                               path, key)};
+                   fmt::format("config file {}: unknown key '{}' (keys: {})", path, key, kFileKeys)};
     }
   }
   return ok();
@@ -233,6 +241,7 @@ Result<void> load_env(ServeOptions& o) {
   HERALD_TRY(integer("HERALD_INDEX_CACHE_MB", o.index_cache_mb));
   HERALD_TRY(integer("HERALD_FLUSH_THREADS", o.flush_threads));
   HERALD_TRY(integer("HERALD_MAINTENANCE_INTERVAL_MS", o.maintenance_interval_ms));
+  HERALD_TRY(integer("HERALD_CONNECTIONS_MAX_IDLE_MS", o.connections_max_idle_ms));
   HERALD_TRY(boolean("HERALD_EPHEMERAL", o.ephemeral));
   return ok();
 }
@@ -243,9 +252,7 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   auto* cmd = app.add_subcommand("serve", "Run the broker (Kafka wire protocol)");
   auto flags = std::make_shared<ServeOptions>();
   auto config_file = std::make_shared<std::string>();
-  cmd->add_option("--config", *config_file, "TOML config file (keys: listen, data_dir, advertised_host, threads, "
-                                            "auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
-                                            "maintenance_interval_ms, log_level, metrics_listen, [topic_defaults])");
+  cmd->add_option("--config", *config_file, fmt::format("TOML config file (keys: {})", kFileKeys));
   cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on [127.0.0.1:9092]; env HERALD_LISTEN");
   cmd->add_option("--data-dir", flags->data_dir, "Directory for topics and state [./data]; env HERALD_DATA_DIR");
   cmd->add_flag_callback(
@@ -277,6 +284,9 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   integer("--maintenance-interval-ms", &ServeOptions::maintenance_interval_ms,
           "How often retention, compaction, producer-state snapshots and group expiry are checked, "
           "ms [30000]; env HERALD_MAINTENANCE_INTERVAL_MS");
+  integer("--connections-max-idle-ms", &ServeOptions::connections_max_idle_ms,
+          "Close a connection with no request and no response for this long, ms; 0 = never [600000]; "
+          "env HERALD_CONNECTIONS_MAX_IDLE_MS");
   cmd->add_option("--port-file", flags->port_file,
                   "Write the bound port to this file once listening (useful with --listen HOST:0)");
   cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off [info]; env HERALD_LOG_LEVEL");

@@ -444,26 +444,32 @@ def peak_mb(pid):
     return 0.0
 
 
-def unread_fetch_responses(h, b):
+def unread_fetch_responses(h, b, long_poll):
     """64 pipelined 16 MiB fetches whose responses the client does not read: the broker stops reading the
-    connection instead of building all of them (1 GiB), and answers every one once the client reads."""
+    connection, or holds the fetches it has read back, instead of building all of them (1 GiB), and answers
+    every one once the client reads. Long-polling ones (min_bytes 2 GiB, max_wait 100 ms) are all read
+    before the first is answered: they are held back by the responses not yet sent."""
     topic = "bulk"
-    batch = kwire.build_batch([(b"k", b"x" * 100_000, []) for _ in range(9)])  # ~900 kB
-    with kwire.Conn("127.0.0.1", b.port) as c:
-        c.metadata([topic], auto_create=True)
-        harness.wait_until(lambda: c.produce(topic, 0, batch)[0] == 0, 10, "first batch into 'bulk'")
-        errors = [c.produce(topic, 0, batch)[0] for _ in range(20)]
-        h.check_eq(errors, [0] * 20, "20 more batches of ~900 kB into 'bulk'")
+    if not long_poll:
+        batch = kwire.build_batch([(b"k", b"x" * 100_000, []) for _ in range(9)])  # ~900 kB
+        with kwire.Conn("127.0.0.1", b.port) as c:
+            c.metadata([topic], auto_create=True)
+            harness.wait_until(lambda: c.produce(topic, 0, batch)[0] == 0, 10, "first batch into 'bulk'")
+            errors = [c.produce(topic, 0, batch)[0] for _ in range(20)]
+            h.check_eq(errors, [0] * 20, "20 more batches of ~900 kB into 'bulk'")
     n, max_bytes = 64, 16 << 20
+    wait_ms, min_bytes = (100, 0x7FFFFFFF) if long_poll else (0, 0)
+    what = "long-polling " if long_poll else ""
     base = rss_mb(b.proc.pid)
     s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
-    s.sendall(b"".join(kwire.request_frame(1, 4, i + 1, kwire.fetch_body(topic, 0, 0, max_bytes, 0))
+    s.sendall(b"".join(kwire.request_frame(1, 4, i + 1, kwire.fetch_body(topic, 0, 0, max_bytes, wait_ms,
+                                                                          min_bytes=min_bytes))
                        for i in range(n)))
     peak = base
     for _ in range(30):
         time.sleep(0.1)
         peak = max(peak, rss_mb(b.proc.pid))
-    h.check(peak - base < 300, f"{n} unread 16 MiB fetch responses: broker RSS grew by {peak - base:.0f} MB "
+    h.check(peak - base < 300, f"{n} unread {what}16 MiB fetch responses: broker RSS grew by {peak - base:.0f} MB "
             f"(from {base:.0f} MB; all of them would be {n * 16} MiB)")
     got = []
     f = s.makefile("rb")
@@ -505,7 +511,7 @@ def decode_amplification(h, b):
 def parked_fetches(h, b):
     """16 fetches parked for min_bytes = 2 GiB on a partition holding ~19 MB: while they wait the broker holds
     no copy of the data (it checks sizes on each append), and each is answered with the data at max_wait."""
-    topic, n, max_bytes, wait_ms = "bulk", 16, 16 << 20, 4000
+    topic, n, max_bytes, wait_ms = "bulk", 16, 16 << 20, 1000  # one after the other, as in Kafka: 16 s
     body = kwire.fetch_body(topic, 0, 0, max_bytes, wait_ms, min_bytes=0x7FFFFFFF)
     base = reset_peak(b.proc.pid)
     s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
@@ -566,6 +572,50 @@ def closed_while_waiting(h, b):
         h.check(False, f"50 clients closed while their fetch waited: broker still holds {fds() - before} more descriptors")
 
 
+def idle_and_gone_clients(h):
+    """connections.max.idle.ms (here 1 s): a connection that sends nothing, or stops half-way through a
+    frame, is closed; one whose fetch waits longer than that is not, and gets its answer. A fetch whose
+    client closed while it waited ends then, not at its max_wait (60 s): the connection is gone from
+    herald_connections."""
+    import re
+    import urllib.request
+    b = h.broker("idle", extra_args=["--connections-max-idle-ms", "1000", "--metrics-listen", "127.0.0.1:0"]).start()
+    mport = int(re.search(r"http://127\.0\.0\.1:(\d+)/metrics", b.wait_log("metrics at http://")).group(1))
+
+    def open_connections():
+        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        return int(re.search(r"^herald_connections (\d+)", text, re.M).group(1))
+
+    silent, half = raw_conn(b), raw_conn(b)
+    half.sendall(struct.pack(">i", 1000) + b"\x00" * 10)
+    how, dt = expect_closed(silent, "a connection that sends nothing", timeout=10)
+    h.check(dt < 5, f"a connection that sends nothing is closed after the idle time ({how} after {dt:.1f} s)")
+    how, dt = expect_closed(half, "a connection stopped half-way through a frame", timeout=10)
+    h.check(True, f"a connection stopped half-way through a frame is closed too ({how})")
+    with kwire.Conn("127.0.0.1", b.port, timeout=30) as c:
+        c.metadata(["idle-t"], auto_create=True)
+        t0 = time.monotonic()
+        harness.wait_until(lambda: c.fetch("idle-t", 0, 0)[0] == 0, 10, "idle-t to be ready")
+        err, hw, _ = c.fetch("idle-t", 0, 0, max_bytes=1 << 20, max_wait_ms=3000, min_bytes=1 << 20)
+        dt = time.monotonic() - t0
+    h.check(err == 0 and dt >= 2.5, f"a fetch waiting 3 s (3x the idle time) is answered, not cut off "
+            f"(error {err} after {dt:.1f} s)")
+    socks = []
+    for _ in range(20):
+        s = raw_conn(b)
+        s.sendall(kwire.request_frame(1, 4, 1, kwire.fetch_body("idle-t", 0, 0, 1 << 20, 60000, min_bytes=1 << 20)))
+        socks.append(s)
+    harness.wait_until(lambda: open_connections() >= 20, 10, "20 connections with a fetch waiting 60 s")
+    for s in socks:
+        s.close()
+    try:
+        harness.wait_until(lambda: open_connections() == 0, 5, "herald_connections back to 0")
+        h.check(True, "20 clients closed while their fetch waited 60 s: herald_connections 0 within 5 s")
+    except Failure:
+        h.check(False, f"20 clients closed while their fetch waited: herald_connections still {open_connections()}")
+    b.stop()
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -584,12 +634,14 @@ def run(h):
     finally:
         bg.stop()
     out_of_descriptors(h, b)
-    unread_fetch_responses(h, b)
+    unread_fetch_responses(h, b, long_poll=False)
+    unread_fetch_responses(h, b, long_poll=True)
     parked_fetches(h, b)
     decode_amplification(h, b)
     fetch_min_bytes_zero(h, b)
     closed_while_waiting(h, b)
     timestamp_cases(h, b)
+    idle_and_gone_clients(h)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",
             f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")

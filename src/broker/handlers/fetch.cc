@@ -6,6 +6,10 @@
 // waits, only sizes are checked: the data is read once, when it is answered.
 #include <asio/experimental/as_tuple.hpp>
 
+#include <algorithm>
+#include <optional>
+#include <utility>
+
 #include "broker/broker_impl.h"
 #include "broker/handlers/error_mapping.h"
 #include "broker/handlers/handlers.h"
@@ -24,58 +28,71 @@ struct Target {
   FetchPartition* out;
 };
 
-// Fills every partition's response from the logs; returns the bytes of record data collected.
-// Without `read_data` only the bytes that would be collected are counted (from the index, no file
-// reads, nothing held): a request waiting for min_bytes checks that way on every wake-up.
-uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_data, bool& any_error) {
+// Sets `t`'s high watermark, log start and error; returns what a read of up to `budget` bytes
+// (at least one batch) from its fetch offset would cover (from the index: no record data read),
+// or nullopt when there is nothing to read, no budget, or an error, which sets `any_error`.
+std::optional<storage::ReadResult> look(Target& t, std::optional<uint64_t> budget, bool& any_error) {
+  FetchPartition& out = *t.out;
+  if (!t.partition) return std::nullopt;  // error already set
+  if (t.partition->removed.load()) {      // the topic was deleted while the request waited
+    out.high_watermark = out.last_stable_offset = out.log_start_offset = -1;
+    out.records = protocol::Records{};
+    out.records.is_null = false;
+    out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
+    any_error = true;
+    return std::nullopt;
+  }
+  auto& log = *t.partition->log;
+  int64_t hwm = log.high_watermark();
+  out.high_watermark = hwm;
+  out.last_stable_offset = hwm;
+  out.log_start_offset = log.log_start_offset();
+  out.error_code = code(ErrorCode::kNone);
+  out.records = protocol::Records{};
+  out.records.is_null = false;
+  if (t.fetch_offset < log.log_start_offset() || t.fetch_offset > log.log_end_offset()) {
+    out.error_code = code(ErrorCode::kOffsetOutOfRange);
+    any_error = true;
+    return std::nullopt;
+  }
+  if (t.fetch_offset >= hwm || !budget) return std::nullopt;
+  auto rr = log.read(t.fetch_offset, std::max<uint64_t>(*budget, 1), hwm);
+  if (!rr) {
+    out.error_code = code(to_error_code(rr.error().code));
+    any_error = true;
+    if (rr.error().code == Errc::kCorruption) {
+      HLOG_ERROR("fetch read: {}", rr.error().to_string());
+    } else {
+      HLOG_WARN("fetch {}: {}", t.partition->index, rr.error().to_string());
+    }
+    return std::nullopt;
+  }
+  return std::move(*rr);
+}
+
+uint64_t partition_budget(const Target& t) { return static_cast<uint64_t>(std::max(t.max_bytes, 0)); }
+
+// What `t` counts towards min_bytes while the request waits: its bytes available, up to its
+// partition_max_bytes (as Kafka's DelayedFetch counts them).
+uint64_t available(Target& t, bool& any_error) {
+  auto rr = look(t, partition_budget(t), any_error);
+  return rr ? std::min(rr->total_bytes, partition_budget(t)) : 0;
+}
+
+// Fills every partition's response from the logs, within max_bytes.
+void collect(std::vector<Target>& targets, uint64_t max_bytes, bool& any_error) {
   uint64_t total = 0;
   bool first_data = true;
   for (auto& t : targets) {
     FetchPartition& out = *t.out;
-    if (!t.partition) continue;  // error already set
-    if (t.partition->removed.load()) {  // the topic was deleted while the request waited
-      out.high_watermark = out.last_stable_offset = out.log_start_offset = -1;
-      out.records = protocol::Records{};
-      out.records.is_null = false;
-      out.error_code = code(ErrorCode::kUnknownTopicOrPartition);
-      any_error = true;
+    const uint64_t budget = std::min(partition_budget(t), max_bytes > total ? max_bytes - total : 0);
+    if (budget == 0 && !first_data) {
+      look(t, std::nullopt, any_error);  // offsets and errors only
       continue;
     }
-    auto& log = *t.partition->log;
-    int64_t hwm = log.high_watermark();
-    out.high_watermark = hwm;
-    out.last_stable_offset = hwm;
-    out.log_start_offset = log.log_start_offset();
-    out.error_code = code(ErrorCode::kNone);
-    out.records = protocol::Records{};
-    out.records.is_null = false;
-    if (t.fetch_offset < log.log_start_offset() || t.fetch_offset > log.log_end_offset()) {
-      out.error_code = code(ErrorCode::kOffsetOutOfRange);
-      any_error = true;
-      continue;
-    }
-    if (t.fetch_offset >= hwm) continue;
-    uint64_t budget = std::min<uint64_t>(static_cast<uint64_t>(std::max(t.max_bytes, 0)),
-                                         max_bytes > total ? max_bytes - total : 0);
-    if (budget == 0 && !first_data) continue;
-    auto rr = log.read(t.fetch_offset, std::max<uint64_t>(budget, 1), hwm);
-    if (!rr) {
-      out.error_code = code(to_error_code(rr.error().code));
-      any_error = true;
-      if (rr.error().code == Errc::kCorruption) {
-        HLOG_ERROR("fetch read: {}", rr.error().to_string());
-      } else {
-        HLOG_WARN("fetch {}: {}", t.partition->index, rr.error().to_string());
-      }
-      continue;
-    }
-    if (rr->total_bytes == 0) continue;
+    auto rr = look(t, budget, any_error);
+    if (!rr || rr->total_bytes == 0) continue;
     if (!first_data && rr->total_bytes > budget) continue;  // only the very first batch may exceed the limits
-    if (!read_data) {
-      total += rr->total_bytes;
-      first_data = false;
-      continue;
-    }
     auto buf = std::make_shared<Bytes>(rr->total_bytes);
     uint64_t pos = 0;
     bool ok = true;
@@ -99,7 +116,6 @@ uint64_t collect(std::vector<Target>& targets, uint64_t max_bytes, bool read_dat
     total += pos;
     first_data = false;
   }
-  return total;
 }
 
 }  // namespace
@@ -149,33 +165,58 @@ asio::awaitable<protocol::FetchResponse> FetchHandler::handle(RequestContext& ct
   const int32_t cap = std::max(ctx.broker.config().fetch_max_bytes, 1);
   const uint64_t max_bytes = static_cast<uint64_t>(std::clamp(req.max_bytes, 1, cap));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
-  for (;;) {
-    // Register for wake-ups before reading, so an append between the read and the wait is not missed.
-    auto timer = std::make_shared<asio::steady_timer>(ctx.executor, deadline);
-    std::vector<std::pair<std::shared_ptr<Partition>, DataNotifier::Id>> subs;
-    bool waiting = req.max_wait_ms > 0 && std::chrono::steady_clock::now() < deadline;
-    if (waiting) {
-      for (auto& t : targets) {
-        if (!t.partition) continue;
-        auto id = t.partition->notifier.add([weak = std::weak_ptr<asio::steady_timer>(timer), ex = ctx.executor] {
-          asio::post(ex, [weak] {
-            if (auto tm = weak.lock()) tm->cancel();
-          });
+  // As in Kafka: answered at once when min_bytes <= 0, there is nothing to fetch, or an error.
+  if (req.max_wait_ms > 0 && req.min_bytes > 0 && !targets.empty() && !any_error) {
+    // Long polling. Each partition is subscribed to once (again after each of its one-shot
+    // wake-ups, before it is looked at, so that no append is missed), and a wake-up looks again
+    // at the partitions that woke it only: a request over thousands of partitions costs little
+    // per append.
+    struct Wait {
+      Wait(const asio::any_io_executor& ex, std::chrono::steady_clock::time_point deadline) : timer(ex, deadline) {}
+      asio::steady_timer timer;   // expires at the deadline; cancelled by each wake-up
+      std::vector<size_t> woken;  // targets with new data since the last look
+    };
+    auto wait = std::make_shared<Wait>(ctx.executor, deadline);
+    ctx.waits->add(std::shared_ptr<asio::steady_timer>(wait, &wait->timer));
+    std::vector<DataNotifier::Id> subs(targets.size(), 0);
+    auto subscribe = [&](size_t i) {
+      subs[i] = targets[i].partition->notifier.add([weak = std::weak_ptr<Wait>(wait), ex = ctx.executor, i] {
+        asio::post(ex, [weak, i] {
+          if (auto w = weak.lock()) {
+            w->woken.push_back(i);
+            w->timer.cancel();
+          }
         });
-        subs.emplace_back(t.partition, id);
+      });
+    };
+    std::vector<uint64_t> counted(targets.size(), 0);
+    uint64_t got = 0;
+    bool answer_now = false;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (!targets[i].partition) continue;
+      subscribe(i);
+      counted[i] = available(targets[i], answer_now);
+      got += counted[i];
+    }
+    const auto min_bytes = static_cast<uint64_t>(req.min_bytes);
+    while (!answer_now && got < min_bytes && !ctx.waits->closed && std::chrono::steady_clock::now() < deadline) {
+      co_await wait->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      auto woken = std::exchange(wait->woken, {});
+      std::sort(woken.begin(), woken.end());
+      woken.erase(std::unique(woken.begin(), woken.end()), woken.end());
+      for (size_t i : woken) {
+        subscribe(i);
+        got -= counted[i];
+        counted[i] = available(targets[i], answer_now);
+        got += counted[i];
       }
     }
-    // As in Kafka: answered at once when min_bytes <= 0 or there is nothing to fetch.
-    bool done = !waiting || targets.empty() || req.min_bytes <= 0;
-    if (!done) {
-      const uint64_t got = collect(targets, max_bytes, /*read_data=*/false, any_error);
-      done = any_error || got >= static_cast<uint64_t>(req.min_bytes);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (subs[i] != 0) targets[i].partition->notifier.remove(subs[i]);
     }
-    if (!done) co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-    for (auto& [p, id] : subs) p->notifier.remove(id);
-    if (done || std::chrono::steady_clock::now() >= deadline) break;
+    if (ctx.waits->closed) co_return resp;  // the client is gone: nobody to answer
   }
-  collect(targets, max_bytes, /*read_data=*/true, any_error);
+  collect(targets, max_bytes, any_error);
   co_return resp;
 }
 

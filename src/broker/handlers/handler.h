@@ -15,9 +15,11 @@
 #include <asio.hpp>
 
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/result.h"
@@ -28,11 +30,31 @@ namespace herald::broker {
 
 class BrokerImpl;
 
+// The requests of one connection that wait (long-polling fetches): when the connection closes
+// their timers are cancelled and `closed` is set, so that a client gone does not keep a request,
+// and its partition subscriptions, alive until its max_wait_ms. Used on the connection's thread only.
+struct ConnectionWaits {
+  bool closed = false;
+  std::vector<std::weak_ptr<asio::steady_timer>> timers;
+  void add(std::weak_ptr<asio::steady_timer> t) {
+    std::erase_if(timers, [](const auto& w) { return w.expired(); });
+    timers.push_back(std::move(t));
+  }
+  void close() {
+    closed = true;
+    for (auto& w : timers) {
+      if (auto t = w.lock()) t->cancel();
+    }
+    timers.clear();
+  }
+};
+
 struct RequestContext {
   BrokerImpl& broker;
   protocol::RequestHeader header;
   std::string peer_host;         // "/127.0.0.1", as DescribeGroups shows it
   asio::any_io_executor executor;  // the connection's strand: resume here after waiting
+  std::shared_ptr<ConnectionWaits> waits;
   bool suppress_response = false;  // Produce with acks=0 sets it: no response is sent
   std::string close_reason = {};   // set by a handler: no response, close the connection (logged)
   int16_t version() const { return header.api_version; }

@@ -2,6 +2,9 @@
 
 #include <asio/experimental/as_tuple.hpp>
 
+#include <algorithm>
+#include <new>
+
 #include "broker/broker_impl.h"
 #include "broker/handlers/handler.h"
 #include "common/log.h"
@@ -16,11 +19,15 @@ Connection::Connection(BrokerImpl& broker, asio::ip::tcp::socket socket)
       socket_(std::move(socket)),
       writer_wake_(socket_.get_executor()),
       reader_wake_(socket_.get_executor()),
-      order_wake_(socket_.get_executor(), asio::steady_timer::time_point::max()) {
+      order_wake_(socket_.get_executor(), asio::steady_timer::time_point::max()),
+      idle_timer_(socket_.get_executor()),
+      waits_(std::make_shared<ConnectionWaits>()),
+      last_activity_(std::chrono::steady_clock::now()) {
   std::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("/unknown") : fmt::format("/{}", ep.address().to_string());
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.set_option(asio::socket_base::keep_alive(true), ec);  // a peer host gone is noticed, as in Kafka
 }
 
 Connection::~Connection() { broker_.unregister_connection(this); }
@@ -29,6 +36,9 @@ void Connection::start() {
   auto self = shared_from_this();
   asio::co_spawn(socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
   asio::co_spawn(socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+  if (broker_.config().connections_max_idle_ms > 0) {
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->idle_loop(); }, asio::detached);
+  }
 }
 
 void Connection::close() {
@@ -48,6 +58,28 @@ void Connection::close_now(const std::string& reason) {
   writer_wake_.cancel();
   reader_wake_.cancel();
   order_wake_.cancel();
+  idle_timer_.cancel();
+  waits_->close();
+}
+
+// As Kafka's connections.max.idle.ms: a connection that has read no request and written no
+// response for that long, and has none in progress, is closed (a client that never reads its
+// responses counts as idle too).
+asio::awaitable<void> Connection::idle_loop() {
+  auto self = shared_from_this();
+  const auto idle = std::chrono::milliseconds(broker_.config().connections_max_idle_ms);
+  while (!closed_) {
+    idle_timer_.expires_at(last_activity_ + idle);
+    co_await idle_timer_.async_wait(use_nothrow);
+    if (closed_) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::any_of(queue_.begin(), queue_.end(), [](const auto& s) { return !s->ready; })) {
+      last_activity_ = now;  // a request is being handled (a long poll, a slow sync)
+    } else if (now >= last_activity_ + idle) {
+      HLOG_DEBUG("closing connection from {}: idle for {} ms (connections.max.idle.ms)", peer_, idle.count());
+      close_now({});
+    }
+  }
 }
 
 asio::awaitable<void> Connection::read_loop() {
@@ -71,7 +103,13 @@ asio::awaitable<void> Connection::read_loop() {
       close_now(fmt::format("invalid frame length {} (socket.request.max.bytes {})", size, max_bytes));
       break;
     }
-    auto frame = std::make_shared<Frame>(static_cast<size_t>(size));
+    std::shared_ptr<Frame> frame;
+    try {
+      frame = std::make_shared<Frame>(static_cast<size_t>(size));
+    } catch (const std::bad_alloc&) {
+      close_now(fmt::format("no memory for a request of {} bytes", size));
+      break;
+    }
     held_bytes_ += frame->size;
     auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(frame->data.get(), frame->size), use_nothrow);
     if (ec2) {
@@ -80,7 +118,7 @@ asio::awaitable<void> Connection::read_loop() {
     }
     auto slot = std::make_shared<Slot>();
     slot->produce = load_be16(frame->data.get()) == 0;  // request_api_key, first in every header
-    slot->received = std::chrono::steady_clock::now();
+    slot->received = last_activity_ = std::chrono::steady_clock::now();
     queue_.push_back(slot);
     asio::co_spawn(socket_.get_executor(), process(slot, std::move(frame)), asio::detached);
   }
@@ -89,6 +127,9 @@ asio::awaitable<void> Connection::read_loop() {
 }
 
 bool Connection::waits_for_earlier(const Slot& slot) const {
+  // Responses not yet written hold kMaxHeldBytes: only the first request in line starts (its
+  // predecessors are being written), so a client that reads nothing holds a bounded amount.
+  if (unsent_bytes_ >= kMaxHeldBytes && !queue_.empty() && queue_.front().get() != &slot) return true;
   for (const auto& s : queue_) {
     if (s.get() == &slot) return false;
     if (!s->ready && !(slot.produce && s->produce)) return true;
@@ -112,7 +153,7 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
     out.close_reason = fmt::format("unsupported version {} of {} (supported {}-{})", header->api_version, h->name,
                                    h->min_version, h->max_version);
   } else {
-    RequestContext ctx{broker_, std::move(*header), peer_, socket_.get_executor()};
+    RequestContext ctx{broker_, std::move(*header), peer_, socket_.get_executor(), waits_};
     try {
       out = co_await h->run(ctx, in.rest());
     } catch (const std::exception& e) {
@@ -125,11 +166,15 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
     close_now(out.close_reason);
     co_return;
   }
-  if (header && header->api_key >= 0 && static_cast<size_t>(header->api_key) < broker_.request_metrics().latency.size()) {
-    broker_.request_metrics().latency[static_cast<size_t>(header->api_key)].observe(
+  auto& latency = broker_.request_metrics().latency;
+  if (header && header->api_key >= 0 && static_cast<size_t>(header->api_key) < latency.size()) {
+    latency[static_cast<size_t>(header->api_key)].observe(
         std::chrono::steady_clock::now() - slot->received);
   }
-  if (out.frame) held_bytes_ += out.frame->size();
+  if (out.frame) {
+    held_bytes_ += out.frame->size();
+    unsent_bytes_ += out.frame->size();
+  }
   slot->frame = std::move(out.frame);
   slot->ready = true;
   writer_wake_.cancel();
@@ -160,7 +205,10 @@ asio::awaitable<void> Connection::write_loop() {
         co_return;
       }
       held_bytes_ -= n;
+      unsent_bytes_ -= n;
+      last_activity_ = std::chrono::steady_clock::now();
       reader_wake_.cancel();
+      order_wake_.cancel();  // a request held back by unsent_bytes_ may start
       continue;
     }
     if (read_done_ && queue_.empty()) {

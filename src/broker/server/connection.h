@@ -32,6 +32,7 @@
 namespace herald::broker {
 
 class BrokerImpl;
+struct ConnectionWaits;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -50,6 +51,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
+  asio::awaitable<void> idle_loop();
   // A request frame; not zero-filled (it is read into straight away).
   struct Frame {
     explicit Frame(size_t n) : data(std::make_unique_for_overwrite<uint8_t[]>(n)), size(n) {}
@@ -62,9 +64,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_now(const std::string& reason);
 
   // Reading stops while kMaxInFlight requests are unanswered, or while the
-  // frames being handled plus the responses not yet sent hold kMaxHeldBytes
-  // (a client that pipelines large fetches and reads nothing cannot make the
-  // broker buffer them all); at least one request is always taken.
+  // frames being handled plus the responses not yet sent hold kMaxHeldBytes,
+  // and a request read does not start while the responses not yet sent hold
+  // that much (a client that pipelines large fetches and reads nothing cannot
+  // make the broker buffer them all); at least one request is always taken.
   static constexpr size_t kMaxInFlight = 64;
   static constexpr size_t kMaxHeldBytes = size_t{64} << 20;
 
@@ -73,9 +76,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   asio::steady_timer writer_wake_;
   asio::steady_timer reader_wake_;
-  asio::steady_timer order_wake_;  // never expires; cancelled whenever a request is answered
+  asio::steady_timer order_wake_;  // never expires; cancelled whenever a request is answered or a response written
+  asio::steady_timer idle_timer_;
   std::deque<std::shared_ptr<Slot>> queue_;
   size_t held_bytes_ = 0;  // request frames being handled + response frames not yet written
+  size_t unsent_bytes_ = 0;  // response frames not yet written (part of held_bytes_)
+  std::shared_ptr<ConnectionWaits> waits_;  // long-polling requests, cancelled at close
+  std::chrono::steady_clock::time_point last_activity_;  // last request read or response written
   bool read_done_ = false;
   bool closed_ = false;
 };
