@@ -373,19 +373,23 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   fs::create_directories(dir, ec);
   if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", dir.string(), ec.message())};
   HERALD_TRY(fsync_dir(dir.parent_path()));  // the new directory's entry in topics/
+  // A failure (out of descriptors, a full disk) closes what was opened, so that the removal itself
+  // has descriptors, and leaves nothing behind but a log line.
+  auto undo = [&](Error e) {
+    for (auto& p : topic->partitions_) (void)p->log->close();
+    topic->partitions_.clear();
+    std::error_code rm;
+    fs::remove_all(dir, rm);
+    HLOG_WARN("creating topic {} failed: {}{}", name, e.to_string(),
+              rm ? fmt::format("; removing {}: {} (removed at the next start)", dir.string(), rm.message()) : "");
+    return e;
+  };
   for (int32_t i = 0; i < partitions; ++i) {
     auto p = open_partition(dir, i, config);
-    if (!p) {
-      fs::remove_all(dir, ec);
-      return std::move(p).error();
-    }
+    if (!p) return undo(std::move(p).error());
     topic->partitions_.push_back(std::move(*p));
   }
-  if (auto r = write_meta(*topic); !r) {
-    for (auto& p : topic->partitions_) (void)p->log->close();
-    fs::remove_all(dir, ec);
-    return r.error();
-  }
+  if (auto r = write_meta(*topic); !r) return undo(r.error());
   {
     std::unique_lock lock(mu_);
     topics_.emplace(name, topic);
