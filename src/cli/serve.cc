@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
 #include <toml.hpp>
 
@@ -141,6 +142,19 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
   return ok();
 }
 
+// The config file's keys of each type (and auto_create_topics, metrics_listen, [topic_defaults]).
+const std::map<std::string_view, std::string ServeOptions::*> kStringKeys = {
+    {"listen", &ServeOptions::listen},
+    {"data_dir", &ServeOptions::data_dir},
+    {"advertised_host", &ServeOptions::advertised_host},
+    {"log_level", &ServeOptions::log_level}};
+const std::map<std::string_view, std::optional<int64_t> ServeOptions::*> kIntegerKeys = {
+    {"threads", &ServeOptions::threads},
+    {"num_partitions", &ServeOptions::partitions},
+    {"index_cache_mb", &ServeOptions::index_cache_mb},
+    {"flush_threads", &ServeOptions::flush_threads},
+    {"maintenance_interval_ms", &ServeOptions::maintenance_interval_ms},
+    {"connections_max_idle_ms", &ServeOptions::connections_max_idle_ms}};
 constexpr std::string_view kFileKeys =
     "listen, data_dir, advertised_host, threads, auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
     "maintenance_interval_ms, connections_max_idle_ms, log_level, metrics_listen, [topic_defaults]";
@@ -170,31 +184,15 @@ Result<void> load_file(const std::string& path, ServeOptions& o) {
       out = v.as_integer();
       return ok();
     };
-    if (key == "listen") {
-      HERALD_TRY(str(o.listen));
-    } else if (key == "data_dir") {
-      HERALD_TRY(str(o.data_dir));
-    } else if (key == "advertised_host") {
-      HERALD_TRY(str(o.advertised_host));
-    } else if (key == "threads") {
-      HERALD_TRY(integer(o.threads));
+    if (auto f = kStringKeys.find(key); f != kStringKeys.end()) {
+      HERALD_TRY(str(o.*(f->second)));
+    } else if (auto g = kIntegerKeys.find(key); g != kIntegerKeys.end()) {
+      HERALD_TRY(integer(o.*(g->second)));
     } else if (key == "auto_create_topics") {
       HERALD_TRY(must_be(toml::value_t::boolean, "true or false"));
       o.auto_create = v.as_boolean();
-    } else if (key == "num_partitions") {
-      HERALD_TRY(integer(o.partitions));
-    } else if (key == "log_level") {
-      HERALD_TRY(str(o.log_level));
     } else if (key == "metrics_listen") {
       HERALD_TRY(str(o.metrics_listen.emplace()));
-    } else if (key == "index_cache_mb") {
-      HERALD_TRY(integer(o.index_cache_mb));
-    } else if (key == "flush_threads") {
-      HERALD_TRY(integer(o.flush_threads));
-    } else if (key == "maintenance_interval_ms") {
-      HERALD_TRY(integer(o.maintenance_interval_ms));
-    } else if (key == "connections_max_idle_ms") {
-      HERALD_TRY(integer(o.connections_max_idle_ms));
     } else if (key == "topic_defaults") {
       HERALD_TRY(must_be(toml::value_t::table, "a table ([topic_defaults])"));
       // Unquoted names are dotted keys (retention.ms = 1 is retention = {ms = 1}): joined back.
