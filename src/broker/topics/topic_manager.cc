@@ -398,17 +398,13 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   return topic;
 }
 
-Result<void> TopicManager::remove(const std::string& name) { return remove_if(name, nullptr); }
-
-Result<void> TopicManager::remove(const std::string& name, const TopicId& id) { return remove_if(name, &id); }
-
-Result<void> TopicManager::remove_if(const std::string& name, const TopicId* id) {
+Result<void> TopicManager::remove(const std::string& name, std::optional<TopicId> id) {
   std::lock_guard admin(admin_mu_);
   std::shared_ptr<Topic> topic;
   {
     std::unique_lock lock(mu_);
     auto it = topics_.find(name);
-    if (it == topics_.end() || (id != nullptr && it->second->id() != *id)) {
+    if (it == topics_.end() || (id && it->second->id() != *id)) {
       return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
     }
     topic = it->second;

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -121,10 +122,9 @@ class TopicManager {
   Result<std::shared_ptr<Topic>> create(const std::string& name, int32_t partitions,
                                         const std::map<std::string, std::string>& configs,
                                         bool validate_only = false, bool internal = false);
-  Result<void> remove(const std::string& name);
-  // Only the incarnation `id` of `name`: kNotFound when the topic of that name now is another one
-  // (deleted and created again since the caller looked).
-  Result<void> remove(const std::string& name, const TopicId& id);
+  // With `id`, only that incarnation of `name`: kNotFound when the topic of that name now is
+  // another one (deleted and created again since the caller looked).
+  Result<void> remove(const std::string& name, std::optional<TopicId> id = std::nullopt);
   // Grows the topic to `total` partitions (kInvalidArgument if not larger).
   Result<void> add_partitions(const std::string& name, int32_t total, bool validate_only);
   // Applies a new set of overrides (already validated by the caller with TopicConfig::set/reset).
@@ -139,7 +139,6 @@ class TopicManager {
   void close();
 
  private:
-  Result<void> remove_if(const std::string& name, const TopicId* id);  // id null: any incarnation
   TopicManager(std::filesystem::path data_dir, TopicConfig defaults, storage::Flusher* flusher)
       : data_dir_(std::move(data_dir)), defaults_(std::move(defaults)), flusher_(flusher) {}
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
