@@ -5,8 +5,10 @@
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -60,8 +62,16 @@ class BrokerImpl {
     std::array<LatencyHistogram, 128> latency;
     std::atomic<uint64_t> connections_accepted{0};
     std::atomic<uint64_t> connections_closed_on_error{0};  // malformed or unserved request, truncated frame
+    // Response frames built and not yet written, all connections (config().response_memory_bytes).
+    std::atomic<int64_t> unsent_response_bytes{0};
   };
   RequestMetrics& request_metrics() { return request_metrics_; }
+  // What of config().response_memory_bytes the connections' unsent responses leave (0 when over).
+  uint64_t response_memory_left() const {
+    const int64_t used = request_metrics_.unsent_response_bytes.load(std::memory_order_relaxed);
+    const auto budget = static_cast<int64_t>(std::min<uint64_t>(config_.response_memory_bytes, INT64_MAX));
+    return used >= budget ? 0 : static_cast<uint64_t>(budget - used);
+  }
   // Prometheus text exposition format (version 0.0.4).
   std::string metrics_text();
 

@@ -30,6 +30,10 @@ struct BrokerConfig {
   // connections.max.idle.ms: a connection with no request read and no response written for this
   // long (and none in progress) is closed; 0 = never.
   int64_t connections_max_idle_ms = 600000;
+  // Response frames built and not yet written, over all connections: past this, a fetch is answered
+  // with its first batch only, and a connection with a response still unsent starts only the first
+  // request in its line (so clients that never read hold at most about two batches each).
+  uint64_t response_memory_bytes = uint64_t{512} << 20;
   int32_t offsets_topic_partitions = 50; // offsets.topic.num.partitions
   int32_t group_min_session_timeout_ms = 6000;
   int32_t group_max_session_timeout_ms = 1800000;

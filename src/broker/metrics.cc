@@ -78,6 +78,9 @@ std::string BrokerImpl::metrics_text() {
   p.family("herald_connections_closed_on_error_total", "counter",
            "Connections closed for a malformed, oversized, truncated or unserved request");
   p.sample("herald_connections_closed_on_error_total", "", request_metrics_.connections_closed_on_error.load());
+  p.family("herald_unsent_response_bytes", "gauge",
+           "Responses built and not yet written to their clients (bounded by response_memory_mb)");
+  p.sample("herald_unsent_response_bytes", "", request_metrics_.unsent_response_bytes.load());
 
   p.family("herald_request_duration_seconds", "histogram",
            "Requests answered, by API, from the frame read to the response ready (a Fetch's long-poll wait "

@@ -51,6 +51,7 @@ struct ServeOptions {
   std::optional<bool> auto_create;
   std::optional<int64_t> partitions;
   std::optional<int64_t> index_cache_mb;
+  std::optional<int64_t> response_memory_mb;
   std::optional<int64_t> flush_threads;
   std::optional<int64_t> maintenance_interval_ms;
   std::optional<int64_t> connections_max_idle_ms;
@@ -121,6 +122,10 @@ Result<void> apply(const ServeOptions& o, broker::BrokerConfig& cfg) {
     HERALD_TRY(in_range("index cache MB", *o.index_cache_mb, 0, int64_t{1} << 30));
     cfg.index_cache_bytes = static_cast<uint64_t>(*o.index_cache_mb) << 20;
   }
+  if (o.response_memory_mb) {
+    HERALD_TRY(in_range("response memory MB", *o.response_memory_mb, 1, int64_t{1} << 30));
+    cfg.response_memory_bytes = static_cast<uint64_t>(*o.response_memory_mb) << 20;
+  }
   if (o.flush_threads) {
     HERALD_TRY(in_range("flush threads", *o.flush_threads, 1, 64));
     cfg.flush_threads = static_cast<int>(*o.flush_threads);
@@ -152,12 +157,14 @@ const std::map<std::string_view, std::optional<int64_t> ServeOptions::*> kIntege
     {"threads", &ServeOptions::threads},
     {"num_partitions", &ServeOptions::partitions},
     {"index_cache_mb", &ServeOptions::index_cache_mb},
+    {"response_memory_mb", &ServeOptions::response_memory_mb},
     {"flush_threads", &ServeOptions::flush_threads},
     {"maintenance_interval_ms", &ServeOptions::maintenance_interval_ms},
     {"connections_max_idle_ms", &ServeOptions::connections_max_idle_ms}};
 constexpr std::string_view kFileKeys =
-    "listen, data_dir, advertised_host, threads, auto_create_topics, num_partitions, index_cache_mb, flush_threads, "
-    "maintenance_interval_ms, connections_max_idle_ms, log_level, metrics_listen, [topic_defaults]";
+    "listen, data_dir, advertised_host, threads, auto_create_topics, num_partitions, index_cache_mb, "
+    "response_memory_mb, flush_threads, maintenance_interval_ms, connections_max_idle_ms, log_level, metrics_listen, "
+    "[topic_defaults]";
 
 // Every key is checked: an unknown one (a typo) or a value of the wrong type is an error, not a
 // silent default.
@@ -237,6 +244,7 @@ Result<void> load_env(ServeOptions& o) {
   HERALD_TRY(boolean("HERALD_AUTO_CREATE_TOPICS", o.auto_create));
   HERALD_TRY(integer("HERALD_NUM_PARTITIONS", o.partitions));
   HERALD_TRY(integer("HERALD_INDEX_CACHE_MB", o.index_cache_mb));
+  HERALD_TRY(integer("HERALD_RESPONSE_MEMORY_MB", o.response_memory_mb));
   HERALD_TRY(integer("HERALD_FLUSH_THREADS", o.flush_threads));
   HERALD_TRY(integer("HERALD_MAINTENANCE_INTERVAL_MS", o.maintenance_interval_ms));
   HERALD_TRY(integer("HERALD_CONNECTIONS_MAX_IDLE_MS", o.connections_max_idle_ms));
@@ -276,6 +284,9 @@ void add_serve_command(CLI::App& app, std::function<int()>& action) {
   integer("--index-cache-mb", &ServeOptions::index_cache_mb,
           "Memory for the indexes of closed segments, MiB; the least recently used are dropped and "
           "reloaded from disk when needed [128]; env HERALD_INDEX_CACHE_MB");
+  integer("--response-memory-mb", &ServeOptions::response_memory_mb,
+          "Memory for responses built and not yet read by their clients, MiB; past it fetches get one batch "
+          "[512]; env HERALD_RESPONSE_MEMORY_MB");
   integer("--flush-threads", &ServeOptions::flush_threads,
           "Partitions fdatasync'ed at the same time for acks=all (flush.policy=always) [2]; "
           "env HERALD_FLUSH_THREADS");

@@ -588,19 +588,78 @@ def closed_while_waiting(h, b):
         h.check(False, f"50 clients closed while their fetch waited: broker still holds {fds() - before} more descriptors")
 
 
+def metrics_reader(b):
+    """A function reading one unlabelled integer metric of broker `b` (started with --metrics-listen)."""
+    import re
+    import urllib.request
+    mport = int(re.search(r"http://127\.0\.0\.1:(\d+)/metrics", b.wait_log("metrics at http://")).group(1))
+
+    def value(name):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        return int(re.search(rf"^{name} (\d+)", text, re.M).group(1))
+    return value
+
+
+def unread_across_connections(h):
+    """--response-memory-mb 32: 12 clients each pipelining 16 fetches of ~19 MB and reading nothing hold
+    the budget plus about two batches each (without it, 64 MiB each: ~0.9 GB), while a client that reads
+    gets every batch (one per fetch while the budget is used up); once they close, nothing is held."""
+    b = h.broker("budget", extra_args=["--response-memory-mb", "32", "--metrics-listen", "127.0.0.1:0"]).start()
+    metric = metrics_reader(b)
+
+    def unsent():
+        return metric("herald_unsent_response_bytes")
+
+    topic, batches = "bulk", 21
+    batch = kwire.build_batch([(b"k", b"x" * 100_000, []) for _ in range(9)])  # ~900 kB
+    with kwire.Conn("127.0.0.1", b.port) as c:
+        c.metadata([topic], auto_create=True)
+        harness.wait_until(lambda: c.produce(topic, 0, batch)[0] == 0, 10, "first batch into 'bulk'")
+        errors = [c.produce(topic, 0, batch)[0] for _ in range(batches - 1)]
+        h.check_eq(errors, [0] * (batches - 1), f"{batches - 1} more batches of ~900 kB into 'bulk'")
+    base = reset_peak(b.proc.pid)
+    stuck = []
+    for _ in range(12):
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
+        s.sendall(b"".join(kwire.request_frame(1, 4, i + 1, kwire.fetch_body(topic, 0, 0, 32 << 20, 0))
+                           for i in range(16)))
+        stuck.append(s)
+    time.sleep(2)
+    held = unsent()
+    with kwire.Conn("127.0.0.1", b.port, timeout=30) as c:
+        offset, fetches = 0, 0
+        while offset < batches * 9 and fetches < 100:
+            err, _, recs = c.fetch(topic, 0, offset, max_bytes=32 << 20)
+            fetches += 1
+            hs = kwire.iter_batches(recs) if err == 0 else []
+            if hs:
+                offset = hs[-1].base_offset + hs[-1].last_offset_delta + 1
+    peak = peak_mb(b.proc.pid)
+    h.check(peak - base < 200 and held < 100 << 20,
+            f"12 clients with 16 unread ~19 MB fetches each: {held >> 20} MiB of responses unsent, broker peak RSS "
+            f"{peak - base:.0f} MB above its RSS before (budget 32 MiB; 64 MiB per client without it)")
+    h.check_eq(offset, batches * 9, f"meanwhile a client that reads gets all {batches * 9} records "
+               f"({fetches} fetches)")
+    for s in stuck:
+        s.close()
+    try:
+        harness.wait_until(lambda: unsent() == 0, 10, "herald_unsent_response_bytes back to 0")
+        h.check(True, "the 12 clients closed: herald_unsent_response_bytes back to 0")
+    except Failure:
+        h.check(False, f"the 12 clients closed: herald_unsent_response_bytes still {unsent()}")
+    b.stop()
+
+
 def idle_and_gone_clients(h):
     """connections.max.idle.ms (here 1 s): a connection that sends nothing, or stops half-way through a
     frame, is closed; one whose fetch waits longer than that is not, and gets its answer. A fetch whose
     client closed while it waited ends then, not at its max_wait (60 s): the connection is gone from
     herald_connections."""
-    import re
-    import urllib.request
     b = h.broker("idle", extra_args=["--connections-max-idle-ms", "1000", "--metrics-listen", "127.0.0.1:0"]).start()
-    mport = int(re.search(r"http://127\.0\.0\.1:(\d+)/metrics", b.wait_log("metrics at http://")).group(1))
+    metric = metrics_reader(b)
 
     def open_connections():
-        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
-        return int(re.search(r"^herald_connections (\d+)", text, re.M).group(1))
+        return metric("herald_connections")
 
     silent, half = raw_conn(b), raw_conn(b)
     half.sendall(struct.pack(">i", 1000) + b"\x00" * 10)
@@ -658,6 +717,7 @@ def run(h):
     closed_while_waiting(h, b)
     timestamp_cases(h, b)
     idle_and_gone_clients(h)
+    unread_across_connections(h)
     h.check(bg.left == 0 and not bg.errors and bg.acked == bg.sent,
             f"background producer: all {bg.sent} messages acknowledged, no errors",
             f"left={bg.left} acked={bg.acked} errors={bg.errors[:3]}")

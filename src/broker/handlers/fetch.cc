@@ -216,7 +216,9 @@ asio::awaitable<protocol::FetchResponse> FetchHandler::handle(RequestContext& ct
     }
     if (ctx.waits->closed) co_return resp;  // the client is gone: nobody to answer
   }
-  collect(targets, max_bytes, any_error);
+  // At most what the responses not yet written (clients slow to read theirs, or not reading) leave
+  // of the broker's response_memory_bytes; none left: the first batch only (always whole, KIP-74).
+  collect(targets, std::clamp<uint64_t>(ctx.broker.response_memory_left(), 1, max_bytes), any_error);
   co_return resp;
 }
 

@@ -30,7 +30,15 @@ Connection::Connection(BrokerImpl& broker, asio::ip::tcp::socket socket)
   socket_.set_option(asio::socket_base::keep_alive(true), ec);  // a peer host gone is noticed, as in Kafka
 }
 
-Connection::~Connection() { broker_.unregister_connection(this); }
+Connection::~Connection() {
+  count_unsent(-static_cast<int64_t>(unsent_bytes_));  // responses never written
+  broker_.unregister_connection(this);
+}
+
+void Connection::count_unsent(int64_t delta) {
+  unsent_bytes_ = static_cast<size_t>(static_cast<int64_t>(unsent_bytes_) + delta);
+  broker_.request_metrics().unsent_response_bytes.fetch_add(delta, std::memory_order_relaxed);
+}
 
 void Connection::start() {
   auto self = shared_from_this();
@@ -127,9 +135,12 @@ asio::awaitable<void> Connection::read_loop() {
 }
 
 bool Connection::waits_for_earlier(const Slot& slot) const {
-  // Responses not yet written hold kMaxHeldBytes: only the first request in line starts (its
+  // Responses not yet written hold kMaxHeldBytes, or kMinHeldBytes while all connections' unsent
+  // responses are over the broker's budget: only the first request in line starts (its
   // predecessors are being written), so a client that reads nothing holds a bounded amount.
-  if (unsent_bytes_ >= kMaxHeldBytes && !queue_.empty() && queue_.front().get() != &slot) return true;
+  const bool hold = unsent_bytes_ >= kMaxHeldBytes ||
+                    (unsent_bytes_ >= kMinHeldBytes && broker_.response_memory_left() == 0);
+  if (hold && !queue_.empty() && queue_.front().get() != &slot) return true;
   for (const auto& s : queue_) {
     if (s.get() == &slot) return false;
     if (!s->ready && !(slot.produce && s->produce)) return true;
@@ -173,7 +184,7 @@ asio::awaitable<void> Connection::process(std::shared_ptr<Slot> slot, std::share
   }
   if (out.frame) {
     held_bytes_ += out.frame->size();
-    unsent_bytes_ += out.frame->size();
+    count_unsent(static_cast<int64_t>(out.frame->size()));
   }
   slot->frame = std::move(out.frame);
   slot->ready = true;
@@ -205,7 +216,7 @@ asio::awaitable<void> Connection::write_loop() {
         co_return;
       }
       held_bytes_ -= n;
-      unsent_bytes_ -= n;
+      count_unsent(-static_cast<int64_t>(n));
       last_activity_ = std::chrono::steady_clock::now();
       reader_wake_.cancel();
       order_wake_.cancel();  // a request held back by unsent_bytes_ may start

@@ -62,14 +62,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Whether `slot` must wait for an earlier request of this connection (see above).
   bool waits_for_earlier(const Slot& slot) const;
   void close_now(const std::string& reason);
+  // Adds to unsent_bytes_ and to the broker's count over all connections.
+  void count_unsent(int64_t delta);
 
   // Reading stops while kMaxInFlight requests are unanswered, or while the
   // frames being handled plus the responses not yet sent hold kMaxHeldBytes,
   // and a request read does not start while the responses not yet sent hold
   // that much (a client that pipelines large fetches and reads nothing cannot
-  // make the broker buffer them all); at least one request is always taken.
+  // make the broker buffer them all), or kMinHeldBytes while the broker is
+  // over its response_memory_bytes; at least one request is always taken.
   static constexpr size_t kMaxInFlight = 64;
   static constexpr size_t kMaxHeldBytes = size_t{64} << 20;
+  static constexpr size_t kMinHeldBytes = size_t{1} << 20;
 
   BrokerImpl& broker_;
   asio::ip::tcp::socket socket_;
