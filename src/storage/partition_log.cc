@@ -213,6 +213,11 @@ Result<void> PartitionLog::recover() {
   }
 
   auto last = segments_.rbegin()->second;
+  if (cp && cp->clean && cp->active_base == last->base_offset() && cp->active_size > last->size()) {
+    HLOG_ERROR("{}: {} has {} bytes, the clean shutdown left {} (log end {}): synced records are missing; "
+               "recovering what is left",
+               dir_.string(), last->path(kLogSuffix).string(), last->size(), cp->active_size, cp->log_end_offset);
+  }
   bool clean = cp && cp->clean && cp->active_base == last->base_offset() && cp->active_size == last->size();
   if (clean) {
     HERALD_ASSIGN_OR_RETURN(SegmentSummary s, last->summary());
@@ -250,6 +255,12 @@ Result<void> PartitionLog::recover() {
         break;
       }
       std::optional<SegmentIndex> prefix;
+      if (first_scanned && cp && cp->recovery_position > seg->size() && seg->base_offset() == cp->recovery_point &&
+          !(cp->clean && cp->active_base == seg->base_offset())) {  // (a clean one was logged above)
+        HLOG_ERROR("{}: {} has {} bytes, {} of them were synced before the crash: synced records are missing; "
+                   "recovering what is left",
+                   dir_.string(), seg->path(kLogSuffix).string(), seg->size(), cp->recovery_position);
+      }
       if (first_scanned && cp && cp->recovery_position > 0 && seg->base_offset() == cp->recovery_point) {
         // The checkpoint vouches for a synced prefix whose index is on disk: scan only after it.
         auto idx = seg->read_index_files();
@@ -411,8 +422,10 @@ Result<AppendInfo> PartitionLog::append(MutableByteSpan batch, record::Crc crc) 
   auto w = active_->append(batch, h, &truncated_back);
   if (!w) {
     if (!truncated_back) {
-      failure_ = Error{Errc::kIoError, fmt::format("{}: log failed: partial append could not be removed: {}",
-                                                   dir_.string(), w.error().to_string())};
+      failure_ = Error{Errc::kIoError,
+                       fmt::format("{}: log failed: an append failed ({}) and the file could not be truncated "
+                                   "back to its size before it; the partition takes no writes until a restart",
+                                   dir_.string(), w.error().to_string())};
       failed_.store(true);
       Error f = failure_;
       lock.unlock();

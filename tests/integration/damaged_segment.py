@@ -8,6 +8,8 @@ gets every record before the damaged batch, byte-identical and in order, then an
 (CORRUPT_MESSAGE): the batches before it are not withheld because a fetch's byte range also covers
 the damaged one, and the damaged batch is never served. A read that starts after a batch damaged in
 its records goes on. A partition directory removed by hand: the partition starts empty, logged.
+An active segment cut short after a clean shutdown: what is left is served, the loss is logged as an
+error.
 """
 import os
 import shutil
@@ -127,6 +129,25 @@ def run(h):
     b.start()
     b.wait_log("damaged-header: partition directory 0 missing")
     h.check_eq(harness.watermarks(b.bootstrap, "damaged-header"), (0, 0), "a lost partition directory: empty")
+
+    # The active segment cut at a batch boundary after a clean shutdown: shorter than the checkpoint
+    # says was synced. What is left is served, and the loss is logged as an error (it used to be an
+    # info line about the recovery).
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0, "batch.num.messages": PER_BATCH,
+                  "logger": harness.confluent_quiet_logger()})
+    for i in range(100):
+        for j in range(PER_BATCH):
+            p.produce("shortened", value(i * PER_BATCH + j), partition=0)
+        left = p.flush(30)
+    h.check_eq(left, 0, "1,000 records into 'shortened', all acknowledged")
+    b.stop()
+    seg = os.path.join(b.data_dir, "topics", "shortened", "0", "00000000000000000000.log")
+    pos, base, _ = batches_of(seg)[60]
+    os.truncate(seg, pos)
+    b.start()
+    line = b.wait_log("synced records are missing")
+    h.check("shortened/0" in line and "the clean shutdown left" in line, f"logged: {line.strip()[-160:]}")
+    h.check_eq(harness.watermarks(b.bootstrap, "shortened"), (0, base), "what is left before the cut is served")
 
 
 if __name__ == "__main__":
