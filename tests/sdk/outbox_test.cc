@@ -637,6 +637,39 @@ TEST_P(OutboxTest, ARowWaitingForItsDeliveryTimeoutDoesNotHoldUpTheOthers) {
   EXPECT_EQ(pending(), 1);
 }
 
+// Order is per aggregate within a topic: a row that keeps failing (its topic
+// does not exist and is not created) holds back its aggregate's later rows of
+// that topic only, not the same aggregate's rows of another topic; and a row
+// without an aggregate id holds back nothing (such events have no order).
+TEST_P(OutboxTest, ARowThatKeepsFailingHoldsBackItsAggregateOnItsTopicOnly) {
+  auto strict = TestBroker::start(1, /*auto_create_topics=*/false);
+  ASSERT_TRUE(create_topic(strict->brokers(), "good", 1));
+  Outbox missing({.topic = "missing", .source = "/bank"});
+  Outbox good({.topic = "good", .source = "/bank"});
+  add_event(missing, "acct-1", 1);
+  add_event(missing, "", 1);
+  std::map<std::string, int> seq;
+  for (int i = 0; i < 10; ++i) {
+    std::string account = i % 5 == 4 ? "" : "acct-" + std::to_string(i % 2);
+    add_event(good, account, ++seq[account]);
+  }
+  auto opts = relay_options();
+  opts.brokers = strict->brokers();
+  opts.delivery_timeout = 1s;
+  opts.error_backoff = 100ms;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  auto recs = read_topic(strict->brokers(), "good", 10, 15s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  EXPECT_EQ(recs->size(), 10u) << "acct-1's and the keyless rows of 'good' must not wait for those of 'missing'";
+  for (int i = 0; i < 200 && (pending() > 2 || relay->stats().failed_deliveries == 0); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(pending(), 2);
+  EXPECT_GT(relay->stats().failed_deliveries, 0u) << "the row of 'missing' fails after delivery_timeout";
+  relay->stop();
+}
+
 // No broker: stop() returns promptly; rows stay. Warming up the metadata of new
 // topics stops at the first failure and on stop() (not 5 s per topic).
 TEST_P(OutboxTest, StopReturnsPromptlyWithSeveralNewTopicsAndNoBroker) {

@@ -31,8 +31,7 @@ using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 // which may be rounds later.
 struct Flight {
   int64_t id;
-  std::string aggregate;
-  std::string established_key;
+  std::string order_key;  // OutboxRow::order_key
   int64_t round;  // the round that produced it
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   bool done = false;
@@ -108,7 +107,7 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void*) {
   }
 }
 
-// Looks aggregates up by std::string_view without copying them.
+// Looks order keys up by std::string_view without copying them.
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
@@ -122,6 +121,11 @@ struct OutboxRow {
   Headers headers;
   std::optional<std::string> payload;
   bool unreadable = false;  // its headers column does not decode: failed like a refused row
+  // What rows are ordered by: the aggregate within its topic (a record's order means nothing
+  // outside its partition), so a row that fails holds back the aggregate's rows of that topic
+  // only; a row without an aggregate id has no order and is a key of its own. A topic name has
+  // neither a space nor a '#' (Kafka's legal characters), so the keys are unambiguous.
+  std::string order_key = aggregate.empty() ? "#" + std::to_string(id) : topic + ' ' + aggregate;
 };
 
 }  // namespace
@@ -139,27 +143,25 @@ struct OutboxRelay::Impl {
   mutable std::mutex stats_mu;
   RelayStats stats;
   std::set<std::string, std::less<>> known_topics;  // metadata fetched by this producer
-  // Aggregates whose last round failed: read_batch() skips them until retry_ns.
+  // Order keys whose last round failed: read_batch() skips them until retry_ns.
   struct Hold {
     int64_t retry_ns = 0;
     std::chrono::milliseconds backoff{0};
   };
   std::map<std::string, Hold, std::less<>> holds;
-  // (topic, aggregate) pairs with a row acknowledged by the current producer
-  // within kEstablishedForNs and no row failed since, keyed by
-  // established_key(), with the time of that acknowledgement: their partition
+  // Order keys with a row acknowledged by the current producer within
+  // kEstablishedForNs and no row failed since, with the time of that acknowledgement: their partition
   // has producer state on the broker, so a refusal there is a fatal error that
   // fails the rows in flight behind it. See produce().
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> established;
   // Produced rows whose delivery report has not been settled, by row id.
-  // Their aggregates are busy: read_batch() skips them, so nothing of an
-  // aggregate is produced while an earlier row of it may still fail.
+  // Their order keys are busy: read_batch() skips them, so nothing of an
+  // aggregate in a topic is produced while an earlier row of it may still fail.
   std::map<int64_t, std::unique_ptr<Flight>> in_flight;
   int64_t round = 0;
 
-  static std::string established_key(const OutboxRow& r) { return r.topic + '\0' + r.aggregate; }
   bool is_established(const OutboxRow& r, int64_t now_ns) const {
-    auto it = established.find(established_key(r));
+    auto it = established.find(r.order_key);
     return it != established.end() && now_ns - it->second < kEstablishedForNs;
   }
 
@@ -240,28 +242,30 @@ struct OutboxRelay::Impl {
   };
   Result<Batch> read_batch(int64_t now_ns) {
     nlohmann::json held = nlohmann::json::array(), due = nlohmann::json::array();
-    const std::set<std::string_view> busy = busy_aggregates();
-    for (std::string_view aggregate : busy) held.push_back(aggregate);
-    for (const auto& [aggregate, hold] : holds) {
-      if (busy.count(aggregate)) continue;
-      held.push_back(aggregate);
-      if (hold.retry_ns <= now_ns) due.push_back(aggregate);
+    const std::set<std::string_view> busy = busy_keys();
+    for (std::string_view k : busy) held.push_back(k);
+    for (const auto& [k, hold] : holds) {
+      if (busy.count(k)) continue;
+      held.push_back(k);
+      if (hold.retry_ns <= now_ns) due.push_back(k);
     }
     const bool pg = store.dialect() == Dialect::kPostgres;
     const std::string in_list = pg ? "(SELECT jsonb_array_elements_text(?::jsonb)) " : "(SELECT value FROM json_each(?)) ";
     // Invalid UTF-8 is replaced: such an aggregate is then retried early, no more.
     auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
     const std::string select = "SELECT id, aggregate_id, topic, msg_key, headers, payload FROM herald_outbox ";
+    const std::string order_key =  // OutboxRow::order_key
+        "(CASE WHEN aggregate_id = '' THEN '#' || id ELSE topic || ' ' || aggregate_id END) ";
     HERALD_ASSIGN_OR_RETURN(auto tx, store.begin({.read_only = true}));
     std::vector<Row> fresh, retry;
     if (held.empty()) {
       HERALD_ASSIGN_OR_RETURN(fresh, tx->query(select + "ORDER BY id LIMIT ?", {opt.batch_size}));
     } else {
-      HERALD_ASSIGN_OR_RETURN(fresh, tx->query(select + "WHERE aggregate_id NOT IN " + in_list + "ORDER BY id LIMIT ?",
+      HERALD_ASSIGN_OR_RETURN(fresh, tx->query(select + "WHERE " + order_key + "NOT IN " + in_list + "ORDER BY id LIMIT ?",
                                                {dump(held), opt.batch_size}));
     }
     if (!due.empty()) {
-      HERALD_ASSIGN_OR_RETURN(retry, tx->query(select + "WHERE aggregate_id IN " + in_list + "ORDER BY id LIMIT ?",
+      HERALD_ASSIGN_OR_RETURN(retry, tx->query(select + "WHERE " + order_key + "IN " + in_list + "ORDER BY id LIMIT ?",
                                                {dump(due), opt.batch_size}));
     }
     tx->rollback();
@@ -290,9 +294,9 @@ struct OutboxRelay::Impl {
   void update_holds(int64_t read_ns, const Batch& batch, const std::set<std::string_view>& acked,
                     const std::set<std::string_view>& failed) {
     if (batch.all_due_read) {
-      // A due hold whose aggregate has no row left (deleted by hand) is stale.
-      std::set<std::string_view> seen = busy_aggregates();
-      for (const auto& r : batch.rows) seen.insert(r.aggregate);
+      // A due hold whose order key has no row left (deleted by hand) is stale.
+      std::set<std::string_view> seen = busy_keys();
+      for (const auto& r : batch.rows) seen.insert(r.order_key);
       seen.insert(acked.begin(), acked.end());  // settled rows of earlier rounds
       seen.insert(failed.begin(), failed.end());
       std::erase_if(holds, [&](const auto& h) {
@@ -315,9 +319,9 @@ struct OutboxRelay::Impl {
     }
   }
 
-  std::set<std::string_view> busy_aggregates() const {
+  std::set<std::string_view> busy_keys() const {
     std::set<std::string_view> busy;
-    for (const auto& [id, f] : in_flight) busy.insert(f->aggregate);
+    for (const auto& [id, f] : in_flight) busy.insert(f->order_key);
     return busy;
   }
 
@@ -325,7 +329,7 @@ struct OutboxRelay::Impl {
   std::chrono::milliseconds until_next_retry(std::chrono::milliseconds d) const {
     int64_t now = mono_ns();
     int64_t left_ms = d.count();
-    for (const auto& [aggregate, hold] : holds) {
+    for (const auto& [k, hold] : holds) {
       if (hold.retry_ns > now) left_ms = std::min(left_ms, (hold.retry_ns - now) / 1'000'000 + 1);
     }
     return std::chrono::milliseconds(left_ms);
@@ -387,18 +391,18 @@ struct OutboxRelay::Impl {
   void produce(const std::vector<OutboxRow>& rows) {
     warm_up(rows);
     rd_kafka_t* rk = producer.get();
-    std::set<std::string_view> stopped;  // aggregates with nothing more this round
+    std::set<std::string_view> stopped;  // order keys with nothing more this round
     const int64_t now = mono_ns();
     for (const OutboxRow& r : rows) {
-      if (stopped.count(r.aggregate)) continue;
-      if (!is_established(r, now)) stopped.insert(r.aggregate);
-      auto owned = std::make_unique<Flight>(Flight{r.id, r.aggregate, established_key(r), round});
+      if (stopped.count(r.order_key)) continue;
+      if (!is_established(r, now)) stopped.insert(r.order_key);
+      auto owned = std::make_unique<Flight>(Flight{r.id, r.order_key, round});
       Flight* flight = owned.get();
       in_flight.emplace(r.id, std::move(owned));
       if (r.unreadable) {
         flight->err = RD_KAFKA_RESP_ERR__BAD_MSG;
         flight->done = true;
-        stopped.insert(r.aggregate);
+        stopped.insert(r.order_key);
         continue;
       }
       rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
@@ -421,7 +425,7 @@ struct OutboxRelay::Impl {
         rd_kafka_headers_destroy(hdrs);
         flight->err = err;
         flight->done = true;
-        stopped.insert(r.aggregate);
+        stopped.insert(r.order_key);
       }
     }
   }
@@ -489,12 +493,11 @@ struct OutboxRelay::Impl {
     bool fatal = producer && is_fatal(producer.get(), &fatal_reason);
     if (fatal) purge_and_wait();  // everything in flight settles before the producer goes
     std::vector<int64_t> acked;
-    std::set<std::string_view> acked_aggregates, failed_aggregates;
-    std::set<std::string> failed_keys;
+    std::set<std::string_view> acked_keys, failed_keys;
     const int64_t acked_ns = mono_ns();
     uint64_t failed = 0;
     rd_kafka_resp_err_t first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    std::vector<std::unique_ptr<Flight>> settled;  // keeps the aggregates viewed above alive
+    std::vector<std::unique_ptr<Flight>> settled;  // keeps the keys viewed above alive
     for (auto it = in_flight.begin(); it != in_flight.end();) {
       Flight& f = *it->second;
       if (!f.done) {
@@ -503,14 +506,11 @@ struct OutboxRelay::Impl {
       }
       if (f.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         acked.push_back(f.id);
-        acked_aggregates.insert(f.aggregate);
-        established[f.established_key] = acked_ns;
+        acked_keys.insert(f.order_key);
+        established[f.order_key] = acked_ns;
       } else {
         ++failed;
-        if (!is_collateral(f.err, fatal)) {
-          failed_aggregates.insert(f.aggregate);
-          failed_keys.insert(f.established_key);
-        }
+        if (!is_collateral(f.err, fatal)) failed_keys.insert(f.order_key);
         if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR || is_collateral(first_err, fatal)) {
           first_err = f.err;
         }
@@ -518,8 +518,10 @@ struct OutboxRelay::Impl {
       settled.push_back(std::move(it->second));
       it = in_flight.erase(it);
     }
-    update_holds(read_ns, batch, acked_aggregates, failed_aggregates);
-    for (const auto& k : failed_keys) established.erase(k);
+    update_holds(read_ns, batch, acked_keys, failed_keys);
+    for (std::string_view k : failed_keys) {
+      if (auto it = established.find(k); it != established.end()) established.erase(it);
+    }
     if (established.size() > kMaxEstablished) established.clear();
     if (fatal) {
       // Before anything that can fail: a relay left with the failed producer would retry on it forever.
