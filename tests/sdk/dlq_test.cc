@@ -384,6 +384,33 @@ TEST_P(DeadLetters, ALetterTheDlqRefusesIsRetriedUntilItTakesIt) {
   EXPECT_EQ(letters->size(), 1u);
 }
 
+// A dead-letter topic that refuses the letter even without its value (its
+// max.message.bytes is below the letter's key and headers): the replica waits,
+// running, until the topic takes it (here: deleted, then auto-created with
+// the defaults), instead of stopping on it at every start.
+TEST_P(DeadLetters, ALetterTooLargeEvenWithoutItsValueWaitsForTheDlqToTakeIt) {
+  const std::string topic = "small-dlq";
+  ASSERT_TRUE(make_topic(brokers_, topic, 1));
+  ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, {{"max.message.bytes", "300"}}));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "patient", topic);
+  cfg.max_retries = 0;
+  cfg.retry_backoff = milliseconds(20);
+  cfg.max_retry_backoff = milliseconds(200);
+  send(topic, poison_event("k3", 5), 0);
+  int64_t last = send(topic, fold_event("x", 1), 0);
+  RunningReplica r(cfg, store(), std::move(h));
+  std::this_thread::sleep_for(milliseconds(2000));
+  EXPECT_TRUE(r->running()) << "the replica stopped on a letter its dead-letter topic refuses";
+  EXPECT_FALSE(*r->wait_until(topic, 0, last, milliseconds(1)));
+  ASSERT_TRUE(delete_topic(brokers_, topic + ".dlq"));
+  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
+  EXPECT_EQ(r->stats().dead_lettered, 1);
+  EXPECT_EQ((*fold_of_db(store()))["x"], (FoldRow{1, 1}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, DeadLetters, ::testing::Values("sqlite", "postgres"),
                          store_param_name);
 

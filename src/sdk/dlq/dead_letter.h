@@ -163,7 +163,8 @@ struct ReplayStats {
 // Re-publishes every pending dead letter (of o.group, when set) to its source
 // topic and partition, in DLQ order, waiting for each acknowledgement, then
 // moves the cursors of the groups concerned past them. A crash midway may
-// replay a letter twice; the replica drops the second copy by ce_id. A letter
+// replay a letter twice; the replica drops the second copy by ce_id (a plain
+// record, which has none, by the original's place, herald_replay_of). A letter
 // that went without its value and whose original is gone from the source is
 // passed over and listed in `unreplayable`; a source that cannot be read now
 // is an error, and no cursor moves.

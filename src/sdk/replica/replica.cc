@@ -30,6 +30,27 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// FNV-1a over a record's timestamp, key and value (herald_offsets.last_record): what tells the log a
+// stored offset was stored for from another one (a topic deleted and created again) by the record
+// before it. Stable across builds and platforms.
+int64_t fingerprint(const rd_kafka_message_t& m) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](const void* data, size_t n) {
+    for (const auto* b = static_cast<const unsigned char*>(data); n-- > 0; ++b) h = (h ^ *b) * 1099511628211ull;
+  };
+  auto mix_u64 = [&mix](uint64_t v) {
+    unsigned char le[8];
+    for (unsigned char& c : le) c = static_cast<unsigned char>(v), v >>= 8;
+    mix(le, sizeof le);
+  };
+  mix_u64(static_cast<uint64_t>(rd_kafka_message_timestamp(&m, nullptr)));
+  mix_u64(m.key == nullptr ? ~uint64_t{0} : m.key_len);
+  if (m.key != nullptr) mix(m.key, m.key_len);
+  mix_u64(m.payload == nullptr ? ~uint64_t{0} : m.len);
+  if (m.payload != nullptr) mix(m.payload, m.len);
+  return static_cast<int64_t>(h);
+}
+
 bool has_header(const Headers& h, std::string_view name) {
   return std::any_of(h.begin(), h.end(), [&](const Header& x) { return x.name == name; });
 }
@@ -166,6 +187,10 @@ class Replica::Impl {
     int64_t fetched_next = -1;  // next offset accepted into the batch (-1: any)
     int64_t broker_committed = -1;
     bool fenced = false;        // (mu_) another instance moved the stored offset: ignore until reassigned
+    // The stored row's fingerprint of the record at verify_at = next_offset - 1, read again first
+    // (-1: nothing to check): another record there means the topic was re-created (replaced()).
+    int64_t verify_at = -1;
+    int64_t verify_fingerprint = 0;
     std::map<std::string, int64_t> parked;  // ordered mode: key -> offset of the chain's first row
   };
   using PartKey = std::pair<std::string, int32_t>;
@@ -196,7 +221,11 @@ class Replica::Impl {
   // What a transaction changes in memory once it commits.
   struct Effects {
     ReplicaStats delta;
-    std::map<Part*, int64_t> next_offsets;                  // partition -> new next_offset
+    struct Next {
+      int64_t offset = 0;
+      const rd_kafka_message_t* last = nullptr;  // the record at offset - 1 (alive until the commit)
+    };
+    std::map<Part*, Next> next_offsets;                     // partition -> new next_offset
     std::vector<std::tuple<Part*, std::string, int64_t>> new_chains;  // (part, key, first offset)
     std::vector<std::pair<Part*, std::string>> drained;     // chains that are gone
     ProcessedIds::Pending ids;                              // ce_ids applied (ProcessedIds)
@@ -214,6 +243,10 @@ class Replica::Impl {
 
   Result<void> loop();
   Result<void> accept(kafka::MessagePtr msg);
+  Result<void> rewound(Part& p, int64_t offset);
+  Result<void> replaced(Part& p);
+  // Moves `p`'s position back to `from`, not caught up until the log's end.
+  void read_again(Part& p, int64_t from);
   void note_gap(Part& p, int64_t next);
   Result<void> flush();
   Result<void> apply_range(size_t lo, size_t hi);
@@ -261,6 +294,7 @@ class Replica::Impl {
   bool rejoin_ = false;  // replica thread: a partition was fenced (see rejoin())
   std::unique_ptr<kafka::SyncProducer> dlq_producer_;
   std::set<std::string> dlq_topics_ready_;
+  Clock::time_point next_missing_topic_warning_{};
 
   std::map<PartKey, Part> parts_;  // structure changes under mu_
   // Consumed records wait in batches. Recs past `len` are kept, not
@@ -484,7 +518,7 @@ void Replica::Impl::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   processed_.clear();  // the previous owners of these partitions recorded ids we have not seen
   // Positions come from OUR database, never from the broker.
-  std::map<std::string, std::map<int32_t, int64_t>> stored;
+  std::map<std::string, std::map<int32_t, StoredOffset>> stored;
   std::map<PartKey, std::map<std::string, int64_t>> chains;
   // A database that is down (a lost or refused connection) is waited for, as everywhere else: the
   // replica consumes nothing meanwhile, and stops only when asked to.
@@ -496,7 +530,7 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
           for (int i = 0; i < parts->cnt; ++i) {
             std::string topic = parts->elems[i].topic;
             if (!stored.count(topic)) {
-              HERALD_ASSIGN_OR_RETURN(stored[topic], load_offsets(tx, cfg_.group_id, topic));
+              HERALD_ASSIGN_OR_RETURN(stored[topic], load_offset_rows(tx, cfg_.group_id, topic));
             }
             if (cfg_.ordered) {
               const int32_t partition = parts->elems[i].partition;
@@ -519,12 +553,14 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
     p.topic = el.topic;
     p.partition = el.partition;
     auto& offsets = stored[p.topic];
+    std::optional<int64_t> last_record;
     if (auto it = offsets.find(p.partition); it != offsets.end()) {
       p.has_row = true;
-      p.applied_next = it->second;
-      p.stored_next = it->second;
-      p.fetched_next = it->second;
-      el.offset = it->second;
+      p.applied_next = it->second.next_offset;
+      p.stored_next = it->second.next_offset;
+      p.fetched_next = it->second.next_offset;
+      el.offset = it->second.next_offset;
+      last_record = it->second.last_record;
     } else {
       el.offset = RD_KAFKA_OFFSET_BEGINNING;
     }
@@ -556,6 +592,11 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
         p.applied_next = lo;
         p.fetched_next = lo;
         el.offset = lo;
+      } else if (p.has_row && last_record && p.applied_next > lo) {
+        // Read the last record applied again: is this the log the offset was stored for?
+        p.verify_at = p.applied_next - 1;
+        p.verify_fingerprint = *last_record;
+        el.offset = p.verify_at;
       }
       // The earliest offset as a number: librdkafka resolves a logical
       // offset with a ListOffsets of its own, which for a partition new to
@@ -677,7 +718,17 @@ Result<void> Replica::Impl::loop() {
         rd_kafka_fatal_error(rk_.get(), buf, sizeof buf);
         return Error{Errc::kIoError, fmt::format("replica {}: fatal consumer error: {}", cfg_.group_id, buf)};
       }
-      HLOG_DEBUG("replica {}: consumer: {}", cfg_.group_id, rd_kafka_message_errstr(m));
+      if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        // A subscribed topic that does not exist (a typo, not created yet): the replica is not ready
+        // until it does, so say why, once a minute at most.
+        const auto now = Clock::now();
+        if (now >= next_missing_topic_warning_) {
+          next_missing_topic_warning_ = now + std::chrono::minutes(1);
+          HLOG_WARN("replica {}: {}; not ready until it exists", cfg_.group_id, rd_kafka_message_errstr(m));
+        }
+      } else {
+        HLOG_DEBUG("replica {}: consumer: {}", cfg_.group_id, rd_kafka_message_errstr(m));
+      }
       continue;
     }
     HERALD_TRY(accept(std::move(msg)));
@@ -687,8 +738,17 @@ Result<void> Replica::Impl::loop() {
 
 Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   Part* p = find(rd_kafka_topic_name(msg->rkt), msg->partition);
-  if (p == nullptr || p->fenced) return ok();          // not (or no longer) ours
-  if (msg->offset < p->fetched_next) return ok();       // already accepted
+  if (p == nullptr || p->fenced) return ok();  // not (or no longer) ours
+  if (p->verify_at >= 0) {
+    // The first record of a partition assigned with a fingerprint stored: that record again, or
+    // something after it when it is gone (compaction, retention), which leaves nothing to compare.
+    const int64_t at = std::exchange(p->verify_at, -1);
+    if (msg->offset == at) return fingerprint(*msg) == p->verify_fingerprint ? ok() : replaced(*p);
+  }
+  if (msg->offset < p->fetched_next) {
+    HERALD_TRY(rewound(*p, msg->offset));
+    if (p->fenced) return ok();
+  }
   if (p->fetched_next >= 0 && msg->offset > p->fetched_next) note_gap(*p, msg->offset);
   p->fetched_next = msg->offset + 1;
   Batch& b = *fill_;
@@ -700,6 +760,65 @@ Result<void> Replica::Impl::accept(kafka::MessagePtr msg) {
   ++b.len;
   if (static_cast<int>(b.len) < cfg_.max_batch_events) return ok();
   return decoder_ ? hand_off() : flush();
+}
+
+// librdkafka delivered an offset below one it delivered before: its fetch was
+// out of range and auto.offset.reset went on from the start of a new log (the
+// topic was deleted and created again while the replica ran, or restored from
+// an older copy). Those records are new to the replica; dropping them up to
+// the old position would lose them. What was read before is applied first,
+// then the position goes back (the next transaction stores it, compare-and-set
+// as always); events applied before are dropped by ce_id.
+Result<void> Replica::Impl::rewound(Part& p, int64_t offset) {
+  HERALD_TRY(flush());
+  if (p.fenced) return ok();
+  HLOG_ERROR("replica {}: {}/{} went back from offset {} to {}: the topic was re-created or its log replaced; "
+             "applying its events from {}",
+             cfg_.group_id, p.topic, p.partition, p.fetched_next, offset, offset);
+  read_again(p, offset);
+  return ok();
+}
+
+void Replica::Impl::read_again(Part& p, int64_t from) {
+  int64_t lo = -1, hi = -1;
+  const bool known = rd_kafka_get_watermark_offsets(rk_.get(), p.topic.c_str(), p.partition, &lo, &hi) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0;
+  std::lock_guard lk(mu_);
+  p.applied_next = from;
+  p.fetched_next = from;
+  p.target = known ? hi : INT64_MAX;  // caught up again at the new log's end
+  p.caught_up = from >= p.target;
+  if (!p.caught_up) ready_.store(false);
+}
+
+// The record before a partition's stored offset is not the one that offset
+// was stored after: the topic was deleted and created again (or restored from
+// another copy) and its new log has grown past the old position. Its records
+// from the log start are new to the replica; going on from the stored offset
+// would skip them. The replica reads the partition from its start again; the
+// next transaction stores the new position (compare-and-set as always) and
+// events applied before are dropped by ce_id.
+Result<void> Replica::Impl::replaced(Part& p) {
+  int64_t lo = -1, hi = -1;
+  rd_kafka_get_watermark_offsets(rk_.get(), p.topic.c_str(), p.partition, &lo, &hi);
+  lo = std::max<int64_t>(lo, 0);  // librdkafka knows it from the fetch that brought the record
+  HLOG_ERROR("replica {}: the record before stored offset {} of {}/{} is not the one it was stored after: the "
+             "topic was re-created or its log replaced; reading it again from the earliest offset",
+             cfg_.group_id, p.applied_next, p.topic, p.partition);
+  auto list = kafka::make_list(1);
+  rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = lo;
+  if (rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), list.get(), 10000)) {
+    Error err{Errc::kIoError, fmt::format("replica {}: seeking {}/{} to its start: {}", cfg_.group_id, p.topic,
+                                          p.partition, rd_kafka_error_string(e))};
+    rd_kafka_error_destroy(e);
+    return err;
+  }
+  if (list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{Errc::kIoError, fmt::format("replica {}: seeking {}/{} to its start: {}", cfg_.group_id, p.topic,
+                                             p.partition, kafka::describe(list->elems[0].err))};
+  }
+  read_again(p, lo);
+  return ok();
 }
 
 // Offsets fetched_next .. next-1 were skipped: compaction removed them (the
@@ -853,7 +972,7 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
     return Outcome::kDropped;
   }
   auto& next = fx.next_offsets[r.part];
-  next = std::max(next, r.offset() + 1);
+  if (r.offset() + 1 > next.offset) next = {r.offset() + 1, r.msg.get()};
   // The key orders events in ordered mode, whether or not the record decodes (the aggregate id is
   // the record key): an undecodable record of a parked key waits behind it like any other.
   const std::string_view order_key = r.key().value_or(std::string_view());
@@ -901,6 +1020,21 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
       return Outcome::kParked;
     }
   }
+  if (replay && r.ev.id.empty() && cfg_.dedup_window.count() > 0) {
+    // A plain record has no ce_id: a replay of it is known by the original's place instead, so that
+    // two replays of one letter (two `dlq replay` runs at once, or one run again) apply it once.
+    auto fresh = processed_.mark(tx, "herald_replay_of:" + dlq::coordinates(replay->topic, replay->partition,
+                                                                            replay->offset),
+                                 fx.now_ms, fx.ids);
+    if (!fresh) {
+      *err = fresh.error().to_string();
+      return Outcome::kFailed;
+    }
+    if (!*fresh) {
+      fx.delta.duplicates++;
+      return Outcome::kDuplicate;
+    }
+  }
   return apply_event(tx, r.ev, r.id7, &r.prepared, err, fx);
 }
 
@@ -946,19 +1080,20 @@ Result<bool> Replica::Impl::commit(std::unique_ptr<Tx> tx, Effects& fx) {
   for (auto& [p, next] : fx.next_offsets) {
     if (p->fenced) continue;
     int64_t n = 0;
+    const auto last = static_cast<long long>(fingerprint(*next.last));
     if (p->has_row) {
-      if (next <= p->applied_next) continue;
-      HERALD_ASSIGN_OR_RETURN(n, tx->exec("UPDATE herald_offsets SET next_offset = ?, updated_at = ? WHERE "
-                                          "group_id = ? AND topic = ? AND partition_id = ? AND next_offset = ?",
-                                          {static_cast<long long>(next), static_cast<long long>(now),
+      if (next.offset <= p->applied_next) continue;
+      HERALD_ASSIGN_OR_RETURN(n, tx->exec("UPDATE herald_offsets SET next_offset = ?, last_record = ?, updated_at = ? "
+                                          "WHERE group_id = ? AND topic = ? AND partition_id = ? AND next_offset = ?",
+                                          {static_cast<long long>(next.offset), last, static_cast<long long>(now),
                                            cfg_.group_id, p->topic, p->partition,
                                            static_cast<long long>(p->stored_next)}));
     } else {
       HERALD_ASSIGN_OR_RETURN(n, tx->exec("INSERT INTO herald_offsets (group_id, topic, partition_id, next_offset, "
-                                          "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, "
-                                          "partition_id) DO NOTHING",
-                                          {cfg_.group_id, p->topic, p->partition, static_cast<long long>(next),
-                                           static_cast<long long>(now)}));
+                                          "last_record, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                                          "(group_id, topic, partition_id) DO NOTHING",
+                                          {cfg_.group_id, p->topic, p->partition,
+                                           static_cast<long long>(next.offset), last, static_cast<long long>(now)}));
     }
     if (n != 1) {
       // Another instance of the group moved this partition's offset (one of
@@ -995,10 +1130,10 @@ void Replica::Impl::apply_effects(const Effects& fx) {
     std::lock_guard lk(mu_);
     for (auto& [p, next] : fx.next_offsets) {
       if (p->fenced) continue;
-      if (!p->has_row || next > p->applied_next) {
+      if (!p->has_row || next.offset > p->applied_next) {
         p->has_row = true;
-        p->applied_next = next;
-        p->stored_next = next;
+        p->applied_next = next.offset;
+        p->stored_next = next.offset;
       }
       if (!p->caught_up && p->applied_next >= p->target) p->caught_up = true;
     }
@@ -1132,7 +1267,7 @@ Result<void> Replica::Impl::handle_poison(Rec& r, std::string err) {
   HERALD_TRY(dead_letter(r.part->topic, r.part->partition, r.offset(), r.key(), r.value(), message_headers(*r.msg),
                          r.timestamp(), err, attempts));
   auto done = transact([&](Tx& tx, Effects& fx) -> Result<void> {
-    fx.next_offsets[r.part] = r.offset() + 1;
+    fx.next_offsets[r.part] = {r.offset() + 1, r.msg.get()};
     fx.delta.dead_lettered = 1;
     // Ordered: the key's later events park behind this one, also when it did not decode.
     const std::string_view order_key = r.key().value_or(std::string_view());
@@ -1201,9 +1336,13 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
       --failures;
       continue;
     }
-    if (at.error().code == Errc::kInvalidArgument) return at.error();  // its key and headers alone are too large
-    HLOG_ERROR("replica {}: cannot dead-letter {}/{}@{} to {} (attempt {}): {}; the replica waits", cfg_.group_id,
-               topic, partition, offset, dlq_topic, failures, at.error().message);
+    // Refused even without its value (its key and headers alone are too large for the topic's
+    // max.message.bytes) or failed otherwise: the replica waits for a fix, as for a DLQ it cannot reach.
+    HLOG_ERROR("replica {}: cannot dead-letter {}/{}@{} to {} (attempt {}): {}; the replica waits{}", cfg_.group_id,
+               topic, partition, offset, dlq_topic, failures, at.error().message,
+               at.error().code == Errc::kInvalidArgument ? " (without its value it is still too large: raise the "
+                                                           "dead-letter topic's max.message.bytes)"
+                                                         : "");
     dlq_topics_ready_.erase(dlq_topic);  // try to create it again
     HERALD_TRY(backoff(failures));
   }
@@ -1215,7 +1354,7 @@ Result<void> Replica::Impl::replay_chain(Rec& r) {
   const std::string key(r.key().value_or(std::string_view()));  // the record key: it may not have decoded
   const int64_t head = r.part->parked.at(key);
   HERALD_ASSIGN_OR_RETURN(bool committed, transact([&](Tx& tx, Effects& fx) -> Result<void> {
-    fx.next_offsets[r.part] = r.offset() + 1;
+    fx.next_offsets[r.part] = {r.offset() + 1, r.msg.get()};
     return dlq::set_parked_state(tx, cfg_.group_id, r.part->topic, r.part->partition, head,
                                  dlq::ParkedState::kReplay);
   }));

@@ -217,6 +217,10 @@ const std::vector<Migration>& sdk_migrations() {
             ON herald_processed (group_id, processed_at))"},
       // UUIDv7 ids move to one row per bucket and transaction (ProcessedIds).
       {"herald_processed_ids_v1", processed_ids_sql(Dialect::kSqlite), processed_ids_sql(Dialect::kPostgres)},
+      // A replica's fingerprint of the record at next_offset - 1 (a topic re-created is told from the log
+      // the offset was stored for).
+      {"herald_offsets_last_record_v1", "ALTER TABLE herald_offsets ADD COLUMN last_record INTEGER",
+       "ALTER TABLE herald_offsets ADD COLUMN IF NOT EXISTS last_record BIGINT"},
   };
   return kMigrations;
 }
@@ -226,19 +230,31 @@ Result<void> save_offset(Tx& tx, std::string_view group, std::string_view topic,
   HERALD_TRY(tx.exec(
       "INSERT INTO herald_offsets (group_id, topic, partition_id, next_offset, updated_at) "
       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, partition_id) DO UPDATE SET "
-      "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+      "next_offset = excluded.next_offset, updated_at = excluded.updated_at, last_record = NULL",
       {group, topic, partition, next_offset, now_ms()}));
   return ok();
 }
 
 Result<std::map<int32_t, int64_t>> load_offsets(Tx& tx, std::string_view group,
                                                 std::string_view topic) {
+  HERALD_ASSIGN_OR_RETURN(auto rows, load_offset_rows(tx, group, topic));
+  std::map<int32_t, int64_t> out;
+  for (const auto& [partition, row] : rows) out[partition] = row.next_offset;
+  return out;
+}
+
+Result<std::map<int32_t, StoredOffset>> load_offset_rows(Tx& tx, std::string_view group,
+                                                         std::string_view topic) {
   HERALD_ASSIGN_OR_RETURN(
-      auto rows, tx.query("SELECT partition_id, next_offset FROM herald_offsets "
+      auto rows, tx.query("SELECT partition_id, next_offset, last_record FROM herald_offsets "
                           "WHERE group_id = ? AND topic = ?",
                           {group, topic}));
-  std::map<int32_t, int64_t> out;
-  for (const auto& r : rows) out[static_cast<int32_t>(r.int64(0))] = r.int64(1);
+  std::map<int32_t, StoredOffset> out;
+  for (const auto& r : rows) {
+    auto& row = out[static_cast<int32_t>(r.int64(0))];
+    row.next_offset = r.int64(1);
+    if (!r.is_null(2)) row.last_record = r.int64(2);
+  }
   return out;
 }
 

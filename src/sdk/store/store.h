@@ -332,7 +332,8 @@ class Store {
 //     (PostgreSQL: a statement trigger NOTIFYs channel herald_outbox on insert.)
 //
 //   herald_offsets(group_id TEXT, topic TEXT, partition_id INTEGER, next_offset BIGINT,
-//                  updated_at BIGINT, PRIMARY KEY(group_id, topic, partition_id))
+//                  updated_at BIGINT, last_record BIGINT NULL,
+//                  PRIMARY KEY(group_id, topic, partition_id))
 //
 //   herald_processed(group_id TEXT, ce_id TEXT, processed_at BIGINT,
 //                    PRIMARY KEY(group_id, ce_id))   + index on (group_id, processed_at)
@@ -344,12 +345,21 @@ const std::vector<Migration>& sdk_migrations();
 
 // ---- herald_offsets: consumer positions kept in the service's database ----
 
-// Upserts next_offset for (group, topic, partition) in `tx`.
+// Upserts next_offset for (group, topic, partition) in `tx` (with no last_record: see StoredOffset).
 Result<void> save_offset(Tx& tx, std::string_view group, std::string_view topic,
                          int32_t partition, int64_t next_offset);
 // partition -> next_offset of every stored partition of (group, topic).
 Result<std::map<int32_t, int64_t>> load_offsets(Tx& tx, std::string_view group,
                                                 std::string_view topic);
+struct StoredOffset {
+  int64_t next_offset = 0;
+  // A replica's fingerprint of the record at next_offset - 1 (Replica tells by it a topic deleted
+  // and created again from the log the offset was stored for); none from save_offset.
+  std::optional<int64_t> last_record;
+};
+// partition -> the whole row of every stored partition of (group, topic).
+Result<std::map<int32_t, StoredOffset>> load_offset_rows(Tx& tx, std::string_view group,
+                                                         std::string_view topic);
 
 // ---- herald_processed: ce_ids already applied, for deduplication ----
 
