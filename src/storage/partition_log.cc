@@ -216,7 +216,8 @@ Result<void> PartitionLog::recover() {
   if (cp && cp->clean && cp->active_base == last->base_offset() && cp->active_size > last->size()) {
     HLOG_ERROR("{}: {} has {} bytes, the clean shutdown left {} (log end {}): synced records are missing; "
                "recovering what is left",
-               dir_.string(), last->path(kLogSuffix).string(), last->size(), cp->active_size, cp->log_end_offset);
+               dir_.string(), last->path(kLogSuffix).filename().string(), last->size(), cp->active_size,
+               cp->log_end_offset);
   }
   bool clean = cp && cp->clean && cp->active_base == last->base_offset() && cp->active_size == last->size();
   if (clean) {
@@ -259,7 +260,7 @@ Result<void> PartitionLog::recover() {
           !(cp->clean && cp->active_base == seg->base_offset())) {  // (a clean one was logged above)
         HLOG_ERROR("{}: {} has {} bytes, {} of them were synced before the crash: synced records are missing; "
                    "recovering what is left",
-                   dir_.string(), seg->path(kLogSuffix).string(), seg->size(), cp->recovery_position);
+                   dir_.string(), seg->path(kLogSuffix).filename().string(), seg->size(), cp->recovery_position);
       }
       if (first_scanned && cp && cp->recovery_position > 0 && seg->base_offset() == cp->recovery_point) {
         // The checkpoint vouches for a synced prefix whose index is on disk: scan only after it.
