@@ -320,6 +320,15 @@ class Harness:
             raise Failure(f"FAILED: {what}" + (f"\n  {detail}" if detail else ""))
         log(f"ok: {what}")
 
+    def check_eventually(self, cond, timeout: float, what: str, detail=lambda: "") -> None:
+        """check() that `cond()` becomes true within `timeout` s; detail() says what was seen instead."""
+        try:
+            wait_until(cond, timeout, what)
+        except Failure:
+            self.check(False, what, detail())
+        else:
+            self.check(True, what)
+
     def check_eq(self, got, want, what: str) -> None:
         self.check(got == want, f"{what} == {want!r}" if len(repr(want)) < 80 else what,
                    f"got {got!r:.300}, want {want!r:.300}")

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -98,6 +99,38 @@ class DeadLetters : public ::testing::TestWithParam<std::string> {
     return r ? *r : -1;
   }
   Store& store() { return *ts_.store; }
+  // A replica of `group` over `topic`, whose dead-letter topic (created with `dlq_configs`) refuses
+  // the poison event send_poison() writes ahead of one good event: it keeps running without moving
+  // past the poison event, and goes on once the dead-letter topic is deleted (the replica creates it
+  // again, with the defaults) and takes the letter.
+  void expect_waits_for_the_dlq(const std::string& topic, const std::string& group,
+                                const std::vector<std::pair<std::string, std::string>>& dlq_configs,
+                                const std::function<void(const std::string&)>& send_poison) {
+    ASSERT_TRUE(make_topic(brokers_, topic, 1));
+    ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, dlq_configs));
+    PoisonFold handler;
+    ReplicaHandlers h;
+    handler.install(h);
+    auto cfg = test_config(brokers_, group, topic);
+    cfg.max_retries = 0;
+    cfg.retry_backoff = milliseconds(20);
+    cfg.max_retry_backoff = milliseconds(200);
+    send_poison(topic);
+    int64_t last = send(topic, fold_event("x", 1), 0);
+    RunningReplica r(cfg, store(), std::move(h));
+    std::this_thread::sleep_for(milliseconds(2000));
+    EXPECT_TRUE(r->running()) << "the replica stopped on a letter its dead-letter topic refuses";
+    EXPECT_FALSE(*r->wait_until(topic, 0, last, milliseconds(1))) << "the replica moved past an event it could not "
+                                                                     "dead-letter";
+    EXPECT_EQ(r->stats().dead_lettered, 0);
+    ASSERT_TRUE(delete_topic(brokers_, topic + ".dlq"));
+    ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
+    EXPECT_EQ(r->stats().dead_lettered, 1);
+    EXPECT_EQ((*fold_of_db(store()))["x"], (FoldRow{1, 1}));
+    auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(20));
+    ASSERT_TRUE(letters) << letters.error().to_string();
+    EXPECT_EQ(letters->size(), 1u);
+  }
 
   TempDir dir_;
   std::unique_ptr<GroupBroker> broker_;
@@ -356,32 +389,10 @@ TEST_P(DeadLetters, ALetterTooLargeForTheDlqGoesWithoutItsValueAndReplayReadsThe
 // past the event; once the topic is fixed (deleted: the replica creates it
 // again) the letter goes out and the replica goes on.
 TEST_P(DeadLetters, ALetterTheDlqRefusesIsRetriedUntilItTakesIt) {
-  const std::string topic = "keyless";
-  ASSERT_TRUE(make_topic(brokers_, topic, 1));
-  ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, {{"cleanup.policy", "compact"}}));
-  PoisonFold handler;
-  ReplicaHandlers h;
-  handler.install(h);
-  auto cfg = test_config(brokers_, "waiter", topic);
-  cfg.max_retries = 0;
-  cfg.retry_backoff = milliseconds(20);
-  cfg.max_retry_backoff = milliseconds(200);
-  EncodedEvent poison = poison_event("", 5);
-  ASSERT_TRUE(producer_->send(topic, 0, std::nullopt, std::string_view(*poison.value), poison.headers));
-  int64_t last = send(topic, fold_event("x", 1), 0);
-  RunningReplica r(cfg, store(), std::move(h));
-  std::this_thread::sleep_for(milliseconds(2000));
-  EXPECT_TRUE(r->running());
-  EXPECT_FALSE(*r->wait_until(topic, 0, last, milliseconds(1))) << "the replica moved past an event it could not "
-                                                                   "dead-letter";
-  EXPECT_EQ(r->stats().dead_lettered, 0);
-  ASSERT_TRUE(delete_topic(brokers_, topic + ".dlq"));
-  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
-  EXPECT_EQ(r->stats().dead_lettered, 1);
-  EXPECT_EQ((*fold_of_db(store()))["x"], (FoldRow{1, 1}));
-  auto letters = read_topic(brokers_, topic + ".dlq", 1, seconds(20));
-  ASSERT_TRUE(letters) << letters.error().to_string();
-  EXPECT_EQ(letters->size(), 1u);
+  expect_waits_for_the_dlq("keyless", "waiter", {{"cleanup.policy", "compact"}}, [&](const std::string& topic) {
+    EncodedEvent poison = poison_event("", 5);
+    ASSERT_TRUE(producer_->send(topic, 0, std::nullopt, std::string_view(*poison.value), poison.headers));
+  });
 }
 
 // A dead-letter topic that refuses the letter even without its value (its
@@ -389,26 +400,8 @@ TEST_P(DeadLetters, ALetterTheDlqRefusesIsRetriedUntilItTakesIt) {
 // running, until the topic takes it (here: deleted, then auto-created with
 // the defaults), instead of stopping on it at every start.
 TEST_P(DeadLetters, ALetterTooLargeEvenWithoutItsValueWaitsForTheDlqToTakeIt) {
-  const std::string topic = "small-dlq";
-  ASSERT_TRUE(make_topic(brokers_, topic, 1));
-  ASSERT_TRUE(make_topic(brokers_, topic + ".dlq", 1, {{"max.message.bytes", "300"}}));
-  PoisonFold handler;
-  ReplicaHandlers h;
-  handler.install(h);
-  auto cfg = test_config(brokers_, "patient", topic);
-  cfg.max_retries = 0;
-  cfg.retry_backoff = milliseconds(20);
-  cfg.max_retry_backoff = milliseconds(200);
-  send(topic, poison_event("k3", 5), 0);
-  int64_t last = send(topic, fold_event("x", 1), 0);
-  RunningReplica r(cfg, store(), std::move(h));
-  std::this_thread::sleep_for(milliseconds(2000));
-  EXPECT_TRUE(r->running()) << "the replica stopped on a letter its dead-letter topic refuses";
-  EXPECT_FALSE(*r->wait_until(topic, 0, last, milliseconds(1)));
-  ASSERT_TRUE(delete_topic(brokers_, topic + ".dlq"));
-  ASSERT_TRUE(*r->wait_until(topic, 0, last, seconds(30))) << "running: " << r->running();
-  EXPECT_EQ(r->stats().dead_lettered, 1);
-  EXPECT_EQ((*fold_of_db(store()))["x"], (FoldRow{1, 1}));
+  expect_waits_for_the_dlq("small-dlq", "patient", {{"max.message.bytes", "300"}},
+                           [&](const std::string& topic) { send(topic, poison_event("k3", 5), 0); });
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, DeadLetters, ::testing::Values("sqlite", "postgres"),

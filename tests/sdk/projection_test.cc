@@ -120,6 +120,17 @@ class Projection : public ::testing::TestWithParam<std::string> {
     install_fold(h);
     return RunningReplica(std::move(cfg), s ? *s : store(), std::move(h));
   }
+  // Topic "fold" (one partition) and the fold table; 3 events of "k" (amount 1, offsets 0..2)
+  // applied by a fold replica with `cfg`, which then stops. Returns that replica's stats.
+  ReplicaStats three_events_applied(const ReplicaConfig& cfg) {
+    EXPECT_TRUE(make_topic(brokers_, "fold", 1));
+    EXPECT_TRUE(create_fold_table(store()));
+    int64_t last = 0;
+    for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
+    auto r = fold_replica(cfg);
+    EXPECT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+    return r->stats();
+  }
 
   TempDir dir_;
   std::unique_ptr<GroupBroker> broker_;
@@ -496,16 +507,9 @@ TEST_P(Projection, AnOutageDuringARebalanceIsWaitedOut) {
 // replica was down, before it read them: it goes on from the log start and
 // reports how many it lost (stats().removed_unread, and an error log line).
 TEST_P(Projection, EventsRemovedBeforeTheReplicaReadThemAreReported) {
-  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
-  ASSERT_TRUE(create_fold_table(store()));
   auto cfg = config(brokers_, "late", "fold");
+  EXPECT_EQ(three_events_applied(cfg).removed_unread, 0);
   int64_t last = 0;
-  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
-  {
-    auto r = fold_replica(cfg);
-    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
-    EXPECT_EQ(r->stats().removed_unread, 0);
-  }
   for (int i = 0; i < 5; ++i) last = send("fold", fold_event("k", 10));  // offsets 3..7
   ASSERT_TRUE(delete_records(brokers_, "fold", 0, 6));                   // 3, 4 and 5 are gone
   auto r = fold_replica(cfg);
@@ -696,16 +700,10 @@ TEST_P(Projection, AHandlerThatGoesOnAfterAFailedStatementIsAPoisonEventOnPostgr
 // position and reporting itself caught up. Events it applied before are
 // dropped by ce_id.
 TEST_P(Projection, AStoredOffsetPastTheEndOfTheLogRewindsToTheStart) {
-  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
-  ASSERT_TRUE(create_fold_table(store()));
   auto cfg = config(brokers_, "rewind", "fold");
-  int64_t last = 0;
-  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
-  {
-    auto r = fold_replica(cfg);
-    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
-  }
+  three_events_applied(cfg);
   ASSERT_TRUE(store().run([](Tx& tx) -> Result<void> { return save_offset(tx, "rewind", "fold", 0, 50); }));
+  int64_t last = 0;
   for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 10));
   auto r = fold_replica(cfg);
   ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
@@ -720,17 +718,11 @@ TEST_P(Projection, AStoredOffsetPastTheEndOfTheLogRewindsToTheStart) {
 // another one, so the replica reads the new log from its start instead of
 // skipping its first records.
 TEST_P(Projection, ATopicRecreatedPastTheStoredOffsetIsReadFromItsStart) {
-  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
-  ASSERT_TRUE(create_fold_table(store()));
   auto cfg = config(brokers_, "recreated", "fold");
-  int64_t last = 0;
-  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
-  {
-    auto r = fold_replica(cfg);
-    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
-  }
+  three_events_applied(cfg);
   ASSERT_TRUE(delete_topic(brokers_, "fold"));
   ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  int64_t last = 0;
   for (int i = 0; i < 5; ++i) last = send("fold", fold_event("k", 10));
   ASSERT_EQ(last, 4);
   auto r = fold_replica(cfg);

@@ -807,15 +807,12 @@ Result<void> Replica::Impl::replaced(Part& p) {
              cfg_.group_id, p.applied_next, p.topic, p.partition);
   auto list = kafka::make_list(1);
   rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = lo;
-  if (rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), list.get(), 10000)) {
-    Error err{Errc::kIoError, fmt::format("replica {}: seeking {}/{} to its start: {}", cfg_.group_id, p.topic,
-                                          p.partition, rd_kafka_error_string(e))};
-    rd_kafka_error_destroy(e);
-    return err;
-  }
-  if (list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), list.get(), 10000);
+  const rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : list->elems[0].err;
+  if (e) rd_kafka_error_destroy(e);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error{Errc::kIoError, fmt::format("replica {}: seeking {}/{} to its start: {}", cfg_.group_id, p.topic,
-                                             p.partition, kafka::describe(list->elems[0].err))};
+                                             p.partition, kafka::describe(err))};
   }
   read_again(p, lo);
   return ok();
