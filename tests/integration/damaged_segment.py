@@ -9,7 +9,7 @@ gets every record before the damaged batch, byte-identical and in order, then an
 the damaged one, and the damaged batch is never served. A read that starts after a batch damaged in
 its records goes on. A partition directory removed by hand: the partition starts empty, logged.
 An active segment cut short after a clean shutdown: what is left is served, the loss is logged as an
-error.
+error. The data dir removed while the broker runs: logged, and writes are refused.
 """
 import os
 import shutil
@@ -148,6 +148,48 @@ def run(h):
     line = b.wait_log("synced records are missing")
     h.check("shortened/0" in line and "the clean shutdown left" in line, f"logged: {line.strip()[-160:]}")
     h.check_eq(harness.watermarks(b.bootstrap, "shortened"), (0, base), "what is left before the cut is served")
+    b.stop()
+
+    # The data dir removed while the broker runs (rm -rf, a tmp cleaner): a restart would find none of
+    # what is written from then on. The next maintenance sweep notices; produce requests and topic
+    # creation are refused with KAFKA_STORAGE_ERROR, offset commits with COORDINATOR_NOT_AVAILABLE (as
+    # Kafka answers a commit its log refused), and what the open files hold is still served.
+    from confluent_kafka.admin import AdminClient, NewTopic
+    g = h.broker("removed", extra_args=["--maintenance-interval-ms", "100"])
+    g.start()
+    p = Producer({"bootstrap.servers": g.bootstrap, "acks": "all", "linger.ms": 0,
+                  "logger": harness.confluent_quiet_logger()})
+    for i in range(100):
+        p.produce("kept", value(i), partition=0)
+    h.check_eq(p.flush(30), 0, "100 records into 'kept', all acknowledged")
+    shutil.rmtree(g.data_dir)
+    line = g.wait_log("is not the directory this broker opened", timeout=10)
+    h.check("KAFKA_STORAGE_ERROR" in line, f"logged: {line.strip()[-160:]}")
+    failed = []
+    p = Producer({"bootstrap.servers": g.bootstrap, "acks": "all", "linger.ms": 0, "retries": 0,
+                  "logger": harness.confluent_quiet_logger()})
+    p.produce("kept", value(100), partition=0, on_delivery=lambda err, msg: failed.append(err))
+    p.flush(30)
+    h.check(len(failed) == 1 and failed[0] is not None and failed[0].code() == KafkaError.KAFKA_STORAGE_ERROR,
+            f"a produce after the removal is refused with KAFKA_STORAGE_ERROR (got {failed})")
+    admin = AdminClient({"bootstrap.servers": g.bootstrap})
+    created = admin.create_topics([NewTopic("new", 1, 1)])["new"]
+    try:
+        created.result(30)
+        h.check(False, "creating a topic after the removal is refused")
+    except Exception as e:  # the future raises the KafkaException of the topic's error
+        h.check(e.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR, f"topic creation refused: {e}")
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    c = Consumer({"bootstrap.servers": g.bootstrap, "group.id": "g", "logger": harness.confluent_quiet_logger()})
+    try:
+        c.commit(offsets=[TopicPartition("kept", 0, 50)], asynchronous=False)
+        h.check(False, "an offset commit after the removal is refused")
+    except KafkaException as e:
+        h.check(e.args[0].code() == KafkaError.COORDINATOR_NOT_AVAILABLE, f"offset commit refused: {e}")
+    c.close()
+    kept = harness.consume_partition(g.bootstrap, "kept")
+    h.check_eq([m.value() for m in kept], [value(i) for i in range(100)], "the 100 acknowledged records are served")
+    g.stop()
 
 
 if __name__ == "__main__":

@@ -1177,6 +1177,7 @@ void GroupCoordinator::arm_cleanup() {
 
 Result<GroupCoordinator::Appended> GroupCoordinator::append_locked(
     const std::string& group_id, const std::vector<std::pair<Bytes, std::optional<Bytes>>>& records) {
+  HERALD_TRY(topics_.writable());
   HERALD_TRY(ensure_offsets_topic_locked());
   auto part = offsets_topic_->partition(partition_for(group_id, offsets_partitions_));
   if (!part) return Error{Errc::kNotFound, fmt::format("{} partition missing", kOffsetsTopic)};

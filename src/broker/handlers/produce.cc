@@ -37,6 +37,7 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
   if (ctx.version() < 3) return fail(ErrorCode::kUnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported");
   if (!topic || !partition) return fail(ErrorCode::kUnknownTopicOrPartition);
   if (topic->internal()) return fail(ErrorCode::kInvalidTopicException, "cannot produce to an internal topic");
+  if (auto w = ctx.broker.topics().writable(); !w) return fail(ErrorCode::kKafkaStorageError, w.error().message);
   if (req.transactional_id) {
     return fail(ErrorCode::kTransactionalIdAuthorizationFailed, "transactions are not supported");
   }

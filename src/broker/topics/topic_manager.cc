@@ -1,8 +1,11 @@
 #include "broker/topics/topic_manager.h"
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include "common/clock.h"
@@ -140,7 +143,8 @@ Result<std::unique_ptr<TopicManager>> TopicManager::open(const fs::path& data_di
   std::error_code ec;
   fs::create_directories(data_dir / "topics", ec);
   if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", (data_dir / "topics").string(), ec.message())};
-  std::unique_ptr<TopicManager> mgr(new TopicManager(data_dir, std::move(defaults), flusher));
+  HERALD_ASSIGN_OR_RETURN(DirId id, dir_id(data_dir));
+  std::unique_ptr<TopicManager> mgr(new TopicManager(data_dir, id, std::move(defaults), flusher));
   for (const auto& entry : fs::directory_iterator(data_dir / "topics")) {
     if (!entry.is_directory()) continue;
     if (entry.path().filename().string().find(kDeletedMarker) != std::string::npos) {
@@ -361,6 +365,7 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
     return Error{Errc::kInvalidArgument, fmt::format("topic '{}' collides with existing topic '{}'", name, *other)};
   }
   if (validate_only) return std::make_shared<Topic>(name, TopicId{}, internal, config);
+  HERALD_TRY(writable());
 
   auto topic = std::make_shared<Topic>(name, random_topic_id(), internal, config);
   fs::path dir = topic_dir(name);
@@ -448,6 +453,7 @@ Result<void> TopicManager::add_partitions(const std::string& name, int32_t total
   }
   if (total > 100000) return Error{Errc::kInvalidArgument, fmt::format("partition count {} too large", total)};
   if (validate_only) return ok();
+  HERALD_TRY(writable());
   TopicConfig config = topic->config();
   std::vector<std::shared_ptr<Partition>> added;
   auto close_added = [&added] {
@@ -476,6 +482,7 @@ Result<void> TopicManager::add_partitions(const std::string& name, int32_t total
 
 Result<void> TopicManager::set_config(const std::string& name, const TopicConfig& config) {
   std::lock_guard admin(admin_mu_);
+  HERALD_TRY(writable());
   auto topic = find(name);
   if (!topic) return Error{Errc::kNotFound, fmt::format("unknown topic '{}'", name)};
   const auto apply = [&](const TopicConfig& c) {
@@ -516,7 +523,33 @@ Result<int64_t> TopicManager::delete_records_before(const Topic& topic, Partitio
   return p.log->delete_records_before(offset);
 }
 
+Result<TopicManager::DirId> TopicManager::dir_id(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Error{Errc::kIoError, fmt::format("{}: {}", path.string(), std::strerror(errno))};
+  }
+  return DirId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+void TopicManager::check_data_dir() {
+  if (data_dir_lost_.load(std::memory_order_relaxed)) return;
+  auto now = dir_id(data_dir_);
+  if (now && *now == data_dir_id_) return;
+  data_dir_lost_.store(true, std::memory_order_relaxed);
+  HLOG_ERROR("data dir {} is not the directory this broker opened any more ({}): a restart would not find "
+             "what is written from now on, so produce requests and topic changes are refused (KAFKA_STORAGE_ERROR), "
+             "and offset commits (COORDINATOR_NOT_AVAILABLE); stop the broker and check the data dir",
+             data_dir_.string(), now ? "another directory has its name" : now.error().message);
+}
+
+Result<void> TopicManager::writable() const {
+  if (!data_dir_lost_.load(std::memory_order_relaxed)) return ok();
+  return Error{Errc::kIoError, fmt::format("data dir {} was removed or replaced while the broker ran", data_dir_.string())};
+}
+
 void TopicManager::run_maintenance(int64_t now) {
+  check_data_dir();
+  if (data_dir_lost_.load(std::memory_order_relaxed)) return;  // every file written would be lost
   for (auto& topic : list()) {
     for (auto& p : topic->partitions()) {
       // Producer state is snapshotted whenever the log has grown, so that a restart after a crash

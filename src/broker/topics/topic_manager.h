@@ -16,6 +16,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -133,14 +134,28 @@ class TopicManager {
   // DeleteRecords: the partition's producer state is snapshotted first, so that a restart after a
   // crash still knows the producers whose batches go (a retry is answered as a duplicate).
   Result<int64_t> delete_records_before(const Topic& topic, Partition& p, int64_t offset);
-  // Retention and compaction on every partition (called periodically by the broker).
+  // Retention and compaction on every partition (called periodically by the broker). Each sweep
+  // first checks that the data dir path still names the directory opened at start.
   void run_maintenance(int64_t now_ms);
+  // kIoError once a sweep found the data dir removed or replaced (rm -rf, a tmp cleaner, a move)
+  // while the broker ran: a restart would not find anything written from then on, so appends
+  // (produce, offset commits) and topic changes are refused; reads go on.
+  Result<void> writable() const;
   // Closes every log cleanly (flush + checkpoint) and writes producer-state snapshots.
   void close();
 
  private:
-  TopicManager(std::filesystem::path data_dir, TopicConfig defaults, storage::Flusher* flusher)
-      : data_dir_(std::move(data_dir)), defaults_(std::move(defaults)), flusher_(flusher) {}
+  struct DirId {
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    bool operator==(const DirId&) const = default;
+  };
+  TopicManager(std::filesystem::path data_dir, DirId data_dir_id, TopicConfig defaults, storage::Flusher* flusher)
+      : data_dir_(std::move(data_dir)), data_dir_id_(data_dir_id), defaults_(std::move(defaults)), flusher_(flusher) {}
+  // The directory `path` names now; an error (errno's message) when there is none.
+  static Result<DirId> dir_id(const std::filesystem::path& path);
+  // Sets data_dir_lost_ (and logs why) when data_dir_ no longer names the directory opened.
+  void check_data_dir();
   Result<std::shared_ptr<Topic>> load_topic(const std::filesystem::path& dir);
   // Writes topic.json of internal topic `name` from scratch; false when it has no partition
   // directory (nothing to keep).
@@ -155,6 +170,8 @@ class TopicManager {
   std::filesystem::path topic_dir(const std::string& name) const { return data_dir_ / "topics" / name; }
 
   const std::filesystem::path data_dir_;
+  const DirId data_dir_id_;
+  std::atomic<bool> data_dir_lost_{false};
   const TopicConfig defaults_;
   storage::Flusher* const flusher_;
   mutable std::shared_mutex mu_;
