@@ -5,12 +5,16 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 #include "common/log.h"
 #include "sdk/envelope.h"
@@ -58,16 +62,57 @@ sigset_t shutdown_set() {
   sigaddset(&set, SIGHUP);
   return set;
 }
+
+// Until wait_for_shutdown_signal() takes over, a thread watches for the signals: a start-up step
+// can block for a minute (ensure_topic while no broker answers), and a signal meanwhile ends the
+// process at once. Leaked on purpose: the detached thread may use it until the process ends.
+struct StartupWatch {
+  std::mutex mu;
+  bool handed_over = false;  // GUARDED_BY(mu)
+  int pending = 0;           // a signal that came after the hand-over; GUARDED_BY(mu)
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+};
+StartupWatch* g_startup_watch = nullptr;
+
 }  // namespace
 
 void block_shutdown_signals() {
-  sigset_t set = shutdown_set();
+  const sigset_t set = shutdown_set();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  if (g_startup_watch) return;
+  g_startup_watch = new StartupWatch;
+  std::thread([w = g_startup_watch, set] {
+    while (!w->stop.load()) {
+      timespec ts{0, 100 * 1000 * 1000};
+      const int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig <= 0) continue;
+      std::lock_guard lock(w->mu);
+      if (!w->handed_over) {
+        HLOG_INFO("signal {} during start-up: exiting", sig);
+        std::_Exit(0);  // nothing served yet; the database is as after any crash: consistent
+      }
+      w->pending = sig;
+      break;
+    }
+    w->done = true;
+    w->done.notify_all();
+  }).detach();
 }
 
 int wait_for_shutdown_signal(const std::function<bool()>& healthy) {
-  sigset_t set = shutdown_set();
+  if (StartupWatch* w = std::exchange(g_startup_watch, nullptr)) {
+    {
+      std::lock_guard lock(w->mu);
+      w->handed_over = true;
+    }
+    w->stop = true;
+    w->done.wait(false);
+    std::lock_guard lock(w->mu);
+    if (w->pending) return w->pending;
+  }
+  const sigset_t set = shutdown_set();
   for (;;) {
     timespec ts{0, 500 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);

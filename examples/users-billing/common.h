@@ -56,6 +56,8 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_properties(const 
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (call it first in
 // main, so every thread started later inherits the mask) and ignores SIGPIPE.
+// Until wait_for_shutdown_signal() is called (start-up), one of them ends the
+// process at once, exit status 0.
 void block_shutdown_signals();
 // Waits for one of them; returns its number. When `healthy` is given it is
 // checked twice a second and the wait ends (returning 0) once it says false.
