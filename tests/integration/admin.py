@@ -26,7 +26,8 @@ confluent_kafka.admin.AdminClient:
   - message.timestamp.after.max.ms = 2^63-1 accepts produces (no overflow);
     a Fetch asking for 2 GiB gets at most fetch.max.bytes (55 MiB).
 Raw requests: CreateTopics v0-1, DescribeConfigs v0 and DeleteTopics v0 (older
-client libraries' admin). A damaged cluster_id file is replaced and logged.
+client libraries' admin). A damaged cluster_id file is replaced and logged. A CreateTopics
+whose files cannot be written: KAFKA_STORAGE_ERROR, logged.
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
@@ -603,6 +604,29 @@ def cluster_id_damaged(h, b):
         h.check("not a cluster id" in f.read(), "a damaged cluster_id is logged")
 
 
+def create_fails_on_disk(h, b):
+    """A CreateTopics whose file work fails (here: a leftover directory of that name holding a file
+    marked immutable, which even root cannot remove) is answered KAFKA_STORAGE_ERROR and logged."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewTopic
+    leftover = os.path.join(b.data_dir, "topics", "adm-stuck")
+    os.makedirs(leftover)
+    pinned = os.path.join(leftover, "pinned")
+    open(pinned, "w").close()
+    if harness.run_cmd(["chattr", "+i", pinned], timeout=10, check=False).returncode != 0:
+        log("skipped: chattr +i is not supported here")
+        return
+    try:
+        mark = b.log_size()
+        a = admin(b.bootstrap)
+        code = result_code(a.create_topics([NewTopic("adm-stuck", 1, 1)])["adm-stuck"])
+        h.check_eq(code, KafkaError.KAFKA_STORAGE_ERROR, "CreateTopics that cannot write its files")
+        line = b.wait_log("creating topic adm-stuck failed", timeout=5, after=mark)
+        h.check("remove leftover" in line, f"logged: {line.strip()[-120:]}")
+    finally:
+        harness.run_cmd(["chattr", "-i", pinned], timeout=10, check=False)
+
+
 def delete_racing_recreate(h, b):
     """DeleteTopics deletes the topic that existed when it arrived, never one deleted and created again
     under that name meanwhile (by another client): by id, the re-created topic is not the one named; by
@@ -667,6 +691,7 @@ def run(h):
     pipelined_requests(h, b)
     old_admin_versions(h, b)
     cluster_id_damaged(h, b)
+    create_fails_on_disk(h, b)
     delete_racing_recreate(h, b)
     b.stop()
 

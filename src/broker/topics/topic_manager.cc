@@ -369,17 +369,8 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
 
   auto topic = std::make_shared<Topic>(name, random_topic_id(), internal, config);
   fs::path dir = topic_dir(name);
-  std::error_code ec;
-  // No topic has this name, so a directory of that name is a leftover (a
-  // delete whose removal failed): a new topic must not find its records.
-  if (fs::remove_all(dir, ec); ec) {
-    return Error{Errc::kIoError, fmt::format("remove leftover {}: {}", dir.string(), ec.message())};
-  }
-  fs::create_directories(dir, ec);
-  if (ec) return Error{Errc::kIoError, fmt::format("create {}: {}", dir.string(), ec.message())};
-  HERALD_TRY(fsync_dir(dir.parent_path()));  // the new directory's entry in topics/
-  // A failure (out of descriptors, a full disk) closes what was opened, so that the removal itself
-  // has descriptors, and leaves nothing behind but a log line.
+  // A failure (out of descriptors, a full disk, permissions) closes what was opened, so that the
+  // removal itself has descriptors, and leaves nothing behind but a log line.
   auto undo = [&](Error e) {
     for (auto& p : topic->partitions_) (void)p->log->close();
     topic->partitions_.clear();
@@ -389,6 +380,15 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
               rm ? fmt::format("; removing {}: {} (removed at the next start)", dir.string(), rm.message()) : "");
     return e;
   };
+  std::error_code ec;
+  // No topic has this name, so a directory of that name is a leftover (a
+  // delete whose removal failed): a new topic must not find its records.
+  if (fs::remove_all(dir, ec); ec) {
+    return undo(Error{Errc::kIoError, fmt::format("remove leftover {}: {}", dir.string(), ec.message())});
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return undo(Error{Errc::kIoError, fmt::format("create {}: {}", dir.string(), ec.message())});
+  if (auto r = fsync_dir(dir.parent_path()); !r) return undo(r.error());  // the new directory's entry in topics/
   for (int32_t i = 0; i < partitions; ++i) {
     auto p = open_partition(dir, i, config);
     if (!p) return undo(std::move(p).error());
