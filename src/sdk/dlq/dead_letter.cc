@@ -214,6 +214,16 @@ std::string cursor_group(std::string_view dlq_topic, std::string_view group) {
   return fmt::format("herald-dlq.{}.{}", dlq_topic, group);
 }
 
+Result<bool> topic_exists(const DlqOptions& o, const std::string& topic) {
+  // A consumer's metadata request never creates the topic (a producer's may).
+  HERALD_ASSIGN_OR_RETURN(auto conf, kafka::make_conf(consumer_props(o, "herald-dlq-reader")));
+  HERALD_ASSIGN_OR_RETURN(auto consumer, kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf)));
+  auto n = kafka::partition_count(consumer.get(), topic, o.timeout);
+  if (!n && n.error().code == Errc::kNotFound) return false;
+  if (!n) return n.error();
+  return true;
+}
+
 Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only) {
   HERALD_ASSIGN_OR_RETURN(auto s, scan(o));
   HERALD_ASSIGN_OR_RETURN(auto cursors, read_cursors(o, s));

@@ -148,6 +148,9 @@ struct DlqOptions {
 // The consumer group that keeps the replay cursor of `group`'s letters in `dlq_topic`.
 std::string cursor_group(std::string_view dlq_topic, std::string_view group);
 
+// Whether `topic` exists (asked without creating it).
+Result<bool> topic_exists(const DlqOptions& o, const std::string& topic);
+
 // Dead letters in the topic, oldest first per partition. pending_only: only
 // those after the replay cursor (not yet replayed or skipped).
 Result<std::vector<DeadLetter>> list(const DlqOptions& o, bool pending_only);

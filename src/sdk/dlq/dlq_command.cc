@@ -94,11 +94,6 @@ void print_parked(std::FILE* out, const ParkedEvent& e, bool json) {
              e.error.empty() ? "" : fmt::format(" attempts={} error: {}", e.attempts, e.error));
 }
 
-int fail(std::FILE* err, const Error& e) {
-  fmt::print(err, "herald dlq: {}\n", with_client_error(e.message));
-  return 1;
-}
-
 }  // namespace
 
 int run_dlq_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
@@ -138,6 +133,11 @@ Examples:
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
   o.client.apply_logging();
+  const std::string who = "herald dlq " + app.get_subcommands().front()->get_name();
+  auto fail = [&who](std::FILE* to, const Error& e) {
+    fmt::print(to, "{}: {}\n", who, with_client_error(e.message));
+    return 1;
+  };
   for (auto* sub : {replay_cmd, skip_cmd}) {
     if (sub->parsed() && sub->count("--key")) o.has_key = true;
   }
@@ -189,6 +189,16 @@ Examples:
 
   auto d = dlq_options(o);
   if (!d) return fail(err, d.error());
+  // A misspelt name would read as "no dead letters". The dead-letter topic itself appears with the
+  // first letter, so only a missing source topic is an error.
+  for (const auto& t : {o.topic, d->dlq_topic}) {
+    if (t.empty()) continue;
+    auto exists = topic_exists(*d, t);
+    if (!exists) return fail(err, exists.error());
+    if (*exists) continue;
+    if (t == o.topic) return fail(err, Error{Errc::kNotFound, fmt::format("topic '{}' does not exist", t)});
+    fmt::print(err, "{}: topic '{}' does not exist: no letter has been written to it yet\n", who, t);
+  }
   if (list_cmd->parsed()) {
     auto letters = list(*d, !o.all);
     if (!letters) return fail(err, letters.error());
@@ -200,7 +210,7 @@ Examples:
     auto st = replay(*d);
     if (!st) return fail(err, st.error());
     fmt::print(out, "replayed {} dead letter(s) from {}\n", st->replayed, d->dlq_topic);
-    for (const auto& u : st->unreplayable) fmt::print(err, "herald dlq: not replayed, passed over: {}\n", u);
+    for (const auto& u : st->unreplayable) fmt::print(err, "{}: not replayed, passed over: {}\n", who, u);
     return st->unreplayable.empty() ? 0 : 1;
   }
   // An ordered letter heads its key's chain in the replica's database: skipping only the letter would

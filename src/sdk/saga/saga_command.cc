@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -21,11 +22,6 @@ struct Change {
   json body;        // the event payload
   int64_t time_ms;  // ce_time
 };
-
-int fail(std::FILE* err, const std::string& what) {
-  fmt::print(err, "herald saga: {}\n", with_client_error(what));
-  return 1;
-}
 
 std::string str(const json& j, const char* k) {
   auto it = j.find(k);
@@ -59,6 +55,11 @@ Examples:
 
   if (auto code = parse_command_args(app, args, out, err)) return *code;
   client.apply_logging();
+  const std::string who = "herald saga " + app.get_subcommands().front()->get_name();
+  auto fail = [&who](std::FILE* to, const std::string& what) {
+    fmt::print(to, "{}: {}\n", who, with_client_error(what));
+    return 1;
+  };
   if (!state.empty() && !parse_saga_state(state)) {
     return fail(err, fmt::format("--state: unknown state '{}' (one of running, compensating, completed, compensated, "
                                  "failed)",
@@ -111,10 +112,17 @@ Examples:
     }
     return 0;
   }
+  const auto wanted = [&](const Change& last) { return state.empty() || str(last.body, "state") == state; };
+  size_t id_width = 0, saga_width = 0;  // columns line up whatever the ids
+  for (const auto& sid : first_seen) {
+    if (!wanted(latest[sid].last)) continue;
+    id_width = std::max(id_width, sid.size());
+    saga_width = std::max(saga_width, str(latest[sid].last.body, "saga").size());
+  }
   size_t shown = 0;
   for (const auto& sid : first_seen) {
     const Change& last = latest[sid].last;
-    if (!state.empty() && str(last.body, "state") != state) continue;
+    if (!wanted(last)) continue;
     ++shown;
     // A step_completed event names the step the saga waits for next.
     const bool next = last.body.contains("next_step");
@@ -133,8 +141,8 @@ Examples:
       continue;
     }
     std::string reason = str(last.body, "reason");
-    fmt::print(out, "{}  {}  {:<12} step {} {:<16} {}{}\n", sid, str(last.body, "saga"), str(last.body, "state"),
-               step, step_name, format_rfc3339(last.time_ms),
+    fmt::print(out, "{:<{}}  {:<{}}  {:<12} step {} {:<16} {}{}\n", sid, id_width, str(last.body, "saga"), saga_width,
+               str(last.body, "state"), step, step_name, format_rfc3339(last.time_ms),
                reason.empty() ? "" : "  (" + reason + ")");
   }
   if (!as_json) fmt::print(out, "{} saga(s)\n", shown);
