@@ -316,6 +316,22 @@ TEST_P(DeadLetters, SkipPassesOverPendingLettersWithoutRepublishing) {
   EXPECT_EQ(*size, 3);
 }
 
+// A misspelt source topic is an error, not "0 dead letter(s) pending"; a dead-letter topic that no
+// letter created yet is an empty list. Neither is created by asking.
+TEST_P(DeadLetters, AMissingSourceTopicIsAnErrorAndAMissingDlqTopicIsEmpty) {
+  ASSERT_TRUE(make_topic(brokers_, "invoices", 1));
+  std::string out;
+  EXPECT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", "invoices"}, &out), 0);
+  EXPECT_NE(out.find("0 dead letter(s) pending"), std::string::npos);
+  EXPECT_EQ(run_cli({"list", "--brokers", brokers_, "--topic", "invoicse"}, &out), 1);
+  EXPECT_EQ(run_cli({"replay", "--brokers", brokers_, "--topic", "invoicse"}, &out), 1);
+  EXPECT_EQ(run_cli({"list", "--brokers", brokers_, "--dlq-topic", "invoicse.dlq"}, &out), 0);
+  dlq::DlqOptions o;
+  o.brokers = brokers_;
+  for (const char* t : {"invoicse", "invoices.dlq", "invoicse.dlq"}) EXPECT_FALSE(*dlq::topic_exists(o, t)) << t;
+  EXPECT_TRUE(*dlq::topic_exists(o, "invoices"));
+}
+
 TEST_P(DeadLetters, MalformedEnvelopeIsDeadLetteredWithoutRetries) {
   const std::string topic = "inbox";
   ASSERT_TRUE(make_topic(brokers_, topic, 1));
