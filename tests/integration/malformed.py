@@ -405,22 +405,38 @@ def out_of_descriptors(h, b):
     h.check(cpu < 0.5, f"... and the broker used {cpu:.2f} CPU-s in those 2 s (no busy retry)")
     with kwire.Conn("127.0.0.1", b.port) as c:
         h.check(len(c.api_versions()) > 10, "after the clients closed: a new connection is served")
-        # A topic whose partitions cannot all be opened: an error, a log line, and no directory left.
+        # A topic whose partitions would leave too few descriptors free (an eighth of the limit is kept
+        # for connections and file work): refused up front, nothing opened, no directory.
         create = kwire.array(["fd-short"], lambda t: kwire.string(t) + kwire.i32(100) + kwire.i16(1) + kwire.i32(0) +
                              kwire.i32(0)) + kwire.i32(30000)
         in_use = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
-        resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (in_use + 30, hard))
-        mark = b.log_size()
-        r = c.request(19, 0, create)
-        r.array(lambda r: (r.string(), r.i16()))
-        resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
-        line = b.wait_log("creating topic fd-short failed", timeout=5, after=mark)
+        resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (in_use + 100, hard))
+        try:
+            t0 = time.monotonic()
+            (name, err, msg), = c.request(19, 1, create + kwire.i8(0)).array(
+                lambda r: (r.string(), r.i16(), r.string()))
+            took = time.monotonic() - t0
+        finally:
+            resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
         left = os.path.exists(os.path.join(b.data_dir, "topics", "fd-short"))
-        h.check(not left and "removing" not in line, f"CreateTopics of 100 partitions with ~30 descriptors free: "
-                f"refused, logged ('{line.split('failed: ')[-1][:80]}'), no directory left", f"left={left}")
+        h.check(err == 37 and "ulimit" in (msg or "") and not left,
+                f"CreateTopics of 100 partitions with {in_use + 100} descriptors, {in_use} open: INVALID_PARTITIONS "
+                f"in {took * 1000:.0f} ms ('{(msg or '')[:90]}...'), no directory", f"{(err, msg, left)}")
         r = c.request(19, 0, create)
         h.check_eq(r.array(lambda r: (r.string(), r.i16())), [("fd-short", 0)],
                    "... and created once descriptors are free again")
+        grow = kwire.array(["fd-short"], lambda t: kwire.string(t) + kwire.i32(200) + kwire.i32(-1)) + \
+            kwire.i32(30000) + kwire.i8(1)  # CreatePartitions v0, validate_only: 100 more
+        in_use = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
+        resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (in_use + 100, hard))
+        try:
+            r = c.request(37, 0, grow)
+        finally:
+            resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        r.i32()  # throttle_time_ms
+        (_, err, msg), = r.array(lambda r: (r.string(), r.i16(), r.string()))
+        h.check(err == 37 and "ulimit" in (msg or ""), "CreatePartitions of 100 more, with as few descriptors: "
+                "INVALID_PARTITIONS", f"{(err, msg)}")
 
 
 def descriptor_limit(h):

@@ -50,8 +50,8 @@ protocol::CreatePartitionsResponse create_partitions(RequestContext& ctx, const 
     }
     auto r = ctx.broker.topics().add_partitions(t.name, t.count, req.validate_only);
     if (!r) {
-      out.error_code = code(r.error().code == Errc::kInvalidArgument ? ErrorCode::kInvalidPartitions
-                                                                     : to_error_code(r.error().code));
+      const bool bad_count = r.error().code == Errc::kInvalidArgument || r.error().code == Errc::kOutOfRange;
+      out.error_code = code(bad_count ? ErrorCode::kInvalidPartitions : to_error_code(r.error().code));
       out.error_message = r.error().message;
     }
   }

@@ -1,6 +1,7 @@
 #include "broker/topics/topic_manager.h"
 
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -364,6 +365,7 @@ Result<std::shared_ptr<Topic>> TopicManager::create(const std::string& name, int
   if (auto other = colliding_topic(name)) {
     return Error{Errc::kInvalidArgument, fmt::format("topic '{}' collides with existing topic '{}'", name, *other)};
   }
+  HERALD_TRY(check_descriptors(partitions));
   if (validate_only) return std::make_shared<Topic>(name, TopicId{}, internal, config);
   HERALD_TRY(writable());
 
@@ -452,6 +454,7 @@ Result<void> TopicManager::add_partitions(const std::string& name, int32_t total
                  fmt::format("topic '{}' has {} partitions; the new count {} must be larger", name, current, total)};
   }
   if (total > 100000) return Error{Errc::kInvalidArgument, fmt::format("partition count {} too large", total)};
+  HERALD_TRY(check_descriptors(total - current));
   if (validate_only) return ok();
   HERALD_TRY(writable());
   TopicConfig config = topic->config();
@@ -521,6 +524,21 @@ Result<void> TopicManager::snapshot_producers(const Topic& topic, Partition& p, 
 Result<int64_t> TopicManager::delete_records_before(const Topic& topic, Partition& p, int64_t offset) {
   HERALD_TRY(snapshot_producers(topic, p, now_ms()));
   return p.log->delete_records_before(offset);
+}
+
+Result<void> TopicManager::check_descriptors(int64_t partitions) {
+  rlimit lim{};
+  std::error_code ec;
+  int64_t open = 0;
+  for (fs::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++open;
+  if (ec || ::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return ok();  // cannot tell
+  const auto limit = static_cast<int64_t>(lim.rlim_cur);
+  const int64_t reserve = limit / 8;  // for connections, compaction, segment rolls
+  if (open + partitions + reserve <= limit) return ok();
+  return Error{Errc::kOutOfRange,
+               fmt::format("{} new partitions need {} file descriptors (one each); {} of the broker's limit of {} are "
+                           "open and {} are kept for connections and file work: raise the limit (ulimit -n)",
+                           partitions, partitions, open, limit, reserve)};
 }
 
 Result<TopicManager::DirId> TopicManager::dir_id(const fs::path& path) {

@@ -152,6 +152,10 @@ class TopicManager {
   };
   TopicManager(std::filesystem::path data_dir, DirId data_dir_id, TopicConfig defaults, storage::Flusher* flusher)
       : data_dir_(std::move(data_dir)), data_dir_id_(data_dir_id), defaults_(std::move(defaults)), flusher_(flusher) {}
+  // kOutOfRange when opening `partitions` more partitions (a descriptor each) would leave fewer
+  // than a reserve of the process's file descriptors free: refused up front, not after minutes of
+  // opening and removing them again while accept() fails.
+  static Result<void> check_descriptors(int64_t partitions);
   // The directory `path` names now; an error (errno's message) when there is none.
   static Result<DirId> dir_id(const std::filesystem::path& path);
   // Sets data_dir_lost_ (and logs why) when data_dir_ no longer names the directory opened.
