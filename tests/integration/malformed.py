@@ -32,7 +32,9 @@ Then, with raw Produce requests (hand-built record batches):
   - an acks=0 Produce that fails -> the connection is closed, with a log line.
 Finally every message the background producer got acknowledged is read back.
 Last, with 100 connections over a 64-descriptor limit the broker retries
-accept every 100 ms (a few log lines, little CPU) and serves again after.
+accept every 100 ms (a few log lines, little CPU) and serves again after; a
+CreateTopics or CreatePartitions that would leave too few descriptors free is
+refused at once (INVALID_PARTITIONS).
 """
 import os
 import socket
