@@ -140,6 +140,7 @@ def confluent_part(h, b):
         (NewTopic("adm-badthrottle", 1, 1, config={"leader.replication.throttled.replicas": "0-1"}),
          KafkaError.INVALID_CONFIG, "leader.replication.throttled.replicas=0-1"),
         (NewTopic("bad name!", 1, 1), KafkaError.TOPIC_EXCEPTION, "invalid topic name"),
+        (NewTopic("__transaction_state", 1, 1), KafkaError.INVALID_REQUEST, "Kafka's other internal topic"),
     ]
     for nt, want, what in bad:
         code = result_code(a.create_topics([nt], operation_timeout=10)[nt.topic])
@@ -184,13 +185,15 @@ def confluent_part(h, b):
     inert = {"unclean.leader.election.enable": "false", "preallocate": "true", "segment.index.bytes": "1048576",
              "flush.messages": "1", "file.delete.delay.ms": "1000", "message.downconversion.enable": "false",
              "leader.replication.throttled.replicas": "0:0,1:0", "follower.replication.throttled.replicas": "*",
-             "message.format.version": "2.8", "local.retention.ms": "-2", "remote.storage.enable": "false"}
+             "message.format.version": "2.8", "local.retention.ms": "-2", "remote.storage.enable": "false",
+             "remote.log.copy.disable": "true", "remote.log.delete.on.disable": "false",  # Kafka 3.9
+             "compression.gzip.level": "-1", "compression.lz4.level": "12", "compression.zstd.level": "-5"}  # 3.8
     fut = a.create_topics([NewTopic("adm-inert", 1, 1, config=inert)], operation_timeout=10)["adm-inert"]
-    h.check_eq(result_code(fut), 0, "create_topics with 11 Kafka configs that have no effect on one node")
+    h.check_eq(result_code(fut), 0, f"create_topics with {len(inert)} Kafka configs that have no effect on one node")
     di = describe(a, "adm-inert")
     h.check_eq({k: (di[k].value, di[k].source) for k in inert if k in di},
                {k: (v, ConfigSource.DYNAMIC_TOPIC_CONFIG.value) for k, v in inert.items()},
-               "describe_configs: those 11 values as set (DYNAMIC_TOPIC_CONFIG)")
+               f"describe_configs: those {len(inert)} values as set (DYNAMIC_TOPIC_CONFIG)")
     h.check_eq((db["segment.jitter.ms"].value, db["preallocate"].value, db["flush.messages"].value),
                ("0", "false", "9223372036854775807"), "describe_configs adm-b: Kafka's defaults for them")
     brk = describe(a, "0", ResourceType.BROKER)
@@ -358,7 +361,8 @@ def confluent_part(h, b):
 
 def kafka_python_part(h, b):
     from kafka.admin import KafkaAdminClient, NewTopic, NewPartitions, ConfigResource, ConfigResourceType
-    from kafka.errors import TopicAlreadyExistsError, InvalidPartitionsError, UnknownTopicOrPartitionError
+    from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, TopicAlreadyExistsError,
+                              UnknownTopicOrPartitionError)
     a = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=15000, api_version_auto_timeout_ms=10000)
     try:
         a.create_topics([NewTopic("kp-a", 2, 1, topic_configs={"retention.ms": "1000000",
@@ -369,6 +373,12 @@ def kafka_python_part(h, b):
             h.check(False, "kafka-python create_topics duplicate raises")
         except TopicAlreadyExistsError:
             h.check(True, "kafka-python create_topics duplicate raises TopicAlreadyExistsError")
+        try:
+            a.create_topics([NewTopic("kp-null", 1, 1, topic_configs={"retention.ms": None})])
+            h.check(False, "kafka-python create_topics with a null config value raises")
+        except InvalidConfigurationError:
+            h.check("kp-null" not in a.list_topics(), "kafka-python create_topics with a null config value raises "
+                    "InvalidConfigurationError, nothing created")
 
         def desc():
             (resp,) = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-a")])
@@ -463,6 +473,7 @@ def config_sources(h, b):
         iac([("retention.ms", 0, "1"), ("retention.ms", 0, "2")], "with retention.ms twice", 42)
         iac([("retention.ms", 0, None)], "SET with a null value", 42)
         iac([("cleanup.policy", 3, "delete")], "SUBTRACT of the only cleanup.policy", 40)
+        iac([("retention.ms", 2, "5")], "APPEND to retention.ms (not a list)", 40)
         iac([("cleanup.policy", 2, "compact")], "APPEND compact to cleanup.policy", 0)
         h.check_eq(c.describe_configs(2, "src", ["retention.ms", "cleanup.policy"])[2],
                    {"retention.ms": ("1000000", 1, [("retention.ms", "1000000", 1), ("log.retention.ms", "-1", 5)]),

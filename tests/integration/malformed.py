@@ -24,9 +24,10 @@ Then, with raw Produce requests (hand-built record batches):
     auto-creation; Produce to it -> 17 or UNKNOWN_TOPIC_OR_PARTITION (3, what
     Kafka answers for any topic it does not have);
   - an unknown partition / unknown topic -> UNKNOWN_TOPIC_OR_PARTITION (3).
-  - a good CRC over records that do not decode, and a batch claiming more
-    records than it holds -> INVALID_RECORD (87: the producer made them so,
-    a retry cannot help; CORRUPT_MESSAGE is retriable); a gzip batch that
+  - a good CRC over records that do not decode, a batch claiming more
+    records than it holds, and a message set of magic 0/1 -> INVALID_RECORD
+    (87: the producer made them so, a retry cannot help; CORRUPT_MESSAGE is
+    retriable); a gzip batch that
     inflates past the broker's 64 MiB decompression cap -> MESSAGE_TOO_LARGE
     (10);
   - an acks=0 Produce that fails -> the connection is closed, with a log line.
@@ -40,6 +41,7 @@ import os
 import socket
 import struct
 import threading
+import zlib
 import time
 
 import harness
@@ -286,6 +288,11 @@ def produce_error_cases(h, b):
         claims[57:61] = struct.pack(">i", 1000)
         err, base, msg = c.produce(TARGET, 0, with_crc(claims))
         h.check_eq(err, 87, f"batch claiming 1000 records with 3 present -> INVALID_RECORD ({msg})")
+        # A message set of the old format (magic 1: offset, size, crc, magic, attributes, timestamp, key, value).
+        body = struct.pack(">bbqii", 1, 0, 0, -1, 1) + b"v"
+        v1 = struct.pack(">qiI", 0, len(body) + 4, zlib.crc32(body)) + body
+        err, base, msg = c.produce(TARGET, 0, v1)
+        h.check_eq(err, 87, f"a magic-1 message set -> INVALID_RECORD ({msg})")
         bomb = kwire.build_batch([(b"k%d" % i, bytes(1 << 20), []) for i in range(70)], compression=1)
         err, base, msg = c.produce(TARGET, 0, bomb)
         h.check_eq(err, 10, f"a {len(bomb)}-byte gzip batch of 70 MiB -> MESSAGE_TOO_LARGE ({msg})")

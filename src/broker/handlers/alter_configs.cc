@@ -65,7 +65,7 @@ std::pair<ErrorCode, std::string> apply(BrokerImpl& b, int8_t type, const std::s
       r = cfg.set(c.name, *c.value);
     } else if (c.op == 2 || c.op == 3) {
       if (def->type != ConfigType::kList) {
-        return {ErrorCode::kInvalidRequest, fmt::format("APPEND/SUBTRACT on non-list config '{}'", c.name)};
+        return {ErrorCode::kInvalidConfig, fmt::format("APPEND/SUBTRACT on non-list config '{}'", c.name)};
       }
       auto items = split_list(cfg.get(c.name).value_or(""));
       for (const auto& v : split_list(c.value.value_or(""))) {

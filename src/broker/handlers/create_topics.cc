@@ -44,7 +44,9 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
                 fmt::format("topic '{}' collides with existing topic '{}'", t.name, *other));
       continue;
     }
-    if (t.name == group::kOffsetsTopic) {
+    // Kafka's internal topics: __transaction_state too, though Herald has no transactions, so that a
+    // topic of that name never stands where a Kafka cluster would keep its own.
+    if (t.name == group::kOffsetsTopic || t.name == "__transaction_state") {
       set_error(ErrorCode::kInvalidRequest, fmt::format("creation of internal topic {} is prohibited", t.name));
       continue;
     }
@@ -80,8 +82,14 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
       continue;
     }
     std::map<std::string, std::string> configs;
+    std::string null_config;
     for (const auto& c : t.configs) {
       if (c.value) configs[c.name] = *c.value;
+      else if (null_config.empty()) null_config = c.name;
+    }
+    if (!null_config.empty()) {
+      set_error(ErrorCode::kInvalidConfig, fmt::format("null value not supported for topic config {}", null_config));
+      continue;
     }
     auto created = b.topics().create(t.name, partitions, configs, req.validate_only);
     if (!created) {

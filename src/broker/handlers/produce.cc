@@ -48,6 +48,12 @@ Outcome produce_one(RequestContext& ctx, const protocol::ProduceRequest& req, To
     return fail(ErrorCode::kMessageTooLarge,
                 fmt::format("batch of {} bytes exceeds max.message.bytes {}", bytes.size(), cfg.max_message_bytes));
   }
+  // A message set of the old formats (magic 0 and 1 share batch v2's magic position): refused for what it
+  // is, as Kafka's validator does (INVALID_RECORD, not a retriable CORRUPT_MESSAGE).
+  if (bytes.size() > record::kMagicOffset && static_cast<int8_t>(bytes[record::kMagicOffset]) != record::kMagicV2) {
+    return fail(ErrorCode::kInvalidRecord, fmt::format("magic {}: Produce v3+ carries record batches v2 only",
+                                                       static_cast<int8_t>(bytes[record::kMagicOffset])));
+  }
   auto batches = record::split_batches(bytes);
   if (!batches) return fail(ErrorCode::kCorruptMessage, batches.error().message);
   if (batches->size() != 1) return fail(ErrorCode::kInvalidRecord, "exactly one record batch per partition is allowed");

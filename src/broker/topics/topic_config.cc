@@ -111,6 +111,16 @@ constexpr ConfigDef kDefs[] = {
      "-2"},
     {"local.retention.bytes", "log.local.retention.bytes", ConfigType::kLong, "No effect: no tiered storage", false,
      true, "-2"},
+    {"remote.log.copy.disable", "remote.log.copy.disable", ConfigType::kBoolean, "No effect: no tiered storage",
+     false, true, "false"},
+    {"remote.log.delete.on.disable", "remote.log.delete.on.disable", ConfigType::kBoolean,
+     "No effect: no tiered storage", false, true, "false"},
+    {"compression.gzip.level", "compression.gzip.level", ConfigType::kInt,
+     "No effect: batches are stored as the producer compressed them", false, true, "-1"},
+    {"compression.lz4.level", "compression.lz4.level", ConfigType::kInt,
+     "No effect: batches are stored as the producer compressed them", false, true, "9"},
+    {"compression.zstd.level", "compression.zstd.level", ConfigType::kInt,
+     "No effect: batches are stored as the producer compressed them", false, true, "3"},
 };
 
 // The value of an inert config: a boolean, a non-negative number, or replicas to throttle ("*" or
@@ -130,7 +140,12 @@ Result<void> check_inert(const ConfigDef& def, std::string_view v) {
     }
     case ConfigType::kInt:
     case ConfigType::kLong: {
-      const int64_t min = name.starts_with("local.retention.") ? -2 : 0;  // -2: as retention.*
+      // Kafka's lower bounds: -2 for local.retention.* (as retention.*), gzip's and zstd's defaults
+      // and fast levels are negative.
+      const int64_t min = name.starts_with("local.retention.")       ? -2
+                          : name == "compression.gzip.level"        ? -1
+                          : name == "compression.zstd.level"        ? -131072
+                                                                    : 0;
       HERALD_ASSIGN_OR_RETURN(int64_t x, parse_long(name, v, min, def.type == ConfigType::kInt ? kMaxInt : kMaxLong));
       (void)x;
       return ok();
