@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 namespace herald::cli {
@@ -23,6 +25,20 @@ inline CLI::Validator duration_check(double max, bool zero_ok = false) {
         double v = 0;
         if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < 0 || (v == 0 && !zero_ok) || v > max) {
           return fmt::format("'{}' is not a number in {}0, {}]", text, zero_ok ? "[" : "(", max);
+        }
+        return {};
+      },
+      "");
+}
+
+// A whole number in [min, max] (CLI11's PositiveNumber and NonNegativeNumber would name a bound of
+// 309 digits in their message).
+inline CLI::Validator integer_check(int64_t min, int64_t max = std::numeric_limits<int32_t>::max()) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        int64_t v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || v < min || v > max) {
+          return fmt::format("'{}' is not a whole number in [{}, {}]", text, min, max);
         }
         return {};
       },

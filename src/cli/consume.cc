@@ -18,10 +18,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
 
+#include "cli/checks.h"
 #include "cli/datetime.h"
 #include "cli/kafka_client.h"
 #include "cli/output.h"
@@ -422,9 +424,11 @@ void add_consume_command(CLI::App& app, std::function<int()>& action) {
                   "Where to start: earliest | latest | OFFSET | -N (the last N of each partition) | "
                   "ISO-8601 datetime (first record at or after it) | @EPOCH_MS "
                   "[earliest; with --group: the committed offset, else earliest]");
-  cmd->add_option("-p,--partition", o->partitions, "Read only this partition, repeatable [all]")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("-n,--count", o->count, "Exit after printing N records")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-p,--partition", o->partitions, "Read only this partition, repeatable or a,b,c [all]")
+      ->delimiter(',')
+      ->check(integer_check(0));
+  cmd->add_option("-n,--count", o->count, "Exit after printing N records")
+      ->check(integer_check(0, std::numeric_limits<int64_t>::max()));
   cmd->add_option("-g,--group", o->group,
                   "Consume as a member of this consumer group, committing each record's offset after printing it");
   cmd->add_flag("-F,--follow", o->follow, "Keep waiting for new records (default: exit at the end of the log)");

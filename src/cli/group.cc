@@ -765,8 +765,9 @@ void add_reset(CLI::App* group, std::function<int()>& action) {
       "reset-offsets", "Move an inactive group's committed offsets on a topic (replay or skip events)");
   cmd->add_option("group", o->group, "Group id")->required();
   cmd->add_option("-t,--topic", o->topic, "Topic whose offsets move")->required();
-  cmd->add_option("-p,--partition", o->partitions, "Only this partition, repeatable [all]")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-p,--partition", o->partitions, "Only this partition, repeatable or a,b,c [all]")
+      ->delimiter(',')
+      ->check(integer_check(0));
   auto* target = cmd->add_option_group("target", "Where to move the offsets (exactly one)");
   target->add_flag("--to-earliest", o->to_earliest, "To the log start: replay everything still stored");
   target->add_flag("--to-latest", o->to_latest, "To the log end: skip everything not yet consumed");
@@ -812,8 +813,9 @@ void add_delete_offsets(CLI::App* group, std::function<int()>& action) {
   auto* cmd = group->add_subcommand("delete-offsets", "Forget a group's committed offsets on one topic");
   cmd->add_option("group", o->group, "Group id")->required();
   cmd->add_option("-t,--topic", o->topic, "Topic")->required();
-  cmd->add_option("-p,--partition", o->partitions, "Only this partition, repeatable [all]")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-p,--partition", o->partitions, "Only this partition, repeatable or a,b,c [all]")
+      ->delimiter(',')
+      ->check(integer_check(0));
   add_client_options(cmd, *copts);
   cmd->footer(R"(
 Refused by the broker while active members of the group subscribe to the topic.

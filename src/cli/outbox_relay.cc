@@ -119,7 +119,7 @@ void add_outbox_relay_command(CLI::App& app, std::function<int()>& action) {
       ->allow_extra_args(false);
   cmd->add_option("--batch-size", f->batch_size, "Rows per publish round")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_check(1));
   cmd->add_option("--idle-wait", f->idle_wait_s,
                   "PostgreSQL: seconds between rescans when no NOTIFY arrives")
       ->capture_default_str()

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 
+#include "cli/checks.h"
 #include "cli/datetime.h"
 #include "cli/kafka_client.h"
 #include "cli/output.h"
@@ -248,7 +249,7 @@ void add_produce_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("-H,--header", o->headers, "Header KEY=VALUE on every record, repeatable")
       ->allow_extra_args(false);
   cmd->add_option("-p,--partition", o->partition, "Write to this partition [by key hash, or spread when no key]")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_check(0));
   cmd->add_option("--acks", o->acks,
                   "all: on disk before acknowledged, idempotent (no duplicates on retry); 1: leader wrote it; "
                   "0: no acknowledgement")

@@ -5,10 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
 
+#include "cli/checks.h"
 #include "cli/kafka_client.h"
 #include "cli/output.h"
 
@@ -148,10 +150,10 @@ void add_create(CLI::App* topic, std::function<int()>& action, std::shared_ptr<C
   auto* cmd = topic->add_subcommand("create", "Create a topic");
   cmd->add_option("topic", o->topic, "Topic name")->required();
   cmd->add_option("-p,--partitions", o->partitions, "Number of partitions [broker default]")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_check(1));
   cmd->add_option("--replication-factor", o->replication_factor,
                   "Replicas per partition [broker default; Herald has one]")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_check(1, std::numeric_limits<int16_t>::max()));
   cmd->add_option("-c,--config", o->configs,
                   "Topic config KEY=VALUE, repeatable (retention.ms, cleanup.policy, segment.bytes, ...)")
       ->allow_extra_args(false);
@@ -488,7 +490,7 @@ void add_add_partitions(CLI::App* topic, std::function<int()>& action, std::shar
   auto o = std::make_shared<AddPartitionsOptions>();
   auto* cmd = topic->add_subcommand("add-partitions", "Grow a topic to a larger number of partitions");
   cmd->add_option("topic", o->topic, "Topic name")->required();
-  cmd->add_option("--to", o->total, "The new total number of partitions")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--to", o->total, "The new total number of partitions")->required()->check(integer_check(1));
   add_client_options(cmd, *copts);
   cmd->footer(R"(
 Partitions can only be added. Keys hash to partitions by count, so records

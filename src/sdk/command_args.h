@@ -54,7 +54,7 @@ class ClientArgs {
   void add_to(CLI::App* cmd) {
     given_.push_back(cmd->add_option("-b,--brokers", brokers_,
                                      "Kafka bootstrap servers (or env HERALD_BROKERS) [127.0.0.1:9092]"));
-    cmd->add_option("--timeout", timeout_s_, "Seconds to wait for the broker [10]")->check(CLI::PositiveNumber);
+    cmd->add_option("--timeout", timeout_s_, "Seconds to wait for the broker [10]")->check(CLI::Range(0.001, 1e6));
     cmd->add_option("-X,--property", properties_, "Extra librdkafka setting KEY=VALUE, repeatable")
         ->allow_extra_args(false);
     cmd->add_flag("--debug", debug_, "Print librdkafka's protocol debug log to stderr");

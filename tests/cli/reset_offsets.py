@@ -113,6 +113,7 @@ def run(h):
     h.eq(dry("--shift-by", "-2"), {0: (9, 7), 1: (9, 7)}, "--shift-by -N moves back N")
     h.eq(dry("--shift-by", "-100"), {0: (9, 0), 1: (9, 0)}, "--shift-by is clamped to the log start")
     h.eq(dry("--to-earliest", "--partition", "1"), {1: (9, 0)}, "--partition limits the plan")
+    h.eq(sorted(dry("--to-earliest", "--partition", "0,1")), [0, 1], "--partition 0,1 names both")
     h.eq(dry("--to-datetime", "2030-01-01T00:00:00Z"), {0: (9, 9), 1: (9, 9)},
          "--to-datetime after every event plans the log end")
     h.fails(h.cli("group", "reset-offsets", "billing", "--topic", "users", "--dry-run"))  # no target
