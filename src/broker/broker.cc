@@ -171,9 +171,11 @@ Result<void> BrokerImpl::start() {
   }
   maintenance_thread_ = std::thread([this] { maintenance_loop(); });
   started_ = true;
-  HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, config_.listen_host, port_,
-            config_.data_dir.string(), topics_->list().size(), recovery_ms);
-  if (metrics_acceptor_) HLOG_INFO("metrics at http://{}:{}/metrics", config_.metrics_host, metrics_port_);
+  // An IPv6 address in brackets, as in --listen: "[::1]:9092", not "::1:9092".
+  auto host = [](const std::string& h) { return h.find(':') != std::string::npos ? "[" + h + "]" : h; };
+  HLOG_INFO("herald {} listening on {}:{} data dir {} ({} topics, recovery {} ms)", kVersion, host(config_.listen_host),
+            port_, config_.data_dir.string(), topics_->list().size(), recovery_ms);
+  if (metrics_acceptor_) HLOG_INFO("metrics at http://{}:{}/metrics", host(config_.metrics_host), metrics_port_);
   return ok();
 }
 

@@ -112,10 +112,18 @@ def run(h):
             not os.path.exists(os.path.join(h.workdir, "unused")), "--ephemeral with --data-dir: warned, not used",
             out)
 
-    # --listen takes a host name; listening on every address without --advertised-host is warned about.
-    for listen, needle, what in [("localhost:0", "listening on localhost:", "--listen localhost:0 (a host name)"),
-                                 ("0.0.0.0:0", "advertising 127.0.0.1 (no --advertised-host)",
-                                  "--listen 0.0.0.0:0 warns that 127.0.0.1 is advertised")]:
+    # --listen takes a host name; listening on every address without --advertised-host is warned about;
+    # an IPv6 address is logged in brackets, as given (when this machine has IPv6 loopback).
+    listens = [("localhost:0", "listening on localhost:", "--listen localhost:0 (a host name)"),
+               ("0.0.0.0:0", "advertising 127.0.0.1 (no --advertised-host)",
+                "--listen 0.0.0.0:0 warns that 127.0.0.1 is advertised")]
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+        listens.append(("[::1]:0", "listening on [::1]:", "--listen [::1]:0 is logged as [::1]:PORT"))
+    except OSError as e:
+        cli_harness.log(f"skipped the IPv6 case: {e}")
+    for listen, needle, what in listens:
         srv = subprocess.Popen([h.herald, "serve", "--ephemeral", "--listen", listen], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
