@@ -27,7 +27,8 @@ confluent_kafka.admin.AdminClient:
     a Fetch asking for 2 GiB gets at most fetch.max.bytes (55 MiB).
 Raw requests: CreateTopics v0-1, DescribeConfigs v0 and DeleteTopics v0 (older
 client libraries' admin). A damaged cluster_id file is replaced and logged. A CreateTopics
-whose files cannot be written: KAFKA_STORAGE_ERROR, logged.
+whose files cannot be written: KAFKA_STORAGE_ERROR, logged. CreateTopics and CreatePartitions
+that outlast their timeout_ms: REQUEST_TIMED_OUT, and the work goes on.
 kafka-python KafkaAdminClient: create_topics (configs; duplicate raises
 TopicAlreadyExistsError), describe_configs, alter_configs, create_partitions,
 delete_topics.
@@ -638,6 +639,35 @@ def create_fails_on_disk(h, b):
         harness.run_cmd(["chattr", "-i", pinned], timeout=10, check=False)
 
 
+def admin_timeouts(h, b):
+    """CreateTopics and CreatePartitions with a timeout_ms shorter than the work: REQUEST_TIMED_OUT at the
+    timeout, as Kafka answers, and the work goes on to its end (Metadata shows it)."""
+    import resource
+    from kwire import array, i8, i16, i32, string
+    limit, _ = resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE)
+    n = min(500, (limit - limit // 8 - len(os.listdir(f"/proc/{b.proc.pid}/fd"))) // 2 - 50)
+    if n < 100:
+        log(f"skipped: a descriptor limit of {limit} leaves too little room for {2 * n} partitions")
+        return
+    with kwire.Conn("127.0.0.1", b.port, timeout=60) as c:
+        t0 = time.monotonic()
+        r = c.request(19, 1, array(["adm-slow"], lambda t: string(t) + i32(n) + i16(1) + i32(0) + i32(0)) + i32(1) + i8(0))
+        (name, err, msg), = r.array(lambda r: (r.string(), r.i16(), r.string()))
+        took = time.monotonic() - t0
+        h.check(err == 7 and took < 5, f"CreateTopics of {n} partitions with timeout_ms 1: REQUEST_TIMED_OUT in "
+                f"{took * 1000:.0f} ms ({msg})", f"{(err, msg)}")
+        harness.wait_until(lambda: len(c.metadata(["adm-slow"])["adm-slow"][1]) == n, 60, "adm-slow fully created")
+        h.check(True, f"... and adm-slow has its {n} partitions later")
+        r = c.request(37, 0, array(["adm-slow"], lambda t: string(t) + i32(2 * n) + i32(-1)) + i32(1) + i8(0))
+        r.i32()  # throttle_time_ms
+        (_, err, msg), = r.array(lambda r: (r.string(), r.i16(), r.string()))
+        h.check_eq(err, 7, f"CreatePartitions to {2 * n} with timeout_ms 1: REQUEST_TIMED_OUT ({msg})")
+        harness.wait_until(lambda: len(c.metadata(["adm-slow"])["adm-slow"][1]) == 2 * n, 60, "adm-slow grown")
+        h.check(True, f"... and adm-slow has {2 * n} partitions later")
+        h.check_eq([e for e, _, _ in c.delete_topics_v6([("adm-slow", bytes(16))], timeout_ms=60000)], [0],
+                   "adm-slow deleted")
+
+
 def delete_racing_recreate(h, b):
     """DeleteTopics deletes the topic that existed when it arrived, never one deleted and created again
     under that name meanwhile (by another client): by id, the re-created topic is not the one named; by
@@ -703,6 +733,7 @@ def run(h):
     old_admin_versions(h, b)
     cluster_id_damaged(h, b)
     create_fails_on_disk(h, b)
+    admin_timeouts(h, b)
     delete_racing_recreate(h, b)
     b.stop()
 

@@ -1,6 +1,9 @@
 // CreateTopics: validates names, partition counts, replication factor (1 or
 // -1 on one node) and configs; validate_only checks without creating. Runs on the admin thread
-// (creating a partition fsyncs its files and directory).
+// (creating a partition fsyncs its files and directory); answered REQUEST_TIMED_OUT after timeout_ms
+// (when > 0) while the creation goes on.
+#include <chrono>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -16,9 +19,10 @@ using protocol::ErrorCode;
 
 namespace {
 
-protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol::CreateTopicsRequest& req) {
+// `b` and `version`, not the request's context: a request that timed out is answered and gone while
+// this still runs.
+protocol::CreateTopicsResponse create_topics(BrokerImpl& b, int16_t version, const protocol::CreateTopicsRequest& req) {
   protocol::CreateTopicsResponse resp;
-  auto& b = ctx.broker;
   std::map<std::string, int> seen;
   for (const auto& t : req.topics) seen[t.name]++;
   for (const auto& t : req.topics) {
@@ -107,7 +111,7 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
     out.topic_id = topic.id();
     out.num_partitions = partitions;
     out.replication_factor = 1;
-    if (ctx.version() >= 5) {
+    if (version >= 5) {
       auto& cfgs = out.configs.emplace();
       TopicConfig tc = topic.config();
       for (const auto& def : topic_config_defs()) {
@@ -127,7 +131,22 @@ protocol::CreateTopicsResponse create_topics(RequestContext& ctx, const protocol
 
 asio::awaitable<protocol::CreateTopicsResponse> CreateTopicsHandler::handle(RequestContext& ctx,
                                                                            protocol::CreateTopicsRequest req) {
-  co_return co_await on_admin_thread(ctx, [&] { return create_topics(ctx, req); });
+  if (req.timeout_ms <= 0) co_return co_await on_admin_thread(ctx, [&] { return create_topics(ctx.broker, ctx.version(), req); });
+  auto shared = std::make_shared<const protocol::CreateTopicsRequest>(std::move(req));
+  auto job = start_admin_job(ctx, [&b = ctx.broker, v = ctx.version(), shared] { return create_topics(b, v, *shared); });
+  co_await wait_admin_job(ctx, *job, std::chrono::milliseconds(shared->timeout_ms));
+  if (job->result) co_return std::move(*job->result);
+  // As Kafka: REQUEST_TIMED_OUT for each topic, whose creation goes on (Metadata shows it once done).
+  protocol::CreateTopicsResponse resp;
+  std::set<std::string> answered;
+  for (const auto& t : shared->topics) {
+    if (!answered.insert(t.name).second) continue;
+    auto& out = resp.topics.emplace_back();
+    out.name = t.name;
+    out.error_code = code(ErrorCode::kRequestTimedOut);
+    out.error_message = fmt::format("not done within timeout_ms {}; the creation goes on", shared->timeout_ms);
+  }
+  co_return resp;
 }
 
 }  // namespace herald::broker

@@ -63,4 +63,43 @@ asio::awaitable<std::invoke_result_t<F&>> on_admin_thread(RequestContext& ctx, F
   return run_on(ctx.broker.admin_executor(), ctx.executor, std::move(fn));
 }
 
+// Admin work for a request with a timeout (CreateTopics, CreatePartitions), which Kafka answers
+// REQUEST_TIMED_OUT once the timeout has passed while the work goes on to its end:
+//
+//   auto job = start_admin_job(ctx, [&b = ctx.broker, req = shared_request] { return work(b, *req); });
+//   co_await wait_admin_job(ctx, *job, timeout);
+//   if (!job->result) { /* timed out: the result, when it comes, goes nowhere */ }
+//
+// The work must own what it uses (the request may be answered and gone when it runs). The admin
+// thread shares only plain data with the request; the timer stays in the waiting coroutine, and the
+// two meet on the connection's single-threaded executor. (A plain function starts the work: a
+// closure passed by value into a coroutine is not reliably copied by GCC 12.)
+template <class R>
+struct AdminJob {
+  std::optional<R> result;
+  asio::steady_timer* waiting = nullptr;  // the request's timer while it waits
+};
+
+template <class F>
+std::shared_ptr<AdminJob<std::invoke_result_t<F&>>> start_admin_job(RequestContext& ctx, F fn) {
+  auto job = std::make_shared<AdminJob<std::invoke_result_t<F&>>>();
+  asio::post(ctx.broker.admin_executor(), [job, ex = ctx.executor, fn = std::move(fn)]() mutable {
+    asio::post(ex, [job, r = fn()]() mutable {
+      job->result = std::move(r);
+      if (job->waiting) job->waiting->cancel();
+    });
+  });
+  return job;
+}
+
+// Until `job` has its result or `timeout` has passed. `job` is the caller's, alive across the wait.
+template <class R>
+asio::awaitable<void> wait_admin_job(RequestContext& ctx, AdminJob<R>& job, std::chrono::milliseconds timeout) {
+  if (job.result) co_return;
+  asio::steady_timer timer(ctx.executor, timeout);
+  job.waiting = &timer;
+  co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  job.waiting = nullptr;
+}
+
 }  // namespace herald::broker
