@@ -72,8 +72,8 @@ asio::awaitable<std::invoke_result_t<F&>> on_admin_thread(RequestContext& ctx, F
 //
 // The work must own what it uses (the request may be answered and gone when it runs). The admin
 // thread shares only plain data with the request; the timer stays in the waiting coroutine, and the
-// two meet on the connection's single-threaded executor. (A plain function starts the work: a
-// closure passed by value into a coroutine is not reliably copied by GCC 12.)
+// two meet on the connection's single-threaded executor. (A plain function starts the work: the
+// same closure passed by value into a coroutine had its captures freed early, with GCC 12.)
 template <class R>
 struct AdminJob {
   std::optional<R> result;
