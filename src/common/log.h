@@ -11,7 +11,7 @@ namespace herald::log {
 
 // Sets the level by name ("trace", "debug", "info", "warn", "error", "off").
 void set_level(std::string_view level);
-// One of the names set_level() knows (spdlog turns any other into "off").
+// One of the names set_level() knows, in any case (spdlog turns any other into "off").
 bool valid_level(std::string_view level);
 spdlog::logger& logger();
 

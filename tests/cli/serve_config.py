@@ -60,6 +60,14 @@ def run(h):
     refused("HERALD_AUTO_CREATE_TOPICS=maybe", "not true or false", env={"HERALD_AUTO_CREATE_TOPICS": "maybe"})
     refused("--auto-create-topics maybe", "not true or false", "--auto-create-topics", "maybe")
     refused("--log-level loud", "log level 'loud'", "--log-level", "loud")
+    # Level names in any case, as booleans: WARN from the environment hides the info lines.
+    srv = subprocess.Popen([h.herald, "serve", "--ephemeral", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=dict(os.environ, HERALD_LOG_LEVEL="WARN"))
+    time.sleep(0.5)
+    srv.terminate()
+    out, _ = srv.communicate(timeout=20)
+    h.check(srv.returncode == 0 and "listening on" not in out, "HERALD_LOG_LEVEL=WARN: accepted, info lines hidden",
+            f"exit {srv.returncode}: {out}")
     refused("--threads 0", "threads", "--threads", "0")
     refused("--num-partitions 0", "num partitions", "--num-partitions", "0")
     refused("--flush-threads 0", "flush threads", "--flush-threads", "0")
