@@ -462,6 +462,36 @@ TEST_P(StoreTest, AListenerWhoseConnectionWasClosedReportsAnError) {
   EXPECT_TRUE(broken) << "the listener times out forever on a closed connection";
 }
 
+// A PostgreSQL restart, a failover or idle_session_timeout closes every pooled connection: the
+// next transactions open new ones instead of failing on the dead ones.
+TEST_P(StoreTest, PooledConnectionsTheServerClosedAreReplaced) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "SQLite has no server";
+  {
+    std::vector<std::unique_ptr<Tx>> held;  // four connections at once, then all idle in the pool
+    for (int i = 0; i < 4; ++i) held.push_back(begin());
+    for (auto& tx : held) ASSERT_TRUE(tx->commit());
+  }
+  auto other = Store::open(url_);
+  ASSERT_TRUE(other) << other.error().to_string();
+  {
+    auto tx = (*other)->begin();
+    ASSERT_TRUE(tx) << tx.error().to_string();
+    auto killed = (*tx)->query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+    ASSERT_TRUE(killed) << killed.error().to_string();
+    ASSERT_GE((*killed)->int64(0), 4);
+    ASSERT_TRUE((*tx)->commit());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server's goodbyes arrive
+  for (int i = 0; i < 10; ++i) {
+    auto tx = store_->begin();
+    ASSERT_TRUE(tx) << "transaction " << i << ": " << tx.error().to_string();
+    ASSERT_TRUE((*tx)->query_one("SELECT 1"));
+    ASSERT_TRUE((*tx)->commit());
+  }
+}
+
 // PostgreSQL's advisory locks are per database: the lease also names the schema, so services whose
 // outbox tables live in different schemas of one database each have a relay publishing.
 TEST_P(StoreTest, LeasesOfDifferentSchemasDoNotExcludeEachOther) {

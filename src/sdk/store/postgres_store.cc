@@ -168,20 +168,43 @@ class PgStore final : public Store {
 
   Dialect dialect() const override { return Dialect::kPostgres; }
 
-  Result<ConnPtr> acquire() {
+  // An idle pooled connection, or a new one (then `*fresh` is set).
+  Result<ConnPtr> acquire(bool* fresh) {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
       if (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
+        *fresh = false;
         return c;
       }
       ++open_;
     }
+    *fresh = true;
     auto c = connect(url_);
     if (!c) release(nullptr);
     return c;
+  }
+
+  // Closes the idle connections the server has closed: after a restart, a failover, an
+  // idle_session_timeout or pg_terminate_backend, every pooled connection may be dead, and each
+  // would fail its next transaction. A closed one has the server's goodbye and the end of the
+  // stream waiting to be read; an open idle one has nothing (two reads that would block).
+  void drop_dead_idle() {
+    std::vector<ConnPtr> dead;
+    {
+      std::lock_guard lock(mu_);
+      std::erase_if(idle_, [&](ConnPtr& c) {
+        bool alive = true;
+        for (int i = 0; i < 2 && alive; ++i) alive = PQconsumeInput(c.get()) == 1 && PQstatus(c.get()) == CONNECTION_OK;
+        if (alive) return false;
+        dead.push_back(std::move(c));
+        --open_;
+        return true;
+      });
+    }
+    cv_.notify_all();
   }
 
   void release(ConnPtr c) {
@@ -198,8 +221,9 @@ class PgStore final : public Store {
   }
 
   Result<std::unique_ptr<Tx>> begin(TxOptions options) override {
-    for (int attempt = 0;; ++attempt) {
-      HERALD_ASSIGN_OR_RETURN(auto conn, acquire());
+    for (;;) {
+      bool fresh = false;
+      HERALD_ASSIGN_OR_RETURN(auto conn, acquire(&fresh));
       const char* sql = options.serializable
                             ? (options.read_only ? "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"
                                                  : "BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -208,8 +232,13 @@ class PgStore final : public Store {
       if (!r) {
         bool broken = PQstatus(conn.get()) != CONNECTION_OK;
         release(nullptr);
-        // A pooled connection the server closed meanwhile: try a fresh one once.
-        if (broken && attempt == 0) continue;
+        // A pooled connection the server closed meanwhile: drop the others it closed too, and try
+        // again (each retry either takes an idle connection just found alive or opens a new one,
+        // whose failure is returned).
+        if (broken && !fresh) {
+          drop_dead_idle();
+          continue;
+        }
         return std::move(r).error();
       }
       return std::unique_ptr<Tx>(std::make_unique<PgTx>(this, std::move(conn)));
