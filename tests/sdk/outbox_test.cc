@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <thread>
@@ -693,6 +694,32 @@ TEST_P(OutboxTest, StopReturnsPromptlyWithSeveralNewTopicsAndNoBroker) {
 }
 
 // The guide's code (docs/sdk.md, examples/sdk_snippets) runs as written.
+// On PostgreSQL add() locks the aggregate until commit, to publish its events in commit order.
+// Events without an aggregate have no order: concurrent transactions adding them must not wait for
+// each other (one lock shared by all of them made a service with such events one writer at a time).
+TEST_P(OutboxTest, TransactionsAddingEventsWithoutAnAggregateDoNotWaitForEachOther) {
+  Outbox outbox({.topic = "audit", .source = "/test"});
+  auto first = store_->begin();
+  ASSERT_TRUE(first) << first.error().to_string();
+  ASSERT_TRUE(outbox.add(**first, Event::json("audit.seen", "", "", {{"n", 1}})));
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    auto r = store_->run([&](Tx& tx) -> Result<void> {
+      HERALD_TRY(outbox.add(tx, Event::json("audit.seen", "", "", {{"n", 2}})));
+      return ok();
+    });
+    EXPECT_TRUE(r) << r.error().to_string();
+    done = true;
+  });
+  if (GetParam() == "postgres") {
+    for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(done) << "the second transaction waited for the first";
+  }
+  ASSERT_TRUE((*first)->commit());  // SQLite: writers are serialized, the other one goes now
+  other.join();
+  EXPECT_EQ(*outbox_pending(*store_), 2);
+}
+
 TEST_P(OutboxTest, DocsSnippetRuns) {
   ASSERT_TRUE(snippets::envelope_example());
   auto r = snippets::outbox_example(url_, broker_->brokers());

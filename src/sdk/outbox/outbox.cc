@@ -19,10 +19,12 @@ Result<std::string> Outbox::add(Tx& tx, std::string_view topic, Event event) con
                 rec.value ? Param::blob(*rec.value) : Param(),
                 event.id,
                 now_ms()};
-  if (tx.dialect() == Dialect::kPostgres) {
+  if (tx.dialect() == Dialect::kPostgres && !event.aggregate_id.empty()) {
     // The lock is taken (FROM clause) before the row gets its id (the default
     // nextval of the INSERT's target list): see the ordering note in outbox.h.
-    // The statement trigger on herald_outbox sends the NOTIFY.
+    // Events without an aggregate have no order to keep, and take none: all of
+    // them would share one lock, one writer at a time. The statement trigger on
+    // herald_outbox sends the NOTIFY (for the plain INSERT below too).
     params.push_back(event.aggregate_id);
     HERALD_TRY(tx.exec(
         "INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, "
@@ -34,7 +36,7 @@ Result<std::string> Outbox::add(Tx& tx, std::string_view topic, Event event) con
         "INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         params));
-    HERALD_TRY(tx.notify(kOutboxChannel));
+    if (tx.dialect() == Dialect::kSqlite) HERALD_TRY(tx.notify(kOutboxChannel));
   }
   return std::move(event.id);
 }

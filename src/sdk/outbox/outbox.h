@@ -22,7 +22,8 @@
 // added events for A; adding events for several aggregates in different
 // orders in concurrent transactions can deadlock (PostgreSQL aborts one; it
 // is_retryable(), and Store::run retries it). Events with an empty aggregate id
-// have a null record key, which the producer spreads over partitions: no order.
+// have a null record key, which the producer spreads over partitions: no order,
+// and no lock (concurrent transactions adding them do not wait for each other).
 //
 // An Outbox holds only options: it is cheap, immutable and thread-safe.
 #pragma once
