@@ -391,6 +391,34 @@ TEST_P(OutboxTest, ARowTheBrokerRefusesDoesNotLetTheLaterRowsOfItsAggregateThrou
   EXPECT_GE(relay->stats().failed_deliveries, 1u);
 }
 
+// A broker refuses a whole request's batch for a partition (here: larger than the topic's
+// max.message.bytes), and every row in it gets the error. The rows of other aggregates that shared
+// the request with the guilty one are retried each in a request of their own, and flow again;
+// only the guilty aggregate stays held.
+TEST_P(OutboxTest, ARowTheBrokerRefusesHoldsBackOnlyItsOwnAggregateNotTheOthersInItsRequest) {
+  ASSERT_TRUE(testing::create_topic(broker_->brokers(), "shared", 1, {{"max.message.bytes", "3000"}}));
+  Outbox outbox({.topic = "shared", .source = "/bank"});
+  const std::vector<std::string> others = {"b", "c", "d"};
+  add_event(outbox, "a", 1);
+  for (const auto& k : others) add_event(outbox, k, 1);
+  add_event(outbox, "a", 2, 4000);  // goes in one request with b2, c2, d2
+  for (int seq = 2; seq <= 6; ++seq) {
+    for (const auto& k : others) add_event(outbox, k, seq);
+  }
+  auto opts = relay_options();
+  opts.error_backoff = 100ms;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  auto recs = read_topic(broker_->brokers(), "shared", 1 + 3 * 6, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string() << "; published " << relay->stats().published;
+  relay->stop();
+  auto last = expect_commit_order(*recs);
+  EXPECT_EQ(last["a"], 1);
+  for (const auto& k : others) EXPECT_EQ(last[k], 6) << k;
+  EXPECT_EQ(pending(), 1);  // a2
+  EXPECT_GE(relay->stats().failed_deliveries, 1u);
+}
+
 // The same refusal as the first record a fresh producer sends to the
 // partition (relay start, `--once`, a producer recreated after a fatal
 // error): the broker keeps no sequence state for that producer and would

@@ -35,6 +35,7 @@ struct Flight {
   int64_t round;  // the round that produced it
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   bool done = false;
+  bool local = false;  // refused by the producer itself: the error is this row's alone
 };
 
 bool is_fatal(rd_kafka_t* rk, std::string* reason = nullptr) {
@@ -60,6 +61,25 @@ bool is_collateral(rd_kafka_resp_err_t err, bool fatal) {
       return false;
   }
 }
+
+// Errors a broker gives a whole produce request's batch for a partition: each row in it gets
+// the error, while one of them (or their sum) may be the cause.
+bool is_batch_wide(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Rows of suspect aggregates (see Impl::suspects) sent alone per round, each waited for: the
+// rest of the round waits behind them, so only a few.
+constexpr int kMaxAlonePerRound = 32;
 
 // Held aggregates: retry backoff cap. Holds are not capped: an aggregate
 // left unheld would be read, and fail, in every round, and enough of them
@@ -158,6 +178,12 @@ struct OutboxRelay::Impl {
   // Their order keys are busy: read_batch() skips them, so nothing of an
   // aggregate in a topic is produced while an earlier row of it may still fail.
   std::map<int64_t, std::unique_ptr<Flight>> in_flight;
+  // Order keys whose row failed with an error the broker gives a whole batch (too large, ...):
+  // the row may be innocent, refused with a guilty one it shared a request with. Their next row
+  // goes in a request of its own, so an innocent aggregate is acknowledged and flows again, and a
+  // guilty one is held without taking others down with it. Dropped once a row of theirs is
+  // acknowledged (bounded like `established`).
+  std::set<std::string, std::less<>> suspects;
   int64_t round = 0;
 
   bool is_established(const OutboxRow& r, int64_t now_ns) const {
@@ -388,46 +414,61 @@ struct OutboxRelay::Impl {
   //     behind it (as Kafka does); gapless only stops the producer afterwards.
   //     This covers a fresh producer (relay start, after a fatal error) and a
   //     held aggregate (its row failed: it is no longer established).
+  //   - the rows of a suspect aggregate after its first, which goes first and alone.
   void produce(const std::vector<OutboxRow>& rows) {
     warm_up(rows);
-    rd_kafka_t* rk = producer.get();
     std::set<std::string_view> stopped;  // order keys with nothing more this round
+    int alone = 0;
+    for (const OutboxRow& r : rows) {
+      if (!suspects.count(r.order_key) || !stopped.insert(r.order_key).second) continue;
+      // Over the budget, or after a fatal error (the producer is recreated): a later round.
+      if (alone++ == kMaxAlonePerRound || is_fatal(producer.get())) continue;
+      Flight* flight = send(r);
+      const int64_t deadline = mono_ns() + kRoundWaitNs;
+      while (!flight->done && !stopping && mono_ns() < deadline) rd_kafka_poll(producer.get(), 10);
+    }
+    if (is_fatal(producer.get())) return;  // a row sent alone was refused: settle() recreates the producer
     const int64_t now = mono_ns();
     for (const OutboxRow& r : rows) {
       if (stopped.count(r.order_key)) continue;
       if (!is_established(r, now)) stopped.insert(r.order_key);
-      auto owned = std::make_unique<Flight>(Flight{r.id, r.order_key, round});
-      Flight* flight = owned.get();
-      in_flight.emplace(r.id, std::move(owned));
-      if (r.unreadable) {
-        flight->err = RD_KAFKA_RESP_ERR__BAD_MSG;
-        flight->done = true;
-        stopped.insert(r.order_key);
-        continue;
-      }
-      rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
-      // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
-      void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
-      size_t key_len = r.key ? r.key->size() : 0;
-      void* value = r.payload ? const_cast<char*>(r.payload->data()) : nullptr;
-      size_t value_len = r.payload ? r.payload->size() : 0;
-      const char* topic = r.topic.c_str();
-      rd_kafka_resp_err_t err;
-      for (;;) {
-        err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(flight), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(rk, 10);
-      }
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_headers_destroy(hdrs);
-        flight->err = err;
-        flight->done = true;
-        stopped.insert(r.order_key);
-      }
+      if (send(r)->done) stopped.insert(r.order_key);  // refused at once
     }
+  }
+
+  // Produces one row into in_flight; a row the producer refuses at once is done with its error.
+  Flight* send(const OutboxRow& r) {
+    auto owned = std::make_unique<Flight>(Flight{r.id, r.order_key, round});
+    Flight* flight = owned.get();
+    in_flight.emplace(r.id, std::move(owned));
+    if (r.unreadable) {
+      flight->err = RD_KAFKA_RESP_ERR__BAD_MSG;
+      flight->done = flight->local = true;
+      return flight;
+    }
+    rd_kafka_t* rk = producer.get();
+    rd_kafka_headers_t* hdrs = make_kafka_headers(r.headers);
+    // The RD_KAFKA_V_* macros do not parenthesize their arguments: pass plain names.
+    void* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
+    size_t key_len = r.key ? r.key->size() : 0;
+    void* value = r.payload ? const_cast<char*>(r.payload->data()) : nullptr;
+    size_t value_len = r.payload ? r.payload->size() : 0;
+    const char* topic = r.topic.c_str();
+    rd_kafka_resp_err_t err;
+    for (;;) {
+      err = rd_kafka_producev(
+          rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
+          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(flight), RD_KAFKA_V_END);
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+      rd_kafka_poll(rk, 10);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_headers_destroy(hdrs);
+      flight->err = err;
+      flight->done = flight->local = true;
+    }
+    return flight;
   }
 
   // Serves delivery reports until this round's rows are all reported or
@@ -508,9 +549,11 @@ struct OutboxRelay::Impl {
         acked.push_back(f.id);
         acked_keys.insert(f.order_key);
         established[f.order_key] = acked_ns;
+        if (auto s = suspects.find(f.order_key); s != suspects.end()) suspects.erase(s);
       } else {
         ++failed;
         if (!is_collateral(f.err, fatal)) failed_keys.insert(f.order_key);
+        if (!f.local && is_batch_wide(f.err) && suspects.size() < kMaxEstablished) suspects.insert(f.order_key);
         if (first_err == RD_KAFKA_RESP_ERR_NO_ERROR || is_collateral(first_err, fatal)) {
           first_err = f.err;
         }

@@ -44,7 +44,11 @@
 // stats(). Its aggregate is held: the relay skips the aggregate's rows
 // (in memory, per relay) and retries the first of them alone after
 // error_backoff, doubling per consecutive failure up to 30 s; an
-// acknowledged row of the aggregate ends the hold. Other aggregates flow
+// acknowledged row of the aggregate ends the hold. A broker refusal of a
+// whole batch (too large, invalid record) fails every row in the request:
+// their aggregates are suspects, whose next row is sent first and alone
+// (up to 32 per round), so an innocent one is acknowledged and flows again
+// and only the guilty one stays held. Other aggregates flow
 // meanwhile, however many aggregates are held: a round reads up to
 // batch_size rows of aggregates not held and, separately, up to batch_size
 // rows of held aggregates whose retry is due. A round in which nothing was
