@@ -733,6 +733,29 @@ TEST_P(Projection, ATopicRecreatedPastTheStoredOffsetIsReadFromItsStart) {
   EXPECT_EQ((*stored_offsets(store(), "recreated", "fold"))[0], 5);
 }
 
+// The same with the new log exactly as long as the old one (its high watermark is the stored
+// offset): the replica must not report ready before it has read the record before that offset
+// again and found another log. It did, and on_ready ran twice.
+TEST_P(Projection, ATopicRecreatedAsLongAsTheStoredOffsetIsNotReadyBeforeItsEventsAreApplied) {
+  auto cfg = config(brokers_, "recreated-same", "fold");
+  three_events_applied(cfg);
+  ASSERT_TRUE(delete_topic(brokers_, "fold"));
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  for (int i = 0; i < 3; ++i) send("fold", fold_event("k", 10));
+  ReplicaHandlers h;
+  install_fold(h);
+  auto c = Replica::create(cfg, store(), std::move(h));
+  ASSERT_TRUE(c) << c.error().to_string();
+  auto& r = **c;
+  std::atomic<int> readies{0};
+  r.on_ready([&] { ++readies; });
+  ASSERT_TRUE(r.start());
+  EXPECT_TRUE(eventually([&] { return r.ready() && r.stats().applied == 3; }, seconds(30)));
+  r.stop();
+  EXPECT_EQ(readies.load(), 1) << "ready before the new log's events were applied";
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{6, 33}));
+}
+
 // The same while the replica runs, its fetch at the old position finding the
 // new log shorter (a new topic starts empty): librdkafka goes on from the new
 // log's start, below what the replica read, and those records are applied,

@@ -605,7 +605,8 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
       // auto.offset.reset=earliest takes over.
       if (el.offset == RD_KAFKA_OFFSET_BEGINNING) el.offset = lo;
       p.target = hi;
-      p.caught_up = (p.has_row ? p.applied_next : lo) >= hi;
+      // Not while the record before the stored offset is still to be read again: the log may be another.
+      p.caught_up = p.verify_at < 0 && (p.has_row ? p.applied_next : lo) >= hi;
     }
     if (auto it = chains.find(PartKey(p.topic, p.partition)); it != chains.end()) p.parked = std::move(it->second);
     HLOG_INFO("replica {}: assigned {}/{} from {} (database), high watermark {}", cfg_.group_id, p.topic,
