@@ -4,7 +4,7 @@
 //
 //   herald_sdk_outbox_bench [--store sqlite|postgres|both] [--events N] [--live-events M]
 //                           [--writers W] [--batch B] [--brokers HOST:PORT] [--pg-url URL]
-//                           [--reps R]
+//                           [--reps R] [--notify on|off]
 //
 // Two phases per store, each repeated --reps times (a fresh database each):
 //   backlog  N events are committed first (100 per transaction, relay stopped);
@@ -13,7 +13,9 @@
 //   live     W writer threads commit M events, one event per transaction (a
 //            business row + the event), while the relay runs; time from the
 //            first commit to the last acknowledgement. Also reports the commit
-//            rate alone (when the writers finished).
+//            rate alone (when the writers finished). --notify off: the writers'
+//            commits send no NOTIFY (OutboxOptions::notify) and the relay
+//            rescans every 20 ms instead.
 // Without --pg-url a throwaway PostgreSQL cluster (fsync=on) is started with
 // tests/sdk/pg_fixture.sh and stopped at the end.
 #include <libpq-fe.h>
@@ -48,6 +50,7 @@ struct Args {
   int writers = 4;
   int batch = 1000;
   int reps = 3;
+  bool notify = true;
   std::string brokers;
   std::string pg_url;
 };
@@ -82,6 +85,7 @@ RelayOptions relay_options(const Args& a) {
   RelayOptions o;
   o.brokers = a.brokers;
   o.batch_size = a.batch;
+  if (!a.notify) o.idle_wait = 20ms;
   return o;
 }
 
@@ -112,7 +116,7 @@ double backlog(const Args& a, const std::string& url, const std::string& topic) 
 
 std::pair<double, double> live(const Args& a, const std::string& url, const std::string& topic) {
   auto store = open_store(url);
-  Outbox outbox({.topic = topic, .source = "/bench"});
+  Outbox outbox({.topic = topic, .source = "/bench", .notify = a.notify});
   auto relay = OutboxRelay::create(*store, relay_options(a));
   if (!relay) die(relay.error().to_string());
   if (auto r = (*relay)->start(); !r) die("start");
@@ -174,6 +178,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") a.reps = std::stoi(v);
     else if (k == "--brokers") a.brokers = v;
     else if (k == "--pg-url") a.pg_url = v;
+    else if (k == "--notify") a.notify = v != "off";
     else die("unknown option " + k);
   }
   std::unique_ptr<broker::Broker> broker;
@@ -199,8 +204,8 @@ int main(int argc, char** argv) {
     own_pg = true;
   }
   std::printf("# outbox relay: backlog %d events, live %d events from %d writers, batch %d, "
-              "%d reps, brokers %s\n",
-              a.events, a.live_events, a.writers, a.batch, a.reps, a.brokers.c_str());
+              "%d reps, notify %s, brokers %s\n",
+              a.events, a.live_events, a.writers, a.batch, a.reps, a.notify ? "on" : "off", a.brokers.c_str());
   int run = 0;
   auto bench = [&](const std::string& name, auto make_url) {
     std::vector<double> bl, lv, cm;

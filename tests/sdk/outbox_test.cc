@@ -748,6 +748,37 @@ TEST_P(OutboxTest, TransactionsAddingEventsWithoutAnAggregateDoNotWaitForEachOth
   EXPECT_EQ(*outbox_pending(*store_), 2);
 }
 
+// With notify off, a commit sends no NOTIFY (so commits of concurrent writers do not queue for
+// PostgreSQL's notification lock); the relay finds the rows at its rescan, every idle_wait.
+TEST_P(OutboxTest, WithNotifyOffACommitDoesNotNotifyAndTheRelayFindsItsRowsAtItsRescan) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "SQLite has no NOTIFY";
+  auto listener = store_->listen(kOutboxChannel);
+  ASSERT_TRUE(listener) << listener.error().to_string();
+  Outbox quiet({.topic = "quiet", .source = "/bank", .notify = false});
+  Outbox loud({.topic = "quiet", .source = "/bank"});
+  add_event(quiet, "a", 1);
+  add_event(quiet, "", 1);  // no aggregate: no lock either
+  auto heard = (*listener)->wait(300ms);
+  ASSERT_TRUE(heard) << heard.error().to_string();
+  EXPECT_FALSE(*heard) << "a commit with notify off notified";
+  add_event(loud, "a", 2);
+  heard = (*listener)->wait(2s);
+  ASSERT_TRUE(heard) << heard.error().to_string();
+  EXPECT_TRUE(*heard) << "a commit with notify on did not notify";
+  EXPECT_EQ(pending(), 3);
+  auto opts = relay_options();
+  opts.idle_wait = 50ms;
+  auto relay = make_relay(*store_, opts);
+  ASSERT_TRUE(relay->start());
+  auto recs = read_topic(broker_->brokers(), "quiet", 3, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  add_event(quiet, "a", 3);  // the relay is idle now, waiting on LISTEN: found by its rescan
+  recs = read_topic(broker_->brokers(), "quiet", 4, 30s);
+  ASSERT_TRUE(recs) << recs.error().to_string();
+  relay->stop();
+  EXPECT_EQ(expect_commit_order(*recs)["a"], 3);
+}
+
 TEST_P(OutboxTest, DocsSnippetRuns) {
   ASSERT_TRUE(snippets::envelope_example());
   auto r = snippets::outbox_example(url_, broker_->brokers());

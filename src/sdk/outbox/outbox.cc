@@ -19,24 +19,29 @@ Result<std::string> Outbox::add(Tx& tx, std::string_view topic, Event event) con
                 rec.value ? Param::blob(*rec.value) : Param(),
                 event.id,
                 now_ms()};
-  if (tx.dialect() == Dialect::kPostgres && !event.aggregate_id.empty()) {
-    // The lock is taken (FROM clause) before the row gets its id (the default
-    // nextval of the INSERT's target list): see the ordering note in outbox.h.
-    // Events without an aggregate have no order to keep, and take none: all of
-    // them would share one lock, one writer at a time. The statement trigger on
-    // herald_outbox sends the NOTIFY (for the plain INSERT below too).
-    params.push_back(event.aggregate_id);
+  if (tx.dialect() == Dialect::kPostgres) {
+    // The aggregate's lock is taken (FROM clause) before the row gets its id (the
+    // default nextval of the INSERT's target list): see the ordering note in
+    // outbox.h. Events without an aggregate have no order to keep and take none
+    // (all of them would share one lock, one writer at a time). The statement
+    // trigger on herald_outbox sends the NOTIFY, unless turned off here.
+    std::string from;
+    if (!event.aggregate_id.empty()) {
+      from = "pg_advisory_xact_lock(1214606445, hashtext(?::text))";
+      params.push_back(event.aggregate_id);
+    }
+    if (!options_.notify) from += std::string(from.empty() ? "" : ", ") + "set_config('herald.outbox_notify', 'off', true)";
     HERALD_TRY(tx.exec(
         "INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, "
-        "created_at) SELECT ?::text, ?::text, ?::bytea, ?::text, ?::bytea, ?::text, ?::bigint "
-        "FROM pg_advisory_xact_lock(1214606445, hashtext(?::text))",
+        "created_at) SELECT ?::text, ?::text, ?::bytea, ?::text, ?::bytea, ?::text, ?::bigint" +
+            (from.empty() ? "" : " FROM " + from),
         params));
   } else {
     HERALD_TRY(tx.exec(
         "INSERT INTO herald_outbox (aggregate_id, topic, msg_key, headers, payload, ce_id, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         params));
-    if (tx.dialect() == Dialect::kSqlite) HERALD_TRY(tx.notify(kOutboxChannel));
+    HERALD_TRY(tx.notify(kOutboxChannel));
   }
   return std::move(event.id);
 }

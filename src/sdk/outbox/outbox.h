@@ -43,6 +43,13 @@ inline constexpr std::string_view kOutboxChannel = "herald_outbox";
 struct OutboxOptions {
   std::string topic;   // topic used by add(tx, event); may be empty if every add names one
   std::string source;  // ce_source for events that leave it empty
+  // PostgreSQL: the commit NOTIFYs the relay, which publishes at once. A committing transaction
+  // that notified holds PostgreSQL's notification lock (one for the whole cluster) until its
+  // commit is durable, so such commits run one at a time: with many concurrent writers that, not
+  // the disk, limits the commit rate. Off: no NOTIFY (for the whole transaction), and the relay
+  // finds the rows at its next rescan, so set its RelayOptions::idle_wait to the delay you accept
+  // (a busy relay rescans at once). SQLite: no effect.
+  bool notify = true;
 };
 
 class Outbox {

@@ -221,6 +221,15 @@ const std::vector<Migration>& sdk_migrations() {
       // the offset was stored for).
       {"herald_offsets_last_record_v1", "ALTER TABLE herald_offsets ADD COLUMN last_record INTEGER",
        "ALTER TABLE herald_offsets ADD COLUMN IF NOT EXISTS last_record BIGINT"},
+      // A transaction that set herald.outbox_notify to off (OutboxOptions::notify) does not NOTIFY.
+      {"herald_outbox_notify_v2", "SELECT 1",
+       R"(CREATE OR REPLACE FUNCTION herald_outbox_notify() RETURNS trigger
+            LANGUAGE plpgsql AS $$ BEGIN
+              IF current_setting('herald.outbox_notify', true) IS DISTINCT FROM 'off' THEN
+                PERFORM pg_notify('herald_outbox', '');
+              END IF;
+              RETURN NULL;
+            END $$)"},
   };
   return kMigrations;
 }
