@@ -436,6 +436,16 @@ TEST_P(StoreTest, LeaseIsExclusiveUntilReleased) {
   auto d = (*other)->try_lease("relay_test");
   ASSERT_TRUE(d);
   EXPECT_NE(*d, nullptr);
+  // Handed back and forth: free as soon as the holder has released it (a relay's standby takes
+  // over at its next try, not after a backend's exit).
+  std::unique_ptr<Lease> held = std::move(*d);
+  for (int i = 0; i < 20; ++i) {
+    held.reset();
+    auto next = (i % 2 ? **other : *store_).try_lease("relay_test");
+    ASSERT_TRUE(next) << next.error().to_string();
+    ASSERT_NE(*next, nullptr) << "hand-over " << i << ": the released lease was not free";
+    held = std::move(*next);
+  }
 }
 
 // A listener whose server connection was closed while nobody waited (a PostgreSQL restart, an

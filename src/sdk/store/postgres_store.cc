@@ -149,6 +149,19 @@ class PgListener final : public Listener {
 class PgLease final : public Lease {
  public:
   explicit PgLease(ConnPtr c) : conn_(std::move(c)) {}
+  // Unlocks before closing: the server drops a closed session's locks only once its backend has
+  // exited, a moment after the close, and the next holder would not find the lease free yet. Waits
+  // at most a second for the answer (a server out of reach must not hold up a stop).
+  ~PgLease() override {
+    PGconn* c = conn_.get();
+    if (PQstatus(c) != CONNECTION_OK || !PQsendQuery(c, "SELECT pg_advisory_unlock_all()")) return;
+    const int64_t deadline = mono_ns() + 1'000'000'000;
+    while (PQconsumeInput(c) && PQisBusy(c)) {
+      pollfd pfd{PQsocket(c), POLLIN, 0};
+      const int64_t left_ms = (deadline - mono_ns()) / 1'000'000;
+      if (left_ms <= 0 || ::poll(&pfd, 1, static_cast<int>(left_ms)) <= 0) return;
+    }
+  }
   bool valid() override {
     PGconn* c = conn_.get();
     PQconsumeInput(c);
