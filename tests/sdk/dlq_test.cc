@@ -420,6 +420,40 @@ TEST_P(DeadLetters, ALetterTooLargeEvenWithoutItsValueWaitsForTheDlqToTakeIt) {
                            [&](const std::string& topic) { send(topic, poison_event("k3", 5), 0); });
 }
 
+// stop() while the letter cannot be written (the dead-letter producer's broker is out of reach):
+// the replica stops within moments, not after the producer's metadata, topic creation and
+// delivery timeouts (~50 s), and the event stays unapplied, its offset not stored.
+TEST_P(DeadLetters, StopIsPromptWhileALetterCannotBeWritten) {
+  ASSERT_TRUE(make_topic(brokers_, "stuck", 1));
+  PoisonFold handler;
+  ReplicaHandlers h;
+  handler.install(h);
+  auto cfg = test_config(brokers_, "stopper", "stuck");
+  cfg.max_retries = 0;
+  cfg.dlq_producer = {{"log_level", "0"}, {"bootstrap.servers", "127.0.0.1:1"}};
+  send("stuck", poison_event("k", 5), 0);
+  auto c = Replica::create(cfg, store(), std::move(h));
+  ASSERT_TRUE(c) << c.error().to_string();
+  auto& r = **c;
+  ASSERT_TRUE(r.start());
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::lock_guard lk(handler.mu);
+        return !handler.attempts.empty();
+      },
+      seconds(20)));
+  std::this_thread::sleep_for(milliseconds(1500));  // writing the letter
+  const auto t0 = std::chrono::steady_clock::now();
+  r.stop();
+  EXPECT_TRUE(r.join());
+  const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+  EXPECT_LT(took.count(), 5000) << "stop() waited for the dead-letter producer's timeouts";
+  EXPECT_EQ(r.stats().dead_lettered, 0);
+  auto offsets = stored_offsets(store(), "stopper", "stuck");
+  ASSERT_TRUE(offsets) << offsets.error().to_string();
+  EXPECT_FALSE(offsets->count(0)) << "the offset moved past an event that was not dead-lettered";
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, DeadLetters, ::testing::Values("sqlite", "postgres"),
                          store_param_name);
 

@@ -58,11 +58,29 @@ Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf) {
   return HandlePtr(rk);
 }
 
-Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+namespace {
+
+// How long a cancellable wait goes without looking at its flag.
+constexpr std::chrono::milliseconds kCancelSlice{100};
+
+bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
+
+Error cancelled_error(const std::string& what) { return Error{Errc::kClosed, what + ": stopping"}; }
+
+}  // namespace
+
+Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* cancel) {
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(timeout.count()));
+  const auto slice = cancel ? std::min(timeout, kCancelSlice) : timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  rd_kafka_resp_err_t err;
+  while ((err = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(slice.count()))) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+         !cancelled(cancel) && std::chrono::steady_clock::now() < deadline) {
+  }
   rd_kafka_topic_destroy(rkt);
+  if (cancelled(cancel) && err != RD_KAFKA_RESP_ERR_NO_ERROR) return cancelled_error("metadata for " + topic);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error{Errc::kIoError, fmt::format("metadata for {}: {}", topic, describe(err))};
   }
@@ -165,7 +183,7 @@ Result<std::optional<std::string>> read_value_at(const Properties& props, const 
 }
 
 Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
-                          std::chrono::milliseconds timeout) {
+                          std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) {
   char errstr[512];
   rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
   if (nt == nullptr) return Error{Errc::kInvalidArgument, fmt::format("create topic {}: {}", topic, errstr)};
@@ -173,9 +191,17 @@ Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t part
   rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), errstr, sizeof errstr);
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
+  const auto total = timeout + std::chrono::seconds(1);
+  const auto slice = cancel ? std::min(total, kCancelSlice) : total;
+  const auto deadline = std::chrono::steady_clock::now() + total;
+  rd_kafka_event_t* ev;
+  while ((ev = rd_kafka_queue_poll(q, static_cast<int>(slice.count()))) == nullptr && !cancelled(cancel) &&
+         std::chrono::steady_clock::now() < deadline) {
+  }
   Result<void> out = ok();
-  if (ev == nullptr) {
+  if (ev == nullptr && cancelled(cancel)) {
+    out = cancelled_error("create topic " + topic);
+  } else if (ev == nullptr) {
     out = Error{Errc::kIoError, fmt::format("create topic {}: timed out", topic)};
   } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     out = Error{Errc::kIoError, fmt::format("create topic {}: {}", topic, rd_kafka_event_error_string(ev))};
@@ -227,7 +253,7 @@ void SyncProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*
 
 Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
                                    std::optional<std::string_view> key, std::optional<std::string_view> value,
-                                   const Headers& headers, int64_t timestamp_ms) {
+                                   const Headers& headers, int64_t timestamp_ms, const std::atomic<bool>* cancel) {
   Delivery& d = delivery_;
   d = Delivery{.id = ++last_id_};
   rd_kafka_headers_t* hdrs = make_kafka_headers(headers);
@@ -255,7 +281,7 @@ Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
   auto deadline = std::chrono::steady_clock::now() + timeout_ + std::chrono::seconds(5);
   while (!d.done) {
     rd_kafka_poll(rk_.get(), 50);
-    if (!d.done && std::chrono::steady_clock::now() > deadline) {
+    if (!d.done && (cancelled(cancel) || std::chrono::steady_clock::now() > deadline)) {
       // Give the record up (purged, so librdkafka stops retrying it; one
       // already in flight may still have been written). Its report comes on
       // this or a later poll or flush, even from replica.cc's stop(); with
@@ -263,6 +289,7 @@ Result<int64_t> SyncProducer::send(const std::string& topic, int32_t partition,
       rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       rd_kafka_poll(rk_.get(), 0);
       d.id = 0;
+      if (cancelled(cancel)) return cancelled_error("produce to " + topic);
       return Error{Errc::kIoError, fmt::format("produce to {}: no delivery report", topic)};
     }
   }

@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -83,12 +84,14 @@ Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf);
 // "Local: Broker transport failure (_TRANSPORT)"
 std::string describe(rd_kafka_resp_err_t err);
 
-// The partition count of `topic`, or kNotFound when it does not exist.
-Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout);
+// The partition count of `topic`, or kNotFound when it does not exist. With `cancel`, the wait
+// ends (kClosed) soon after *cancel becomes true; so in ensure_topic and SyncProducer::send.
+Result<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* cancel = nullptr);
 
 // Creates `topic` with `partitions` partitions; succeeds when it already exists.
 Result<void> ensure_topic(rd_kafka_t* rk, const std::string& topic, int32_t partitions,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, const std::atomic<bool>* cancel = nullptr);
 
 // Reads every partition of `topic` from its log start offset up to the high
 // watermarks read at the start, calling fn(message) for each record (errors
@@ -118,7 +121,7 @@ class SyncProducer {
   // record is too large for the topic, kIoError for every other failure.
   Result<int64_t> send(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
                        std::optional<std::string_view> value, const Headers& headers,
-                       int64_t timestamp_ms = 0);
+                       int64_t timestamp_ms = 0, const std::atomic<bool>* cancel = nullptr);
 
   rd_kafka_t* handle() { return rk_.get(); }
 

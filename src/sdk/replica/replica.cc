@@ -1313,13 +1313,18 @@ Result<void> Replica::Impl::dead_letter(const std::string& topic, int32_t partit
   // to. A letter too large for the dead-letter topic goes without its value (replay reads it from
   // the source).
   for (int failures = 1;; ++failures) {
+    // Each wait below ends soon after stop(): the event stays unapplied, its offset not stored.
     if (!dlq_topics_ready_.count(dlq_topic)) {
-      auto n = kafka::partition_count(dlq_producer_->handle(), topic, cfg_.watermark_timeout);
-      auto r = kafka::ensure_topic(dlq_producer_->handle(), dlq_topic, n ? *n : 1, cfg_.watermark_timeout);
+      auto n = kafka::partition_count(dlq_producer_->handle(), topic, cfg_.watermark_timeout, &stop_requested_);
+      auto r = kafka::ensure_topic(dlq_producer_->handle(), dlq_topic, n ? *n : 1, cfg_.watermark_timeout,
+                                   &stop_requested_);
+      if (stop_requested_.load()) return Error{Errc::kClosed, "replica stopping"};
       if (!r) HLOG_WARN("replica {}: {} (relying on auto-creation)", cfg_.group_id, r.error().to_string());
       dlq_topics_ready_.insert(dlq_topic);
     }
-    auto at = dlq_producer_->send(dlq_topic, kafka::kAnyPartition, key, value, dlq::dead_letter_headers(headers, f));
+    auto at = dlq_producer_->send(dlq_topic, kafka::kAnyPartition, key, value, dlq::dead_letter_headers(headers, f),
+                                  0, &stop_requested_);
+    if (!at && at.error().code == Errc::kClosed) return at.error();
     if (at) {
       HLOG_WARN("replica {}: {}/{}@{} dead-lettered to {} at offset {}{}", cfg_.group_id, topic, partition, offset,
                 dlq_topic, *at, f.value_omitted >= 0 ? " without its value" : "");
