@@ -778,6 +778,31 @@ TEST_P(Projection, ATopicRecreatedWhileTheReplicaRunsIsReadFromItsStart) {
   EXPECT_EQ(r->stats().applied, 8);
 }
 
+// A handler that commits the transaction it is given would store its effects without the offset,
+// and the events would be applied again: the commit is refused with an error, and each event is
+// applied once, with its offset.
+TEST_P(Projection, AHandlerCannotCommitTheReplicasTransaction) {
+  ASSERT_TRUE(make_topic(brokers_, "fold", 1));
+  ASSERT_TRUE(create_fold_table(store()));
+  int64_t last = 0;
+  for (int i = 0; i < 3; ++i) last = send("fold", fold_event("k", 1));
+  std::atomic<int> refused{0};
+  ReplicaHandlers h;
+  h.on("fold.add", [&](const Event& ev, Tx& tx) {
+    fold_add(tx, ev.aggregate_id, nlohmann::json::parse(ev.payload).at("amount").get<int64_t>());
+    auto r = tx.commit();
+    if (!r && r.error().code == Errc::kInvalidArgument) ++refused;
+  });
+  {
+    RunningReplica r(config(brokers_, "committer", "fold"), store(), std::move(h));
+    ASSERT_TRUE(*r->wait_until("fold", 0, last, seconds(30)));
+    EXPECT_EQ(r->stats().applied, 3);
+  }
+  EXPECT_EQ(refused.load(), 3);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{3, 3}));
+  EXPECT_EQ((*stored_offsets(store(), "committer", "fold"))[0], 3);
+}
+
 // A typed payload whose conversion records the thread it ran on.
 struct TypedAmount {
   int64_t amount = 0;

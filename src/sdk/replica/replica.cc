@@ -1050,6 +1050,7 @@ Outcome Replica::Impl::apply_event(Tx& tx, const Event& ev, const std::optional<
     }
   }
   try {
+    Tx::Lend lend(tx);  // the handler cannot commit the offsets' transaction
     if (!handlers_.dispatch(ev, prepared, tx)) {
       if (cfg_.skip_unhandled) {
         fx.delta.unhandled++;

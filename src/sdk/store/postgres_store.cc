@@ -87,7 +87,7 @@ class PgTx final : public Tx {
 
   Dialect dialect() const override { return Dialect::kPostgres; }
   Result<void> notify(std::string_view channel) override;
-  Result<void> commit() override;
+  Result<void> do_commit() override;
   void rollback() override;
   bool is_open() const override { return conn_ != nullptr; }
   bool aborted() const override { return conn_ && PQtransactionStatus(conn_.get()) == PQTRANS_INERROR; }
@@ -391,7 +391,7 @@ Result<void> PgTx::notify(std::string_view channel) {
 
 void PgTx::release() { static_cast<PgStore*>(store_)->release(std::move(conn_)); }
 
-Result<void> PgTx::commit() {
+Result<void> PgTx::do_commit() {
   if (!conn_) return Error{Errc::kClosed, "postgres: transaction has ended"};
   if (PQtransactionStatus(conn_.get()) == PQTRANS_INERROR) {
     rollback();

@@ -107,7 +107,7 @@ class SqliteTx final : public Tx {
 
   Dialect dialect() const override { return Dialect::kSqlite; }
   Result<void> notify(std::string_view channel) override;
-  Result<void> commit() override;
+  Result<void> do_commit() override;
   void rollback() override;
   bool is_open() const override { return conn_ != nullptr; }
 
@@ -392,7 +392,7 @@ void SqliteTx::release(bool healthy) {
   static_cast<SqliteStore*>(store_)->release(std::move(conn_));
 }
 
-Result<void> SqliteTx::commit() {
+Result<void> SqliteTx::do_commit() {
   if (!conn_) return Error{Errc::kClosed, "sqlite: transaction has ended"};
   auto r = conn_->exec_simple("COMMIT");
   if (!r) {

@@ -37,6 +37,15 @@ Result<std::optional<Row>> Tx::query_one(std::string_view sql, const Params& par
   return std::optional<Row>{std::move(rows.front())};
 }
 
+Result<void> Tx::commit() {
+  if (lent_) {
+    return Error{Errc::kInvalidArgument,
+                 "commit: this transaction is lent (a replica's handler): the SDK commits it, with the offsets; "
+                 "throw to refuse the event"};
+  }
+  return do_commit();
+}
+
 void Tx::run_on_commit() {
   auto fns = std::move(on_commit_);
   on_commit_.clear();

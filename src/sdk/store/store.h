@@ -185,7 +185,8 @@ class Tx {
   // Commits. On error the transaction is rolled back (nothing was committed,
   // except for the one ambiguous case of a lost connection during COMMIT,
   // reported as kClosed). Either way the Tx is finished afterwards.
-  virtual Result<void> commit() = 0;
+  // kInvalidArgument, and nothing happens, while the Tx is lent (Lend).
+  Result<void> commit();
   // Rolls back; never fails in a way the caller can act on (errors are logged).
   virtual void rollback() = 0;
   virtual bool is_open() const = 0;
@@ -195,6 +196,20 @@ class Tx {
   // connection), whatever the caller made of it: running the whole
   // transaction again may succeed.
   bool failed_transiently() const { return failed_transiently_; }
+
+  // Marks `tx` lent while alive: it is handed to code that must not commit it, such as a replica's
+  // handler, whose effects commit together with the offset (a commit there would store the effects
+  // without the offset, and the events would be applied again).
+  class Lend {
+   public:
+    explicit Lend(Tx& tx) : tx_(tx) { tx_.lent_ = true; }
+    ~Lend() { tx_.lent_ = false; }
+    Lend(const Lend&) = delete;
+    Lend& operator=(const Lend&) = delete;
+
+   private:
+    Tx& tx_;
+  };
   // Whether the database aborted the transaction: every further statement
   // fails until the rollback (PostgreSQL, after any failed statement; never
   // SQLite, where a failed statement leaves the transaction usable).
@@ -207,10 +222,12 @@ class Tx {
   virtual Result<int64_t> do_exec(std::string_view sql, const Params& params) = 0;
   virtual Result<std::vector<Row>> do_query(std::string_view sql, const Params& params) = 0;
   virtual Result<void> do_exec_script(std::string_view sql) = 0;
+  virtual Result<void> do_commit() = 0;
   void run_on_commit();
   std::vector<std::function<void()>> on_commit_;
 
  private:
+  bool lent_ = false;
   template <class T>
   Result<T> noted(Result<T> r) {
     if (!r) {
