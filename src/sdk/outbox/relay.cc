@@ -77,8 +77,8 @@ bool is_batch_wide(rd_kafka_resp_err_t err) {
   }
 }
 
-// Rows of suspect aggregates (see Impl::suspects) sent alone per round, each waited for: the
-// rest of the round waits behind them, so only a few.
+// Rows of suspect aggregates (see Impl::suspects) sent alone per round, each waited for (all of
+// them within kRoundWaitNs): the rest of the round waits behind them, so only a few.
 constexpr int kMaxAlonePerRound = 32;
 
 // Held aggregates: retry backoff cap. Holds are not capped: an aggregate
@@ -419,13 +419,13 @@ struct OutboxRelay::Impl {
     warm_up(rows);
     std::set<std::string_view> stopped;  // order keys with nothing more this round
     int alone = 0;
+    const int64_t alone_deadline = mono_ns() + kRoundWaitNs;  // for all of them: a slow broker delays a round 1 s
     for (const OutboxRow& r : rows) {
       if (!suspects.count(r.order_key) || !stopped.insert(r.order_key).second) continue;
       // Over the budget, or after a fatal error (the producer is recreated): a later round.
-      if (alone++ == kMaxAlonePerRound || is_fatal(producer.get())) continue;
+      if (alone++ == kMaxAlonePerRound || mono_ns() >= alone_deadline || is_fatal(producer.get())) continue;
       Flight* flight = send(r);
-      const int64_t deadline = mono_ns() + kRoundWaitNs;
-      while (!flight->done && !stopping && mono_ns() < deadline) rd_kafka_poll(producer.get(), 10);
+      while (!flight->done && !stopping && mono_ns() < alone_deadline) rd_kafka_poll(producer.get(), 10);
     }
     if (is_fatal(producer.get())) return;  // a row sent alone was refused: settle() recreates the producer
     const int64_t now = mono_ns();
