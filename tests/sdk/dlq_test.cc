@@ -420,6 +420,23 @@ TEST_P(DeadLetters, ALetterTooLargeEvenWithoutItsValueWaitsForTheDlqToTakeIt) {
                            [&](const std::string& topic) { send(topic, poison_event("k3", 5), 0); });
 }
 
+// A service that forwards an event to another topic with all its extensions (to keep a trace
+// header, say) copies the replay markers of a replayed letter too. They name a record of the first
+// topic: on the second they mean nothing, and every group there applies the event.
+TEST_P(DeadLetters, ReplayMarkersCopiedToAnotherTopicDoNotDropTheEvent) {
+  ASSERT_TRUE(make_topic(brokers_, "forwarded", 1));
+  auto ev = Event::json("fold.add", "/forwarder", "k", {{"amount", 7}});
+  ev.extensions.push_back({"herald_replay_of", "orders/0/5"});
+  ev.extensions.push_back({"herald_replay_group", "orders-projection"});
+  int64_t last = send("forwarded", *encode(ev), 0);
+  ReplicaHandlers h;
+  install_fold(h);
+  RunningReplica r(test_config(brokers_, "downstream", "forwarded"), store(), std::move(h));
+  ASSERT_TRUE(*r->wait_until("forwarded", 0, last, seconds(30)));
+  EXPECT_EQ(r->stats().duplicates, 0);
+  EXPECT_EQ((*fold_of_db(store()))["k"], (FoldRow{1, 7}));
+}
+
 // stop() while the letter cannot be written (the dead-letter producer's broker is out of reach):
 // the replica stops within moments, not after the producer's metadata, topic creation and
 // delivery timeouts (~50 s), and the event stays unapplied, its offset not stored.

@@ -981,7 +981,10 @@ Outcome Replica::Impl::apply_record(Tx& tx, Rec& r, std::string* err, Effects& f
   }
   // A dead letter replayed for another group: this group applied the original (or dead-lettered and
   // replays it itself), whatever its ce_id and however long ago.
-  const auto replay = dlq::replay_of(r.decoded ? r.ev.extensions : message_headers(*r.msg));
+  auto replay = dlq::replay_of(r.decoded ? r.ev.extensions : message_headers(*r.msg));
+  // The markers name a record of this topic. On a record of another topic they were copied along
+  // by a service that forwarded the event with its extensions (say, for tracing): not a replay here.
+  if (replay && replay->topic != r.part->topic) replay.reset();
   if (replay && replay->group != cfg_.group_id) {
     fx.delta.duplicates++;
     return Outcome::kDuplicate;
