@@ -536,6 +536,52 @@ TEST_P(OrderedDeadLetters, ALongChainDrainsInTransactionsOfMaxBatchEvents) {
   EXPECT_EQ(parked(), (std::vector<std::pair<int64_t, S>>{{last - 1, S::kDead}, {last, S::kWaiting}}));
 }
 
+// A replayed chain that a stop (or crash) left half applied is runnable in the database: the next
+// start drains it, and reports ready (and runs on_ready) only after that, not at its assignment.
+TEST_P(OrderedDeadLetters, AStartWithARunnableChainIsReadyOnlyOnceTheChainIsApplied) {
+  ASSERT_TRUE(make_topic(brokers_, topic_, 1));
+  SeqHandler handler;
+  handler.set_poisoned({{"L", 1}});
+  int64_t head = -1, last = -1;
+  for (int n = 1; n <= 10; ++n) {
+    last = send(seq("L", n));
+    if (n == 1) head = last;
+  }
+  {
+    ReplicaHandlers h;
+    handler.install(h);
+    RunningReplica r(cfg(), *ts_.store, std::move(h));
+    ASSERT_TRUE(*r->wait_until(topic_, 0, last, seconds(30)));
+    ASSERT_EQ(parked().size(), 10u);
+  }
+  // What a replay's arrival does before the chain is applied (Replica::Impl::replay_chain). And no
+  // fingerprint of the last record (as stored before herald_offsets_last_record_v1): the partition
+  // is caught up at its assignment, without reading anything first.
+  ASSERT_TRUE(ts_.store->run([&](Tx& tx) -> Result<void> {
+    HERALD_TRY(tx.exec("UPDATE herald_offsets SET last_record = NULL"));
+    return dlq::set_parked_state(tx, group_, topic_, 0, head, dlq::ParkedState::kReplay);
+  }));
+  handler.set_poisoned({});
+  std::atomic<int> applied_calls{0};
+  handler.probe = [&](const std::string&, int) { ++applied_calls; };
+  std::atomic<int> at_ready{-1};
+  ReplicaHandlers h;
+  handler.install(h);
+  auto c = Replica::create(cfg(), *ts_.store, std::move(h));
+  ASSERT_TRUE(c) << c.error().to_string();
+  auto& r = **c;
+  r.on_ready([&] {
+    if (at_ready < 0) at_ready = applied_calls.load();
+  });
+  ASSERT_TRUE(r.start());
+  ASSERT_TRUE(eventually([&] { return r.ready(); }, seconds(30)));
+  r.stop();
+  EXPECT_TRUE(r.join());
+  EXPECT_EQ(at_ready.load(), 10) << "ready before the runnable chain was applied";
+  EXPECT_EQ(applied()["L"], std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_TRUE(parked().empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, OrderedDeadLetters, ::testing::Values("sqlite", "postgres"),
                          store_param_name);
 

@@ -348,6 +348,9 @@ class Replica::Impl {
   Clock::time_point last_prune_{};
   Clock::time_point last_scan_{};
   bool scan_now_ = false;
+  // Ordered mode, from an assignment until its first scan of parked events has drained the runnable
+  // chains (a replayed chain a stop or crash left half applied): not ready meanwhile.
+  std::atomic<bool> parked_pending_{false};
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> ready_{false};
@@ -621,8 +624,9 @@ Result<void> Replica::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
     assigned_once_ = true;
   }
   ready_.store(false);
-  update_ready();
   scan_now_ = cfg_.ordered;
+  parked_pending_ = cfg_.ordered;
+  update_ready();
   return ok();
 }
 
@@ -673,6 +677,7 @@ void Replica::Impl::update_ready() {
       if (!p.caught_up || p.fenced) all = false;
     }
   }
+  if (parked_pending_) all = false;
   if (all && !ready_.exchange(true)) {
     HLOG_INFO("replica {}: caught up, ready", cfg_.group_id);
     cv_.notify_all();
@@ -1597,6 +1602,8 @@ Result<void> Replica::Impl::periodic(Clock::time_point now) {
     if (auto r = scan_parked(); !r) {
       if (!is_transient(r.error())) return r;
       HLOG_WARN("replica {}: scanning parked events: {}; next time", cfg_.group_id, r.error().message);
+    } else if (parked_pending_.exchange(false)) {
+      update_ready();
     }
   }
   return ok();

@@ -41,8 +41,9 @@
 //
 // Readiness: after each assignment the replica reads the high watermarks of
 // its partitions; it is ready() once it has applied everything below them (or
-// reached the end of each partition) and stays ready until the next
-// assignment. on_ready runs each time it becomes ready, on the replica's
+// reached the end of each partition), and in ordered mode once it has also
+// applied the replayed chains a stop left half applied, and stays ready until
+// the next assignment. on_ready runs each time it becomes ready, on the replica's
 // thread, just after ready() turned true (and before the next event).
 //
 // Threads: run() owns the librdkafka consumer and runs every handler on the
