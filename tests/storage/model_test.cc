@@ -394,6 +394,20 @@ class ModelRun {
 
   std::filesystem::path log_dir() const { return dir_.path() / "log"; }
   int64_t active_base() { return list_segments(log_dir()).back().base; }
+
+  // A reopened log ends at `end` (what a crash kept): the model forgets every record from there on.
+  // Returns how many it forgot.
+  uint64_t truncate_to(int64_t end) {
+    const auto from = std::find_if(recs_.begin(), recs_.end(), [&](const MRec& m) { return m.offset >= end; });
+    const auto lost = static_cast<uint64_t>(recs_.end() - from);
+    recs_.erase(from, recs_.end());
+    shadow_.erase(shadow_.lower_bound(end), shadow_.end());
+    end_ = end;
+    durable_ = end_;
+    hw_seen_ = 0;
+    rp_ = active_base();
+    return lost;
+  }
   int64_t expected_hw() const { return cfg_.flush_policy == FlushPolicy::kAlways ? durable_ : end_; }
 
   // With a flusher, syncs (and seals) happen in the background: before an operation whose
@@ -651,13 +665,7 @@ class ModelRun {
       return fail("faulted-reopen", fmt::format("after the reopen log start/end are {}/{}: expected {}/[{}, {}]",
                                                 log_->log_start_offset(), got_end, start_, lo, end_));
     }
-    recs_.erase(std::find_if(recs_.begin(), recs_.end(), [&](const MRec& m) { return m.offset >= got_end; }),
-                recs_.end());
-    shadow_.erase(shadow_.lower_bound(got_end), shadow_.end());
-    end_ = got_end;
-    durable_ = end_;
-    hw_seen_ = 0;
-    rp_ = active_base();
+    truncate_to(got_end);
   }
 
   void op_flush() {
@@ -1062,13 +1070,7 @@ class ModelRun {
       return fail("faulted-compact", fmt::format("after the reopen log start/end are {}/{}: expected {}/[{}, {}]",
                                                  log_->log_start_offset(), got_end, start_, crash ? lo : end_, end_));
     }
-    recs_.erase(std::find_if(recs_.begin(), recs_.end(), [&](const MRec& m) { return m.offset >= got_end; }),
-                recs_.end());
-    shadow_.erase(shadow_.lower_bound(got_end), shadow_.end());
-    end_ = got_end;
-    durable_ = end_;
-    hw_seen_ = 0;
-    rp_ = active_base();
+    truncate_to(got_end);
     judge_compaction(before, boundary, /*files_checked=*/false, /*exact_pass=*/false);
   }
 
@@ -1116,14 +1118,7 @@ class ModelRun {
                                                                                        : fmt::format("[{}, {}]", lo, hi),
                                        durable_, end_, start_));
     }
-    const auto lost_from = std::find_if(recs_.begin(), recs_.end(), [&](const MRec& m) { return m.offset >= got_end; });
-    stats_.crash_lost_records += static_cast<uint64_t>(recs_.end() - lost_from);
-    recs_.erase(lost_from, recs_.end());
-    shadow_.erase(shadow_.lower_bound(got_end), shadow_.end());
-    end_ = got_end;
-    durable_ = end_;
-    hw_seen_ = 0;
-    rp_ = active_base();
+    stats_.crash_lost_records += truncate_to(got_end);
   }
 
   // ------------------------------------------------------------------ checks
