@@ -103,6 +103,16 @@ class PgTx final : public Tx {
   ConnPtr conn_;
 };
 
+// False once the server has closed `c` (a restart, a failover, idle_session_timeout,
+// pg_terminate_backend). Its goodbye message and the end of the stream wait to be read, which
+// takes two reads; on a connection still open both return at once.
+bool still_open(PGconn* c) {
+  for (int i = 0; i < 2; ++i) {
+    if (PQconsumeInput(c) == 0 || PQstatus(c) != CONNECTION_OK) return false;
+  }
+  return true;
+}
+
 class PgListener final : public Listener {
  public:
   explicit PgListener(ConnPtr c) : conn_(std::move(c)) {}
@@ -162,11 +172,7 @@ class PgLease final : public Lease {
       if (left_ms <= 0 || ::poll(&pfd, 1, static_cast<int>(left_ms)) <= 0) return;
     }
   }
-  bool valid() override {
-    PGconn* c = conn_.get();
-    PQconsumeInput(c);
-    return PQstatus(c) == CONNECTION_OK;
-  }
+  bool valid() override { return still_open(conn_.get()); }
 
  private:
   ConnPtr conn_;
@@ -200,18 +206,14 @@ class PgStore final : public Store {
     return c;
   }
 
-  // Closes the idle connections the server has closed: after a restart, a failover, an
-  // idle_session_timeout or pg_terminate_backend, every pooled connection may be dead, and each
-  // would fail its next transaction. A closed one has the server's goodbye and the end of the
-  // stream waiting to be read; an open idle one has nothing (two reads that would block).
+  // Closes the idle connections the server has closed: after a restart or a failover every pooled
+  // connection may be dead, and each would fail its next transaction.
   void drop_dead_idle() {
     std::vector<ConnPtr> dead;
     {
       std::lock_guard lock(mu_);
       std::erase_if(idle_, [&](ConnPtr& c) {
-        bool alive = true;
-        for (int i = 0; i < 2 && alive; ++i) alive = PQconsumeInput(c.get()) == 1 && PQstatus(c.get()) == CONNECTION_OK;
-        if (alive) return false;
+        if (still_open(c.get())) return false;
         dead.push_back(std::move(c));
         --open_;
         return true;
